@@ -1,0 +1,42 @@
+# Set-up and everyday targets. `make demo` and `make test` each install whatever is missing:
+# Debian's ngspice and libngspice0-dev (PySpice loads the unversioned libngspice.so from -dev),
+# a virtual environment in .venv, and the package with its test extras.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+NGSPICE_MODE ?= required
+
+.PHONY: demo test system venv bench lint clean
+
+demo: $(STAMP)
+	$(BIN)/cosim compare --rows 64 --cols 64 --r-row 1 --r-col 1 --r-driver 10 --r-sense 10 --seed 0
+
+test: $(STAMP)
+	$(BIN)/python -m pytest --ngspice=$(NGSPICE_MODE) $(PYTEST_ARGS)
+
+system:
+	@if ! command -v ngspice >/dev/null 2>&1 || ! ldconfig -p | grep -q 'libngspice.so '; then \
+		echo "installing ngspice and libngspice0-dev (apt)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ngspice libngspice0-dev binutils >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml | system
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip >/dev/null
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+bench: $(STAMP)
+	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+lint: $(STAMP)
+	$(BIN)/ruff check cosim tests benchmarks examples
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

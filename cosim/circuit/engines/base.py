@@ -1,0 +1,127 @@
+"""The engine protocol: ``prepare(circuit, options) → Prepared``; ``Prepared.solve(v) → ReadResult``.
+
+Engines are picked by name from :data:`ENGINES`; each solves the same :class:`Circuit`, so
+"ideal vs parasitic vs SPICE" is a one-word switch. Nothing is carried between calls except what
+a ``Prepared`` object holds for its own circuit (a factorisation, a compiled netlist).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from cosim.circuit.model import Circuit
+from cosim.errors import EngineError, SpecError
+
+EngineName = Literal["ideal", "nodal", "spice"]
+Method = Literal["auto", "direct", "pcg", "transfer"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SolverOptions:
+    """Numerics, kept apart from the physics in :class:`CrossbarSpec`.
+
+    Attributes:
+        engine: "ideal" (V·G), "nodal" (sparse modified nodal analysis) or "spice" (ngspice).
+        method: nodal solver: "direct" (sparse LU, the reference), "pcg" (structure-aware
+            iterative, crossbars only), "transfer" (precomputed effective matrix), or "auto".
+        rtol: target relative error of the output currents for iterative methods (unitless, >0).
+        maxiter: iteration cap for iterative methods (≥ 1).
+        ordering: fill-reducing ordering for the direct LU ("auto", "COLAMD", "MMD_AT_PLUS_A",
+            "MMD_ATA", "NATURAL").
+        check_topology: run the networkx topology checks before solving general circuits.
+        ngspice: how to run ngspice: "auto" (shared library, falling back to a subprocess),
+            "shared" or "subprocess".
+    """
+
+    engine: EngineName = "nodal"
+    method: Method = "auto"
+    rtol: float = 1e-10
+    maxiter: int = 500
+    ordering: str = "auto"
+    check_topology: bool = True
+    ngspice: Literal["auto", "shared", "subprocess"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise SpecError(f"solver.engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.method not in ("auto", "direct", "pcg", "transfer"):
+            raise SpecError(f"solver.method must be auto, direct, pcg or transfer, got {self.method!r}")
+        if not (self.rtol > 0 and np.isfinite(self.rtol)):
+            raise SpecError(f"solver.rtol must be > 0, got {self.rtol!r}")
+        if int(self.maxiter) < 1:
+            raise SpecError(f"solver.maxiter must be ≥ 1, got {self.maxiter!r}")
+        if self.ordering not in ("auto", "COLAMD", "MMD_AT_PLUS_A", "MMD_ATA", "NATURAL"):
+            raise SpecError(f"solver.ordering must be auto, COLAMD, MMD_AT_PLUS_A, MMD_ATA or NATURAL, got {self.ordering!r}")
+        if self.ngspice not in ("auto", "shared", "subprocess"):
+            raise SpecError(f"solver.ngspice must be auto, shared or subprocess, got {self.ngspice!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    """What every engine returns for a batch of B input vectors.
+
+    Attributes:
+        currents: (B, n_outputs) output (sense) currents, A.
+        engine: name of the engine that produced it.
+        elapsed: wall time of the solve, s (excluding ``prepare``).
+        branch_currents: (B, n_vsrc) currents of every voltage source, A, SPICE sign convention.
+        node_voltages: (B, n_nodes) node voltages, V (ground included; NaN for unused nodes), if
+            requested.
+        cell_currents: (B, N, M) device currents from row to column node, A, if requested.
+        residual: relative KCL residual of the solution (unitless; 0 for the ideal engine).
+        info: engine details (method, iterations, ordering, ...).
+    """
+
+    currents: np.ndarray
+    engine: str
+    elapsed: float
+    branch_currents: np.ndarray | None = None
+    node_voltages: np.ndarray | None = None
+    cell_currents: np.ndarray | None = None
+    residual: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Prepared(Protocol):
+    circuit: Circuit
+
+    def solve(self, inputs: np.ndarray, *, want_nodes: bool = False,
+              want_cells: bool = False) -> ReadResult: ...
+
+
+class Engine(Protocol):
+    name: str
+
+    def prepare(self, circuit: Circuit, options: SolverOptions) -> Prepared: ...
+
+
+# name → "module:attribute"; imported on first use so `spice` costs nothing until asked for.
+ENGINES: dict[str, str] = {
+    "ideal": "cosim.circuit.engines.ideal:ENGINE",
+    "nodal": "cosim.circuit.engines.nodal:ENGINE",
+    "spice": "cosim.circuit.engines.spice:ENGINE",
+}
+
+
+def get_engine(name: str) -> Engine:
+    """The engine registered under ``name``; :class:`EngineError` names the choices otherwise."""
+    if name not in ENGINES:
+        raise EngineError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+    module, attr = ENGINES[name].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def cell_currents(circuit: Circuit, node_voltages: np.ndarray) -> np.ndarray:
+    """Device currents (B, N, M) in amperes, flowing from row node to column (or mid) node."""
+    lay = circuit.layout
+    if lay is None:
+        raise EngineError("cell currents exist only for crossbar circuits")
+    n, m = lay.n_rows, lay.n_cols
+    sl = slice(lay.cell_res0, lay.cell_res0 + n * m)
+    a, b, g = circuit.res_a[sl], circuit.res_b[sl], circuit.res_g[sl]
+    v = np.nan_to_num(node_voltages)
+    return (g * (v[:, a] - v[:, b])).reshape(-1, n, m)

@@ -29,8 +29,8 @@ from cosim.circuit.engines.base import SolverOptions, get_engine
 from cosim.circuit.spec import UNSELECTED, CrossbarSpec, Unselected
 from cosim.errors import SpecError
 
-# Enumerating more paths than this is a sign the array is not "small"; refuse rather than hang.
-MAX_PATHS = 2_000_000
+# networkx enumerates ~25k paths/s here: more than this (~10 s) means the array is not "small".
+MAX_PATHS = 250_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,8 +81,6 @@ def test_bad_spec_names_field(field, kwargs):
     assert isinstance(info.value, CosimError) and isinstance(info.value, ValueError)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="spec.py formats numpy scalars with !r, so under numpy 2 "
-                   "messages read 'got np.float64(-1.0)' instead of 'got -1.0' (reported to the lead)")
 def test_messages_show_plain_numbers():
     for kwargs, plain in (({"r_row": -1.0}, "got -1.0"), ({"conductances": g_with(2, 3, -1e-6)}, "got -1e-06")):
         with pytest.raises(SpecError) as info:

@@ -9,7 +9,8 @@ Nodes, in blocks: ground ``0``; rows ``r{i}_{j}``; columns ``c{i}_{j}``; 1T1R mi
 column ports.
 
 A forward read drives the selected rows' ports with the inputs and reads the selected columns'
-port currents; the transpose read (backpropagation) drives column ports and reads row ports on
+port currents (unselected lines are biased, not sensed: their outputs read 0 A, and the bias
+sources' currents stay available as branch currents); the transpose read (backpropagation) drives column ports and reads row ports on
 the very same resistors, which is what makes the two reciprocal.
 """
 
@@ -42,6 +43,13 @@ def _bias(spec: CrossbarSpec, role: str) -> tuple[float, float]:
     if scheme == "v/2":
         return vsel / 2.0, 1.0
     return (vsel / 3.0 if role == "drive" else 2.0 * vsel / 3.0), 1.0  # v/3
+
+
+def _port_g(r: np.ndarray, factor: float) -> np.ndarray:
+    """Port conductance of unselected lines: open (0), hard short (inf) or through ``r``."""
+    if factor == 0.0 or factor == np.inf:
+        return np.full(np.shape(r), factor)
+    return _g(r)
 
 
 def build_circuit(spec: CrossbarSpec, *, transpose: bool = False) -> Circuit:
@@ -96,12 +104,8 @@ def build_circuit(spec: CrossbarSpec, *, transpose: bool = False) -> Circuit:
     row_role, col_role = ("sense", "drive") if transpose else ("drive", "sense")
     row_dc, row_fac = _bias(spec, row_role)
     col_dc, col_fac = _bias(spec, col_role)
-    g_drv = np.where(rows_on, _g(spec.r_driver), row_fac * _g(spec.r_driver))
-    g_drv = np.where(~rows_on & (row_fac == np.inf), np.inf, g_drv)
-    g_drv = np.where(~rows_on & (row_fac == 0.0), 0.0, g_drv)
-    g_sen = np.where(cols_on, _g(spec.r_sense), col_fac * _g(spec.r_sense))
-    g_sen = np.where(~cols_on & (col_fac == np.inf), np.inf, g_sen)
-    g_sen = np.where(~cols_on & (col_fac == 0.0), 0.0, g_sen)
+    g_drv = np.where(rows_on, _g(spec.r_driver), _port_g(spec.r_driver, row_fac))
+    g_sen = np.where(cols_on, _g(spec.r_sense), _port_g(spec.r_sense, col_fac))
     did = d0 + np.arange(n)
     sid = s0 + np.arange(m)
     if spec.drive in ("left", "both"):
@@ -124,11 +128,13 @@ def build_circuit(spec: CrossbarSpec, *, transpose: bool = False) -> Circuit:
     if transpose:
         dc = np.concatenate([np.where(rows_on, spec.v_sense, row_dc), np.where(cols_on, 0.0, col_dc)])
         inp = np.concatenate([np.full(n, -1), np.where(cols_on, np.arange(m), -1)])
-        out_src, n_in, n_out = np.arange(n), m, n
+        out_line, n_in, n_out = np.flatnonzero(rows_on), m, n
+        out_src = out_line
     else:
         dc = np.concatenate([np.where(rows_on, 0.0, row_dc), np.where(cols_on, spec.v_sense, col_dc)])
         inp = np.concatenate([np.where(rows_on, np.arange(n), -1), np.full(m, -1)])
-        out_src, n_in, n_out = n + np.arange(m), n, m
+        out_line, n_in, n_out = np.flatnonzero(cols_on), n, m
+        out_src = n + out_line
     scale = (inp >= 0).astype(float)
 
     if spec.unselected == "floating" and not (rows_on.all() and cols_on.all()) or (one_t and not rows_on.all()):
@@ -147,7 +153,7 @@ def build_circuit(spec: CrossbarSpec, *, transpose: bool = False) -> Circuit:
         res_a=res_a, res_b=res_b, res_g=res_g, res_names=GridNames(res_blocks),
         vsrc_p=vsrc_p, vsrc_n=vsrc_n, vsrc_dc=dc, vsrc_input=inp, vsrc_scale=scale,
         vsrc_names=GridNames([("vd", (n,)), ("vs", (m,))]),
-        n_inputs=n_in, out_src=out_src, out_index=np.arange(n_out), n_outputs=n_out,
+        n_inputs=n_in, out_src=out_src, out_index=out_line, n_outputs=n_out,
         title=f"{n}x{m} {spec.cell} crossbar, {kind} read", layout=layout,
         key=f"{spec.key()}-{kind}",
     )

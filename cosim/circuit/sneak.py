@@ -185,10 +185,7 @@ def _sensed(spec: CrossbarSpec, i: int, j: int, v_read: float, unselected: str,
     rspec = spec.replace(selected_rows=rows, selected_cols=cols, unselected=unselected, v_select=v_select)
     inputs = np.zeros(n)
     inputs[i] = spec.v_sense + v_read
-    # build_circuit multiplies 0 × inf for floating lines behind 0 Ω periphery and discards the
-    # NaN it makes (a RuntimeWarning reported to the lead); silence only that, only in the build.
-    with np.errstate(invalid="ignore"):
-        circuit = build_circuit(rspec)
+    circuit = build_circuit(rspec)
     res = get_engine("nodal").prepare(circuit, options).solve(inputs, want_cells=True)
     return float(res.cell_currents[0, i, j]), float(res.currents[0, j])
 

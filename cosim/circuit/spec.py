@@ -63,9 +63,9 @@ def _line_array(name: str, value, n: int) -> np.ndarray:
 
 def _check_finite_nonneg(name: str, arr: np.ndarray, unit: str) -> None:
     if not np.all(np.isfinite(arr)):
-        raise SpecError(f"spec.{name} must be finite, got {arr[~np.isfinite(arr)].flat[0]!r}")
+        raise SpecError(f"spec.{name} must be finite, got {float(arr[~np.isfinite(arr)].flat[0])!r}")
     if np.any(arr < 0):
-        raise SpecError(f"spec.{name} must be ≥ 0 {unit}, got {arr[arr < 0].flat[0]!r}")
+        raise SpecError(f"spec.{name} must be ≥ 0 {unit}, got {float(arr[arr < 0].flat[0])!r}")
 
 
 def _mask(name: str, value, n: int) -> np.ndarray:
@@ -138,7 +138,7 @@ class CrossbarSpec:
             raise SpecError(f"spec.conductances[{i},{j}] is infinite; conductances must be finite S ≥ 0")
         if (g < 0).any():
             i, j = np.argwhere(g < 0)[0]
-            raise SpecError(f"spec.conductances[{i},{j}] must be ≥ 0 S, got {g[i, j]!r}")
+            raise SpecError(f"spec.conductances[{i},{j}] must be ≥ 0 S, got {float(g[i, j])!r}")
         n, m = g.shape
         set_ = object.__setattr__
         set_(self, "conductances", g.copy())

@@ -8,6 +8,9 @@ Public names:
 - :class:`SolverOptions`, :class:`ReadResult`, :func:`get_engine`, :data:`ENGINES`
   (engines/base.py): the engine protocol; engines ``ideal``, ``nodal``, ``spice``.
 - :func:`assemble_nodal` (mna.py): the reduced nodal system.
+- :func:`cosim.circuit.topology.check_topology`: floating nodes, source loops (networkx;
+  imported on use).
+- :func:`cosim.circuit.sneak.sneak_report`: sneak paths and read margin of a selected cell.
 
 This package imports nothing from :mod:`cosim.devices`.
 """

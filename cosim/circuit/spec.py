@@ -76,6 +76,9 @@ def _mask(name: str, value, n: int) -> np.ndarray:
         if arr.shape != (n,):
             raise SpecError(f"spec.{name} must be a boolean mask of {n} entries, got shape {arr.shape}")
         return arr.copy()
+    if arr.size and not (np.issubdtype(arr.dtype, np.integer)
+                         or (np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)))):
+        raise SpecError(f"spec.{name} must be a boolean mask or integer indices, got {arr.ravel()[:3]!r}")
     idx = arr.astype(int).ravel()
     if np.any((idx < 0) | (idx >= n)):
         raise SpecError(f"spec.{name} indices must lie in 0..{n - 1}")

@@ -1,0 +1,88 @@
+"""Optimizers that turn gradients into programming pulses for differential pairs.
+
+Every optimizer is a class with a frozen config dataclass and per-layer state, and one call:
+``step(layer_id, grad, g_plus_est, g_minus_est, curve, rng, *, scale, lr=None) -> (n_plus, n_minus)``
+(signed int64 pulse counts, n > 0 SET, n < 0 RESET). The caller applies them open-loop and
+tracks the estimates (:func:`advance_estimate`); equations in each class's docstring.
+
+- :mod:`.base`: pair policies (:func:`split_pair_update`), :func:`plan_pulses`,
+  :func:`round_pulses`, :class:`PulseOptimizer`, :class:`LayerState`, the float reference
+  :class:`FloatSGD`.
+- :mod:`.baselines`: :class:`SGDPulse` ("sgd-pulse"), :class:`Manhattan` ("manhattan"),
+  :class:`MixedPrecision` ("mixed-precision").
+- :mod:`.ssm`: :class:`SSM` ("ssm") with its four switchable parts.
+- :mod:`.reinit`: :func:`plan_reinit` ("reference" | "adopt" | "none"), :func:`refresh_plan`,
+  :func:`weights_to_pair`, :func:`reference_conductance`, :class:`ReinitPlan`.
+
+:data:`OPTIMIZERS` maps names to classes; :func:`make_optimizer` builds one from keyword options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any
+
+from cosim.errors import SpecError
+from cosim.train.optimizers.base import (
+    PAIR_POLICIES,
+    FloatSGD,
+    FloatSGDConfig,
+    LayerState,
+    PulseOptimizer,
+    advance_estimate,
+    plan_pulses,
+    round_pulses,
+    split_pair_update,
+)
+from cosim.train.optimizers.baselines import (
+    Manhattan,
+    ManhattanConfig,
+    MixedPrecision,
+    MixedPrecisionConfig,
+    SGDPulse,
+    SGDPulseConfig,
+)
+from cosim.train.optimizers.reinit import (
+    REINIT_MODES,
+    ReinitPlan,
+    plan_reinit,
+    reference_conductance,
+    refresh_plan,
+    saturated,
+    weights_to_pair,
+)
+from cosim.train.optimizers.ssm import SSM, SSMConfig
+
+OPTIMIZERS: dict[str, type[PulseOptimizer]] = {
+    "sgd-pulse": SGDPulse,
+    "manhattan": Manhattan,
+    "mixed-precision": MixedPrecision,
+    "ssm": SSM,
+}
+
+
+def _suggest(word: str, options) -> str:
+    near = difflib.get_close_matches(str(word), list(options), n=1)
+    return f"; did you mean {near[0]!r}?" if near else ""
+
+
+def make_optimizer(name: str, **options: Any) -> PulseOptimizer:
+    """The optimizer registered as ``name``, configured by ``options`` (its config's fields)."""
+    if name not in OPTIMIZERS:
+        raise SpecError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}{_suggest(name, OPTIMIZERS)}")
+    cls = OPTIMIZERS[name]
+    fields = [f.name for f in dataclasses.fields(cls.config_cls)]
+    for key in options:
+        if key not in fields:
+            raise SpecError(f"optimizer {name!r} has no option {key!r}{_suggest(key, fields)} "
+                            f"(options: {', '.join(fields)})")
+    return cls(cls.config_cls(**options))
+
+
+__all__ = [
+    "OPTIMIZERS", "PAIR_POLICIES", "REINIT_MODES", "SSM", "FloatSGD", "FloatSGDConfig", "LayerState", "Manhattan",
+    "ManhattanConfig", "MixedPrecision", "MixedPrecisionConfig", "PulseOptimizer", "ReinitPlan", "SGDPulse",
+    "SGDPulseConfig", "SSMConfig", "advance_estimate", "make_optimizer", "plan_pulses", "plan_reinit",
+    "reference_conductance", "refresh_plan", "round_pulses", "saturated", "split_pair_update", "weights_to_pair",
+]

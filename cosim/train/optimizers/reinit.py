@@ -1,0 +1,180 @@
+"""Re-initialisation and refresh of differential pairs: pure functions that return plans.
+
+The training loop applies a plan through the device layer: targets with write-verify
+(``DevicePopulation.set_conductance``), otherwise the open-loop pulse phases in order
+(``apply_pulses``), and then hands the plan's estimates to the optimizer as its ĝ.
+
+Modes of :func:`plan_reinit` (SSM part 3; baselines use "none"):
+
+- ``"reference"``: every pair goes to a common reference state g_ref plus the software initial
+  weight (:func:`weights_to_pair`). With write-verify the result no longer depends on where each
+  device started. Open-loop, both devices are first RESET far past the full window so each sits
+  at its floor, then SET up by the nominal pulse count; only the spread of the floor and of the
+  pulse response remains. g_ref is g_min for "set-only" (all headroom upwards) and the window's
+  middle for "split"/"plus-only" (headroom both ways).
+- ``"adopt"``: read the as-made pairs once and take w₀ = scale·(g⁺ − g⁻) as the initial weights;
+  nothing is programmed, and the spread becomes the random initialisation. Needs the reads.
+- ``"none"``: program the software initial weights open-loop from an assumed as-made state
+  ``g_assumed`` (default g_ref); the estimates are what that assumption predicts, so the real
+  device-to-device spread is silently carried into training (the baseline failure case).
+
+Refresh (:func:`refresh_plan`): pairs whose devices have drifted past ``threshold`` of the window
+are read, and their weight is re-programmed around g_ref by the same rule ("set-only" pairs only
+ever rise, so this is what keeps them trainable). Refresh reads the array: the loop counts it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from cosim.errors import InputError, SpecError
+from cosim.train.curves import PulseCurve
+from cosim.train.optimizers.base import PAIR_POLICIES, PairPolicy, round_pulses
+
+log = logging.getLogger(__name__)
+
+ReinitMode = Literal["reference", "adopt", "none"]
+REINIT_MODES = ("reference", "adopt", "none")
+SATURATE_MARGIN = 1.25  # extra RESET pulses (×full sweep) so a device with a wider window also hits its floor
+
+
+@dataclass(frozen=True, slots=True)
+class ReinitPlan:
+    """How to bring a layer's pairs to their starting point.
+
+    Attributes:
+        mode: the re-initialisation mode.
+        target_plus, target_minus: conductances to program with write-verify, S; None when the
+            plan is open-loop (or programs nothing).
+        pulses: open-loop phases ((n⁺, n⁻), …) of signed int64 counts, applied in order.
+        estimate_plus, estimate_minus: the conductances the optimizer should assume after, S.
+        weights: the initial weights those estimates represent, scale·(ĝ⁺ − ĝ⁻).
+        mask: pairs the plan touches (all True for re-initialisation; the saturated ones for a
+            refresh).
+    """
+
+    mode: str
+    target_plus: np.ndarray | None
+    target_minus: np.ndarray | None
+    pulses: tuple[tuple[np.ndarray, np.ndarray], ...]
+    estimate_plus: np.ndarray
+    estimate_minus: np.ndarray
+    weights: np.ndarray
+    mask: np.ndarray
+
+
+def _check_policy(policy: str) -> None:
+    if policy not in PAIR_POLICIES:
+        raise SpecError(f"optimizer.policy must be one of {', '.join(PAIR_POLICIES)}, got {policy!r}")
+
+
+def reference_conductance(curve: PulseCurve, policy: PairPolicy) -> float:
+    """g_ref, S: g_min for "set-only", the window's middle otherwise."""
+    _check_policy(policy)
+    return float(curve.g_min) if policy == "set-only" else 0.5 * (curve.g_min + curve.g_max)
+
+
+def weights_to_pair(w: np.ndarray, curve: PulseCurve, policy: PairPolicy, scale: float,
+                    g_ref: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Target (g⁺, g⁻) in S representing ``w`` around g_ref, clipped to the window.
+
+    "set-only": g⁺ = g_ref + max(w, 0)/scale, g⁻ = g_ref + max(−w, 0)/scale;
+    "split": g± = g_ref ± w/(2·scale); "plus-only": g⁺ = g_ref + w/scale, g⁻ = g_ref.
+    """
+    g_ref = reference_conductance(curve, policy) if g_ref is None else g_ref
+    dg = np.asarray(w, dtype=float) / scale
+    if policy == "set-only":
+        gp, gm = g_ref + np.maximum(dg, 0.0), g_ref + np.maximum(-dg, 0.0)
+    elif policy == "split":
+        gp, gm = g_ref + 0.5 * dg, g_ref - 0.5 * dg
+    else:
+        gp, gm = g_ref + dg, np.full_like(dg, g_ref)
+    clipped = int(np.count_nonzero((gp < curve.g_min) | (gp > curve.g_max) | (gm < curve.g_min) | (gm > curve.g_max)))
+    if clipped:
+        log.warning("%d of %d weights exceed the conductance window and were clipped", clipped, dg.size)
+    return np.clip(gp, curve.g_min, curve.g_max), np.clip(gm, curve.g_min, curve.g_max)
+
+
+def pulse_plan(g_from: np.ndarray, g_to: np.ndarray, curve: PulseCurve) -> np.ndarray:
+    """Signed int64 pulses that take ``g_from`` nearest to ``g_to`` on the nominal curve."""
+    return round_pulses(np.asarray(curve.pulses_for(g_from, np.asarray(g_to) - g_from), dtype=float), "nearest", None)
+
+
+def _full_reset(curve: PulseCurve) -> int:
+    window = curve.g_max - curve.g_min
+    return int(np.ceil(SATURATE_MARGIN * abs(float(np.asarray(curve.pulses_for(np.asarray(curve.g_max),
+                                                                                np.asarray(-window)))))))
+
+
+def _program(mask, tp, tm, g_start_p, g_start_m, curve, write_verify, saturate):
+    """Targets or pulse phases that bring the masked pairs to (tp, tm); estimates after."""
+    if write_verify:
+        return (tp, tm), (), (tp, tm)
+    phases = []
+    if saturate:
+        n_reset = -_full_reset(curve) * mask.astype(np.int64)
+        phases.append((n_reset, n_reset.copy()))
+        g_start_p = np.where(mask, curve.g_min, g_start_p)
+        g_start_m = np.where(mask, curve.g_min, g_start_m)
+    n_p = pulse_plan(g_start_p, tp, curve) * mask
+    n_m = pulse_plan(g_start_m, tm, curve) * mask
+    phases.append((n_p, n_m))
+    est = (np.clip(g_start_p + curve.delta_g(g_start_p, n_p), curve.g_min, curve.g_max),
+           np.clip(g_start_m + curve.delta_g(g_start_m, n_m), curve.g_min, curve.g_max))
+    return (None, None), tuple(phases), est
+
+
+def plan_reinit(mode: ReinitMode, w_init: np.ndarray, curve: PulseCurve, *, policy: PairPolicy, scale: float,
+                g_plus_read: np.ndarray | None = None, g_minus_read: np.ndarray | None = None,
+                g_assumed: float | np.ndarray | None = None, write_verify: bool = True) -> ReinitPlan:
+    """The starting plan for one layer (modes in the module docstring); ``w_init`` (rows, cols)."""
+    if mode not in REINIT_MODES:
+        raise SpecError(f"optimizer.reinit_mode must be one of {', '.join(REINIT_MODES)}, got {mode!r}")
+    _check_policy(policy)
+    w_init = np.asarray(w_init, dtype=float)
+    mask = np.ones(w_init.shape, dtype=bool)
+    if mode == "adopt":
+        if g_plus_read is None or g_minus_read is None:
+            raise SpecError("reinit mode 'adopt' needs the read conductances g_plus_read and g_minus_read")
+        gp, gm = np.asarray(g_plus_read, dtype=float), np.asarray(g_minus_read, dtype=float)
+        if gp.shape != w_init.shape or gm.shape != w_init.shape:
+            raise InputError(f"read conductances {gp.shape}/{gm.shape} must match the layer {w_init.shape}")
+        return ReinitPlan(mode, None, None, (), gp.copy(), gm.copy(), scale * (gp - gm), mask)
+    tp, tm = weights_to_pair(w_init, curve, policy, scale)
+    if mode == "reference":
+        targets, phases, est = _program(mask, tp, tm, tp, tm, curve, write_verify, saturate=True)
+    else:
+        g0 = reference_conductance(curve, policy) if g_assumed is None else g_assumed
+        g0 = np.broadcast_to(np.asarray(g0, dtype=float), w_init.shape)
+        targets, phases, est = _program(mask, tp, tm, g0, g0, curve, write_verify=False, saturate=False)
+    return ReinitPlan(mode, targets[0], targets[1], phases, est[0], est[1], scale * (est[0] - est[1]), mask)
+
+
+def saturated(g_plus: np.ndarray, g_minus: np.ndarray, curve: PulseCurve, policy: PairPolicy,
+              threshold: float) -> np.ndarray:
+    """Pairs with a device past ``threshold`` (0..1] of the window: above g_min + threshold·window
+    for "set-only", farther than threshold·window/2 from the middle otherwise."""
+    _check_policy(policy)
+    window = curve.g_max - curve.g_min
+    fp, fm = (np.asarray(g_plus) - curve.g_min) / window, (np.asarray(g_minus) - curve.g_min) / window
+    if policy == "set-only":
+        return np.maximum(fp, fm) >= threshold
+    return np.maximum(np.abs(2 * fp - 1), np.abs(2 * fm - 1)) >= threshold
+
+
+def refresh_plan(g_plus_read: np.ndarray, g_minus_read: np.ndarray, curve: PulseCurve, *, policy: PairPolicy,
+                 scale: float, threshold: float, write_verify: bool = True) -> ReinitPlan:
+    """Re-program the saturated pairs around g_ref, keeping their read weight scale·(g⁺ − g⁻).
+
+    Untouched pairs keep their read values as targets/estimates and get no pulses.
+    """
+    gp, gm = np.asarray(g_plus_read, dtype=float), np.asarray(g_minus_read, dtype=float)
+    mask = saturated(gp, gm, curve, policy, threshold)
+    tp, tm = weights_to_pair(scale * (gp - gm), curve, policy, scale)
+    tp, tm = np.where(mask, tp, gp), np.where(mask, tm, gm)
+    targets, phases, est = _program(mask, tp, tm, gp, gm, curve, write_verify, saturate=True)
+    return ReinitPlan("refresh", targets[0], targets[1], phases, est[0], est[1], scale * (est[0] - est[1]), mask)

@@ -1,0 +1,118 @@
+"""SSM: stochastic sparse learning with momentum adaptation (Wang, Wu, Zhang, Tian, Shi,
+arXiv:1906.02393; Neurocomputing 407 (2020) 270–280).
+
+Only the abstracts of the paper are readable (research note ``ssm_paper.md``); its four parts
+are confirmed, their equations are not. This is the reconstruction the note argues for (§4),
+each part a switch so an ablation can turn it off:
+
+1. ``stochastic``: stochastic rounding of the real-valued pulse count p (WAGE, Wu et al. 2018):
+   n = ⌊p⌋ + Bernoulli(p − ⌊p⌋), so E[n] = p and a small update fires rarely (sparse) instead
+   of never. Off: round half away from zero (the sgd-pulse rule).
+2. ``momentum``: a digital EMA buffer per weight, m ← β·m + (1−β)·g, filters mini-batch noise
+   before the lossy rounding; u = m. Off: u = g and no buffer exists.
+3. ``reinit``: before training, and on saturation if ``refresh_threshold`` is set, the pairs
+   are re-initialised to remove the device-to-device spread of the starting weights
+   (``reinit_mode``: "reference" = program every pair to a common reference state plus the
+   software initial weight; "adopt" = read the as-made pairs and take them as the initial
+   weights; see :mod:`.reinit`). Off: "none", the initial weights are programmed open-loop from
+   the assumed nominal state and the as-made spread stays.
+4. ``compensation``: the pulse count comes from the nominal curve at the estimated state,
+   p = curve.pulses_for(ĝ, Δg*), instead of Δg*/s̄, and the rounding residual
+   r = ΔG* − ΔG_nominal(n) is carried into the next step (clipped to one pulse per device).
+   Off: constant mean step s̄, no residual.
+
+Per step: u = filter(g); ΔG* = −η·u/scale + r; split by policy; p from (4); n from (1).
+With all four off SSM issues exactly the pulses of sgd-pulse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from cosim.errors import SpecError
+from cosim.train.curves import nominal_steps
+from cosim.train.optimizers.base import PairPolicy, PulseOptimizer, check_common, filter_gradient, plan_pulses
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SSMConfig:
+    """SSM settings.
+
+    Attributes:
+        lr: learning rate η (> 0), weight units per gradient unit.
+        stochastic: part 1, stochastic rounding of the pulse count.
+        momentum: part 2, EMA momentum buffer in the periphery.
+        reinit: part 3, re-initialise the pairs before training (``reinit_mode``).
+        compensation: part 4, state-dependent pulse count on the nominal curve, residual carried.
+        beta: momentum coefficient β in [0, 1) (used when ``momentum``).
+        reinit_mode: "reference" or "adopt" (used when ``reinit``).
+        write_verify: "reference" programs targets with write-verify (True) or open-loop, by
+            saturating both devices at g_min and pulsing up from there (False).
+        normalize: WAGE shift normalisation u ← u/2^round(log2 max|u|) per layer, so η sets
+            the largest update in weight units (an [INFERRED] option; off by default).
+        policy: pair policy, "set-only" | "split" | "plus-only".
+        max_pulses: cap on |n| per device per step (≥ 1), or None.
+        refresh_threshold: fraction of the window (0, 1] beyond which the loop re-initialises a
+            saturated pair during training, or None for never.
+    """
+
+    lr: float = 0.1
+    stochastic: bool = True
+    momentum: bool = True
+    reinit: bool = True
+    compensation: bool = True
+    beta: float = 0.9
+    reinit_mode: Literal["reference", "adopt"] = "reference"
+    write_verify: bool = True
+    normalize: bool = False
+    policy: PairPolicy = "set-only"
+    max_pulses: int | None = None
+    refresh_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        check_common(self)
+        if not (0 <= self.beta < 1):
+            raise SpecError(f"optimizer.beta must lie in [0, 1), got {self.beta!r}")
+        if self.reinit_mode not in ("reference", "adopt"):
+            raise SpecError(f"optimizer.reinit_mode must be 'reference' or 'adopt', got {self.reinit_mode!r}")
+        for name in ("stochastic", "momentum", "reinit", "compensation", "write_verify", "normalize"):
+            if not isinstance(getattr(self, name), bool | np.bool_):
+                raise SpecError(f"optimizer.{name} must be true or false, got {getattr(self, name)!r}")
+
+
+class SSM(PulseOptimizer):
+    """The SSM scheme (module docstring).
+
+    With ``stochastic`` on it is unbiased in pulse count: E[n] = p given the estimated state. On
+    a linear curve that is also E[ΔG] = ΔG*; on a nonlinear one E[ΔG] interpolates the curve
+    between ⌊p⌋ and ⌈p⌉ pulses, so it differs from ΔG* by the curve's curvature over one pulse.
+    """
+
+    name = "ssm"
+    config_cls = SSMConfig
+
+    @property
+    def unbiased(self) -> bool:
+        return bool(self.config.stochastic)
+
+    @property
+    def reinit_mode(self) -> str:
+        return self.config.reinit_mode if self.config.reinit else "none"
+
+    def _step(self, state, grad, g_plus, g_minus, curve, rng, scale, lr):
+        cfg = self.config
+        steps = nominal_steps(curve)
+        u = filter_gradient(state, grad, cfg.beta if cfg.momentum else None, cfg.normalize)
+        want = -lr * u / scale
+        if cfg.compensation and state.residual is not None:
+            want = want + state.residual
+        n_p, n_m, realised = plan_pulses(want, g_plus, g_minus, curve, policy=cfg.policy,
+                                         compensate=cfg.compensation,
+                                         rounding="stochastic" if cfg.stochastic else "nearest",
+                                         rng=rng, max_pulses=cfg.max_pulses, steps=steps)
+        if cfg.compensation:
+            self._carry(state, want, realised, steps)
+        return n_p, n_m

@@ -1,0 +1,66 @@
+"""``cosim sweep CONFIG.toml --store STORE.sqlite``: run a design study, resuming where it stopped."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from cosim.errors import SpecError
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "sweep", help="run a design study (a grid of points) on Dask",
+        description="Run every point of a study config on Dask and store the results in one SQLite "
+                    "file. Rerunning the same command skips finished points, so a killed study resumes. "
+                    "Exit status: 0 when every point is done, 1 when some failed, 2 for a bad config.")
+    p.add_argument("config", help="study config (TOML)")
+    p.add_argument("--store", required=True, help="results store (SQLite; created if missing)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local worker processes (default: one per core; 0 runs in this process)")
+    p.add_argument("--scheduler", default=None, metavar="ADDR",
+                   help="run on an existing Dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("--retry-failed", action="store_true", help="run failed points again")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the config, print the point count and a cost estimate, run nothing")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cosim.study.config import load_study
+    from cosim.study.grid import plan
+    from cosim.study.runner import dry_run_text, run_study
+    from cosim.study.store import Store
+
+    if args.workers is not None and args.workers < 0:
+        raise SpecError(f"--workers must be ≥ 0, got {args.workers}")
+    if args.scheduler and args.workers is not None:
+        raise SpecError("--workers sizes a local cluster; leave it out with --scheduler")
+    study = plan(load_study(args.config))
+    workers = None if args.scheduler else (os.cpu_count() or 1) if args.workers is None else args.workers
+    if args.dry_run:
+        store = Store(args.store, create=False) if os.path.isfile(args.store) else None
+        try:
+            print(dry_run_text(study, store, workers))
+        finally:
+            if store is not None:
+                store.close()
+        return 0
+    print(study.summary(workers), flush=True)
+    if workers != 0 and logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        import distributed  # noqa: F401  (configures its loggers on import; quiet them unless -vv)
+
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    with Store(args.store) as store:
+        try:
+            summary = run_study(study, store, workers=workers, scheduler=args.scheduler,
+                                retry_failed=args.retry_failed)
+        except KeyboardInterrupt:
+            counts = store.counts()
+            print(f"cosim: interrupted; {counts['done']} finished points are kept in {args.store}; "
+                  "rerun the same command to resume", file=sys.stderr)
+            raise
+    print(summary.line())
+    return 1 if summary.failed or summary.skipped_failed else 0

@@ -1,0 +1,193 @@
+"""Study configs (TOML): the grid, the seeds, the metrics to keep and what to export.
+
+A study file has three reserved tables and one table per section its task reads::
+
+    [study]                 # name, seeds (a count or a list), metrics to keep, zip groups
+    [task]                  # kind = "ir_drop" | "train" | … (the registry in tasks.py)
+    [export]                # netlists of chosen points, for `cosim export`
+    [array] [device] …      # the task's sections; any leaf given as a list is a grid axis
+
+This module checks the reserved tables and the section names; :func:`cosim.study.grid.plan`
+expands the grid and runs every section through the validator its task registered, so every
+mistake surfaces, with the file and the dotted field, before any work starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cosim.errors import SpecError
+from cosim.study.schema import Context, Field, Section, check_field, did_you_mean
+from cosim.study.tasks import get_task
+
+RESERVED = ("study", "task", "export")
+
+_EXPORT = Section("export", {
+    "netlists": Field(type="bool", default=False, doc="write SPICE netlists of the selected points"),
+    "dialect": Field(type="str", default="ngspice", choices=("ngspice", "hspice", "xyce")),
+})  # export.where is a free table of dotted fields, checked against the points in grid.plan
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ExportSpec:
+    """Which points' netlists to hand over, read by ``cosim export``.
+
+    Attributes:
+        netlists: write a netlist per selected point.
+        dialect: SPICE dialect of the netlists.
+        where: dotted field → value or list of values; a point is selected when every field
+            matches (an empty mapping selects every point).
+    """
+
+    netlists: bool = False
+    dialect: str = "ngspice"
+    where: Mapping[str, Any] = None  # type: ignore[assignment]
+
+    def matches(self, flat_point: Mapping[str, Any]) -> bool:
+        """Whether a point, flattened to dotted keys, is selected."""
+        for key, want in (self.where or {}).items():
+            allowed = want if isinstance(want, list) else [want]
+            if flat_point.get(key) not in allowed:
+                return False
+        return True
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StudyConfig:
+    """A parsed study file; ``sections`` still holds the grid axes as lists.
+
+    Attributes:
+        name: the study's name (defaults to the file's stem).
+        kind: the task every point runs.
+        sections: the task's sections as written (lists are grid axes).
+        seeds: seeds every grid point is run with.
+        zip: groups of dotted fields whose lists vary together instead of crossing.
+        metrics: the metrics to keep in the store (None keeps all).
+        export: netlist export selection.
+        source: the file read (or "<dict>").
+        base_dir: folder relative paths in the config are resolved from.
+    """
+
+    name: str
+    kind: str
+    sections: Mapping[str, Any]
+    seeds: tuple[int, ...]
+    zip: tuple[tuple[str, ...], ...] = ()
+    metrics: tuple[str, ...] | None = None
+    export: ExportSpec = ExportSpec()
+    source: str = "<dict>"
+    base_dir: Path = Path(".")
+
+    @property
+    def context(self) -> Context:
+        return Context(base_dir=self.base_dir)
+
+
+def _seeds(value: Any) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise SpecError(f"study.seeds must be a count ≥ 1 or a list of integers, got {value!r}")
+        return tuple(range(value))
+    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+        if len(set(value)) != len(value):
+            raise SpecError(f"study.seeds lists a seed twice: {value!r}")
+        if any(s < 0 for s in value):
+            raise SpecError(f"study.seeds must be ≥ 0, got {value!r}")
+        return tuple(value)
+    raise SpecError(f"study.seeds must be a count ≥ 1 or a non-empty list of integers, got {value!r}")
+
+
+def _study_table(table: Any, default_name: str) -> dict:
+    if not isinstance(table, Mapping):
+        raise SpecError(f"[study] must be a table, got {table!r}")
+    allowed = ("name", "seeds", "metrics", "zip")
+    for key in table:
+        if key not in allowed:
+            raise SpecError(f"study.{key} is not a field of [study]{did_you_mean(key, allowed)}")
+    ctx = Context()
+    out = {"name": check_field("study.name", Field(type="str"), table.get("name", default_name), ctx),
+           "seeds": _seeds(table.get("seeds", 1)), "metrics": None, "zip": ()}
+    if "metrics" in table:
+        metrics = check_field("study.metrics", Field(type="list[str]"), table["metrics"], ctx)
+        if not metrics:
+            raise SpecError("study.metrics is empty; leave it out to keep every metric")
+        out["metrics"] = tuple(metrics)
+    if "zip" in table:
+        groups = table["zip"]
+        if not isinstance(groups, list) or not all(isinstance(g, list) and g for g in groups):
+            raise SpecError(f"study.zip must be a list of lists of dotted fields, got {groups!r}")
+        out["zip"] = tuple(tuple(check_field(f"study.zip[{k}]", Field(type="list[str]"), g, ctx))
+                           for k, g in enumerate(groups))
+    return out
+
+
+def _export(table: Any) -> ExportSpec:
+    if not isinstance(table, Mapping):
+        raise SpecError(f"[export] must be a table, got {table!r}")
+    for key in table:
+        if key not in ("netlists", "dialect", "where"):
+            raise SpecError(f"export.{key} is not a field of [export]"
+                            f"{did_you_mean(key, ['netlists', 'dialect', 'where'])}")
+    where = table.get("where", {})
+    if not isinstance(where, Mapping):
+        raise SpecError(f"export.where must be a table of dotted field = value(s), got {where!r}")
+    vals = _EXPORT({k: v for k, v in table.items() if k != "where"})
+    return ExportSpec(netlists=vals["netlists"], dialect=vals["dialect"], where=dict(where))
+
+
+def parse_study(doc: Mapping[str, Any], *, source: str = "<dict>", base_dir: Path | None = None) -> StudyConfig:
+    """A :class:`StudyConfig` from a parsed TOML document; :class:`SpecError` on the first mistake."""
+    if "task" not in doc or not isinstance(doc["task"], Mapping) or "kind" not in doc["task"]:
+        raise SpecError("[task] kind is required (e.g. kind = \"ir_drop\")")
+    extra = set(doc["task"]) - {"kind"}
+    if extra:
+        key = sorted(extra)[0]
+        raise SpecError(f"task.{key} is not a field of [task]{did_you_mean(key, ['kind'])}")
+    kind = doc["task"]["kind"]
+    task = get_task(kind)
+    validators = task.validators()
+    for name, table in doc.items():
+        if name in RESERVED:
+            continue
+        if name not in validators:
+            raise SpecError(f"[{name}] is not a section of task {kind!r}"
+                            f"{did_you_mean(name, [*validators, *RESERVED])}")
+        if not isinstance(table, Mapping):
+            raise SpecError(f"{name} must be a table ([{name}]), got {table!r}")
+    study = _study_table(doc.get("study", {}), Path(source).stem if source != "<dict>" else "study")
+    if study["metrics"] is not None and task.metric_names() is not None:
+        known = task.metric_names()
+        for metric in study["metrics"]:
+            if metric not in known:
+                raise SpecError(f"study.metrics: {metric!r} is not a metric of task {kind!r}"
+                                f"{did_you_mean(metric, known)}")
+    return StudyConfig(
+        name=study["name"], kind=kind,
+        sections={k: copy.deepcopy(v) for k, v in doc.items() if k not in RESERVED},
+        seeds=study["seeds"], zip=study["zip"], metrics=study["metrics"],
+        export=_export(doc.get("export", {})), source=source,
+        base_dir=base_dir if base_dir is not None else Path.cwd(),
+    )
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Read and check a study TOML file; every error message starts with the file name."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except FileNotFoundError:
+        raise SpecError(f"{path}: study config not found") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: is a folder, expected a study config (.toml)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return parse_study(doc, source=str(path), base_dir=path.resolve().parent)
+    except SpecError as exc:
+        raise SpecError(f"{path}: {exc}") from None

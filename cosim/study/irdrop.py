@@ -1,0 +1,216 @@
+"""The ``ir_drop`` study task: how far a parasitic read strays from the ideal product.
+
+For one point: draw an N×M conductance matrix (seeded) in the device window, read a batch of
+random input vectors through the nodal engine (wires, drivers, sense amplifiers) and through the
+ideal engine (I = V·G), and report
+
+- ``ir_err_max`` / ``ir_err_mean``: worst and mean relative error of the output currents,
+  |I_parasitic − I_ideal| / |I_ideal| over every column and input vector (unitless; outputs with
+  |I_ideal| below 1e-9 of the largest are left out, since a relative error of ~0 A is noise);
+- ``v_cell_min`` / ``v_cell_mean``: in the worst-case read (every row driven at ``v_read``, the
+  pattern that draws the most current), the voltage across each cell (row node − column node;
+  for 1T1R the device and its access transistor together) as a fraction of the applied
+  v_read − v_sense (unitless, 1 = no loss);
+- ``loss_map``: that read's cell-voltage loss 1 − fraction, block-averaged down to at most
+  64×64, for the report's heat map;
+- ``i_ideal_max`` (A), ``solve_time`` (s, assembly + factorisation + batch solve) and
+  ``kcl_residual`` (relative, unitless).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from cosim.errors import SpecError
+from cosim.study.schema import Field, Section
+
+log = logging.getLogger(__name__)
+
+MAP_MAX = 64  # the loss map is block-averaged down to at most MAP_MAX × MAP_MAX
+METRICS = ("ir_err_max", "ir_err_mean", "v_cell_min", "v_cell_mean", "i_ideal_max", "solve_time",
+           "kcl_residual", "loss_map")
+
+
+def _array(values: dict, name: str) -> dict:
+    size, rows, cols = values.pop("size"), values["rows"], values["cols"]
+    if size is not None:
+        if rows is not None or cols is not None:
+            raise SpecError(f"{name}.size sets rows and cols together; give either size or rows/cols")
+        values["rows"] = values["cols"] = size
+    elif rows is None or cols is None:
+        raise SpecError(f"{name}.size (or both {name}.rows and {name}.cols) is required")
+    r_wire = values.pop("r_wire")
+    if r_wire is not None:
+        if values["r_row"] is not None or values["r_col"] is not None:
+            raise SpecError(f"{name}.r_wire sets r_row and r_col together; give either r_wire or r_row/r_col")
+        values["r_row"] = values["r_col"] = r_wire
+    values["r_row"] = values["r_row"] or 0.0
+    values["r_col"] = values["r_col"] or 0.0
+    return values
+
+
+def card_window(path: str) -> tuple[float, float]:
+    """(g_min, g_max) in S of a device card, from the device layer's nominal pulse table.
+
+    The hook for ``device.card``: it needs ``cosim.devices.load_card`` and ``PulseTable``.
+    """
+    try:
+        from cosim.devices import PulseTable, load_card
+    except ImportError:
+        raise SpecError(f"device.card {path!r}: reading device cards needs cosim.devices.load_card "
+                        "and PulseTable, which this build does not have yet; give device.g_min and "
+                        "device.g_max instead") from None
+    table = PulseTable.from_card(load_card(path))
+    return float(table.g_min), float(table.g_max)
+
+
+def _device(values: dict, name: str) -> dict:
+    if values["card"] is not None:
+        if values["g_min"] is not None or values["g_max"] is not None:
+            raise SpecError(f"{name}.card sets the conductance window; drop {name}.g_min/{name}.g_max")
+        values["g_min"], values["g_max"] = card_window(values["card"])
+    values["g_min"] = 1e-6 if values["g_min"] is None else values["g_min"]
+    values["g_max"] = 1e-5 if values["g_max"] is None else values["g_max"]
+    if not values["g_max"] > values["g_min"]:
+        raise SpecError(f"{name}.g_max must exceed {name}.g_min, got {values['g_max']!r} ≤ {values['g_min']!r} S")
+    if values["distribution"] == "loguniform" and values["g_min"] <= 0:
+        raise SpecError(f"{name}.g_min must be > 0 S for a loguniform distribution, got {values['g_min']!r}")
+    return values
+
+
+def _solver(values: dict, name: str) -> dict:
+    from cosim.circuit import SolverOptions
+
+    SolverOptions(engine="nodal", method=values["method"], rtol=values["rtol"])  # validates
+    return values
+
+
+_R = dict(type="float", minimum=0.0, unit="Ω")
+SECTIONS = {
+    "array": Section("array", {
+        "size": Field(type="int", default=None, minimum=1, doc="rows = cols of a square array"),
+        "rows": Field(type="int", default=None, minimum=1, doc="word lines N"),
+        "cols": Field(type="int", default=None, minimum=1, doc="bit lines M"),
+        "r_wire": Field(default=None, doc="row and column wire resistance per segment", **_R),
+        "r_row": Field(default=None, doc="row wire resistance per segment", **_R),
+        "r_col": Field(default=None, doc="column wire resistance per segment", **_R),
+        "r_driver": Field(default=0.0, doc="row driver output resistance", **_R),
+        "r_sense": Field(default=0.0, doc="sense amplifier input resistance", **_R),
+        "drive": Field(type="str", default="left", choices=("left", "right", "both")),
+        "sense": Field(type="str", default="bottom", choices=("bottom", "top", "both")),
+        "cell": Field(type="str", default="0T1R", choices=("0T1R", "1T1R")),
+        "r_access": Field(default=0.0, doc="1T1R access transistor on-resistance", **_R),
+    }, normalize=_array),
+    "device": Section("device", {
+        "g_min": Field(type="float", default=None, minimum=0.0, unit="S", doc="lowest conductance"),
+        "g_max": Field(type="float", default=None, minimum=0.0, unit="S", doc="highest conductance"),
+        "distribution": Field(type="str", default="uniform", choices=("uniform", "loguniform")),
+        "card": Field(type="path", default=None, doc="device card whose window sets g_min/g_max"),
+    }, normalize=_device),
+    "read": Section("read", {
+        "batch": Field(type="int", default=16, minimum=1, doc="input vectors per point"),
+        "v_read": Field(type="float", default=0.2, minimum=0.0, exclusive_min=True, unit="V",
+                        doc="largest row input voltage"),
+        "inputs": Field(type="str", default="uniform", choices=("uniform", "binary", "full"),
+                        doc="uniform in [0, v_read], 0/v_read at random, or every row at v_read"),
+    }),
+    "solver": Section("solver", {
+        "method": Field(type="str", default="auto", choices=("auto", "direct", "pcg", "transfer")),
+        "rtol": Field(type="float", default=1e-10, minimum=0.0, exclusive_min=True),
+    }, normalize=_solver),
+}
+
+
+def estimate_seconds(point: dict) -> float:
+    """Rough single-core seconds: sparse LU grows ~cells^1.5, each solve ~cells^1.2.
+
+    Fitted to scipy ``splu`` on this project's 2-core reference machine (DESIGN.md §5); the
+    estimate only has to tell a one-minute study from a one-day one.
+    """
+    cells = point["array"]["rows"] * point["array"]["cols"]
+    return 0.05 + 3.5e-8 * cells ** 1.55 + point["read"]["batch"] * 4e-8 * cells ** 1.2
+
+
+def draw_conductances(rng: np.random.Generator, shape: tuple[int, int], device: dict) -> np.ndarray:
+    """Conductances in S drawn uniformly (or log-uniformly) in [g_min, g_max]."""
+    lo, hi = device["g_min"], device["g_max"]
+    if device["distribution"] == "loguniform":
+        return np.exp(rng.uniform(np.log(lo), np.log(hi), size=shape))
+    return rng.uniform(lo, hi, size=shape)
+
+
+def draw_inputs(rng: np.random.Generator, batch: int, rows: int, read: dict) -> np.ndarray:
+    """(batch, rows) row voltages in V for the chosen input pattern."""
+    v = read["v_read"]
+    if read["inputs"] == "full":
+        return np.full((batch, rows), v)
+    if read["inputs"] == "binary":
+        return v * (rng.random((batch, rows)) < 0.5)
+    return rng.uniform(0.0, v, size=(batch, rows))
+
+
+def block_mean(a: np.ndarray, max_shape: tuple[int, int]) -> np.ndarray:
+    """``a`` averaged over near-equal blocks so that it is at most ``max_shape``."""
+    out = a
+    for axis, limit in enumerate(max_shape):
+        n = out.shape[axis]
+        if n > limit:
+            edges = np.linspace(0, n, limit + 1).round().astype(int)
+            sums = np.add.reduceat(out, edges[:-1], axis=axis)
+            counts = np.diff(edges).reshape([-1 if k == axis else 1 for k in range(out.ndim)])
+            out = sums / counts
+    return out
+
+
+def ir_drop_metrics(spec, inputs: np.ndarray, v_full: float, *, method: str = "auto",
+                    rtol: float = 1e-10) -> dict:
+    """The metrics of the module docstring for one spec, a (B, N) batch of inputs in V and the
+    worst-case read voltage ``v_full`` in V (every row driven at it)."""
+    from cosim.circuit import SolverOptions, build_circuit, get_engine
+
+    options = SolverOptions(engine="nodal", method=method, rtol=rtol)
+    t0 = time.perf_counter()
+    circuit = build_circuit(spec)
+    prepared = get_engine("nodal").prepare(circuit, options)
+    res = prepared.solve(inputs)
+    solve_time = time.perf_counter() - t0
+    ideal = get_engine("ideal").prepare(circuit, options).solve(inputs).currents
+
+    scale = np.abs(ideal).max()
+    keep = np.abs(ideal) > 1e-9 * scale if scale > 0 else np.zeros(ideal.shape, dtype=bool)
+    rel = np.abs(res.currents - ideal)[keep] / np.abs(ideal)[keep]
+
+    n, m = spec.shape
+    lay = circuit.layout
+    full = prepared.solve(np.full((1, n), v_full), want_nodes=True)
+    nodes = full.node_voltages[0]
+    v_cell = nodes[lay.row_node0:lay.row_node0 + n * m] - nodes[lay.col_node0:lay.col_node0 + n * m]
+    frac = v_cell.reshape(n, m) / (v_full - spec.v_sense)
+    return {
+        "ir_err_max": float(rel.max()) if rel.size else float("nan"),
+        "ir_err_mean": float(rel.mean()) if rel.size else float("nan"),
+        "v_cell_min": float(frac.min()),
+        "v_cell_mean": float(frac.mean()),
+        "i_ideal_max": float(scale),
+        "solve_time": solve_time,
+        "kcl_residual": float(max(res.residual, full.residual)),
+        "loss_map": block_mean(1.0 - frac, (MAP_MAX, MAP_MAX)),
+    }
+
+
+def run_ir_drop(point: dict) -> dict:
+    """Metrics of one resolved ``ir_drop`` point (see the module docstring)."""
+    from cosim.circuit import CrossbarSpec
+
+    a, dev, rd, sol = point["array"], point["device"], point["read"], point["solver"]
+    rng = np.random.default_rng(point["seed"])
+    g = draw_conductances(rng, (a["rows"], a["cols"]), dev)
+    inputs = draw_inputs(rng, rd["batch"], a["rows"], rd)
+    spec = CrossbarSpec(conductances=g, r_row=a["r_row"], r_col=a["r_col"], r_driver=a["r_driver"],
+                        r_sense=a["r_sense"], drive=a["drive"], sense=a["sense"], cell=a["cell"],
+                        r_access=a["r_access"])
+    log.debug("ir_drop %d×%d r_row=%g r_col=%g", a["rows"], a["cols"], a["r_row"], a["r_col"])
+    return ir_drop_metrics(spec, inputs, rd["v_read"], method=sol["method"], rtol=sol["rtol"])

@@ -1,0 +1,232 @@
+"""Run a study's points on Dask (or in a plain loop) and commit each result as it arrives.
+
+Each unfinished point is one ``dask.distributed`` task (:func:`cosim.study.tasks.execute_point`).
+By default a LocalCluster of one single-threaded worker process per core runs them; given a
+scheduler address the same study runs unchanged on an existing cluster. Workers only compute:
+the driver writes the store, one committed transaction per finished point. A point's own
+exception comes back as a failed outcome (recorded with its error, the study goes on); a worker
+that dies mid-point has its task rescheduled by Dask (up to the scheduler's
+``allowed-failures``), so the point still ends in the store exactly once.
+
+``workers=0`` runs the points in this process, one after another, with the same store logic:
+for debugging, and as the reference the benchmark measures Dask's overhead against.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cosim.errors import EngineError
+from cosim.study.grid import Point, StudyPlan
+from cosim.study.store import Store
+from cosim.study.tasks import execute_point, one_line
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """What one sweep did. ``seconds`` is wall time of the run, not of the points."""
+
+    total: int
+    skipped_done: int = 0
+    skipped_failed: int = 0
+    submitted: int = 0
+    done: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    def line(self) -> str:
+        text = (f"{self.total} points: {self.done} done, {self.failed} failed, "
+                f"{self.skipped_done} already done")
+        if self.skipped_failed:
+            text += f", {self.skipped_failed} failed before (rerun with --retry-failed)"
+        text += f" in {self.seconds:.1f} s"
+        return text + (" (interrupted)" if self.interrupted else "")
+
+
+def show_progress() -> bool:
+    """A live bar only for a person watching: stderr is a terminal and this is not CI."""
+    return sys.stderr.isatty() and os.environ.get("CI", "").lower() not in ("1", "true", "yes")
+
+
+def make_client(workers: int | None = None, scheduler: str | None = None, *, timeout: float = 30.0):
+    """A Dask client: on ``scheduler`` (``tcp://host:port``) or on a new LocalCluster.
+
+    The LocalCluster has ``workers`` (default: one per core) single-threaded worker processes,
+    no dashboard, and quiet logs.
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            return Client(scheduler, timeout=timeout)
+        except (OSError, TimeoutError) as exc:
+            raise EngineError(f"cannot reach the Dask scheduler at {scheduler}: {one_line(exc)}") from None
+    n = workers or os.cpu_count() or 1
+    # No dashboard; the scheduler's own HTTP endpoint takes a free port, so two studies (or a
+    # notebook's cluster on :8787) never collide.
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}, silence_logs=logging.ERROR)
+    return Client(cluster)
+
+
+def close_client(client) -> None:
+    """Close a client and, when it made it, its LocalCluster."""
+    cluster = getattr(client, "cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def _failed(exc: BaseException) -> dict:
+    text = one_line(exc)
+    if type(exc).__name__ == "KilledWorker":
+        text = f"KilledWorker: the worker running this point died too many times (memory?); {text}"
+    return {"status": "failed", "metrics": None, "error": text, "started": None, "finished": time.time(),
+            "seconds": None, "host": None, "versions": None}
+
+
+class _Recorder:
+    """Commits outcomes, keeps the counts and drives the progress bar."""
+
+    def __init__(self, store: Store, summary: RunSummary, keep: tuple[str, ...] | None,
+                 progress: bool, n: int, name: str, on_result: Callable[[Point, dict], None] | None):
+        from tqdm.auto import tqdm
+
+        self.store, self.summary, self.keep, self.on_result = store, summary, keep, on_result
+        self.bar = tqdm(total=n, desc=name, unit="pt", disable=not progress, file=sys.stderr)
+        self.recorded: set[str] = set()
+
+    def __call__(self, point: Point, outcome: dict) -> None:
+        if point.key in self.recorded:  # defensive: a point is stored once per sweep
+            log.warning("point %s reported twice; keeping the first result", point.key[:12])
+            return
+        if outcome["status"] == "done" and self.keep is not None and outcome["metrics"] is not None:
+            outcome = {**outcome, "metrics": {k: v for k, v in outcome["metrics"].items() if k in self.keep}}
+        self.store.record(point.key, outcome)
+        self.recorded.add(point.key)
+        if outcome["status"] == "done":
+            self.summary.done += 1
+        else:
+            self.summary.failed += 1
+            log.warning("point %s failed (%s): %s", point.key[:12], point.label, outcome["error"])
+        self.bar.update(1)
+        self.bar.set_postfix(failed=self.summary.failed, refresh=False)
+        if self.on_result is not None:
+            self.on_result(point, outcome)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run_study(plan: StudyPlan, store: Store, *, workers: int | None = None, scheduler: str | None = None,
+              client=None, retry_failed: bool = False, progress: bool | None = None,
+              on_result: Callable[[Point, dict], None] | None = None) -> RunSummary:
+    """Run every point of ``plan`` that ``store`` does not hold as done; returns the counts.
+
+    ``client`` (a ``distributed.Client``) is used as is and left open; otherwise one is made
+    from ``scheduler`` or a LocalCluster of ``workers`` processes and closed at the end;
+    ``workers=0`` runs in this process. Failed points are rerun only with ``retry_failed``.
+    On Ctrl-C the finished points stay stored, the rest go back to pending, and
+    KeyboardInterrupt propagates.
+    """
+    t0 = time.perf_counter()
+    cfg = plan.config
+    store.set_meta("study", {"name": cfg.name, "task": plan.task.kind, "source": cfg.source,
+                             "seeds": list(cfg.seeds), "axes": plan.axes, "metrics": cfg.metrics})
+    store.set_meta("export", {"netlists": cfg.export.netlists, "dialect": cfg.export.dialect,
+                              "where": dict(cfg.export.where or {})})
+    store.add_points((p.key, p.config) for p in plan.points)
+    status = store.statuses(p.key for p in plan.points)
+    summary = RunSummary(total=len(plan.points))
+    todo = []
+    for p in plan.points:
+        s = status[p.key]
+        if s == "done":
+            summary.skipped_done += 1
+        elif s == "failed" and not retry_failed:
+            summary.skipped_failed += 1
+        else:
+            todo.append(p)
+    log.info("%s: %d to run, %d already done", cfg.name, len(todo), summary.skipped_done)
+    if todo:
+        rec = _Recorder(store, summary, cfg.metrics, show_progress() if progress is None else progress,
+                        len(todo), cfg.name, on_result)
+        store.mark_running(p.key for p in todo)
+        summary.submitted = len(todo)
+        try:
+            if workers == 0 and client is None and scheduler is None:
+                _run_inline(todo, plan, rec)
+            else:
+                _run_dask(todo, plan, rec, client=client, workers=workers, scheduler=scheduler)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            store.reset_running(p.key for p in todo if p.key not in rec.recorded)
+            raise
+        finally:
+            rec.close()
+            summary.seconds = time.perf_counter() - t0
+            log.info("%s: %s", cfg.name, summary.line())
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _run_inline(todo: list[Point], plan: StudyPlan, rec: _Recorder) -> None:
+    for p in todo:
+        rec(p, execute_point(p.config, plan.task.run))
+
+
+def _run_dask(todo: list[Point], plan: StudyPlan, rec: _Recorder, *, client, workers, scheduler) -> None:
+    from distributed import as_completed
+
+    own = client is None
+    if own:
+        client = make_client(workers, scheduler)
+    futures = {}
+    # Task keys name the point (a dashboard shows which is where) plus a per-sweep token: a key
+    # cancelled by an interrupted sweep may linger on the scheduler, and reusing it would hand
+    # the next sweep a cancelled future.
+    token = secrets.token_hex(4)
+    try:
+        for p in todo:
+            fut = client.submit(execute_point, p.config, plan.task.run, key=f"cosim-point-{p.key[:16]}-{token}",
+                                pure=False, retries=0)
+            futures[fut] = p
+        for fut in as_completed(futures):
+            p = futures[fut]
+            if fut.status == "finished":
+                outcome = fut.result()
+            elif fut.status == "cancelled":
+                log.warning("point %s was cancelled by the scheduler; left pending", p.key[:12])
+                continue
+            else:
+                outcome = _failed(fut.exception())
+            rec(p, outcome)
+            fut.release()
+    except KeyboardInterrupt:
+        client.cancel(list(futures), force=True)
+        raise
+    finally:
+        if own:
+            close_client(client)
+        rec.store.reset_running(p.key for p in todo if p.key not in rec.recorded)
+
+
+def dry_run_text(plan: StudyPlan, store: Store | None = None, workers: int | None = None) -> str:
+    """The plan summary plus, for an existing store, how much of it is already done."""
+    text = plan.summary(workers)
+    if store is not None:
+        status = store.statuses(p.key for p in plan.points)
+        done = sum(1 for s in status.values() if s == "done")
+        failed = sum(1 for s in status.values() if s == "failed")
+        text += f"\nstore {store.path}: {done} already done, {failed} failed, {len(plan.points) - done - failed} to run"
+    return text
+

@@ -1,0 +1,188 @@
+"""Studies on a real LocalCluster of 2 worker processes: end to end, a worker killed mid-study,
+reruns that do no new work, failing points recorded while the rest finish, Ctrl-C, and the
+`cosim sweep --scheduler` path on the same cluster.
+
+The ``probe`` task below is imported by the workers from this module (they inherit the test
+process's ``sys.path``). Budget: < 40 s including one cluster start-up shared by the module.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from cosim.cli import main
+from cosim.study.config import parse_study
+from cosim.study.grid import plan
+from cosim.study.runner import close_client, make_client, run_study
+from cosim.study.schema import Field, Section
+from cosim.study.store import Store
+from cosim.study.tasks import TASKS, register_task
+
+
+def probe_point(point: dict) -> dict:
+    """A test task: logs each run, may kill its own worker (first attempt only) or raise."""
+    pr = point["probe"]
+    if pr["log_dir"]:
+        Path(pr["log_dir"], f"{pr['value']:g}-{point['seed']}-{os.getpid()}-{time.monotonic_ns()}").touch()
+    if pr["crash_marker"]:
+        try:  # claiming the marker is atomic: only the first attempt crashes
+            os.rename(pr["crash_marker"], pr["crash_marker"] + ".claimed")
+        except FileNotFoundError:
+            pass
+        else:
+            os._exit(13)  # the worker process dies mid-point, as on a segfault or an OOM kill
+    time.sleep(pr["sleep"])
+    if pr["fail"]:
+        raise ValueError(f"deliberate failure at value {pr['value']:g}")
+    return {"double": 2 * pr["value"], "pid": os.getpid()}
+
+
+PROBE = {"probe": Section("probe", {
+    "value": Field(type="float", default=1.0),
+    "sleep": Field(type="float", default=0.0, minimum=0.0, unit="s"),
+    "fail": Field(type="bool", default=False),
+    "crash_marker": Field(type="str", default=""),
+    "log_dir": Field(type="str", default=""),
+})}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def probe_task():
+    register_task("probe", run=probe_point, sections=PROBE, metrics=["double", "pid"])
+    yield
+    TASKS.pop("probe", None)
+
+
+@pytest.fixture(scope="module")
+def client():
+    c = make_client(workers=2)
+    assert len(c.scheduler_info()["workers"]) == 2
+    yield c
+    close_client(c)
+
+
+def probe_plan(n: int, **fields):
+    probe = {"value": [float(v) for v in range(1, n + 1)], **fields}
+    zipped = [["probe.value", *(f"probe.{k}" for k, v in fields.items() if isinstance(v, list))]]
+    return plan(parse_study({"task": {"kind": "probe"}, "study": {"zip": zipped}, "probe": probe}))
+
+
+def runs_by_value(log_dir: Path) -> dict[float, list[int]]:
+    out: dict[float, list[int]] = {}
+    for f in log_dir.iterdir():
+        value, _seed, pid, _t = f.name.split("-")
+        out.setdefault(float(value), []).append(int(pid))
+    return out
+
+
+def test_ir_drop_study_end_to_end_and_rerun_does_nothing(client, tmp_path):
+    p = plan(parse_study({"study": {"seeds": 2}, "task": {"kind": "ir_drop"},
+                          "array": {"size": [6, 12], "r_wire": [0.0, 2.0]}, "read": {"batch": 4}}))
+    with Store(tmp_path / "s.sqlite") as st:
+        s = run_study(p, st, client=client, progress=False)
+        assert (s.total, s.done, s.failed, s.submitted) == (8, 8, 0, 8)
+        rows = list(st.rows())
+        assert len(rows) == 8 and {r.status for r in rows} == {"done"}
+        hosts = {r.host for r in rows}
+        assert all(h and h.split(":")[-1] != str(os.getpid()) for h in hosts)  # computed on workers
+        for r in rows:
+            m = r.metrics
+            assert r.versions["cosim"] and r.seconds > 0 and r.attempts == 1
+            if r.config["array"]["r_row"] == 0.0:
+                assert m["ir_err_max"] < 1e-12
+            else:
+                assert 0 < m["ir_err_mean"] <= m["ir_err_max"] < 1
+        before = {r.key: (r.finished, r.attempts, r.metrics) for r in rows}
+        again = run_study(p, st, client=client, progress=False)
+        assert (again.submitted, again.skipped_done, again.done) == (0, 8, 0)
+        assert {r.key: (r.finished, r.attempts, r.metrics) for r in st.rows()} == before
+
+
+def test_failing_point_is_recorded_and_the_rest_finish(client, tmp_path):
+    p = probe_plan(6, fail=[v == 3 for v in range(1, 7)])
+    with Store(tmp_path / "s.sqlite") as st:
+        s = run_study(p, st, client=client, progress=False)
+        assert (s.done, s.failed) == (5, 1)
+        rows = {r.config["probe"]["value"]: r for r in st.rows()}
+        bad = rows[3.0]
+        assert bad.status == "failed" and bad.metrics is None
+        assert bad.error.startswith("ValueError: deliberate failure at value 3")
+        assert "\n" not in bad.error and bad.host and bad.seconds is not None
+        assert all(rows[v].status == "done" and rows[v].metrics["double"] == 2 * v for v in rows if v != 3.0)
+        # failed points are skipped on a rerun, and retried only when asked
+        again = run_study(p, st, client=client, progress=False)
+        assert (again.submitted, again.skipped_done, again.skipped_failed) == (0, 5, 1)
+        retry = run_study(p, st, client=client, retry_failed=True, progress=False)
+        assert (retry.submitted, retry.failed) == (1, 1)
+        assert st.get(bad.key).attempts == 2
+
+
+def test_killed_worker_loses_no_point(client, tmp_path):
+    marker = tmp_path / "crash-once"
+    marker.touch()
+    logs = tmp_path / "runs"
+    logs.mkdir()
+    n = 8
+    p = probe_plan(n, sleep=0.3, log_dir=str(logs),
+                   crash_marker=[str(marker) if v == 3 else "" for v in range(1, n + 1)])
+    workers_before = set(client.scheduler_info()["workers"])
+    with Store(tmp_path / "s.sqlite") as st:
+        s = run_study(p, st, client=client, progress=False)
+        rows = list(st.rows())
+    assert not marker.exists() and Path(str(marker) + ".claimed").exists()  # the crash happened
+    assert (s.done, s.failed) == (n, 0)
+    # every point ends in the store exactly once, done, from one submission
+    assert len(rows) == n and len({r.key for r in rows}) == n
+    assert all(r.status == "done" and r.attempts == 1 for r in rows)
+    runs = runs_by_value(logs)
+    assert sorted(runs) == [float(v) for v in range(1, n + 1)]
+    crashed = next(r for r in rows if r.config["probe"]["value"] == 3.0)
+    assert len(runs[3.0]) >= 2  # the first attempt died with its worker; Dask ran it again
+    assert crashed.metrics["pid"] in runs[3.0] and crashed.metrics["double"] == 6.0
+    assert set(runs[3.0]) - {crashed.metrics["pid"]}  # the stored result is not the dead process's
+    # the nanny restarted the dead worker: the cluster is back to two workers, one of them new
+    deadline = time.monotonic() + 30
+    while len(client.scheduler_info()["workers"]) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers_after = set(client.scheduler_info()["workers"])
+    assert len(workers_after) == 2 and workers_after != workers_before
+
+
+def test_ctrl_c_keeps_finished_points(client, tmp_path):
+    p = probe_plan(8, sleep=0.2)
+    seen = []
+
+    def interrupt_after_two(point, outcome):
+        seen.append(point.key)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with Store(tmp_path / "s.sqlite") as st:
+        with pytest.raises(KeyboardInterrupt):
+            run_study(p, st, client=client, progress=False, on_result=interrupt_after_two)
+        counts = st.counts()
+        assert counts["done"] == 2 and counts["running"] == 0 and counts["pending"] == 6
+        resumed = run_study(p, st, client=client, progress=False)
+        assert (resumed.submitted, resumed.done) == (6, 6)
+        assert st.counts()["done"] == 8
+
+
+def test_cli_sweep_on_an_existing_scheduler(client, tmp_path, capsys):
+    cfg = tmp_path / "study.toml"
+    cfg.write_text('[study]\nseeds = 2\n[task]\nkind = "ir_drop"\n[array]\nsize = [5, 7]\nr_wire = 1.0\n'
+                   '[read]\nbatch = 3\n')
+    store = tmp_path / "s.sqlite"
+    args = ["sweep", str(cfg), "--store", str(store), "--scheduler", client.scheduler.address]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "4 points = 2 grid points × 2 seeds" in out and "4 done, 0 failed, 0 already done" in out
+    assert main(args) == 0
+    assert "0 done, 0 failed, 4 already done" in capsys.readouterr().out
+    with Store(store, create=False) as st:
+        assert st.counts()["done"] == 4 and {r.attempts for r in st.rows()} == {1}
+    assert main(["sweep", str(cfg), "--store", str(store), "--scheduler", client.scheduler.address,
+                 "--workers", "2"]) == 2

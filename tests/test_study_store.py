@@ -1,0 +1,166 @@
+"""The SQLite store and resuming: a study killed at any moment leaves a consistent store, and
+the next run does only what is missing. Runs in-process (``workers=0``) or as a real
+``cosim sweep`` subprocess killed with SIGKILL; the Dask path is in test_study_runner.py.
+
+Budget: < 12 s (one subprocess study of ~30 small points).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import closing
+
+import pytest
+
+from cosim.errors import InputError
+from cosim.study.config import parse_study
+from cosim.study.grid import plan
+from cosim.study.runner import run_study
+from cosim.study.store import Store
+
+
+def small_plan(sizes=(4, 6), wires=(0.0, 1.0), seeds=2):
+    return plan(parse_study({"study": {"seeds": seeds}, "task": {"kind": "ir_drop"},
+                             "array": {"size": list(sizes), "r_wire": list(wires)}, "read": {"batch": 2}}))
+
+
+def snapshot(store: Store) -> dict:
+    return {r.key: (r.status, r.finished, r.attempts) for r in store.rows()}
+
+
+def test_schema_wal_and_round_trip(tmp_path):
+    path = tmp_path / "s.sqlite"
+    p = small_plan()
+    with Store(path) as st:
+        assert st.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert st.add_points((q.key, q.config) for q in p.points) == 8
+        assert st.add_points((q.key, q.config) for q in p.points) == 0  # idempotent
+        assert st.counts() == {"pending": 8, "running": 0, "done": 0, "failed": 0}
+        k = p.points[0].key
+        st.mark_running([k])
+        st.record(k, {"status": "done", "metrics": {"x": 1.5, "m": [[1.0, None]]}, "error": None,
+                      "started": 10.0, "finished": 12.0, "seconds": 2.0, "host": "h:1", "versions": {"cosim": "0"}})
+        st.set_meta("study", {"name": "n"})
+    with Store(path, create=False) as st:
+        row = st.get(k[:8])
+        assert (row.status, row.metrics, row.seconds, row.host, row.attempts) == \
+            ("done", {"x": 1.5, "m": [[1.0, None]]}, 2.0, "h:1", 1)
+        assert row.config == p.points[0].config
+        assert st.get_meta("study") == {"name": "n"}
+        with pytest.raises(InputError, match="no point with key"):
+            st.get("ffffffff")
+        with pytest.raises(InputError, match="too short"):
+            st.get("ab")
+        with pytest.raises(InputError, match="no point with key"):
+            st.record("0" * 64, {"status": "done"})
+
+
+def test_open_refuses_missing_or_foreign_files(tmp_path):
+    with pytest.raises(InputError, match="no such study store"):
+        Store(tmp_path / "nope.sqlite", create=False)
+    other = tmp_path / "other.sqlite"
+    with closing(sqlite3.connect(other)) as db:
+        db.execute("CREATE TABLE t (x)")
+    with pytest.raises(InputError, match="not a cosim study store"):
+        Store(other, create=False)
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(InputError, match="not a cosim study store"):
+        Store(junk, create=False)
+
+
+def test_rerun_does_no_new_work(tmp_path):
+    p = small_plan()
+    with Store(tmp_path / "s.sqlite") as st:
+        first = run_study(p, st, workers=0, progress=False)
+        assert (first.done, first.failed, first.submitted) == (8, 0, 8)
+        before = snapshot(st)
+        again = run_study(p, st, workers=0, progress=False)
+        assert (again.submitted, again.skipped_done, again.done) == (0, 8, 0)
+        assert snapshot(st) == before
+        # a grown grid runs only the new points
+        bigger = small_plan(sizes=(4, 6, 8))
+        grown = run_study(bigger, st, workers=0, progress=False)
+        assert (grown.submitted, grown.skipped_done) == (4, 8)
+        assert st.counts()["done"] == 12
+
+
+def test_interrupt_keeps_finished_points_and_resumes(tmp_path):
+    p = small_plan()
+    seen = []
+
+    def ctrl_c_after_three(point, outcome):
+        seen.append(point.key)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    with Store(tmp_path / "s.sqlite") as st:
+        with pytest.raises(KeyboardInterrupt):
+            run_study(p, st, workers=0, progress=False, on_result=ctrl_c_after_three)
+        assert st.counts() == {"pending": 5, "running": 0, "done": 3, "failed": 0}
+        kept = {k: v for k, v in snapshot(st).items() if v[0] == "done"}
+        resumed = run_study(p, st, workers=0, progress=False)
+        assert (resumed.submitted, resumed.done, resumed.skipped_done) == (5, 5, 3)
+        after = snapshot(st)
+        assert all(after[k] == v for k, v in kept.items())  # finished points untouched
+        assert st.counts()["done"] == 8
+
+
+def test_hard_kill_leaves_running_rows_that_the_next_run_redoes(tmp_path):
+    """A SIGKILL gives no chance to clean up: rows stay 'running'; the next run redoes them."""
+    p = small_plan()
+    path = tmp_path / "s.sqlite"
+    with Store(path) as st:
+        st.add_points((q.key, q.config) for q in p.points)
+        st.mark_running(q.key for q in p.points)  # as a killed sweep leaves them
+    with Store(path) as st:
+        out = run_study(p, st, workers=0, progress=False)
+        assert (out.submitted, out.done) == (8, 8)
+        assert {r.attempts for r in st.rows()} == {2}
+
+
+def test_sigkilled_sweep_resumes_without_redoing_points(tmp_path):
+    cfg = tmp_path / "study.toml"
+    # 32 points of a few tens of ms each, so the kill lands mid-study
+    cfg.write_text('[study]\nseeds = 8\n[task]\nkind = "ir_drop"\n[array]\nsize = [40, 48]\n'
+                   'r_wire = [1.0, 2.0]\n[read]\nbatch = 32\n')
+    store = tmp_path / "s.sqlite"
+    env = {**os.environ, "CI": "true"}
+    cmd = [sys.executable, "-c", "import sys; from cosim.cli import main; sys.exit(main())", "sweep", str(cfg), "--store", str(store), "--workers", "0"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    done = 0
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if store.exists():
+                try:
+                    with closing(sqlite3.connect(store, timeout=5)) as db:
+                        done = db.execute("SELECT COUNT(*) FROM points WHERE status='done'").fetchone()[0]
+                except sqlite3.OperationalError:  # table not created yet
+                    done = 0
+                if done >= 3:
+                    break
+            time.sleep(0.02)
+        assert proc.poll() is None, f"sweep ended before it could be killed: {proc.stderr.read().decode()}"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+        proc.stderr.close()
+    with Store(store, create=False) as st:
+        killed = snapshot(st)
+        counts = st.counts()
+    n_done = counts["done"]
+    assert 3 <= n_done < 32 and sum(counts.values()) == 32
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert f"{32 - n_done} done, 0 failed, {n_done} already done" in res.stdout
+    with Store(store, create=False) as st:
+        final = snapshot(st)
+    assert len(final) == 32 and all(v[0] == "done" for v in final.values())
+    assert all(final[k] == v for k, v in killed.items() if v[0] == "done")
+

@@ -191,3 +191,17 @@ def test_shipped_config_is_valid():
     sizes = sorted({q.config["array"]["rows"] for q in p.points})
     wires = sorted({q.config["array"]["r_row"] for q in p.points})
     assert sizes == [32, 64, 128, 256, 512] and wires == [0.0, 1.0, 2.5, 5.0]
+
+
+def test_real_device_card_window():
+    """With the device layer present, a shipped card's window resolves into the points."""
+    from pathlib import Path
+
+    card = Path(__file__).parent.parent / "models" / "cards" / "pulse_nl_taox_hfox.toml"
+    devices = pytest.importorskip("cosim.devices")
+    if not hasattr(devices, "load_card") or not card.exists():
+        pytest.skip("the device layer (cosim.devices.load_card, models/cards) is not in this build")
+    table = devices.PulseTable.from_card(devices.load_card(card))
+    p = plan(parse_study(doc(array={"size": [4, 8]}, device={"card": str(card)})))
+    for q in p.points:
+        assert (q.config["device"]["g_min"], q.config["device"]["g_max"]) == (table.g_min, table.g_max)

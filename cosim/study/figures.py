@@ -201,8 +201,15 @@ def accuracy_vs_size(recs: Sequence[Mapping[str, Any]]):
     return fig
 
 
+def _size_text(size: float | None, square: bool) -> str:
+    if size is None:
+        return "all sizes"
+    return f"N={size:g}" if square else f"{size:g} cells"
+
+
 def pulses_and_convergence(recs: Sequence[Mapping[str, Any]]):
-    """Programming pulses per optimizer (bars, ± std over seeds) and mean convergence curves."""
+    """Programming pulses per optimizer and array size (bars, ± std over seeds), and the mean
+    convergence curve of each optimizer at the largest array size (± std over seeds)."""
     pulses = _training(recs, PULSES)
     curves = _training(recs, CONVERGENCE)
     if not pulses and not curves:
@@ -210,32 +217,46 @@ def pulses_and_convergence(recs: Sequence[Mapping[str, Any]]):
     fig, axes = _figure(2 if pulses and curves else 1)
     if pulses:
         ax = axes[0]
-        stats = seed_stats(pulses, ["_device", "_optimizer"], [PULSES])
-        labels = [f"{r['_optimizer']}\n{r['_device']}" for r in stats]
-        ax.bar(range(len(stats)), [r[f"{PULSES}_mean"] for r in stats],
-               yerr=[r[f"{PULSES}_std"] for r in stats], capsize=4, color=[f"C{k % 10}" for k in range(len(stats))])
-        ax.set_xticks(range(len(stats)), labels, fontsize="small")
+        square = all(r["_square"] for r in pulses)
+        stats = seed_stats(pulses, ["_device", "_optimizer", "_size"], [PULSES])
+        combos = list(dict.fromkeys((r["_device"], r["_optimizer"]) for r in stats))
+        sizes = list(dict.fromkeys(r["_size"] for r in stats))
+        width = 0.8 / len(sizes)
+        for k, size in enumerate(sizes):
+            sub = {(r["_device"], r["_optimizer"]): r for r in stats if r["_size"] == size}
+            xs = [c + (k - (len(sizes) - 1) / 2) * width for c, combo in enumerate(combos) if combo in sub]
+            rows = [sub[combo] for combo in combos if combo in sub]
+            ax.bar(xs, [r[f"{PULSES}_mean"] for r in rows], width=width * 0.95,
+                   yerr=[r[f"{PULSES}_std"] for r in rows], capsize=3, color=f"C{k % 10}",
+                   label=_size_text(size, square))
+        ax.set_xticks(range(len(combos)), [f"{opt}\n{dev}" for dev, opt in combos], fontsize="small")
         ax.set_ylabel("programming pulses per training run (count)")
         ax.set_title("training cost per optimizer")
         ax.grid(True, axis="y", alpha=0.3)
+        if len(sizes) > 1:
+            ax.legend(fontsize="small", title="array size")
     if curves:
         ax = axes[-1]
+        sized = [r["_size"] for r in curves if r["_size"] is not None]
+        largest = max(sized) if sized else None
         groups: dict[tuple, list] = {}
         for r in curves:
-            groups.setdefault((r["_device"], r["_optimizer"]), []).append(
-                np.array([np.nan if v is None else v for v in r[CONVERGENCE]], dtype=float))
+            if r["_size"] == largest:
+                groups.setdefault((r["_device"], r["_optimizer"]), []).append(
+                    np.array([np.nan if v is None else v for v in r[CONVERGENCE]], dtype=float))
         for k, ((dev, opt), arrs) in enumerate(sorted(groups.items())):
             n = min(len(a) for a in arrs)
             stack = np.stack([a[:n] for a in arrs]) * 100.0
             epochs = np.arange(1, n + 1)
             mean = np.nanmean(stack, axis=0)
-            ax.plot(epochs, mean, color=f"C{k % 10}", marker=".", label=f"{opt}, {dev} ({len(arrs)} seeds)")
+            ax.plot(epochs, mean, color=f"C{k % 10}", marker=".", label=f"{opt}, {dev} ({len(arrs)} runs)")
             if len(arrs) > 1:
                 sd = np.nanstd(stack, axis=0, ddof=1)
                 ax.fill_between(epochs, mean - sd, mean + sd, color=f"C{k % 10}", alpha=0.2)
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy (%)")
-        ax.set_title("convergence per optimizer (mean ± std over seeds)")
+        where = _size_text(largest, all(r["_square"] for r in curves))
+        ax.set_title(f"convergence per optimizer at {where} (mean ± std over seeds)")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
     return fig

@@ -20,7 +20,9 @@ ideal engine (I = V·G), and report
 from __future__ import annotations
 
 import logging
+import os
 import time
+from functools import lru_cache
 
 import numpy as np
 
@@ -56,7 +58,14 @@ def card_window(path: str) -> tuple[float, float]:
     """(g_min, g_max) in S of a device card, from the device layer's nominal pulse table.
 
     The hook for ``device.card``: it needs ``cosim.devices.load_card`` and ``PulseTable``.
+    Cached per file version, since every grid point of a study resolves the same card.
     """
+    st = os.stat(path)
+    return _card_window(path, st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=32)
+def _card_window(path: str, mtime_ns: int, size: int) -> tuple[float, float]:
     try:
         from cosim.devices import PulseTable, load_card
     except ImportError:

@@ -1,0 +1,229 @@
+"""Array and text files at the edge of cosim: load checked, write atomically (DESIGN.md §3).
+
+Matrices and vectors are ``.npy`` or ``.csv`` (comma separated). A plain matrix CSV has no
+header; a CSV meant for people may carry one header line of column names (``current_A``), which
+:func:`load_array` skips when every cell of the first line is a name rather than a number.
+Values are SI floats (S, V, A); nothing here knows units beyond naming them in messages.
+
+Every failure is an :class:`InputError` with one line naming the file and the problem. Writes go
+to a temporary file in the target folder and are renamed over the target only when complete, so
+a failure never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cosim.errors import InputError
+
+log = logging.getLogger(__name__)
+
+ARRAY_LOAD_EXTS = (".npy", ".csv")
+ARRAY_SAVE_EXTS = (".npy", ".csv", ".json")
+_HEADER_CELL = re.compile(r"^[A-Za-z_][A-Za-z0-9_ ()\[\]/.%-]*$")
+
+
+def _ext(path: Path) -> str:
+    return path.suffix.lower()
+
+
+def _check_ext(path: Path, allowed: Sequence[str], what: str) -> None:
+    if _ext(path) not in allowed:
+        got = repr(path.suffix) if path.suffix else "no extension"
+        choices = allowed[0] if len(allowed) == 1 else f"{', '.join(allowed[:-1])} or {allowed[-1]}"
+        raise InputError(f"{what} file {path} must end in {choices}, got {got}")
+
+
+def load_array(path, *, what: str) -> np.ndarray:
+    """A float64 array from ``path`` (.npy any shape; .csv always 2-D, one row per line).
+
+    ``what`` names the array in messages (e.g. ``"--conductance"``). NaN and inf are returned as
+    read; the caller decides what a valid value is.
+    """
+    path = Path(path)
+    _check_ext(path, ARRAY_LOAD_EXTS, what)
+    if not path.exists():
+        raise InputError(f"{what} file {path} does not exist")
+    if path.is_dir():
+        raise InputError(f"{what} file {path} is a folder, expected a {_ext(path)} file")
+    try:
+        if _ext(path) == ".npy":
+            return _load_npy(path, what)
+        text = path.read_text(encoding="utf-8")
+    except PermissionError:
+        raise InputError(f"{what} file {path} is not readable (permission denied)") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{what} file {path} is not a text CSV file (not UTF-8)") from None
+    except OSError as exc:
+        raise InputError(f"{what} file {path} cannot be read: {exc.strerror or exc}") from None
+    return parse_csv(text, where=f"{what} file {path}")
+
+
+def _load_npy(path: Path, what: str) -> np.ndarray:
+    with path.open("rb") as fh:
+        magic = fh.read(6)
+    if not magic:
+        raise InputError(f"{what} file {path} cannot be read: the file is empty")
+    if magic != b"\x93NUMPY":  # np.load would try to unpickle anything else
+        raise InputError(f"{what} file {path} cannot be read: not a valid .npy file (no NumPy header)")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except ValueError as exc:  # truncated data, or an object array (needs pickle)
+        reason = "it holds Python objects" if "pickle" in str(exc) else f"not a valid .npy file ({exc})"
+        raise InputError(f"{what} file {path} cannot be read: {reason}") from None
+    except EOFError:
+        raise InputError(f"{what} file {path} cannot be read: the file is truncated") from None
+    if not isinstance(arr, np.ndarray) or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise InputError(f"{what} file {path} must hold numbers, got dtype {getattr(arr, 'dtype', type(arr))}")
+    if np.iscomplexobj(arr):
+        raise InputError(f"{what} file {path} holds complex numbers; expected real values")
+    return np.asarray(arr, dtype=float)
+
+
+def parse_csv(text: str, *, where: str) -> np.ndarray:
+    """The (rows, cols) float array of comma-separated ``text``; ``where`` prefixes messages."""
+    rows: list[list[float]] = []
+    width = 0
+    first_line = 0
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        cells = [c.strip() for c in line.split(",")]
+        if not rows and not first_line:
+            first_line = lineno
+            if all(_HEADER_CELL.match(c) and not _is_number(c) for c in cells):
+                log.debug("%s: line %d read as a header: %s", where, lineno, line.strip())
+                width = len(cells)
+                continue
+        if width and len(cells) != width:
+            raise InputError(f"{where}: line {lineno} has {len(cells)} values, expected {width} "
+                             f"like line {first_line} (ragged CSV)")
+        width = len(cells)
+        values = []
+        for col, cell in enumerate(cells, start=1):
+            try:
+                values.append(float(cell))
+            except ValueError:
+                shown = repr(cell) if cell else "an empty cell"
+                raise InputError(f"{where}: line {lineno}, column {col}: {shown} is not a number") from None
+        rows.append(values)
+    if not rows:
+        what = f"only a header line (line {first_line})" if first_line else "no numbers (empty file)"
+        raise InputError(f"{where} holds {what}")
+    return np.array(rows, dtype=float)
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def check_output_path(path, *, what: str, exts: Sequence[str] | None = ARRAY_SAVE_EXTS) -> Path:
+    """``path`` as a Path once its extension and folder are fit to write; checked before work starts."""
+    path = Path(path)
+    if exts is not None:
+        _check_ext(path, exts, what)
+    if path.is_dir():
+        raise InputError(f"{what} {path} is a folder, expected a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"{what} {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"{what} {path}: folder {parent} is not writable")
+    return path
+
+
+def _atomic_write(path: Path, write, *, binary: bool, what: str) -> None:
+    """Call ``write(handle)`` on a temporary file beside ``path``, then rename it over ``path``."""
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    except FileNotFoundError:
+        raise InputError(f"{what} {path}: folder {parent} does not exist") from None
+    except PermissionError:
+        raise InputError(f"{what} {path}: folder {parent} is not writable") from None
+    try:
+        mode = "wb" if binary else "w"
+        kw = {} if binary else {"encoding": "utf-8", "newline": "\n"}
+        with os.fdopen(fd, mode, **kw) as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, IsADirectoryError | PermissionError):
+            raise InputError(f"{what} {path} cannot be written: {exc.strerror}") from None
+        raise
+
+
+def atomic_write_text(path, text: str, *, what: str = "output file") -> None:
+    """Write ``text`` (UTF-8, ``\\n`` line ends) to ``path`` atomically."""
+    _atomic_write(Path(path), lambda fh: fh.write(text), binary=False, what=what)
+
+
+def _csv_text(arr: np.ndarray, header: Sequence[str] | None) -> str:
+    lines = []
+    if header is not None:
+        lines.append(",".join(header))
+    for row in np.atleast_2d(arr) if arr.ndim < 2 else arr:
+        lines.append(",".join(repr(float(x)) for x in row))
+    return "\n".join(lines) + "\n"
+
+
+def _json_text(arr: np.ndarray, header: Sequence[str] | None) -> str:
+    if not np.isfinite(arr).all():
+        raise InputError("cannot write NaN or inf to JSON")
+    if header is None:
+        return json.dumps(arr.tolist()) + "\n"
+    rows = np.atleast_2d(arr)
+    return json.dumps([dict(zip(header, map(float, row))) for row in rows], indent=1) + "\n"
+
+
+def save_array(path, array, *, header: Sequence[str] | str | None = None, what: str = "output file") -> None:
+    """Write ``array`` to ``path`` (.npy, .csv or .json) atomically.
+
+    ``header`` (column names, e.g. ``["current_A"]`` or ``"current_A"``) is for files meant for
+    people: a first CSV line, or JSON rows as objects keyed by column name; .npy ignores it.
+    CSV and JSON numbers use the shortest text that reads back exactly; arrays must be 1-D or 2-D.
+    """
+    path = Path(path)
+    _check_ext(path, ARRAY_SAVE_EXTS, what)
+    arr = np.asarray(array, dtype=float)
+    ext = _ext(path)
+    if isinstance(header, str):
+        header = [header]
+    if ext != ".npy":
+        if arr.ndim > 2:
+            raise InputError(f"{what} {path}: a {arr.ndim}-D array needs .npy, not {ext}")
+        if header is not None:
+            width = 1 if arr.ndim == 0 else arr.shape[-1]
+            if len(header) != width:
+                raise InputError(f"{what} {path}: header has {len(header)} names for {width} columns")
+            if any("," in h or "\n" in h for h in header):
+                raise InputError(f"{what} {path}: header names must not contain commas or line breaks")
+    if ext == ".npy":
+        _atomic_write(path, lambda fh: np.save(fh, arr, allow_pickle=False), binary=True, what=what)
+        return
+    text = _csv_text(np.atleast_1d(arr), header) if ext == ".csv" else _json_text(arr, header)
+    atomic_write_text(path, text, what=what)
+
+
+def finite_or_raise(arr: np.ndarray, *, what: str, unit: str) -> None:
+    """Raise naming the first NaN/inf entry of ``arr`` (by index) when there is one."""
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        value = float(arr[idx])
+        kind = "NaN" if math.isnan(value) else "infinite"
+        raise InputError(f"{what}[{','.join(map(str, idx))}] is {kind}; expected finite {unit}")

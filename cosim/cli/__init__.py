@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from cosim import __version__
@@ -51,8 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except CosimError as exc:
-        print(f"cosim: error: {exc}", file=sys.stderr)
+        # One line for the user; multi-line details (ngspice's captured output) only with -v.
+        lines = str(exc).splitlines() or [type(exc).__name__]
+        detail = "\n".join(lines[1:])
+        if detail and args.verbose:
+            print(detail, file=sys.stderr)
+        more = " (run with -v for details)" if detail and not args.verbose else ""
+        print(f"cosim: error: {lines[0]}{more}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `cosim solve x.cir | head`: the reader went away; not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("cosim: interrupted", file=sys.stderr)
         return 130

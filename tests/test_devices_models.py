@@ -215,3 +215,14 @@ def test_compiled_path_falls_back_to_numpy_with_a_logged_reason(tmp_path, monkey
     with caplog.at_level(logging.WARNING, logger="cosim.devices.registry"):
         model = get_model("stanford_pku", "auto")
     assert model is MODELS["stanford_pku"] and "verilogae is not installed" in caplog.text
+
+
+def test_importing_the_device_layer_is_light_and_layered():
+    """cosim.devices imports neither cosim.circuit (DESIGN §1) nor verilogae/scipy until needed."""
+    import subprocess
+    import sys
+
+    code = ("import sys, cosim.devices; "
+            "print(sorted(m for m in ('cosim.circuit', 'cosim.array', 'verilogae', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

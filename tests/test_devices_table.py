@@ -24,13 +24,13 @@ def _card(stem):
     return load_card(CARD_DIR / f"{stem}.toml")
 
 
-def _neurosim_curves(p):
-    """NeuroSim's G_LTP(P) and G_LTD(P) (TCAD 2018, eq. 1) at integer pulses, as pulses are applied."""
+def _neurosim_curves(p, sub=1):
+    """NeuroSim's G_LTP(P) and G_LTD(P) (TCAD 2018, eq. 1) at P = 0, 1/sub, 2/sub ... pulses."""
     span = p["g_max"] - p["g_min"]
-    k = np.arange(int(p["p_max_p"]) + 1)
+    k = np.arange(int(p["p_max_p"]) * sub + 1) / sub
     b_p = span / (1 - np.exp(-p["p_max_p"] / p["a_p"]))
     ltp = b_p * (1 - np.exp(-k / p["a_p"])) + p["g_min"]
-    k = np.arange(int(p["p_max_d"]) + 1)
+    k = np.arange(int(p["p_max_d"]) * sub + 1) / sub
     b_d = span / (1 - np.exp(-p["p_max_d"] / p["a_d"]))
     ltd = p["g_max"] - b_d * (1 - np.exp((p["p_max_d"] - k - p["p_max_d"]) / p["a_d"]))
     return ltp, ltd
@@ -40,11 +40,13 @@ def _neurosim_curves(p):
 def test_pulse_nl_table_is_neurosims_closed_form(stem):
     card = _card(stem)
     table = PulseTable.from_card(card)
-    ltp, ltd = _neurosim_curves(card.params)
+    assert table.samples_per_pulse == 4  # quarter-width pulses: P advances by 1/4 each
+    ltp, ltd = _neurosim_curves(card.params, 4)
     np.testing.assert_allclose(table.g_set, ltp, rtol=1e-12)
     np.testing.assert_allclose(table.g_reset, ltd, rtol=1e-12, atol=1e-12 * card.params["g_max"])
     assert (table.g_min, table.g_max) == (card.params["g_min"], card.params["g_max"])
-    # levels: steps of at least 0.1 % of the window, counted on the closed form.
+    # levels: steps of at least 0.1 % of the window, counted on the closed form at whole pulses.
+    ltp, ltd = _neurosim_curves(card.params)
     span = card.params["g_max"] - card.params["g_min"]
     assert table.levels == (int(np.sum(np.diff(ltp) >= 1e-3 * span)), int(np.sum(-np.diff(ltd) >= 1e-3 * span)))
     assert table.n_levels == min(table.levels)
@@ -73,8 +75,9 @@ def test_table_updates_equal_the_compact_model_path(stem):
     """From points on the nominal curve, n table pulses = n integrated pulses of a nominal device."""
     card = dataclasses.replace(_card(stem), variation=VariationSpec())
     table = PulseTable.from_card(card)
+    sub = table.samples_per_pulse
     starts = np.array([0, 3, 10])
-    for direction, curve in ((+1, table.g_set), (-1, table.g_reset)):
+    for direction, curve in ((+1, table.g_set[::sub]), (-1, table.g_reset[::sub])):
         n = np.array([1, 4, 7])
         pop = DevicePopulation.create(card, (3,), seed=0, backend="numpy")
         pop.set_conductance(curve[starts])
@@ -104,7 +107,7 @@ def test_unreachable_targets_are_counted_and_logged(caplog):
 
 def test_conductance_mode_noise_grows_with_sqrt_of_pulses():
     card = _card("imprecise")
-    table = PulseTable.from_card(card)
+    table = PulseTable.from_card(card, samples_per_pulse=1)
     g = np.full(20000, table.g_set[20])
     span = table.g_max - table.g_min
     for n in (1, 4):
@@ -119,9 +122,10 @@ def test_conductance_mode_noise_grows_with_sqrt_of_pulses():
 def test_state_mode_noise_follows_the_traversed_steps():
     card = dataclasses.replace(_card("vteam_default"), variation=VariationSpec(c2c=0.1, c2c_mode="state"))
     table = PulseTable.from_card(card)
-    g = np.full(20000, table.g_set[10])
+    whole = table.g_set[::table.samples_per_pulse]
+    g = np.full(20000, whole[10])
     noisy = table.apply(g, np.full(g.shape, 3), np.random.default_rng(0))
-    steps = np.diff(table.g_set[10:14])
+    steps = np.diff(whole[10:14])
     assert abs(np.std(noisy) / (0.1 * np.sqrt(np.sum(steps ** 2))) - 1.0) < 0.03
 
 
@@ -151,9 +155,28 @@ def test_tables_are_cached_in_memory_and_on_disk(tmp_path, monkeypatch):
 
 def test_fixed_pulse_count_and_refusals():
     card = _card("vteam_default")
-    assert PulseTable.from_card(card, n_levels=20).g_set.size == 21
+    assert PulseTable.from_card(card, n_levels=20).g_set.size == 81  # 4 samples per pulse
+    assert PulseTable.from_card(card, n_levels=20, samples_per_pulse=1).g_set.size == 21
     weak = dataclasses.replace(card, programming=dataclasses.replace(card.programming, amplitude_set=-0.19))
     with pytest.raises(SpecError, match=r"programming\.amplitude_set = -0.19 V does not move"):
         PulseTable.from_card(weak)
     with pytest.raises(SpecError, match="n_levels must be ≥ 1"):
         PulseTable.from_card(card, n_levels=0)
+
+
+def test_sub_sampling_matches_whole_pulses_and_sharpens_abrupt_curves():
+    """k quarter-width pulses = k/4 card pulses (one trajectory under constant voltage), and the finer
+    grid cuts the interpolation error of Stanford's abrupt SET for off-grid starting points."""
+    card = dataclasses.replace(_card("stanford_pku_default"), variation=VariationSpec())
+    coarse = PulseTable.from_card(card, samples_per_pulse=1)
+    fine = PulseTable.from_card(card, samples_per_pulse=4)
+    whole = fine.g_set[::4]
+    np.testing.assert_allclose(whole[: coarse.g_set.size], coarse.g_set[: whole.size], rtol=1e-6)
+    rng = np.random.default_rng(0)
+    g0 = fine.g_min + (fine.g_max - fine.g_min) * rng.uniform(0.1, 0.9, 400)
+    n = rng.choice([-1, 1], 400)
+    pop = DevicePopulation.create(card, (400,), seed=0, backend="numpy")
+    pop.set_conductance(g0)
+    pop.apply_pulses(n, rng=None)
+    err = [np.max(np.abs(t.apply(g0, n, None) - pop.conductance())) for t in (coarse, fine)]
+    assert err[1] < 0.5 * err[0]

@@ -60,13 +60,15 @@ class DevicePopulation:
         self._x = np.asarray(model.bound_toward(-1, params), dtype=float) * np.ones(self.size)
 
     @classmethod
-    def create(cls, card: DeviceCard, shape: tuple[int, ...], seed: int = 0, *, backend: Backend = "auto",
+    def create(cls, card: DeviceCard, shape: tuple[int, ...], seed: int = 0, *, backend: Backend = "numpy",
                integrator: IntegratorOptions | None = None) -> DevicePopulation:
         """Draw d2d parameters and fault masks for ``shape`` devices from ``seed``.
 
-        backend: "auto" (verilogae-compiled rates when available, else numpy), "numpy" or
-        "compiled". integrator: pulse numerics (default: exact where the model has a closed form,
-        else adaptive Dormand–Prince).
+        backend: "numpy" (default: the fastest measured, see benchmarks/bench_devices.py),
+        "compiled" (verilogae rate functions from models/*.va; equal to 1e-10 but 2-4x slower
+        here, its per-element call cost being ~0.25 µs against numpy's ~0.03 µs) or "auto"
+        (compiled when available, else numpy). integrator: pulse numerics (default: exact where
+        the model has a closed form, else adaptive Dormand–Prince).
         """
         shape = tuple(int(s) for s in np.atleast_1d(shape))
         if any(s < 1 for s in shape):

@@ -105,7 +105,7 @@ def _check_names(names: Sequence[str], what: str, skip_first: bool = False) -> N
         raise NetlistError(f"{what} name '0' or 'gnd' is ground to SPICE; only node 0 may be ground")
 
 
-def _source_values(circuit: Circuit, inputs) -> np.ndarray:
+def deck_source_values(circuit: Circuit, inputs) -> np.ndarray:
     """Voltage-source values (V) for the first input vector, or with every input at 0 V."""
     if inputs is None:
         return circuit.source_values(np.zeros((1, circuit.n_inputs)))[0]
@@ -350,7 +350,7 @@ def default_control(circuit: Circuit, naming: SpiceNaming) -> list[str]:
 def write_ngspice(circuit: Circuit, *, inputs=None, title: str | None = None,
                   spec: CrossbarSpec | None = None) -> str:
     """The ngspice deck of ``circuit``; sources take the first vector of ``inputs`` (V) or 0 V."""
-    text, _ = render_ngspice(circuit, values=_source_values(circuit, inputs), title=title, spec=spec,
+    text, _ = render_ngspice(circuit, values=deck_source_values(circuit, inputs), title=title, spec=spec,
                              control=lambda naming: default_control(circuit, naming))
     return text
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from cosim.circuit.engines.base import ReadResult, SolverOptions, cell_currents
 from cosim.circuit.model import Circuit, as_batch
-from cosim.circuit.netlist_write import SpiceNaming, _source_values, render_ngspice
+from cosim.circuit.netlist_write import SpiceNaming, deck_source_values, render_ngspice
 from cosim.circuit.units import format_value
 from cosim.errors import EngineError
 
@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 MISSING = "ngspice not found: install Debian's ngspice and libngspice0-dev (make system)"
 _LOCK = threading.RLock()
 # The process-wide ngspice: the PySpice instance (None until loaded, False when unavailable)
-# and which Prepared's deck it holds. ngspice itself is global state; this only mirrors it.
+# and the token of the Prepared whose deck it holds. ngspice itself is global state (one
+# circuit per process); this only mirrors it.
 _SHARED: dict = {"ng": None, "loaded": None}
 
 
@@ -133,7 +134,8 @@ class SpicePrepared:
         self.binary = binary
         self.workdir = Path(tempfile.mkdtemp(prefix="cosim-spice-"))
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.workdir, ignore_errors=True)
-        self.values0 = _source_values(circuit, None)
+        self.token = object()  # identifies this deck in _SHARED without keeping self alive
+        self.values0 = deck_source_values(circuit, None)
         self.deck, self.naming = render_ngspice(circuit, values=self.values0)
         self.deck_path = self.workdir / "deck.cir"
         self.deck_path.write_text(self.deck)
@@ -153,13 +155,13 @@ class SpicePrepared:
             if ng is None:
                 raise EngineError(MISSING)
             try:
-                if _SHARED["loaded"] is not self:
+                if _SHARED["loaded"] is not self.token:
                     if _SHARED["loaded"] is not None:
                         _SHARED["loaded"] = None
                         ng.exec_command("destroy all")
                         ng.exec_command("remcirc")
                     ng.load_circuit(self.deck)
-                    _SHARED["loaded"] = self
+                    _SHARED["loaded"] = self.token
                     self._current = self.values0.copy()
                 for row in values:
                     for k in np.flatnonzero(row != self._current):
@@ -220,16 +222,21 @@ class SpicePrepared:
         v, _ = as_batch(inputs, c.n_inputs)
         t0 = time.perf_counter()
         values = c.source_values(v)
-        ops = self._run_shared(values) if self.mode == "shared" else self._run_subprocess(values)
+        if not values.shape[0]:
+            ops = []
+        elif self.mode == "shared":
+            ops = self._run_shared(values)
+        else:
+            ops = self._run_subprocess(values)
         nm = self.naming
         bsz = len(ops)
-        branch = np.array([[op.get(f"i({s})", np.nan) for s in nm.vsrc] for op in ops]).reshape(bsz, -1)
+        branch = np.array([[op.get(f"i({s})", np.nan) for s in nm.vsrc] for op in ops]).reshape(bsz, len(nm.vsrc))
         if np.isnan(branch).any():
             k = int(np.argwhere(np.isnan(branch))[0, 1])
             raise EngineError(f"ngspice returned no current for source {nm.vsrc[k]} (deck {self.deck_path})")
         nodes = np.array([[0.0 if not name else op.get(f"v({name})", np.nan) for name in nm.nodes]
-                          for op in ops]).reshape(bsz, -1)
-        shorts = np.array([[op[f"i({s})"] for _, s in nm.shorts] for op in ops]).reshape(bsz, -1)
+                          for op in ops]).reshape(bsz, len(nm.nodes))
+        shorts = np.array([[op[f"i({s})"] for _, s in nm.shorts] for op in ops]).reshape(bsz, len(nm.shorts))
         resid = kcl_residual(c, nodes, branch, shorts, np.array([k for k, _ in nm.shorts], dtype=int))
         return ReadResult(
             currents=c.outputs_from_branches(branch), engine="spice",

@@ -11,7 +11,10 @@ Methods (:class:`IntegratorOptions`):
 - ``"auto"``: ``"exact"`` where the model has one, else ``"adaptive"``.
 
 The pulse is integrated piece by piece (rise, flat top, fall) so the voltage is smooth within each
-integration. Bounds: for models with ``hard_bounds`` the equations stop the state at its bounds,
+integration, and within a piece only over the times where the voltage is outside the model's
+``quiet_band`` (where no state moves): the threshold kink of the rate then falls on an
+integration boundary instead of inside a step, which an embedded error estimate under-reports.
+Bounds: for models with ``hard_bounds`` the equations stop the state at its bounds,
 so stage states and results are projected onto [lo, hi] (exactly what the ODE does; counted as
 ``saturated``). For the other models a result outside the bounds is a numerical overshoot: it is
 clipped, counted in ``clipped`` and logged as a warning when larger than 1e-6 of the range.

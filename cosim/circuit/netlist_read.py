@@ -34,6 +34,9 @@ from cosim.errors import NetlistError
 log = logging.getLogger(__name__)
 
 GROUND = ("0", "gnd")
+# a token: words with {…} (one level of nesting inside), '…' or "…" parts, no blanks outside them
+_TOKENS = re.compile(r"""(?:\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}|'[^']*'|"[^"]*"|[^\s{'"])+""")
+_NAME = re.compile(r"\s*[a-z_][a-z0-9_.]*\s*")
 IGNORED = {".op", ".option", ".options", ".opt", ".temp", ".tran", ".dc", ".ac", ".noise", ".tf",
            ".sens", ".pz", ".disto", ".four", ".fourier", ".print", ".plot", ".save", ".probe",
            ".meas", ".measure", ".ic", ".nodeset", ".width", ".model", ".csparam", ".title"}
@@ -97,6 +100,8 @@ class Scope:
             token = token[1:-1]
         if NUMBER.fullmatch(token):
             return parse_value(token, where=where)
+        if _NAME.fullmatch(token):  # {r_row}: a bare parameter, no expression to parse
+            return self.lookup(token.strip(), where)
         return eval_expression(token, lambda n: self.lookup(n, where), where=where)
 
     def find(self, name: str) -> tuple[Subckt, Scope] | None:
@@ -180,6 +185,21 @@ def _logical_lines(path: Path, text: str, label: str, top: bool, stack: tuple[Pa
 # -- stage 2: logical lines → definitions -------------------------------------------------------
 def tokenize(text: str, where: str) -> list[str]:
     """Split on blanks, keeping ``{…}``, ``'…'`` and ``"…"`` whole and gluing ``a = b`` to ``a=b``."""
+    if not any(ch in text for ch in "{'\"="):
+        return text.split()  # most lines of a large deck
+    toks = _TOKENS.findall(text)
+    if "".join("".join(toks).split()) != "".join(text.split()):  # deeper nesting or unbalanced
+        toks = _walk(text, where)
+    glued: list[str] = []
+    for t in toks:
+        if len(glued) > 1 and (t.startswith("=") or glued[-1].endswith("=")):
+            glued[-1] += t
+        else:
+            glued.append(t)
+    return glued
+
+
+def _walk(text: str, where: str) -> list[str]:
     toks, cur, i, n = [], "", 0, len(text)
     while i < n:
         ch = text[i]
@@ -208,13 +228,7 @@ def tokenize(text: str, where: str) -> list[str]:
         i = j + 1
     if cur:
         toks.append(cur)
-    glued: list[str] = []
-    for t in toks:
-        if len(glued) > 1 and (t.startswith("=") or glued[-1].endswith("=")):
-            glued[-1] += t
-        else:
-            glued.append(t)
-    return glued
+    return toks
 
 
 def _assignments(tokens: list[str], where: str) -> dict[str, tuple[str, str]]:

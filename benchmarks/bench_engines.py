@@ -4,6 +4,9 @@ Arrays are n×n, 1 Ω wire segments, 1 Ω drivers and sense resistors, devices d
 1–100 µS (seeded), one input vector of 0–0.3 V (batch B = 1: ngspice runs one ``op`` per vector
 and spsolve factorises per call, so B = 1 is the fair unit).
 
+The nodal engine runs with ``method="auto"`` (the method it picked is printed); its error
+against the direct references is that method's tolerance (``SolverOptions.rtol``).
+
 Part 1, nodal vs ngspice (16, 32, 64; 128 with ``--with-128``, minutes): the nodal engine
 (``prepare`` + ``solve``: assembly, factorisation, solve) against the spice engine on the deck
 the writer produces (shared libngspice: load + ``op`` + reading the vectors back).
@@ -60,6 +63,7 @@ def child(kind: str, n: int, repeats: int) -> dict:
     from cosim.circuit.mna import assemble_nodal
 
     circuit, v = _case(n)
+    info = {"method": "spsolve"}
     if kind == "spsolve":
         system = assemble_nodal(circuit)
         rhs, vk = system.rhs(circuit.source_values(v))
@@ -78,7 +82,9 @@ def child(kind: str, n: int, repeats: int) -> dict:
             shared_instance()
 
         def run():
-            return get_engine(engine).prepare(circuit, opts).solve(v).currents
+            result = get_engine(engine).prepare(circuit, opts).solve(v)
+            info["method"] = result.info.get("method", result.info.get("mode", "?"))
+            return result.currents
 
     rss0 = _rss_mib()
     times, out = [], None
@@ -88,7 +94,7 @@ def child(kind: str, n: int, repeats: int) -> dict:
         times.append(time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"time": statistics.median(times), "runs": repeats, "mem": max(peak - rss0, 0.0),
-            "currents": np.asarray(out)[0].tolist()}
+            "currents": np.asarray(out)[0].tolist(), **info}
 
 
 def measure(kind: str, n: int, repeats: int) -> dict:
@@ -107,13 +113,13 @@ def rel_err(a: dict, b: dict) -> float:
 def table(title: str, ref_name: str, rows: list[tuple[int, dict, dict]]) -> None:
     print(f"\n{title}")
     head = (f"{'n':>6} {'nodal s':>10} {ref_name + ' s':>12} {'ratio':>8} "
-            f"{'nodal MiB':>10} {ref_name + ' MiB':>12} {'runs':>5} {'rel err':>10}")
+            f"{'nodal MiB':>10} {ref_name + ' MiB':>12} {'runs':>5} {'rel err':>10}  nodal method")
     # runs: repeats of the reference path (the nodal path runs --repeats times, fewer at 512+)
     print(head)
     print("-" * len(head))
     for n, nod, ref in rows:
         print(f"{n:>6} {nod['time']:>10.4f} {ref['time']:>12.4f} {ref['time'] / nod['time']:>8.1f} "
-              f"{nod['mem']:>10.1f} {ref['mem']:>12.1f} {ref['runs']:>5} {rel_err(nod, ref):>10.2e}")
+              f"{nod['mem']:>10.1f} {ref['mem']:>12.1f} {ref['runs']:>5} {rel_err(nod, ref):>10.2e}  {nod['method']}")
 
 
 def main() -> None:

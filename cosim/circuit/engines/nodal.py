@@ -1,23 +1,45 @@
-"""The nodal engine: exact DC solution of the circuit by sparse modified nodal analysis.
+"""The nodal engine: exact DC solution of the circuit by modified nodal analysis.
 
-``prepare`` assembles and factorises once; ``solve`` reuses the factorisation for a whole batch
-of input vectors (one triangular solve per vector). Structure-aware solvers for large crossbars
-register in :data:`METHODS` and are chosen by ``SolverOptions.method``.
+Methods (``SolverOptions.method``), registered in :data:`METHODS`:
+
+- "direct": assemble the reduced system and factor it once (SuperLU); ``solve`` reuses the
+  factorisation for a whole batch. Works for every circuit; the reference every other path
+  must equal.
+- "pcg": for crossbars, conjugate gradients on the line-block structure (cosim.circuit.solvers),
+  certified to ``rtol`` in the relative ℓ1 error of the output currents, batched.
+- "transfer": for crossbars, the exact effective transfer matrix computed once (batched PCG),
+  then every read is a matmul.
+- "auto": direct for small arrays and for circuits the line-block path does not handle (the
+  reason is in ``info["auto"]``), else the cheaper of direct and pcg by a cost model measured on
+  this machine; for a large batch the crossbar path switches to the transfer by itself.
+
+Forward and transpose reads of one array share one preparation: :func:`prepare_pair`, or
+``prepared.for_circuit(build_circuit(spec, transpose=True))``. After a training update,
+``prepared.update_conductances(g_new)`` (or ``pair.update_conductances``) gives the array with
+new devices, warm-started from the old one where the method allows it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import scipy.sparse.linalg as spla
 
-from cosim.circuit.engines.base import ReadResult, SolverOptions, cell_currents
+from cosim.circuit.build import build_circuit
+from cosim.circuit.engines.base import Prepared, ReadResult, SolverOptions, cell_currents
 from cosim.circuit.mna import NodalSystem, assemble_nodal
 from cosim.circuit.model import Circuit, as_batch
+from cosim.circuit.solvers import circuits
+from cosim.circuit.solvers.lineblock import LineBlocks, Unsupported
+from cosim.circuit.solvers.prepared import CrossbarPrepared
+from cosim.circuit.spec import CrossbarSpec
 from cosim.errors import EngineError, TopologyError
 
 log = logging.getLogger(__name__)
@@ -54,26 +76,17 @@ class DirectSolver:
         return x, {"ordering": self.ordering, "lu_nnz": int(self.lu.L.nnz + self.lu.U.nnz)}
 
 
-# method name → factory(system, options) returning an object with .name and .solve(rhs, system)
-METHODS: dict[str, Callable[[NodalSystem, SolverOptions], Any]] = {"direct": DirectSolver}
-
-
-def choose_method(system: NodalSystem, options: SolverOptions) -> str:
-    """The solver for ``options.method == "auto"``: direct unless a faster exact path is registered."""
-    if options.method != "auto":
-        if options.method not in METHODS:
-            raise EngineError(f"nodal method {options.method!r} is not available; choose from {', '.join(METHODS)}")
-        return options.method
-    picker = METHODS.get("_auto")
-    return picker(system, options) if picker else "direct"
-
-
 @dataclass(slots=True)
 class NodalPrepared:
+    """The direct path: reduced system plus its LU factorisation."""
+
     circuit: Circuit
     system: NodalSystem
     solver: Any
     prepare_time: float
+    spec: CrossbarSpec | None = None
+    reason: str = ""
+    options: SolverOptions | None = None
 
     def solve(self, inputs, *, want_nodes: bool = False, want_cells: bool = False) -> ReadResult:
         c = self.circuit
@@ -91,25 +104,162 @@ class NodalPrepared:
                 cells = cell_currents(c, nodes)
         info = {"method": self.solver.name, "prepare_time": self.prepare_time,
                 "unknowns": int(self.system.a.shape[0]), **info}
+        if self.reason:
+            info["auto"] = self.reason
         return ReadResult(
             currents=currents, engine="nodal", elapsed=time.perf_counter() - t0,
             branch_currents=branch, node_voltages=nodes if want_nodes else None,
             cell_currents=cells, residual=resid, info=info,
         )
 
+    def for_circuit(self, circuit: Circuit, *, spec: CrossbarSpec | None = None) -> NodalPrepared:
+        """The prepared read of ``circuit`` (same resistors and sources) sharing this LU."""
+        if not circuits.same_network(circuit, self.circuit):
+            raise EngineError("for_circuit needs a circuit with the same resistors and sources "
+                              "(the other read direction of the same array)")
+        system = dataclasses.replace(self.system, circuit=circuit)
+        return NodalPrepared(circuit, system, self.solver, 0.0, spec or self.spec, self.reason, self.options)
+
+    def update_conductances(self, g_new, *, warm: bool = True,
+                            share: Prepared | None = None) -> NodalPrepared:
+        """This read with device conductances ``g_new`` (N, M), S: assembled and factored again
+        (an LU has nothing to warm-start; ``warm`` is accepted for a uniform interface). ``share``,
+        the already updated other read direction, lends its factorisation."""
+        t0 = time.perf_counter()
+        circuit = circuits.with_devices(self.circuit, g_new, self.spec)
+        spec = None if self.spec is None else self.spec.replace(
+            conductances=circuits.check_devices(circuit, g_new))
+        if isinstance(share, NodalPrepared) and circuits.same_network(circuit, share.circuit):
+            return share.for_circuit(circuit, spec=spec)
+        options = self.options or SolverOptions(method="direct")
+        system = assemble_nodal(circuit)
+        solver = DirectSolver(system, options)
+        return NodalPrepared(circuit, system, solver, time.perf_counter() - t0, spec, self.reason, options)
+
+
+# -- method registry and the automatic choice ---------------------------------------------------
+
+#: Arrays with at most this many cells always use the direct path (exact to round-off, < 50 ms).
+SMALL_CELLS = 48 * 48
+# Cost model (s), fitted by benchmarks/bench_scale.py on the 2-core reference machine:
+# SuperLU (minimum degree) on u unknowns ≈ C_LU·u^1.5 (0.12 s at 128², 66 s at 1024²); one
+# PCG iteration ≈ C_IT·u + C_STEP·(N+M) (vector passes plus the per-line-step loop overhead);
+# iterations to 1e-10 ≈ 6 + 2·sqrt(N·M·r·g).
+C_LU, C_IT, C_STEP = 2.0e-8, 1.5e-8, 2.0e-5
+
+
+def estimate_times(blocks: LineBlocks) -> tuple[float, float, float]:
+    """(direct s, pcg s, estimated pcg iterations) for one read of ``blocks``."""
+    cells = blocks.n * blocks.m
+    u = 2 * cells
+    its = 6.0 + 2.0 * math.sqrt(max(blocks.ir_parameter(), 0.0))
+    t_pcg = (its + 4) * (C_IT * u + C_STEP * (blocks.n + blocks.m))
+    return C_LU * u ** 1.5, t_pcg, its
+
+
+def choose_method(circuit: Circuit, options: SolverOptions) -> tuple[str, str, LineBlocks | None]:
+    """(method, reason, extracted line blocks or None) for ``options.method``.
+
+    An explicit "pcg"/"transfer" still goes to "direct" when the circuit is outside the
+    line-block path (the reason says why).
+    """
+    method = options.method
+    if method not in METHODS:
+        raise EngineError(f"nodal method {method!r} is not available; choose from "
+                          f"{', '.join(k for k in METHODS if not k.startswith('_'))}")
+    if method == "direct":
+        return "direct", "", None
+    if method == "auto":
+        lay = circuit.layout
+        if lay is None:
+            return "direct", "not a crossbar: direct", None
+        if lay.n_rows * lay.n_cols <= SMALL_CELLS:
+            return "direct", f"small array ({lay.n_rows}x{lay.n_cols} ≤ {SMALL_CELLS} cells): direct", None
+    try:
+        blocks = LineBlocks.from_circuit(circuit)
+    except (Unsupported, TopologyError) as exc:
+        reason = f"routed to direct: {exc}"
+        log.info("%s: %s", circuit.title or "circuit", reason)
+        return "direct", reason, None
+    if method != "auto":
+        return method, "", blocks
+    name, reason = METHODS["_auto"](blocks, options)
+    return name, reason, blocks
+
+
+def _auto(blocks: LineBlocks, options: SolverOptions) -> tuple[str, str]:
+    t_lu, t_pcg, its = estimate_times(blocks)
+    name = "pcg" if t_pcg < t_lu else "direct"
+    return name, (f"{name}: est. pcg {t_pcg:.3g} s ({its:.0f} iterations, N·M·r·g = "
+                  f"{blocks.ir_parameter():.3g}) vs direct {t_lu:.3g} s")
+
+
+def _prepare_direct(circuit: Circuit, options: SolverOptions, *, spec=None, reason="", blocks=None):
+    t0 = time.perf_counter()
+    system = assemble_nodal(circuit)
+    solver = DirectSolver(system, options)
+    return NodalPrepared(circuit, system, solver, time.perf_counter() - t0, spec, reason, options)
+
+
+def _prepare_crossbar(circuit: Circuit, options: SolverOptions, *, spec=None, reason="", blocks=None):
+    return CrossbarPrepared.prepare(circuit, options, spec=spec, blocks=blocks, reason=reason)
+
+
+# method name → preparer(circuit, options, *, spec, reason, blocks) → Prepared; "_auto" is the
+# picker (blocks, options) → (method, reason).
+METHODS: dict[str, Callable[..., Any]] = {
+    "direct": _prepare_direct,
+    "pcg": _prepare_crossbar,
+    "transfer": _prepare_crossbar,
+    "auto": _prepare_crossbar,
+    "_auto": _auto,
+}
+
 
 class NodalEngine:
     name = "nodal"
 
-    def prepare(self, circuit: Circuit, options: SolverOptions) -> NodalPrepared:
-        t0 = time.perf_counter()
+    def prepare(self, circuit: Circuit, options: SolverOptions, *,
+                spec: CrossbarSpec | None = None) -> Prepared:
+        """Prepare ``circuit`` by the method ``options`` asks for (see the module docstring).
+
+        ``spec``, when the circuit was built from one, lets ``update_conductances`` rebuild it.
+        """
         if options.check_topology and circuit.layout is None:
             from cosim.circuit.topology import check_topology
 
             check_topology(circuit)
-        system = assemble_nodal(circuit)
-        solver = METHODS[choose_method(system, options)](system, options)
-        return NodalPrepared(circuit, system, solver, time.perf_counter() - t0)
+        name, reason, blocks = choose_method(circuit, options)
+        if name != "direct" and options.method == "auto":
+            # The crossbar path keeps "auto" so it may switch to the transfer for big batches.
+            name = "auto"
+        return METHODS[name](circuit, options, spec=spec, reason=reason, blocks=blocks)
 
 
 ENGINE = NodalEngine()
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedPair:
+    """Forward and transpose reads of one array sharing one preparation."""
+
+    forward: Any
+    transpose: Any
+
+    def update_conductances(self, g_new, *, warm: bool = True) -> PreparedPair:
+        """Both reads with device conductances ``g_new`` (N, M), S, prepared once."""
+        fwd = self.forward.update_conductances(g_new, warm=warm)
+        return PreparedPair(fwd, self.transpose.update_conductances(g_new, warm=warm, share=fwd))
+
+
+def prepare_spec(spec: CrossbarSpec, options: SolverOptions | None = None, *,
+                 transpose: bool = False) -> Prepared:
+    """Build and prepare one read of ``spec`` through the nodal engine (keeps the spec)."""
+    options = options or SolverOptions()
+    return ENGINE.prepare(build_circuit(spec, transpose=transpose), options, spec=spec)
+
+
+def prepare_pair(spec: CrossbarSpec, options: SolverOptions | None = None) -> PreparedPair:
+    """Forward and transpose reads of ``spec`` with one shared factorisation / line blocks."""
+    fwd = prepare_spec(spec, options)
+    return PreparedPair(fwd, fwd.for_circuit(build_circuit(spec, transpose=True), spec=spec))

@@ -1,0 +1,32 @@
+"""Structure-aware solvers for the canonical crossbar, used by the nodal engine.
+
+Public names (one job per module):
+
+- :class:`~cosim.circuit.solvers.lineblock.LineBlocks` (lineblock.py): the crossbar circuit as
+  row and column tridiagonal line blocks coupled by the cell conductances, read from a
+  :class:`Circuit` without forming a sparse matrix; :class:`Unsupported` says why a circuit is
+  left to the direct path.
+- :class:`RowLines`, :class:`ColLines` (tridiag.py): batched LDLᵀ solves over all lines.
+- :func:`~cosim.circuit.solvers.pcg.solve` (pcg.py): Schur-complement PCG with the certified
+  stopping rule on the relative ℓ1 error of the output currents; :func:`galerkin_guess` for warm
+  starts.
+- :class:`PortResponse`, :class:`Transfer`, :func:`transfer_for` (transfer.py): the exact
+  effective transfer matrix, shared by the forward and transpose reads.
+- :class:`CrossbarPrepared` (prepared.py): the engine-protocol object (``solve`` →
+  ``ReadResult``), with ``for_circuit`` and ``update_conductances``.
+- :func:`with_devices`, :func:`same_network` (circuits.py): circuit edits for updates.
+
+Pick these through :class:`SolverOptions.method` ("auto", "pcg", "transfer"); the engine
+(cosim.circuit.engines.nodal) owns the choice.
+"""
+
+from cosim.circuit.solvers.circuits import same_network, with_devices
+from cosim.circuit.solvers.lineblock import LineBlocks, Unsupported
+from cosim.circuit.solvers.pcg import galerkin_guess, solve
+from cosim.circuit.solvers.prepared import CrossbarPrepared
+from cosim.circuit.solvers.transfer import PortResponse, Transfer, transfer_for
+from cosim.circuit.solvers.tridiag import ColLines, RowLines
+
+__all__ = ["LineBlocks", "Unsupported", "RowLines", "ColLines", "solve", "galerkin_guess",
+           "PortResponse", "Transfer", "transfer_for", "CrossbarPrepared", "with_devices",
+           "same_network"]

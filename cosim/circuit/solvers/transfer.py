@@ -1,0 +1,180 @@
+"""The exact effective transfer of a parasitic crossbar, computed once and read by a matmul.
+
+With fixed conductances the array is linear in its port potentials: the currents from the array
+into the ports are ``I = Y·P`` with ``Y`` the (N+M)×(N+M) port admittance (negated), symmetric
+by reciprocity. A read drives some ports with its inputs and holds the rest at fixed biases, so
+
+    I_out = I_0 + v · T,   T[i, o] = Y[port(i), port(o)],   I_0 = (Y · P_dc)[out]
+
+:class:`PortResponse` computes the columns of ``Y`` for every port of *one* family (rows or
+columns, whichever has fewer lines) by batched PCG with unit excitations. That family holds the
+inputs of one read direction and the outputs of the other, so by symmetry one response serves the
+forward read and the transpose read of the same array; each read direction adds one solve for
+its bias offset ``I_0``.
+
+Error bound. Each excitation solve ``p`` reports its ℓ1 KCL residual ``ρ_p`` (A), which bounds
+the ℓ1 error of all its port currents (see :mod:`pcg`). A read then has
+``‖ΔI_out‖₁ ≤ ρ_0 + Σ_i |v_i| ρ_port(i)`` when the excited family holds the inputs, and
+``≤ ρ_0 + ‖v‖_∞ Σ_o ρ_port(o)`` when it holds the outputs. Reads whose bound exceeds ``rtol``
+are re-solved by PCG (see :mod:`prepared`), so a transfer read is never less exact than one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from cosim.circuit.model import Circuit
+from cosim.circuit.solvers import pcg
+from cosim.circuit.solvers.lineblock import LineBlocks
+
+log = logging.getLogger(__name__)
+
+#: Work memory a batched solve may use for its vectors, bytes (chunks the batch to fit).
+WORK_BYTES = 1.5 * 2**30
+#: Largest set of excitation solutions kept to warm-start the next response, bytes.
+KEEP_BYTES = 0.5 * 2**30
+_VECTORS_PER_RHS = 18  # arrays of N·M doubles alive per right-hand side during a PCG solve
+
+
+def chunk_size(blocks: LineBlocks) -> int:
+    """Right-hand sides solved together so their work arrays fit in :data:`WORK_BYTES`."""
+    per = _VECTORS_PER_RHS * blocks.n * blocks.m * 8
+    return max(1, int(WORK_BYTES // per))
+
+
+def solve_ports(blocks: LineBlocks, ports: np.ndarray, out_ports: np.ndarray, *, rtol: float,
+                maxiter: int, label: str, x0: np.ndarray | None = None, keep: bool = False,
+                atol: float = 0.0, v_float: float | None = None):
+    """Solve for port potentials ``ports`` (B, N+M) in chunks.
+
+    Returns (port currents (B, N+M) A, ℓ1 KCL residuals (B,) A, bounds (B,), iterations,
+    column IR drops (B, N, M) V if ``keep`` else None).
+    """
+    bsz = ports.shape[0]
+    step = chunk_size(blocks)
+    branch = np.empty((bsz, blocks.n + blocks.m))
+    kcl, bound = np.empty(bsz), np.empty(bsz)
+    kept = np.empty((bsz, blocks.n, blocks.m)) if keep else None
+    iters = 0
+    for a in range(0, bsz, step):
+        b = min(bsz, a + step)
+        s_r, s_c = blocks.shifts(ports[a:b], v_float)
+        res = pcg.solve(blocks, blocks.drive(s_r, s_c), out_ports, rtol=rtol, maxiter=maxiter,
+                        x0=None if x0 is None else x0[a:b], atol=atol, label=label)
+        branch[a:b], kcl[a:b], bound[a:b] = res.branch, res.kcl_l1, res.bound
+        iters = max(iters, res.iterations)
+        if keep:
+            kept[a:b] = res.d_c
+    return branch, kcl, bound, iters, kept
+
+
+@dataclass(slots=True)
+class PortResponse:
+    """Columns of the port admittance for unit potentials on every port of one line family.
+
+    Attributes:
+        family: "rows" or "cols", the excited family.
+        ports: (k,) excited port indices into the N+M ports (rows first, then columns).
+        y: (k, N+M) currents from the array into every port per excitation, A/V = S.
+        rho: (k,) ℓ1 KCL residual of each excitation solve, A (bounds its current errors).
+        iterations: largest PCG iteration count over the chunks.
+        solutions: (k, N, M) column IR drops per excitation, V, kept to warm-start the response
+            after a conductance update (None when larger than :data:`KEEP_BYTES`).
+    """
+
+    family: str
+    ports: np.ndarray
+    y: np.ndarray
+    rho: np.ndarray
+    iterations: int
+    solutions: np.ndarray | None
+
+    @classmethod
+    def compute(cls, blocks: LineBlocks, *, rtol: float, maxiter: int, label: str,
+                warm: PortResponse | None = None) -> PortResponse:
+        """Excite the smaller family; ``warm`` (same array, old devices) seeds every solve."""
+        n, m = blocks.n, blocks.m
+        family = "rows" if n <= m else "cols"
+        ports = np.arange(n) if family == "rows" else n + np.arange(m)
+        other = n + np.arange(m) if family == "rows" else np.arange(n)
+        unit = np.zeros((ports.size, n + m))
+        unit[np.arange(ports.size), ports] = 1.0
+        x0 = None
+        if warm is not None and warm.solutions is not None and warm.family == family:
+            x0 = warm.solutions
+        keep = ports.size * n * m * 8 <= KEEP_BYTES
+        y, rho, _, iters, sol = solve_ports(blocks, unit, other, rtol=rtol, maxiter=maxiter,
+                                            label=f"{label} (transfer)", x0=x0, keep=keep,
+                                            v_float=0.0)
+        log.debug("%s: port response of %d %s in %d iterations", label, ports.size, family, iters)
+        return cls(family, ports, y, rho, iters, sol)
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """``I_out = offset + v · matrix`` for one read direction of one circuit.
+
+    Attributes:
+        matrix: (n_inputs, n_outputs) effective conductances, S (the parasitic counterpart of G).
+        offset: (n_outputs,) output currents with every input at 0 V, A.
+        rho_in: (n_inputs,) per-input error weights, A/V (excited family holds the inputs), or
+            None.
+        rho_all: total residual of the output excitations, A/V (family holds the outputs), or 0.
+        rho_0: ℓ1 KCL residual of the offset solve, A.
+    """
+
+    matrix: np.ndarray
+    offset: np.ndarray
+    rho_in: np.ndarray | None
+    rho_all: float
+    rho_0: float
+
+    def read(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(currents (B, n_out) A, certified ℓ1 error bound (B,) A) for inputs (B, n_in) V."""
+        currents = v @ self.matrix + self.offset
+        if self.rho_in is not None:
+            err = self.rho_0 + np.abs(v) @ self.rho_in
+        else:
+            err = self.rho_0 + np.abs(v).max(axis=1, initial=0.0) * self.rho_all
+        return currents, err
+
+
+def transfer_for(circuit: Circuit, blocks: LineBlocks, resp: PortResponse, *, rtol: float,
+                 maxiter: int, label: str) -> Transfer:
+    """Assemble the :class:`Transfer` of ``circuit`` from a shared port response (+1 solve)."""
+    c = circuit
+    n_ports = blocks.n + blocks.m
+    # The offset: every source at its dc value, inputs at 0 V.
+    dc = c.source_values(np.zeros((1, c.n_inputs)))
+    out_ports = np.unique(c.out_src)
+    # The offset may be ~0 A: converge it against the current of one typical line at 1 V.
+    other = np.setdiff1d(np.arange(n_ports), resp.ports)
+    per_line = float(np.abs(resp.y[:, other]).sum() / max(resp.ports.size, 1))
+    y0, rho0, _, _, _ = solve_ports(blocks, dc, out_ports, rtol=rtol, maxiter=maxiter,
+                                    label=f"{label} (offset)", atol=rtol * per_line)
+    pos = np.full(n_ports, -1)
+    pos[resp.ports] = np.arange(resp.ports.size)
+    driven = np.flatnonzero(c.vsrc_input >= 0)
+    # Source index == port index for a built crossbar (vd rows, then vs columns).
+    t_src = np.zeros((c.n_inputs, c.out_src.size))
+    rho_in = np.zeros(c.n_inputs) if np.all(pos[driven] >= 0) else None
+    if rho_in is not None:
+        for s in driven:  # one row of T per driven source (≤ N+M, vectorised inside)
+            k = pos[s]
+            t_src[c.vsrc_input[s]] += c.vsrc_scale[s] * resp.y[k, c.out_src]
+            rho_in[c.vsrc_input[s]] += abs(c.vsrc_scale[s]) * resp.rho[k]
+        rho_all = 0.0
+    else:
+        k_out = pos[c.out_src]
+        if np.any(k_out < 0):
+            raise ValueError("the port response covers neither the inputs nor the outputs")
+        for s in driven:
+            t_src[c.vsrc_input[s]] += c.vsrc_scale[s] * resp.y[k_out, s]
+        rho_all = float(np.abs(c.vsrc_scale[driven]).max(initial=0.0) * resp.rho[np.unique(k_out)].sum())
+    matrix = np.zeros((c.n_inputs, c.n_outputs))
+    np.add.at(matrix.T, c.out_index, t_src.T)
+    offset = c.outputs_from_branches(y0)[0]
+    return Transfer(matrix, offset, rho_in, rho_all, float(rho0[0]))

@@ -8,6 +8,11 @@ Public names:
 - :class:`SolverOptions`, :class:`ReadResult`, :func:`get_engine`, :data:`ENGINES`
   (engines/base.py): the engine protocol; engines ``ideal``, ``nodal``, ``spice``.
 - :func:`assemble_nodal` (mna.py): the reduced nodal system.
+- :func:`write_netlist` / :func:`save_text` (netlist_write.py): ngspice decks (a ``.subckt``
+  per array, ``.param`` lines, ``.op`` + full-precision prints).
+- :func:`read_netlist` (netlist_read.py): the SPICE subset designers hand around → Circuit.
+- :func:`operating_point` / :class:`OperatingPoint` (oppoint.py): node voltages and source
+  currents by ngspice's names, from any engine.
 - :func:`cosim.circuit.topology.check_topology`: floating nodes, source loops (networkx;
   imported on use).
 - :func:`cosim.circuit.sneak.sneak_report`: sneak paths and read margin of a selected cell.
@@ -19,8 +24,12 @@ from cosim.circuit.build import build_circuit
 from cosim.circuit.engines.base import ENGINES, ReadResult, SolverOptions, get_engine
 from cosim.circuit.mna import assemble_nodal
 from cosim.circuit.model import Circuit
+from cosim.circuit.netlist_read import read_netlist
+from cosim.circuit.netlist_write import save_text, write_netlist
+from cosim.circuit.oppoint import OperatingPoint, operating_point
 from cosim.circuit.read import read
 from cosim.circuit.spec import CrossbarSpec
 
 __all__ = ["CrossbarSpec", "Circuit", "build_circuit", "read", "SolverOptions", "ReadResult",
-           "get_engine", "ENGINES", "assemble_nodal"]
+           "get_engine", "ENGINES", "assemble_nodal", "write_netlist", "save_text", "read_netlist",
+           "operating_point", "OperatingPoint"]

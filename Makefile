@@ -1,5 +1,6 @@
 # Set-up and everyday targets. `make demo` and `make test` each install whatever is missing:
-# Debian's ngspice and libngspice0-dev (PySpice loads the unversioned libngspice.so from -dev),
+# Debian's ngspice and libngspice0-dev (PySpice loads the unversioned libngspice.so from -dev)
+# and chromium,
 # a virtual environment in .venv, and the package with its test extras.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -17,11 +18,19 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest --ngspice=$(NGSPICE_MODE) $(PYTEST_ARGS)
 
+# Debian packages: ngspice (+ -dev for the unversioned libngspice.so PySpice loads), binutils
+# (`ld`, which verilogae links with), chromium (the report's headless-browser test).
+
 system:
-	@if ! command -v ngspice >/dev/null 2>&1 || ! ldconfig -p | grep -q 'libngspice.so '; then \
-		echo "installing ngspice and libngspice0-dev (apt)"; \
+	@missing=""; \
+	command -v ngspice >/dev/null 2>&1 || missing="$$missing ngspice"; \
+	ldconfig -p | grep -q 'libngspice.so ' || missing="$$missing libngspice0-dev"; \
+	command -v ld >/dev/null 2>&1 || missing="$$missing binutils"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing (apt):$$missing"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ngspice libngspice0-dev binutils >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 $(STAMP): pyproject.toml | system

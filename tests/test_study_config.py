@@ -205,3 +205,15 @@ def test_real_device_card_window():
     p = plan(parse_study(doc(array={"size": [4, 8]}, device={"card": str(card)})))
     for q in p.points:
         assert (q.config["device"]["g_min"], q.config["device"]["g_max"]) == (table.g_min, table.g_max)
+
+
+def test_importing_the_study_layer_stays_light():
+    """Dask, tqdm and matplotlib load only when a study runs or a report is drawn."""
+    import subprocess
+    import sys
+
+    code = ("import sys, cosim.study, cosim.cli.sweep, cosim.cli.report, cosim.cli; cosim.cli.build_parser(); "
+            "print(sorted(m for m in ('dask', 'distributed', 'matplotlib', 'tqdm') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -9,7 +9,12 @@ process's ``sys.path``). Budget: < 40 s including one cluster start-up shared by
 from __future__ import annotations
 
 import os
+import signal
+import sqlite3
+import subprocess
+import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -186,3 +191,50 @@ def test_cli_sweep_on_an_existing_scheduler(client, tmp_path, capsys):
         assert st.counts()["done"] == 4 and {r.attempts for r in st.rows()} == {1}
     assert main(["sweep", str(cfg), "--store", str(store), "--scheduler", client.scheduler.address,
                  "--workers", "2"]) == 2
+
+
+@pytest.mark.parametrize("sig, workers", [(signal.SIGINT, "2"), (signal.SIGTERM, "0")])
+def test_cli_interrupt_shuts_down_cleanly_and_resumes(tmp_path, sig, workers):
+    """Ctrl-C on `cosim sweep` with its own LocalCluster (and SIGTERM on an in-process sweep):
+    exit 130, finished points kept, nothing left running, and the next run does only the rest."""
+    cfg = tmp_path / "study.toml"
+    cfg.write_text('[study]\nseeds = 12\n[task]\nkind = "ir_drop"\n[array]\nsize = [40, 56]\n'
+                   'r_wire = [1.0, 2.0]\n[read]\nbatch = 32\n')
+    store = tmp_path / "s.sqlite"
+    # SIGINT must reach Python's handler even if this test runs with SIGINT ignored
+    boot = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from cosim.cli import main; sys.exit(main())")
+    cmd = [sys.executable, "-c", boot, "sweep", str(cfg), "--store", str(store)]
+    proc = subprocess.Popen([*cmd, "--workers", workers], env={**os.environ, "CI": "true"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if store.exists():
+                try:
+                    with closing(sqlite3.connect(store, timeout=5)) as db:
+                        if db.execute("SELECT COUNT(*) FROM points WHERE status='done'").fetchone()[0] >= 3:
+                            break
+                except sqlite3.OperationalError:  # tables not created yet
+                    pass
+            time.sleep(0.05)
+        assert proc.poll() is None, "the sweep finished before it could be interrupted"
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err[-2000:]
+    assert "finished points are kept" in err
+    with Store(store, create=False) as st:
+        counts = st.counts()
+        kept = {r.key: r.finished for r in st.rows("done")}
+    assert counts["running"] == 0 and 3 <= counts["done"] < 48 and sum(counts.values()) == 48
+    res = subprocess.run([*cmd, "--workers", "0"], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "CI": "true"})
+    assert res.returncode == 0, res.stderr
+    assert f"{48 - counts['done']} done, 0 failed, {counts['done']} already done" in res.stdout
+    with Store(store, create=False) as st:
+        assert st.counts()["done"] == 48
+        assert all(st.get(k).finished == t for k, t in kept.items())

@@ -164,3 +164,40 @@ def test_sigkilled_sweep_resumes_without_redoing_points(tmp_path):
     assert len(final) == 32 and all(v[0] == "done" for v in final.values())
     assert all(final[k] == v for k, v in killed.items() if v[0] == "done")
 
+
+
+def test_export_selection_rebuilds_the_measured_arrays(tmp_path):
+    from cosim.study.export import export_spec, point_array, selected_points
+    from cosim.study.irdrop import ir_drop_metrics
+
+    p = plan(parse_study({"study": {"seeds": 2}, "task": {"kind": "ir_drop"},
+                          "array": {"size": [4, 6], "r_wire": [0.0, 3.0]}, "read": {"batch": 3},
+                          "export": {"netlists": True, "dialect": "ngspice", "where": {"array.rows": 6,
+                                                                                       "array.r_row": [3.0]}}}))
+    with Store(tmp_path / "s.sqlite") as st:
+        run_study(p, st, workers=0, progress=False)
+        assert export_spec(st).netlists and export_spec(st).dialect == "ngspice"
+        picked = selected_points(st)
+        assert len(picked) == 2 and {r.config["seed"] for r in picked} == {0, 1}
+        assert all(r.config["array"]["rows"] == 6 and r.config["array"]["r_row"] == 3.0 for r in picked)
+        for r in picked:
+            spec, inputs = point_array(r)
+            assert spec.shape == (6, 6) and inputs.shape == (3, 6)
+            again = ir_drop_metrics(spec, inputs, r.config["read"]["v_read"])
+            assert again["ir_err_max"] == r.metrics["ir_err_max"]  # the very array the study measured
+    from cosim.study.report import write_report
+
+    page = write_report(tmp_path / "s.sqlite", tmp_path / "rep").html.read_text()
+    assert "Export: 2 finished point(s) selected for ngspice netlists" in page
+    assert all(r.key[:12] in page for r in picked)
+
+
+def test_transaction_cut_short_is_rolled_back_not_committed(tmp_path):
+    """A Ctrl-C between BEGIN and COMMIT must not leave the connection unusable or commit."""
+    p = small_plan()
+    with Store(tmp_path / "s.sqlite") as st:
+        st.add_points((q.key, q.config) for q in p.points)
+        st.db.execute("BEGIN IMMEDIATE")  # as if interrupted right after BEGIN
+        st.db.execute("UPDATE points SET status = 'done'")
+        st.reset_running()  # the next write still works …
+        assert st.counts() == {"pending": 8, "running": 0, "done": 0, "failed": 0}  # … and nothing leaked

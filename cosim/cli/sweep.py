@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 
 from cosim.errors import SpecError
@@ -26,6 +27,10 @@ def register(sub) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="check the config, print the point count and a cost estimate, run nothing")
     p.set_defaults(func=run)
+
+
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,14 +58,19 @@ def run(args: argparse.Namespace) -> int:
         import distributed  # noqa: F401  (configures its loggers on import; quiet them unless -vv)
 
         logging.getLogger("distributed").setLevel(logging.WARNING)
-    with Store(args.store) as store:
-        try:
-            summary = run_study(study, store, workers=workers, scheduler=args.scheduler,
-                                retry_failed=args.retry_failed)
-        except KeyboardInterrupt:
-            counts = store.counts()
-            print(f"cosim: interrupted; {counts['done']} finished points are kept in {args.store}; "
-                  "rerun the same command to resume", file=sys.stderr)
-            raise
+    # A polite kill (SIGTERM, as from a batch scheduler) stops the study like Ctrl-C does.
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with Store(args.store) as store:
+            try:
+                summary = run_study(study, store, workers=workers, scheduler=args.scheduler,
+                                    retry_failed=args.retry_failed)
+            except KeyboardInterrupt:
+                counts = store.counts()
+                print(f"cosim: interrupted; {counts['done']} finished points are kept in {args.store}; "
+                      "rerun the same command to resume", file=sys.stderr)
+                raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(summary.line())
     return 1 if summary.failed or summary.skipped_failed else 0

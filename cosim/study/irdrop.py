@@ -210,16 +210,26 @@ def ir_drop_metrics(spec, inputs: np.ndarray, v_full: float, *, method: str = "a
     }
 
 
-def run_ir_drop(point: dict) -> dict:
-    """Metrics of one resolved ``ir_drop`` point (see the module docstring)."""
+def point_array(point: dict):
+    """The exact array and inputs of a resolved ``ir_drop`` point: (CrossbarSpec, (B, N) volts).
+
+    Seeded, so the array a study measured can be rebuilt later, e.g. to write its netlist.
+    """
     from cosim.circuit import CrossbarSpec
 
-    a, dev, rd, sol = point["array"], point["device"], point["read"], point["solver"]
+    a, dev, rd = point["array"], point["device"], point["read"]
     rng = np.random.default_rng(point["seed"])
     g = draw_conductances(rng, (a["rows"], a["cols"]), dev)
     inputs = draw_inputs(rng, rd["batch"], a["rows"], rd)
     spec = CrossbarSpec(conductances=g, r_row=a["r_row"], r_col=a["r_col"], r_driver=a["r_driver"],
                         r_sense=a["r_sense"], drive=a["drive"], sense=a["sense"], cell=a["cell"],
                         r_access=a["r_access"])
+    return spec, inputs
+
+
+def run_ir_drop(point: dict) -> dict:
+    """Metrics of one resolved ``ir_drop`` point (see the module docstring)."""
+    spec, inputs = point_array(point)
+    a, rd, sol = point["array"], point["read"], point["solver"]
     log.debug("ir_drop %d×%d r_row=%g r_col=%g", a["rows"], a["cols"], a["r_row"], a["r_col"])
     return ir_drop_metrics(spec, inputs, rd["v_read"], method=sol["method"], rtol=sol["rtol"])

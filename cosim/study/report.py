@@ -29,6 +29,7 @@ from typing import Any
 
 from cosim.errors import InputError
 from cosim.study import figures as F
+from cosim.study.export import export_spec, selected_points
 from cosim.study.store import Store
 from cosim.study.tables import (
     META,
@@ -119,6 +120,8 @@ def write_report(store_path: str | Path, out_dir: str | Path, *, point: str | No
     with Store(store_path, create=False) as store:
         rows = list(store.rows())
         meta = store.get_meta("study", {}) or {}
+        export = export_spec(store)
+        picked = [r.key for r in selected_points(store)] if export.netlists else []
         counts = store.counts()
         recs = records(rows)
         done = [r for r in recs if r["status"] == "done"]
@@ -199,6 +202,10 @@ def write_report(store_path: str | Path, out_dir: str | Path, *, point: str | No
         parts.append('<div class="err">' + _table(failed, ["key", *grid, "seed", "attempts", "error"]) + "</div>")
     else:
         parts.append('<p class="note">none</p>')
+    if export.netlists:
+        parts.append(f"<p>Export: {len(picked)} finished point(s) selected for {html.escape(export.dialect)} "
+                     f"netlists (export.where = <code>{html.escape(json.dumps(dict(export.where)))}</code>): "
+                     + ", ".join(f"<code>{k[:12]}</code>" for k in picked) + "</p>")
     versions = sorted({json.dumps(r.versions, sort_keys=True) for r in rows if r.versions})
     parts.append("<h2>Files and provenance</h2><ul>"
                  + "".join(f'<li><a href="tables/{p.name}">{p.name}</a></li>' for p in files.tables)

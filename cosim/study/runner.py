@@ -20,6 +20,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 
 from cosim.errors import EngineError
@@ -202,13 +203,15 @@ def _run_dask(todo: list[Point], plan: StudyPlan, rec: _Recorder, *, client, wor
             futures[fut] = p
         for fut in as_completed(futures):
             p = futures[fut]
-            if fut.status == "finished":
+            # result(), not a look at fut.status: a result held by a worker that dies right now
+            # sends the future back to pending, and result() waits for Dask to recompute it.
+            try:
                 outcome = fut.result()
-            elif fut.status == "cancelled":
+            except CancelledError:
                 log.warning("point %s was cancelled by the scheduler; left pending", p.key[:12])
                 continue
-            else:
-                outcome = _failed(fut.exception())
+            except Exception as exc:  # KilledWorker, or a point Dask could not even run
+                outcome = _failed(exc)
             rec(p, outcome)
             fut.release()
     except KeyboardInterrupt:

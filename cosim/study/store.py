@@ -99,9 +99,11 @@ class Store:
 
     def _tx(self, sql: str, rows: Iterable[tuple] | tuple = ()) -> int:
         """Run one statement (or many rows of it) in a single committed transaction."""
+        if self.db.in_transaction:  # left open by a statement a Ctrl-C cut short: never commit it
+            self.db.rollback()
         cur = self.db.cursor()
-        cur.execute("BEGIN IMMEDIATE")
         try:
+            cur.execute("BEGIN IMMEDIATE")
             if isinstance(rows, tuple):
                 cur.execute(sql, rows)
             else:
@@ -109,7 +111,8 @@ class Store:
             n = cur.rowcount
             cur.execute("COMMIT")
         except BaseException:
-            cur.execute("ROLLBACK")
+            if self.db.in_transaction:
+                self.db.rollback()
             raise
         return n
 

@@ -11,6 +11,10 @@ costs nothing and workers import only what they run. Registering the training ta
 
     register_task("train", run="cosim.train:run_training", sections="cosim.train:STUDY_SECTIONS")
 
+The report draws training figures from the metrics ``accuracy_ideal``, ``accuracy_parasitic``
+(fractions 0–1), ``pulses`` (count) and ``convergence`` (per-epoch accuracy, fractions 0–1);
+see :mod:`cosim.study.figures`.
+
 :func:`execute_point` is what runs on a Dask worker: it never raises for a point's own failure
 but returns the error text, so one bad point does not stop a study; it never touches the store.
 """
@@ -176,7 +180,7 @@ def versions() -> dict[str, str]:
 def one_line(exc: BaseException) -> str:
     """``Type: message`` on one line, with the innermost frame, for the store's error column."""
     msg = " ".join(str(exc).split()) or "(no message)"
-    tb = traceback.extract_tb(exc.__traceback__)
+    tb = traceback.extract_tb(getattr(exc, "__traceback__", None))
     where = f" [{os.path.basename(tb[-1].filename)}:{tb[-1].lineno}]" if tb else ""
     return f"{type(exc).__name__}: {msg}{where}"
 

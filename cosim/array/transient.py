@@ -174,7 +174,7 @@ def array_pulse_deck(spec: CrossbarSpec, model_name: str, params: dict, states: 
         p, q, val = node(circuit.vsrc_p[k]), node(circuit.vsrc_n[k]), float(values[k])
         lines.append(f"{circuit.vsrc_names[k]} {p} {q} PULSE(0 {num(val)} {num(delay)} {num(rise)} "
                      f"{num(fall)} {num(pulse_shape.width)} {num(period)} {n_pulses})")
-    h = max_step or min(rise, fall, pulse_shape.width) / 100.0
+    h = max_step or min(pulse_shape.width, max(min(rise, fall), pulse_shape.width / 20.0)) / 100.0
     probes = " ".join(f"v(xg{i}_{j}.x)" for i in range(n) for j in range(m))
     lines += [
         f".options reltol={num(reltol)} abstol=1e-18 vntol=1e-12 chgtol=1e-20 method=gear",

@@ -209,7 +209,8 @@ def pulse_train_deck(model_name: str, params: Mapping[str, float], *, state: flo
 
     Args:
         state: initial state in model units. period: s, ≥ the pulse duration.
-        max_step: largest time step, s (default: 1/100 of the shortest pulse piece).
+        max_step: largest time step, s (default: 1/100 of the shortest pulse piece, ramps
+            shorter than width/20 counted as width/20; ngspice steps onto every corner anyway).
         reltol: ngspice RELTOL (the state-node accuracy follows from it).
     """
     if n_pulses < 1:
@@ -224,7 +225,7 @@ def pulse_train_deck(model_name: str, params: Mapping[str, float], *, state: flo
         raise SpecError(f"r_series must be ≥ 0 Ω, got {r_series!r}")
     delay = period / 4.0
     t_stop = delay + n_pulses * period
-    h = max_step or min(rise, fall, pulse.width) / 100.0
+    h = max_step or min(pulse.width, max(min(rise, fall), pulse.width / 20.0)) / 100.0
     src = (f"vin in 0 PULSE(0 {num(pulse.amplitude)} {num(delay)} {num(rise)} {num(fall)} "
            f"{num(pulse.width)} {num(period)} {n_pulses})")
     series = f"rs in a {num(r_series)}" if r_series > 0 else "vrs in a 0"

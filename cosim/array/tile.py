@@ -1,0 +1,296 @@
+"""A Tile joins the two bottom layers: one physical crossbar whose devices are compact models.
+
+Reads go through a circuit engine on the tile's *current* conductances (so wire resistance and
+sneak paths act on every training read); updates go to the devices as pulses. The circuit is
+re-prepared lazily, only after the conductances change, once per read direction; no state is
+shared between tiles.
+
+Updates (``update``):
+
+- ``"model"``: :meth:`DevicePopulation.apply_pulses` integrates every pulse through each
+  device's own compact model (d2d parameters, c2c noise, faults): the exact path.
+- ``"table"``: the fast path. The card's nominal :class:`PulseTable` is stretched onto each
+  device's own conductance window (so d2d windows and faults stay; d2d *shape* spread does not),
+  advanced by ``n`` pulses with the table's c2c noise, and written back with
+  ``set_conductance``.
+- ``"auto"``: "model" when the model has a closed-form pulse (cheap per pulse), else "table".
+
+Energy proxy of a pulse train: ``|n|·V²·G·t_pulse`` (J) with V the card's SET/RESET amplitude,
+G the device's conductance before the train and t_pulse the card's pulse width.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit, get_engine
+from cosim.errors import InputError, SpecError
+
+log = logging.getLogger(__name__)
+
+UpdateMode = Literal["auto", "model", "table"]
+UPDATE_MODES = ("auto", "model", "table")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ArraySpec:
+    """The physical array a tile is built on (the parts of CrossbarSpec that are not devices).
+
+    Attributes:
+        rows, cols: array size (integers ≥ 1).
+        r_row, r_col: wire resistance per segment, Ω ≥ 0.
+        r_driver, r_sense: periphery resistances, Ω ≥ 0.
+        drive, sense, cell, r_access: as in :class:`CrossbarSpec`.
+    """
+
+    rows: int = 64
+    cols: int = 64
+    r_row: float = 0.0
+    r_col: float = 0.0
+    r_driver: float = 0.0
+    r_sense: float = 0.0
+    drive: str = "left"
+    sense: str = "bottom"
+    cell: str = "0T1R"
+    r_access: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("rows", "cols"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1):
+                raise SpecError(f"array.{name} must be an integer ≥ 1, got {v!r}")
+        try:  # CrossbarSpec validates the rest; report the fields under this section's name
+            self.crossbar(np.zeros((2, 2)))
+        except SpecError as exc:
+            raise SpecError(str(exc).replace("spec.", "array.")) from None
+
+    @property
+    def has_wires(self) -> bool:
+        """Whether any series resistance makes reads differ from V·G."""
+        return any(getattr(self, k) > 0 for k in ("r_row", "r_col", "r_driver", "r_sense")) or (
+            self.cell == "1T1R" and self.r_access > 0)
+
+    def crossbar(self, g: np.ndarray) -> CrossbarSpec:
+        """The CrossbarSpec of this array holding conductances ``g`` (S)."""
+        f = {k: getattr(self, k) for k in ("r_row", "r_col", "r_driver", "r_sense", "drive", "sense",
+                                           "cell", "r_access")}
+        return CrossbarSpec(conductances=g, **f)
+
+    def replace(self, **changes) -> ArraySpec:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class PulseReport:
+    """What one :meth:`Tile.apply_pulses` call sent: counts, devices touched, energy proxy (J)."""
+
+    set_pulses: int
+    reset_pulses: int
+    devices: int
+    energy: float
+
+
+@dataclass(slots=True)
+class TileStats:
+    """Cumulative counters and wall times (s) of one tile."""
+
+    reads: int = 0
+    transposed_reads: int = 0
+    vectors: int = 0
+    prepares: int = 0
+    set_pulses: int = 0
+    reset_pulses: int = 0
+    programmed: int = 0
+    target_clipped: int = 0
+    energy: float = 0.0
+    read_time: float = 0.0
+    prepare_time: float = 0.0
+    update_time: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+class Tile:
+    """One crossbar of ``array.rows × array.cols`` devices, read through ``options.engine``.
+
+    ``population`` is a device population of shape (rows, cols) (cosim.devices). Cells outside
+    the block a layer uses stay at their initial conductance and still load the wires.
+    ``table`` (a PulseTable of the population's card) is needed for ``update="table"``.
+    ``reuse`` lets the engine share one preparation between the read directions and update it
+    after a write (off: prepare from scratch every time, the reference path).
+    """
+
+    def __init__(self, array: ArraySpec, population, options: SolverOptions, *,
+                 update: UpdateMode = "auto", table=None, name: str = "", reuse: bool = True) -> None:
+        if tuple(population.shape) != (array.rows, array.cols):
+            raise SpecError(f"tile population shape {tuple(population.shape)} != array ({array.rows}, {array.cols})")
+        if update not in UPDATE_MODES:
+            raise SpecError(f"device.update must be one of {', '.join(UPDATE_MODES)}, got {update!r}")
+        if update == "auto":
+            update = "model" if getattr(population.model, "has_exact_pulse", False) or table is None else "table"
+        if update == "table" and table is None:
+            raise SpecError("device.update = 'table' needs the card's PulseTable")
+        self.array = array
+        self.population = population
+        self.options = options
+        self.update = update
+        self.table = table
+        self.name = name
+        self.stats = TileStats()
+        self._engine = get_engine(options.engine)
+        self._prepared: dict[bool, object] = {}
+        self._stale: set[bool] = set()
+        self.reuse = reuse
+        self._g: np.ndarray | None = None
+        self._window: tuple[np.ndarray, np.ndarray] | None = None
+        prog = population.card.programming
+        self._amp = (float(prog.amplitude_set), float(prog.amplitude_reset))
+        self._width = float(prog.width)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.array.rows, self.array.cols)
+
+    # -- state -------------------------------------------------------------------------------
+    def conductances(self) -> np.ndarray:
+        """The devices' true conductances at the read voltage, S (what the circuit sees); a copy."""
+        if self._g is None:
+            self._g = self.population.conductance()
+        return self._g.copy()
+
+    def window(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each device's own (g_lo, g_hi) window, S (fixed by its d2d parameters)."""
+        if self._window is None:
+            self._window = self.population.window()
+        return self._window
+
+    def faults(self) -> np.ndarray:
+        """Boolean (rows, cols): stuck-on, stuck-off or dead devices."""
+        return ~np.asarray(self.population.healthy).reshape(self.shape)
+
+    def _changed(self) -> None:
+        self._g = None
+        self._stale = {False, True}
+
+    # -- reads -------------------------------------------------------------------------------
+    def _prepare(self, transpose: bool):
+        """The prepared read of one direction on the current conductances.
+
+        Where the engine's prepared object offers them (the nodal engine does), the two
+        directions share one preparation (``for_circuit``) and a stale one is brought up to date
+        with ``update_conductances`` (warm-started, or sharing the other direction's fresh
+        preparation); otherwise the circuit is built and prepared again. Either way only after
+        the conductances changed.
+        """
+        prep = self._prepared.get(transpose)
+        if prep is not None and transpose not in self._stale:
+            return prep
+        t0 = time.perf_counter()
+        other = self._prepared.get(not transpose)
+        fresh_other = other if other is not None and (not transpose) not in self._stale else None
+        g = self.conductances()
+        if prep is not None and self.reuse and hasattr(prep, "update_conductances"):
+            prep = prep.update_conductances(g, warm=True, share=fresh_other)
+        elif fresh_other is not None and self.reuse and hasattr(fresh_other, "for_circuit"):
+            prep = fresh_other.for_circuit(build_circuit(self.array.crossbar(g), transpose=transpose))
+        else:
+            prep = self._engine.prepare(build_circuit(self.array.crossbar(g), transpose=transpose), self.options)
+        self._prepared[transpose] = prep
+        self._stale.discard(transpose)
+        self.stats.prepares += 1
+        self.stats.prepare_time += time.perf_counter() - t0
+        return prep
+
+    def read(self, v: np.ndarray) -> np.ndarray:
+        """Column currents (B, cols), A, for row voltages (B, rows), V."""
+        return self._solve(False, v)
+
+    def read_transposed(self, v: np.ndarray) -> np.ndarray:
+        """Row currents (B, rows), A, for column voltages (B, cols), V (backpropagation read)."""
+        return self._solve(True, v)
+
+    def _solve(self, transpose: bool, v: np.ndarray) -> np.ndarray:
+        prep = self._prepare(transpose)
+        t0 = time.perf_counter()
+        v = np.asarray(v, dtype=float)
+        if v.ndim == 2 and v.shape[0] > 1 and self.options.engine != "ideal":
+            # A DC read is a pure function of its inputs: solve each distinct input vector once
+            # (a tile holding only a bias row sees the same vector for every sample).
+            uniq, inverse = np.unique(v, axis=0, return_inverse=True)
+            out = prep.solve(uniq).currents[inverse.reshape(-1)] if len(uniq) < len(v) else prep.solve(v).currents
+        else:
+            out = prep.solve(v).currents
+        self.stats.read_time += time.perf_counter() - t0
+        if transpose:
+            self.stats.transposed_reads += 1
+        else:
+            self.stats.reads += 1
+        self.stats.vectors += int(np.shape(v)[0]) if np.ndim(v) == 2 else 1
+        return out
+
+    # -- writes ------------------------------------------------------------------------------
+    def apply_pulses(self, n: np.ndarray, rng: np.random.Generator | None) -> PulseReport:
+        """Send signed pulse counts (rows, cols) to the devices; n > 0 SET, n < 0 RESET.
+
+        ``rng`` drives the cycle-to-cycle noise (None: the nominal, noise-free response).
+        """
+        n = np.asarray(n)
+        if n.shape != self.shape:
+            raise InputError(f"tile {self.name}: pulses must have shape {self.shape}, got {n.shape}")
+        if not n.any():
+            return PulseReport(0, 0, 0, 0.0)
+        t0 = time.perf_counter()
+        n = n.astype(np.int64)
+        g0 = self.conductances()
+        v2 = np.where(n > 0, self._amp[0] ** 2, self._amp[1] ** 2)
+        energy = float(np.sum(np.abs(n) * v2 * g0) * self._width)
+        if self.update == "model":
+            self.population.apply_pulses(n, rng=rng)
+        else:
+            self.population.set_conductance(self._table_step(g0, n, rng))
+        self._changed()
+        report = PulseReport(int(n[n > 0].sum()), int(-n[n < 0].sum()), int(np.count_nonzero(n)), energy)
+        st = self.stats
+        st.set_pulses += report.set_pulses
+        st.reset_pulses += report.reset_pulses
+        st.energy += energy
+        st.update_time += time.perf_counter() - t0
+        return report
+
+    def _table_step(self, g: np.ndarray, n: np.ndarray, rng) -> np.ndarray:
+        """The nominal table stretched onto each device's window (see the module docstring)."""
+        t = self.table
+        lo, hi = self.window()
+        span = np.where(hi > lo, hi - lo, 1.0)
+        u = np.clip((g - lo) / span, 0.0, 1.0)
+        g_nom = t.g_min + u * (t.g_max - t.g_min)
+        u_new = (np.asarray(t.apply(g_nom, n, rng)) - t.g_min) / (t.g_max - t.g_min)
+        return np.where(n != 0, lo + u_new * span, g)
+
+    def set_conductances(self, g: np.ndarray, mask: np.ndarray | None = None) -> None:
+        """Program devices to target conductances (S) with write-verify; ``mask`` limits which.
+
+        Faulty devices keep their fixed values. A target outside a device's own (d2d) window
+        lands on the window's edge, as a verify loop would stop there; such targets are counted
+        in ``stats.target_clipped``.
+        """
+        g = np.asarray(g, dtype=float)
+        if g.shape != self.shape:
+            raise InputError(f"tile {self.name}: targets must have shape {self.shape}, got {g.shape}")
+        t0 = time.perf_counter()
+        lo, hi = self.window()
+        healthy = ~self.faults()
+        sel = healthy if mask is None else healthy & mask
+        self.stats.target_clipped += int(np.count_nonzero(sel & ((g < lo) | (g > hi))))
+        g = np.clip(g, lo, hi)
+        if mask is not None:
+            g = np.where(mask, g, self.conductances())
+        self.population.set_conductance(g)
+        self.stats.programmed += int(self.shape[0] * self.shape[1] if mask is None else np.count_nonzero(mask))
+        self._changed()
+        self.stats.update_time += time.perf_counter() - t0

@@ -1,0 +1,115 @@
+"""``cosim train``: in-situ training on crossbar tiles (SSM and baselines), or the SSM ablation.
+
+Examples::
+
+    cosim train                                       # digits MLP, imprecise card, SSM
+    cosim train --config configs/digits_mlp_ssm.toml --engine nodal --epochs 5
+    cosim train --config configs/mnist_mlp_ssm.toml --data ~/data/mnist
+    cosim train --config configs/digits_mlp_ssm.toml --set array.r_row=1.0 --set train.lr=0.2
+    cosim train --config configs/digits_mlp_ssm.toml --ablation --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train a network in situ on crossbar tiles (SSM and baselines)",
+        description="Train a network whose every weight product goes through crossbar tiles (DAC, circuit "
+                    "read, ADC), updating the devices with programming pulses, beside a float software "
+                    "reference. Writes metrics.json, epochs.csv, config.toml, the pulse log and figures. "
+                    "Exit status: 0 on success, 2 for a bad config or input.")
+    p.add_argument("--config", help="training config (TOML); default: the built-in digits MLP with SSM")
+    p.add_argument("--engine", choices=("ideal", "nodal", "spice"), help="circuit engine for every read")
+    p.add_argument("--epochs", type=int, help="number of epochs (train.epochs)")
+    p.add_argument("--seed", type=int, help="random seed (train.seed)")
+    p.add_argument("--output-dir", help="where results go (default: output.dir, else runs/<config name>)")
+    p.add_argument("--data", metavar="DIR", help="folder of MNIST-format IDX files (sets data.dir; digits → mnist)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config field (repeatable), e.g. --set array.r_row=2.5")
+    p.add_argument("--ablation", action="store_true",
+                   help="run SSM with each of its parts removed in turn and print the table")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per ablation variant (seed, seed+1, …)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--check", action="store_true", help="validate the config, print it, train nothing")
+    p.set_defaults(func=run)
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    out = list(args.overrides)
+    if args.engine:
+        out.append(f'solver.engine="{args.engine}"')
+    if args.epochs is not None:
+        out.append(f"train.epochs={args.epochs}")
+    if args.seed is not None:
+        out.append(f"train.seed={args.seed}")
+    if args.data:
+        out.append(f'data.dir="{Path(args.data).expanduser().resolve()}"')
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from cosim.errors import SpecError
+    from cosim.train import load_config, run_training, to_toml
+    from cosim.train.ablation import format_table, run_ablation
+    from cosim.train.metrics import write_csv
+
+    overrides = _overrides(args)
+    if args.data and not _names_dataset(args.config, overrides):
+        overrides.append('data.name="mnist"')  # IDX files given to a digits config: MNIST
+    if args.seeds < 1:
+        raise SpecError(f"--seeds must be ≥ 1, got {args.seeds}")
+    cfg = load_config(args.config, overrides)
+    if args.check:
+        print(to_toml(cfg), end="")
+        return 0
+    stem = Path(args.config).stem if args.config else "default"
+    out = Path(args.output_dir or cfg.output.dir or Path("runs") / stem)
+    progress = not args.no_progress and sys.stderr.isatty()
+    if args.ablation:
+        seeds = [cfg.train.seed + k for k in range(args.seeds)]
+        rows = run_ablation(cfg, seeds, progress=progress,
+                            on_row=lambda r: print(f"  {r['variant']:<20} seed {r['seed']}: test "
+                                                   f"{100 * r['final_test_acc']:.1f} %, {r['pulses_total']} pulses",
+                                                   flush=True))
+        print(format_table(rows))
+        out.mkdir(parents=True, exist_ok=True)
+        keep = ["variant", "seed", "final_test_acc", "best_test_acc", "float_final_test_acc", "pulses_set",
+                "pulses_reset", "pulses_total", "sparsity", "convergence_epoch", "energy_J", "time_s"]
+        write_csv(out / "ablation.csv", ({k: r.get(k) for k in keep} for r in rows), keep)
+        print(f"wrote {out / 'ablation.csv'}")
+        return 0
+    cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, dir=str(out)))
+    res = run_training(cfg, progress=progress, output_dir=out)
+    m = res.metrics
+    ref = m["float_final_test_acc"]
+    conv = m["convergence_epoch"]
+    print(f"{m['network']} · {m['optimizer']} · {m['engine']}: test accuracy {100 * m['final_test_acc']:.1f} % "
+          f"(best {100 * m['best_test_acc']:.1f} %)"
+          + (f", float software {100 * ref:.1f} %" if ref is not None else ""))
+    print(f"pulses: {m['pulses_set']} SET + {m['pulses_reset']} RESET (+ {m['program_pulses']} programming, "
+          f"{m['verify_writes']} write-verify); devices pulsed per step {100 * m['sparsity']:.2f} %; "
+          f"convergence epoch {conv if conv is not None else 'never'}; energy proxy {m['energy_J']:.3g} J")
+    print(f"wrote {res.output_dir}")
+    return 0
+
+
+def _names_dataset(config: str | None, overrides: list[str]) -> bool:
+    """Whether the config file or the overrides already choose an IDX data set (not digits)."""
+    if any(o.strip().startswith("data.name") for o in overrides):
+        return True
+    if config is None:
+        return False
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(config).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False  # load_config reports the problem with its own message
+    return isinstance(data.get("data"), dict) and "name" in data["data"] and data["data"]["name"] != "digits"

@@ -1,0 +1,331 @@
+"""In-situ training on tiles: :func:`run_training`, a pure function of the config (and its seed).
+
+One run, step by step:
+
+1. The data set, the network and its software initial weights (seeded); the device card, its
+   nominal :class:`PulseTable` (the curve every optimizer and the estimates use), and one
+   :class:`~cosim.array.layer.TiledLayer` per weight matrix, its devices drawn from the seed.
+2. The optimizer's start plan per layer (``reference`` / ``adopt`` / ``none``, see
+   :mod:`cosim.train.optimizers.reinit`) is applied: write-verify targets or open-loop pulses.
+3. Every step: the hardware forward and backward reads (DAC → circuit → ADC), the weight
+   gradient x̂ᵀδ/B formed digitally, the optimizer's pulse counts from the *estimated*
+   conductances, the pulses sent to the devices (c2c noise), the estimates advanced open-loop.
+   The float reference network (FloatSGD) trains on the same batch.
+4. Refresh checks (if the optimizer has a ``refresh_threshold``) every ``train.refresh_every``
+   steps or at each epoch's end; ADC ranges are recalibrated at each epoch's start.
+5. Per epoch: test accuracy through the hardware, pulses, sparsity, energy, saturation.
+
+Random streams are split from ``train.seed`` (data order, optimizer rounding, device noise,
+device draws, initial weights), so the engine choice changes no random number: "ideal" and
+"nodal" with zero wire resistance train identically up to round-off.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cosim.array import ArraySpec, Converters, TiledLayer, WeightMap
+from cosim.circuit import SolverOptions
+from cosim.train.config import TrainingConfig, load_device_card
+from cosim.train.metrics import PulseLog, convergence_epoch
+from cosim.train.networks import FloatLayerWeights, Network, float_layers, make_network
+from cosim.train.optimizers import FloatSGD, FloatSGDConfig
+
+log = logging.getLogger(__name__)
+SATURATION = 0.02  # a device within 2 % of its own window edge counts as saturated there
+
+
+@dataclass
+class TrainResult:
+    """What :func:`run_training` returns.
+
+    Attributes:
+        metrics: JSON-able summary (accuracies as fractions, pulses, sparsity, convergence epoch,
+            energy proxy in J, times in s).
+        epochs: one dict per epoch (the rows of epochs.csv).
+        config: the validated config that ran.
+        pulse_log: the per-device :class:`PulseLog`.
+        weights: final true weights per layer; float_weights: the float reference's.
+        conductances: {"initial"|"final": [per layer (g⁺, g⁻) arrays]} of the weight devices, S.
+        output_dir: where files were written, or None.
+    """
+
+    metrics: dict[str, Any]
+    epochs: list[dict[str, Any]]
+    config: TrainingConfig
+    pulse_log: PulseLog
+    weights: list[np.ndarray]
+    float_weights: list[np.ndarray] | None
+    conductances: dict[str, list] = field(default_factory=dict)
+    layers: list[TiledLayer] = field(default_factory=list, repr=False)
+    output_dir: Path | None = None
+
+
+STREAMS = ("data", "init", "optimizer", "devices", "noise")
+
+
+def streams(seed: int) -> dict[str, np.random.SeedSequence]:
+    """The independent random streams of a run, split from ``train.seed``: data order, initial
+    weights, optimizer rounding, device draws, device noise."""
+    return dict(zip(STREAMS, np.random.SeedSequence(seed).spawn(len(STREAMS))))
+
+
+def load_data(cfg: TrainingConfig):
+    """The data set a config names (seeded split / subsets)."""
+    from cosim.train.data import load_digits_split, load_idx_dataset
+
+    d, seed = cfg.data, cfg.train.seed
+    if d.name == "digits":
+        ds = load_digits_split(seed=seed, test_fraction=d.test_fraction, subset=d.subset)
+        if d.test_subset is not None and d.test_subset < len(ds.y_test):
+            keep = np.sort(np.random.default_rng(seed + 1).choice(len(ds.y_test), d.test_subset, replace=False))
+            ds = type(ds)(ds.name, ds.x_train, ds.y_train, ds.x_test[keep], ds.y_test[keep], ds.image_shape,
+                          ds.n_classes, ds.class_names, ds.source)
+        return ds
+    return load_idx_dataset(d.dir, d.name, subset=d.subset, test_subset=d.test_subset, seed=seed)
+
+
+def batches(n: int, batch: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """One epoch's shuffled mini-batches of indices (the last may be smaller)."""
+    order = rng.permutation(n)
+    return [order[k:k + batch] for k in range(0, n, batch)]
+
+
+def accuracy(net: Network, mats, x: np.ndarray, y: np.ndarray, batch: int = 512) -> float:
+    """Fraction of ``x`` classified as ``y`` through ``mats`` (hardware or float)."""
+    hits = 0
+    for k in range(0, len(y), batch):
+        hits += int(np.sum(net.predict(mats, x[k:k + batch]).argmax(axis=1) == y[k:k + batch]))
+    return hits / max(len(y), 1)
+
+
+def build_layers(cfg: TrainingConfig, net: Network, card, curve, seed: np.random.SeedSequence) -> list[TiledLayer]:
+    """One TiledLayer per weight matrix of ``net`` (devices drawn from ``seed``)."""
+    a = cfg.array
+    array = ArraySpec(**a.spec_fields())
+    c = cfg.converters
+    conv = Converters(v_read=c.v_read or abs(card.programming.v_read), dac_bits=c.dac_bits, adc_bits=c.adc_bits,
+                      adc_headroom=c.adc_headroom, adc_range=c.adc_range)
+    s = cfg.solver
+    options = SolverOptions(engine=s.engine, method=s.method, rtol=s.rtol, maxiter=s.maxiter)
+    wmap = WeightMap(g_min=curve.g_min, g_max=curve.g_max, w_max=a.w_max, mapping=a.mapping)
+    layers = [TiledLayer.create(shape, array=array, card=card, options=options, converters=conv, wmap=wmap,
+                                curve=curve, seed=sd, block_rows=a.tile_rows, block_cols=a.tile_cols,
+                                update=cfg.device.update, backend=cfg.device.backend, name=f"L{k}")
+              for k, (shape, sd) in enumerate(zip(net.layer_shapes, seed.spawn(net.n_layers)))]
+    stages = [s for s in net.stages if s.weight_shape is not None]
+    for layer, stage in zip(layers, stages):
+        if getattr(stage, "bias", False):  # the network drops the bias row's backward output
+            layer.backward_rows = layer.shape[0] - 1
+    return layers
+
+
+def _apply_plan(layer: TiledLayer, li: int, plan, rng, plog: PulseLog, step: int) -> None:
+    if plan.target_plus is not None:
+        plog.verify_writes += layer.program(plan.target_plus, plan.target_minus, plan.mask)
+    for n_p, n_m in plan.pulses:
+        n_m = None if layer.reference else n_m
+        layer.apply_pulses(n_p, n_m, rng, track=False)
+        plog.record(li, "+", n_p, step=step, kind="program")
+        plog.record(li, "-", n_m, step=step, kind="program")
+    layer.set_estimates(plan.estimate_plus, plan.estimate_minus)
+
+
+def _device_state(layer: TiledLayer) -> dict[str, float]:
+    """Saturation (fraction of healthy weight devices near their own window edges) and faults."""
+    g = layer.device_arrays(lambda t: t.conductances())
+    lo = layer.device_arrays(lambda t: t.window()[0])
+    hi = layer.device_arrays(lambda t: t.window()[1])
+    bad = layer.device_arrays(lambda t: t.faults())
+    out = {"high": 0, "low": 0, "healthy": 0, "faulty": 0}
+    for k in range(2):
+        if g[k] is None:
+            continue
+        u = (g[k] - lo[k]) / np.where(hi[k] > lo[k], hi[k] - lo[k], 1.0)
+        ok = ~bad[k]
+        out["high"] += int(np.sum(ok & (u >= 1 - SATURATION)))
+        out["low"] += int(np.sum(ok & (u <= SATURATION)))
+        out["healthy"] += int(ok.sum())
+        out["faulty"] += int((~ok).sum())
+    return out
+
+
+def run_training(config: TrainingConfig, *, progress: bool = True, output_dir: str | Path | None = None
+                 ) -> TrainResult:
+    """Train the config's network in situ on tiles, beside its float reference; see the module
+    docstring. Writes the output files when ``output_dir`` (or ``config.output.dir``) is set."""
+    from cosim.devices import PulseTable
+
+    cfg, t_start = config, time.perf_counter()
+    tr = cfg.train
+    ss = streams(tr.seed)
+    s_data, s_init, s_opt, s_dev, s_noise = (ss[k] for k in STREAMS)
+    data = load_data(cfg)
+    net = make_network(cfg.network.kind, data.image_shape, data.n_classes, hidden=cfg.network.hidden,
+                       activation=cfg.network.activation, pool=cfg.network.pool)
+    w_init = net.init_weights(np.random.default_rng(s_init), cfg.network.init)
+    card = load_device_card(cfg.device)
+    curve = PulseTable.from_card(card)
+    layers = build_layers(cfg, net, card, curve, s_dev)
+    opt = cfg.optimizer.build()
+    rng_opt, rng_noise, rng_data = (np.random.default_rng(s) for s in (s_opt, s_noise, s_data))
+    plog = PulseLog(net.layer_shapes, events=tr.pulse_log == "events")
+    for li, (layer, w) in enumerate(zip(layers, w_init)):
+        reads = layer.read_pairs() if opt.reinit_mode == "adopt" else (None, None)
+        plan = opt.initial_plan(w, curve, layer.wmap.scale, g_plus_read=reads[0], g_minus_read=reads[1])
+        _apply_plan(layer, li, plan, rng_noise, plog, step=0)
+    g_initial = [layer.device_arrays(lambda t: t.conductances()) for layer in layers]
+    ref = None
+    if tr.reference:
+        ref_layers: list[FloatLayerWeights] = float_layers(w_init)
+        ref = FloatSGD(FloatSGDConfig(lr=tr.reference_lr or tr.lr, beta=tr.reference_beta))
+    refresh_on = getattr(opt.config, "refresh_threshold", None) is not None
+
+    def refresh(step: int) -> None:
+        for li, layer in enumerate(layers):
+            gp, gm = layer.read_pairs()
+            plan = opt.refresh(gp, gm, curve, layer.wmap.scale)
+            if plan is not None:
+                _apply_plan(layer, li, plan, rng_noise, plog, step)
+
+    n_devices = sum(layer.n_devices for layer in layers)
+    steps_per_epoch = -(-len(data.y_train) // tr.batch)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=tr.epochs * steps_per_epoch, desc=f"{opt.name} {cfg.solver.engine}", unit="step",
+                   leave=False, dynamic_ncols=True)
+    rows: list[dict[str, Any]] = []
+    step = 0
+    prev = plog.totals()
+    try:
+        for epoch in range(tr.epochs):
+            t0 = time.perf_counter()
+            lr = tr.lr * tr.lr_decay ** epoch
+            for layer in layers:
+                layer.calibrate()
+            losses, hits, seen, pulsed, energy = [], 0, 0, [], 0.0
+            for idx in batches(len(data.y_train), tr.batch, rng_data):
+                x, y = data.x_train[idx], data.y_train[idx]
+                loss, grads, logits = net.loss_and_grads(layers, x, y)
+                losses.append(loss)
+                hits += int(np.sum(logits.argmax(axis=1) == y))
+                seen += len(y)
+                touched = 0
+                for li, (layer, g) in enumerate(zip(layers, grads)):
+                    n_p, n_m = opt.step(li, g, layer.g_plus_est, layer.g_minus_est, curve, rng_opt,
+                                        scale=layer.wmap.scale, lr=lr)
+                    n_m = None if layer.reference else n_m
+                    rep = layer.apply_pulses(n_p, n_m, rng_noise)
+                    plog.record(li, "+", n_p, step=step)
+                    plog.record(li, "-", n_m, step=step)
+                    touched += rep.devices
+                    energy += rep.energy
+                pulsed.append(touched / n_devices)
+                if ref is not None:
+                    for li, (m, g) in enumerate(zip(ref_layers, net.loss_and_grads(ref_layers, x, y)[1])):
+                        m.update(ref.step(li, g, lr=(tr.reference_lr or tr.lr) * tr.lr_decay ** epoch))
+                step += 1
+                if refresh_on and tr.refresh_every and step % tr.refresh_every == 0:
+                    refresh(step)
+                if bar is not None:
+                    bar.update(1)
+            if refresh_on and not tr.refresh_every:
+                refresh(step)
+            test_acc = accuracy(net, layers, data.x_test, data.y_test)
+            tot = plog.totals()
+            dev = [_device_state(layer) for layer in layers]
+            healthy = max(sum(d["healthy"] for d in dev), 1)
+            row = {
+                "epoch": epoch + 1, "lr": lr, "loss": float(np.mean(losses)), "train_acc": hits / max(seen, 1),
+                "test_acc": test_acc,
+                "float_test_acc": accuracy(net, ref_layers, data.x_test, data.y_test) if ref is not None else None,
+                "pulses_set": tot["pulses_set"] - prev["pulses_set"],
+                "pulses_reset": tot["pulses_reset"] - prev["pulses_reset"],
+                "program_pulses": tot["program_pulses"] - prev["program_pulses"],
+                "verify_writes": tot["verify_writes"] - prev["verify_writes"],
+                "sparsity": float(np.mean(pulsed)) if pulsed else 0.0, "energy_J": energy,
+                "saturated_high": sum(d["high"] for d in dev) / healthy,
+                "saturated_low": sum(d["low"] for d in dev) / healthy,
+                "faulty_devices": sum(d["faulty"] for d in dev),
+                "weight_error": _estimate_error(layers),
+                "time_s": time.perf_counter() - t0,
+            }
+            prev = tot
+            rows.append(row)
+            if bar is not None:
+                bar.set_postfix(test=f"{test_acc:.3f}", loss=f"{row['loss']:.3f}")
+            log.info("epoch %d: loss %.4f test %.4f pulses %d", epoch + 1, row["loss"], test_acc,
+                     row["pulses_set"] + row["pulses_reset"])
+    finally:
+        if bar is not None:
+            bar.close()
+    result = TrainResult(
+        metrics=summarize(cfg, rows, plog, layers, n_devices, time.perf_counter() - t_start),
+        epochs=rows, config=cfg, pulse_log=plog, weights=[layer.weights() for layer in layers],
+        float_weights=[m.w.copy() for m in ref_layers] if ref is not None else None,
+        conductances={"initial": g_initial, "final": [layer.device_arrays(lambda t: t.conductances())
+                                                      for layer in layers]},
+        layers=layers)
+    out = output_dir if output_dir is not None else cfg.output.dir
+    if out is not None:
+        from cosim.train.figures import write_outputs
+
+        result.output_dir = write_outputs(result, Path(out))
+    return result
+
+
+def run_training_point(point: dict[str, Any]) -> dict[str, Any]:
+    """A design-study task: the summary metrics of the training config in ``point``'s sections
+    (other keys, such as ``study`` and ``task``, are ignored); nothing is written."""
+    from cosim.train.config import SECTIONS, validate_training_config
+
+    cfg = validate_training_config({k: v for k, v in point.items() if k in SECTIONS})
+    return run_training(cfg, progress=False, output_dir=None).metrics
+
+
+def _estimate_error(layers: list[TiledLayer]) -> float:
+    """‖W_true − W_estimated‖ / ‖W_estimated‖ over all layers (how far open-loop tracking drifted)."""
+    num = den = 0.0
+    for layer in layers:
+        w_est = layer.wmap.scale * (layer.g_plus_est - layer.g_minus_est)
+        num += float(np.sum((layer.weights() - w_est) ** 2))
+        den += float(np.sum(w_est ** 2))
+    return float(np.sqrt(num / den)) if den > 0 else 0.0
+
+
+def summarize(cfg: TrainingConfig, rows, plog: PulseLog, layers, n_devices: int, seconds: float) -> dict[str, Any]:
+    """The JSON-able summary of a run (see :class:`TrainResult`)."""
+    acc = [r["test_acc"] for r in rows]
+    ref = [r["float_test_acc"] for r in rows if r["float_test_acc"] is not None]
+    tot = plog.totals()
+    tiles = [t for layer in layers for t in layer.tiles()]
+    read_t = sum(t.stats.read_time + t.stats.prepare_time for t in tiles)
+    update_t = sum(t.stats.update_time for t in tiles)
+    return {
+        "final_test_acc": acc[-1], "best_test_acc": max(acc), "final_train_acc": rows[-1]["train_acc"],
+        "final_loss": rows[-1]["loss"],
+        "float_final_test_acc": ref[-1] if ref else None, "float_best_test_acc": max(ref) if ref else None,
+        "convergence_epoch": convergence_epoch(acc, ref[-1]) if ref else None,
+        "float_convergence_epoch": convergence_epoch(ref, ref[-1]) if ref else None,
+        **tot, "pulses_total": tot["pulses_set"] + tot["pulses_reset"],
+        "sparsity": float(np.average([r["sparsity"] for r in rows])),
+        "energy_J": float(sum(r["energy_J"] for r in rows)),
+        "saturated_high": rows[-1]["saturated_high"], "saturated_low": rows[-1]["saturated_low"],
+        "faulty_devices": rows[-1]["faulty_devices"], "weight_devices": n_devices, "tiles": len(tiles),
+        "weight_error": rows[-1]["weight_error"],
+        "target_clipped": sum(t.stats.target_clipped for t in tiles),
+        "refresh_reads": sum(layer.refresh_reads for layer in layers),
+        "time_s": seconds, "epoch_time_s": float(np.mean([r["time_s"] for r in rows])),
+        "read_time_s": read_t, "update_time_s": update_t,
+        "reads": sum(t.stats.reads + t.stats.transposed_reads for t in tiles),
+        "optimizer": cfg.optimizer.name, "engine": cfg.solver.engine, "network": cfg.network.kind,
+        "dataset": cfg.data.name, "seed": cfg.train.seed, "epochs": len(rows),
+    }

@@ -126,7 +126,7 @@ class ProgramReport:
         path_resistance: wire + periphery resistance from the row driver and to the sense
             amplifier along each cell's row and column, Ω (orders cells near → far).
         n_steps, n_solves: pulses and circuit solves (chord iterations and Heun predictors
-            included). time_solve, time_devices: s.
+            included). solver: engine/method of the solves. time_solve, time_devices: s.
     """
 
     scheme: str
@@ -146,6 +146,7 @@ class ProgramReport:
     path_resistance: np.ndarray
     n_steps: int
     n_solves: int
+    solver: str
     time_solve: float
     time_devices: float
 
@@ -202,7 +203,7 @@ class ProgramReport:
     def summary(self) -> str:
         """A few lines for people: scheme, steps, delivery near/far, disturb per group."""
         lines = [f"scheme {self.scheme} (unselected lines {self.bias}), {self.n_steps} pulses, "
-                 f"{self.n_solves} circuit solves ({self.time_solve:.3g} s) + devices ({self.time_devices:.3g} s)"]
+                 f"{self.n_solves} circuit solves ({self.solver}, {self.time_solve:.3g} s) + devices ({self.time_devices:.3g} s)"]
         for name, d in self.delivery().items():
             direct = "" if d["dg_direct"] is None else f", direct {d['dg_direct']:.4g} S"
             lines.append(f"  {name} target {d['cell']}: {d['v_delivered']:.4g} of {d['v_intended']:.4g} V "
@@ -263,6 +264,7 @@ class _Solver:
         self.engine = get_engine(options.solver.engine)
         self.solves = 0
         self.elapsed = 0.0
+        self.method = ""
 
     def device_voltages(self, rows: np.ndarray, cols: np.ndarray, v_sel: float, bias: str) -> np.ndarray:
         pop, opt = self.pop, self.options
@@ -286,6 +288,7 @@ class _Solver:
         inputs = np.zeros(n)
         inputs[rows] = v_sel
         res = self.engine.prepare(circuit, self.options.solver).solve(inputs, want_nodes=True)
+        self.method = f"{res.engine}/{res.info.get('method', '')}"
         pot = res.node_voltages[0]
         lay = circuit.layout
         other = lay.mid_node0 if lay.mid_node0 >= 0 else lay.col_node0
@@ -400,7 +403,7 @@ def program_cells(array: CrossbarSpec | ArraySpec, population: DevicePopulation,
         g_before=g_before, g_after=population.conductance(), g_direct=g_direct, v_intended=v_intended,
         v_delivered=v_delivered, half_selected=half, v_half_max=v_half, v_unselected_max=v_unsel,
         window=float(g_hi - g_lo), path_resistance=_path_resistance(base), n_steps=len(steps),
-        n_solves=solver.solves, time_solve=solver.elapsed, time_devices=t_dev)
+        n_solves=solver.solves, solver=solver.method, time_solve=solver.elapsed, time_devices=t_dev)
     log.info("programmed %d cells with %s: %d pulses", int(targets_mask.sum()), scheme, len(steps))
     return report
 

@@ -136,7 +136,7 @@ def run_curve(args: argparse.Namespace) -> int:
     for name, branch, amp in (("SET", g_set, prog.amplitude_set), ("RESET", g_reset, prog.amplitude_reset)):
         if branch[-1] == branch[0]:
             raise SpecError(f"the {name} pulse ({amp!r} V, {prog.width!r} s) does not move the {card.model} "
-                            f"device of {args.card} (below its threshold?)")
+                            f"device of {args.card} from {branch[0]:.4g} S (below its threshold there?)")
     g_lo, g_hi = (float(b) for b in model.g_window(prog.v_read, dict(card.params)))
     table = PulseTable.from_curves(card.hash, g_lo, g_hi, g_set, g_reset, 0.0, "state",
                                    complete=(model.hard_bounds and g_set[-1] >= g_hi * (1 - 1e-12),

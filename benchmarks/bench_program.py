@@ -1,0 +1,119 @@
+"""Cost of one programming step through the circuit, relative to one forward read of the same array.
+
+Arrays are n×n (64 and 128 by default), 1 Ω wire segments, 1 Ω drivers and sense resistors (as
+bench_engines.py), devices from a card (default ``imprecise``: pulse_nl, 1–100 µS, closed-form
+pulses; ``--card vteam_default`` exercises the adaptive integrator), seeded, started at random
+conductances in their windows. The nodal engine runs with its default method.
+
+Measured, each the median of ``--repeats`` runs in this process:
+
+- read (reuse): ``Prepared.solve`` of one input vector on an already factorised circuit (what a
+  tile's read costs while the conductances do not change);
+- read (fresh): ``build_circuit`` + ``prepare`` + ``solve`` (what the first read after any
+  update costs: the conductances changed, so the factorisation is redone);
+- program step: one pulse of :func:`program_cells` on one cell with the V/2 scheme (build,
+  factorise, solve with node voltages, chord check, device update for every device that moves),
+  per pulse of a ``--pulses``-pulse write; also split into circuit and device time;
+- the same with ``coupling="heun"`` (two solves and a trial integration per pulse), and one
+  row-parallel step writing a whole row.
+
+    python benchmarks/bench_program.py [--sizes 64 128] [--card imprecise] [--repeats 5] [--pulses 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def population(card, n: int):
+    from cosim.devices import DevicePopulation
+
+    pop = DevicePopulation.create(card, (n, n), seed=n)
+    lo, hi = pop.window()
+    pop.set_conductance(lo + np.random.default_rng(n).random((n, n)) * (hi - lo))
+    return pop
+
+
+def bench(n: int, card, repeats: int, pulses: int) -> dict:
+    from cosim.array.program import ProgramOptions, program_cells
+    from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit, get_engine
+
+    pop = population(card, n)
+    spec = CrossbarSpec(conductances=pop.conductance(), r_row=1.0, r_col=1.0, r_driver=1.0, r_sense=1.0)
+    engine, opts = get_engine("nodal"), SolverOptions()
+    v = np.random.default_rng(0).uniform(0.0, 0.3, (1, n))
+    prepared = engine.prepare(build_circuit(spec), opts)
+    out = {"n": n, "method": prepared.solve(v).info.get("method", "?")}
+    out["read_reuse"] = median_time(lambda: prepared.solve(v), repeats)
+    out["read_fresh"] = median_time(lambda: engine.prepare(build_circuit(spec), opts).solve(v), repeats)
+
+    target = np.zeros((n, n), bool)
+    target[n // 2, n - 1] = True  # far column of a middle row: IR drop and real work
+    results = {}
+    for label, po in (("frozen", ProgramOptions(compare_direct=False)),
+                      ("heun", ProgramOptions(compare_direct=False, coupling="heun"))):
+        steps = []
+        for _ in range(repeats):
+            p = population(card, n)
+            t0 = time.perf_counter()
+            rep = program_cells(spec, p, target, scheme="v/2", n_pulses=pulses, options=po)
+            steps.append(((time.perf_counter() - t0) / rep.n_steps, rep.time_solve / rep.n_steps,
+                          rep.time_devices / rep.n_steps, rep.n_solves / rep.n_steps))
+        results[label] = tuple(statistics.median(s[k] for s in steps) for k in range(4))
+    row = np.zeros((n, n), bool)
+    row[n // 2, :] = True
+    rows = []
+    for _ in range(repeats):
+        p = population(card, n)
+        t0 = time.perf_counter()
+        rep = program_cells(spec, p, row, scheme="row-parallel", options=ProgramOptions(compare_direct=False))
+        rows.append((time.perf_counter() - t0) / rep.n_steps)
+    out["steps"] = results
+    out["row_parallel"] = statistics.median(rows)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
+    ap.add_argument("--card", default="imprecise", help="card name in models/cards (default imprecise)")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--pulses", type=int, default=8, help="pulses per programming run (default 8)")
+    args = ap.parse_args()
+
+    from cosim.devices import load_card
+    from cosim.devices.paths import models_dir
+
+    card = load_card(models_dir() / "cards" / f"{args.card}.toml")
+    print(f"card {args.card} ({card.model}); 1 Ω segments, drivers and sense; median of {args.repeats}; "
+          f"times per pulse (one programming step) in ms")
+    head = (f"{'n':>5} {'solver':>7} {'read reuse':>11} {'read fresh':>11} {'step':>9} {'circuit':>8} "
+            f"{'devices':>8} {'step/reuse':>11} {'step/fresh':>11} {'heun step':>10} {'heun/fresh':>11} "
+            f"{'row-par step':>13}")
+    print(head)
+    for n in args.sizes:
+        r = bench(n, card, args.repeats, args.pulses)
+        fz, hn = r["steps"]["frozen"], r["steps"]["heun"]
+        ms = 1e3
+        print(f"{n:>5} {r['method']:>7} {r['read_reuse'] * ms:>11.3f} {r['read_fresh'] * ms:>11.2f} "
+              f"{fz[0] * ms:>9.2f} {fz[1] * ms:>8.2f} {fz[2] * ms:>8.2f} {fz[0] / r['read_reuse']:>11.1f} "
+              f"{fz[0] / r['read_fresh']:>11.2f} {hn[0] * ms:>10.2f} {hn[0] / r['read_fresh']:>11.2f} "
+              f"{r['row_parallel'] * ms:>13.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -189,11 +189,11 @@ def test_auto_picks_by_size_and_ir_drop(rng):
     mild = nodal.ENGINE.prepare(build_circuit(CrossbarSpec(conductances=g, r_row=1.0, r_col=1.0)),
                                 SolverOptions())
     assert mild.reason.startswith("pcg")
-    harsh = CrossbarSpec(conductances=g * 10, r_row=200.0, r_col=200.0)  # N·M·r·g ≈ 180
+    harsh = CrossbarSpec(conductances=g * 10, r_row=1e4, r_col=1e4)  # N·M·r·g ≈ 9000
     worst = nodal.ENGINE.prepare(build_circuit(harsh), SolverOptions())
     assert isinstance(worst, nodal.NodalPrepared) and worst.reason.startswith("direct")
     t_lu, t_pcg, its = nodal.estimate_times(LineBlocks.from_circuit(build_circuit(harsh)))
-    assert t_pcg > t_lu and its > 30
+    assert t_pcg > t_lu and its > 150
 
 
 def test_auto_switches_to_the_transfer_for_big_batches(rng):

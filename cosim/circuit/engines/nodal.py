@@ -141,19 +141,19 @@ class NodalPrepared:
 
 #: Arrays with at most this many cells always use the direct path (exact to round-off, < 50 ms).
 SMALL_CELLS = 48 * 48
-# Cost model (s), fitted by benchmarks/bench_scale.py on the 2-core reference machine:
-# SuperLU (minimum degree) on u unknowns ≈ C_LU·u^1.5 (0.12 s at 128², 66 s at 1024²); one
-# PCG iteration ≈ C_IT·u + C_STEP·(N+M) (vector passes plus the per-line-step loop overhead);
-# iterations to 1e-10 ≈ 6 + 2·sqrt(N·M·r·g).
-C_LU, C_IT, C_STEP = 2.0e-8, 1.5e-8, 2.0e-5
+# Cost model (s), fitted with benchmarks/bench_scale.py (part "ir") on the 2-core reference
+# machine: SuperLU (minimum degree) on u unknowns ≈ C_LU·u^1.5 (0.14 s at 128², 1.0 s at 256²,
+# 66 s at 1024²); one PCG iteration ≈ C_IT·u + C_STEP·(N+M) (vector passes plus the per-step
+# overhead of the column sweeps); iterations to 1e-9 ≈ 2 + 2.2·sqrt(N·M·r·g) (3 at 0.08, 20 at
+# 82, 87 at 1320), plus about 3 iterations' worth of extraction, checks and refinement.
+C_LU, C_IT, C_STEP = 2.0e-8, 1.2e-8, 2.0e-6
 
 
 def estimate_times(blocks: LineBlocks) -> tuple[float, float, float]:
     """(direct s, pcg s, estimated pcg iterations) for one read of ``blocks``."""
-    cells = blocks.n * blocks.m
-    u = 2 * cells
-    its = 6.0 + 2.0 * math.sqrt(max(blocks.ir_parameter(), 0.0))
-    t_pcg = (its + 4) * (C_IT * u + C_STEP * (blocks.n + blocks.m))
+    u = 2 * blocks.n * blocks.m
+    its = 2.0 + 2.2 * math.sqrt(max(blocks.ir_parameter(), 0.0))
+    t_pcg = (its + 3) * (C_IT * u + C_STEP * (blocks.n + blocks.m))
     return C_LU * u ** 1.5, t_pcg, its
 
 

@@ -23,19 +23,22 @@ from cosim.errors import TopologyError
 
 
 class RowLines:
-    """LDLᵀ of the N row blocks of an (N, M) grid: ``diag`` (N, M), ``off`` (N, M-1) ≤ 0, S."""
+    """LDLᵀ of the N row blocks of an (N, M) grid: ``diag`` (N, M), ``off`` (N, M-1) ≤ 0, S.
 
-    def __init__(self, diag: np.ndarray, off: np.ndarray):
+    ``overwrite`` lets the factorisation reuse ``diag``'s memory.
+    """
+
+    def __init__(self, diag: np.ndarray, off: np.ndarray, *, overwrite: bool = False):
         n, m = diag.shape
         self.shape = (n, m)
-        e = np.zeros((n, m))
-        e[:, :-1] = off
+        d_in = np.ascontiguousarray(diag, dtype=float).ravel() if overwrite else np.array(diag, dtype=float).ravel()
+        e = np.zeros(n * m)
+        e.reshape(n, m)[:, :-1] = off
         # f2py refuses an empty off-diagonal: pad a single node with a dummy decoupled one.
-        pad = n * m == 1
-        d_in = np.append(np.array(diag, dtype=float).ravel(), 1.0) if pad else np.array(diag, dtype=float).ravel()
-        e_in = np.zeros(1) if pad else e.ravel()[:-1].copy()
-        d_f, e_f, info = lapack.dpttrf(d_in, e_in, overwrite_d=1, overwrite_e=1)
-        self._pad = pad
+        self._pad = n * m == 1
+        if self._pad:
+            d_in, e = np.append(d_in, 1.0), np.zeros(2)
+        d_f, e_f, info = lapack.dpttrf(d_in, e[:-1], overwrite_d=1, overwrite_e=1)
         if info != 0:
             i, j = divmod(abs(int(info)) - 1, m)
             raise TopologyError(f"row line block is singular at node r{i}_{j} (a wire with no path to "

@@ -1,0 +1,240 @@
+"""Scale of the nodal engine's line-block solvers: the targets of the scale issue, as ratios.
+
+Arrays are n×n with 1 Ω wire segments, ideal periphery (0 Ω drivers and sense), devices drawn
+uniformly from 1–100 µS (seeded); inputs uniform 0–0.3 V. Every ratio is measured in this run
+against a reference on the same array; times are medians of ``--repeats`` runs unless a line
+says "1 run". "err" is the relative ℓ1 error of the output currents against the reference
+(‖ΔI‖₁/‖I‖₁), "bound" the error bound the solver certified and reported.
+
+1. read-1024: one exact read (``method="auto"``; prepare + solve from the built circuit) against
+   ``scipy.sparse.linalg.spsolve(A, b)`` with its defaults (SuperLU, COLAMD) on the reduced
+   nodal matrix cosim assembles (assembly not timed for scipy; 1 run, ~1 min).
+2. read-big: one read of a 4096² array (33.5 million unknowns) in a fresh process: build,
+   prepare, solve, and the peak resident set of that process. No reference can run at this
+   size; the certified bound is the accuracy statement.
+3. batch-256: 10,000 inputs through a 256² array with fixed conductances: the exact transfer
+   (built once, then each read is a matmul) against the ideal numpy matmul ``v @ G``;
+   error checked against the direct factorisation on 32 of the inputs.
+4. train-64: 20 steps of read (32 inputs) → update 5% of the devices → read on a 64² tile,
+   per method (direct refactorisation, warm-started pcg, warm-started transfer) against the
+   same loop with ideal reads; error against a fresh direct solve after the last step.
+5. ir: PCG iterations against the IR-drop parameter N·M·r·g (n ∈ {128, 256, 512}, r from
+   0.1 to 100 Ω), with the direct time (measured up to 256², modelled above) and what "auto"
+   picks: where the iteration count makes PCG dearer than the LU, auto switches to direct.
+
+    python benchmarks/bench_scale.py [--parts read-1024 read-big batch-256 train-64 ir]
+                                     [--big 4096] [--repeats 3]
+
+The machine has 2 cores shared with other work; the load average is printed with each part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit
+from cosim.circuit.engines import nodal
+from cosim.circuit.mna import assemble_nodal
+
+PARTS = ("read-1024", "read-big", "batch-256", "train-64", "ir")
+
+
+def spec_of(n: int, *, r: float = 1.0, seed: int = 0) -> CrossbarSpec:
+    rng = np.random.default_rng(seed + n)
+    return CrossbarSpec(conductances=rng.uniform(1e-6, 1e-4, (n, n)), r_row=r, r_col=r)
+
+
+def rel_l1(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a - b).sum(axis=1) / np.abs(b).sum(axis=1)))
+
+
+def load() -> str:
+    return "load avg {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def median_time(fn, repeats: int):
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def read_once(circuit, v, options):
+    prepared = nodal.ENGINE.prepare(circuit, options)
+    return prepared.solve(v)
+
+
+def part_read_1024(repeats: int) -> None:
+    import scipy.sparse.linalg as spla
+
+    n = 1024
+    spec = spec_of(n)
+    circuit = build_circuit(spec)
+    v = np.random.default_rng(1).uniform(0.0, 0.3, (1, n))
+    t_ours, res = median_time(lambda: read_once(circuit, v, SolverOptions(rtol=1e-9)), repeats)
+    system = assemble_nodal(circuit)
+    rhs, vk = system.rhs(circuit.source_values(v))
+    t0 = time.perf_counter()
+    x = spla.spsolve(system.a, rhs[:, 0])
+    t_ref = time.perf_counter() - t0
+    _, branch, _ = system.recover(x[:, None], vk)
+    ref = circuit.outputs_from_branches(branch)
+    print(f"read-1024  ({load()})")
+    print(f"  {n}x{n}: nodal auto -> {res.info['method']} ({res.info.get('iterations', '-')} iterations): "
+          f"{t_ours:.2f} s  |  scipy spsolve (1 run): {t_ref:.1f} s  |  speed-up {t_ref / t_ours:.1f}x  |  "
+          f"err {rel_l1(res.currents, ref):.1e}  bound {res.info.get('error_bound', 0.0):.1e}")
+
+
+def child_big(n: int) -> dict:
+    """One read of an n×n array in this (fresh) process: times and peak memory."""
+    t0 = time.perf_counter()
+    spec = spec_of(n)
+    circuit = build_circuit(spec)
+    t1 = time.perf_counter()
+    v = np.random.default_rng(1).uniform(0.0, 0.3, (1, n))
+    prepared = nodal.ENGINE.prepare(circuit, SolverOptions(rtol=1e-9))
+    t2 = time.perf_counter()
+    res = prepared.solve(v)
+    t3 = time.perf_counter()
+    return {"build": t1 - t0, "prepare": t2 - t1, "solve": t3 - t2, "method": res.info["method"],
+            "iterations": res.info.get("iterations"), "bound": res.info.get("error_bound"),
+            "ir": res.info.get("ir_parameter"), "unknowns": res.info["unknowns"],
+            "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+
+
+def part_read_big(n: int) -> None:
+    out = subprocess.run([sys.executable, __file__, "--child-big", str(n)], check=True,
+                         capture_output=True, text=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    total = r["build"] + r["prepare"] + r["solve"]
+    print(f"read-big  ({load()}; 1 run, fresh process)")
+    print(f"  {n}x{n} ({r['unknowns'] / 1e6:.1f} M free unknowns, N·M·r·g = {r['ir']:.0f}): {r['method']}, "
+          f"{r['iterations']} iterations, bound {r['bound']:.1e}")
+    print(f"  build {r['build']:.1f} s + prepare {r['prepare']:.1f} s + solve {r['solve']:.1f} s = "
+          f"{total:.1f} s (target 60 s: {total / 60:.2f}x of it)  |  peak RSS {r['peak_gib']:.2f} GiB "
+          f"(budget 24 GiB: {r['peak_gib'] / 24:.2f})")
+
+
+def part_batch_256(repeats: int) -> None:
+    n, bsz = 256, 10_000
+    spec = spec_of(n)
+    rng = np.random.default_rng(2)
+    v = rng.uniform(0.0, 0.3, (bsz, n))
+    g = spec.conductances
+    t_ideal, _ = median_time(lambda: v @ g, max(repeats, 5))
+    prepared = nodal.prepare_spec(spec, SolverOptions(method="transfer", rtol=1e-9))
+    t0 = time.perf_counter()
+    prepared.transfer()
+    t_build = time.perf_counter() - t0
+    t_read, res = median_time(lambda: prepared.solve(v), max(repeats, 5))
+    sample = rng.choice(bsz, 32, replace=False)
+    ref = nodal.prepare_spec(spec, SolverOptions(method="direct")).solve(v[sample]).currents
+    print(f"batch-256  ({load()})")
+    print(f"  {n}x{n}, B={bsz}: ideal matmul {t_ideal * 1e3:.1f} ms  |  transfer read {t_read * 1e3:.1f} ms "
+          f"({t_read / t_ideal:.1f}x ideal, target ≤ 10x)  |  transfer built once in {t_build:.1f} s "
+          f"({prepared.shared.response.iterations} iterations, {n + 1} solves; 1 run)")
+    print(f"  build + one read = {(t_build + t_read) / t_ideal:.0f}x ideal  |  err vs direct (32 inputs) "
+          f"{rel_l1(res.currents[sample], ref):.1e}  bound {res.info['error_bound']:.1e}  "
+          f"re-solved by pcg {res.info['resolved_by_pcg']}")
+
+
+def _train_loop(spec, method: str, steps: int, rng) -> tuple[float, np.ndarray, np.ndarray, int]:
+    n = spec.n_rows
+    g = spec.conductances.copy()
+    v = rng.uniform(0.0, 0.3, (32, n))
+    t0 = time.perf_counter()
+    if method == "ideal":
+        for _ in range(steps):
+            _ = v @ g
+            hit = rng.random(g.shape) < 0.05
+            g[hit] = rng.uniform(1e-6, 1e-4, hit.sum())
+            out = v @ g
+        return time.perf_counter() - t0, out, g, 0
+    pair = nodal.prepare_pair(spec, SolverOptions(method=method, rtol=1e-9))
+    iters = 0
+    for _ in range(steps):
+        pair.forward.solve(v)
+        hit = rng.random(g.shape) < 0.05
+        g[hit] = rng.uniform(1e-6, 1e-4, hit.sum())
+        pair = pair.update_conductances(g)
+        res = pair.forward.solve(v)
+        iters += res.info.get("iterations", 0) if method == "pcg" else 0
+        out = res.currents
+    if method == "transfer":
+        iters = pair.forward.shared.response.iterations
+    return time.perf_counter() - t0, out, g, iters
+
+
+def part_train_64(steps: int = 20) -> None:
+    spec = spec_of(64)
+    t_ideal, _, _, _ = _train_loop(spec, "ideal", steps, np.random.default_rng(3))
+    print(f"train-64  ({load()}; {steps} steps of read 32 inputs → update 5% → read)")
+    print(f"  ideal reads: {t_ideal / steps * 1e3:.2f} ms/step")
+    for method in ("direct", "pcg", "transfer"):
+        t, out, g, iters = _train_loop(spec, method, steps, np.random.default_rng(3))
+        ref = nodal.prepare_spec(spec.replace(conductances=g), SolverOptions(method="direct")).solve(
+            np.random.default_rng(3).uniform(0.0, 0.3, (32, 64))).currents
+        extra = {"pcg": f", {iters / steps:.1f} iterations/step (warm)",
+                 "transfer": f", last rebuild {iters} iterations (warm)"}.get(method, "")
+        print(f"  {method:8s}: {t / steps * 1e3:7.2f} ms/step = {t / t_ideal:6.0f}x ideal{extra}  |  "
+              f"err vs fresh direct {rel_l1(out, ref):.1e}")
+
+
+def part_ir(repeats: int) -> None:
+    print(f"ir  ({load()}; rtol 1e-9; direct measured up to 256², modelled (C_LU·u^1.5) above)")
+    print("      n     r/Ω   N·M·r·g  iterations   pcg s  direct s  auto picks (model: pcg s / direct s)")
+    pcg = SolverOptions(method="pcg", rtol=1e-9, maxiter=5000)
+    for n in (128, 256, 512):
+        for r in (0.1, 1.0, 10.0, 100.0, 1e3, 1e4):
+            spec = spec_of(n, r=r)
+            circuit = build_circuit(spec)
+            v = np.random.default_rng(4).uniform(0.0, 0.3, (1, n))
+            t_pcg, res = median_time(lambda c=circuit, v=v: read_once(c, v, pcg), repeats)
+            if n <= 256:
+                t_lu, _ = median_time(lambda c=circuit, v=v: read_once(c, v, SolverOptions(method="direct")), 1)
+                lu = f"{t_lu:8.3f}"
+            else:
+                lu = "       -"
+            name, reason, blocks = nodal.choose_method(circuit, SolverOptions())
+            e_lu, e_pcg, _ = nodal.estimate_times(blocks)
+            print(f"  {n:5d} {r:7.1f} {res.info['ir_parameter']:9.3g} {res.info['iterations']:11d} "
+                  f"{t_pcg:7.3f} {lu}  {name:6s} ({e_pcg:.3g} / {e_lu:.3g})")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
+    ap.add_argument("--big", type=int, default=4096, help="size of the read-big array (n×n)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--child-big", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child_big:
+        print(json.dumps(child_big(args.child_big)))
+        return
+    for part in args.parts:
+        if part == "read-1024":
+            part_read_1024(args.repeats)
+        elif part == "read-big":
+            part_read_big(args.big)
+        elif part == "batch-256":
+            part_batch_256(args.repeats)
+        elif part == "train-64":
+            part_train_64()
+        else:
+            part_ir(args.repeats)
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -3,7 +3,8 @@
 Arrays are n×n (64 and 128 by default), 1 Ω wire segments, 1 Ω drivers and sense resistors (as
 bench_engines.py), devices from a card (default ``imprecise``: pulse_nl, 1–100 µS, closed-form
 pulses; ``--card vteam_default`` exercises the adaptive integrator), seeded, started at random
-conductances in their windows. The nodal engine runs with its default method.
+conductances in their windows. The nodal engine runs with ``--method`` (default auto, which
+picks its line-block PCG at these sizes; ``direct`` is SuperLU).
 
 Measured, each the median of ``--repeats`` runs in this process:
 
@@ -18,6 +19,7 @@ Measured, each the median of ``--repeats`` runs in this process:
   row-parallel step writing a whole row.
 
     python benchmarks/bench_program.py [--sizes 64 128] [--card imprecise] [--repeats 5] [--pulses 8]
+                                       [--method auto|direct|pcg]
 """
 
 from __future__ import annotations
@@ -47,13 +49,13 @@ def population(card, n: int):
     return pop
 
 
-def bench(n: int, card, repeats: int, pulses: int) -> dict:
+def bench(n: int, card, repeats: int, pulses: int, method: str = "auto") -> dict:
     from cosim.array.program import ProgramOptions, program_cells
     from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit, get_engine
 
     pop = population(card, n)
     spec = CrossbarSpec(conductances=pop.conductance(), r_row=1.0, r_col=1.0, r_driver=1.0, r_sense=1.0)
-    engine, opts = get_engine("nodal"), SolverOptions()
+    engine, opts = get_engine("nodal"), SolverOptions(method=method)
     v = np.random.default_rng(0).uniform(0.0, 0.3, (1, n))
     prepared = engine.prepare(build_circuit(spec), opts)
     out = {"n": n, "method": prepared.solve(v).info.get("method", "?")}
@@ -63,8 +65,8 @@ def bench(n: int, card, repeats: int, pulses: int) -> dict:
     target = np.zeros((n, n), bool)
     target[n // 2, n - 1] = True  # far column of a middle row: IR drop and real work
     results = {}
-    for label, po in (("frozen", ProgramOptions(compare_direct=False)),
-                      ("heun", ProgramOptions(compare_direct=False, coupling="heun"))):
+    for label, po in (("frozen", ProgramOptions(solver=opts, compare_direct=False)),
+                      ("heun", ProgramOptions(solver=opts, compare_direct=False, coupling="heun"))):
         steps = []
         for _ in range(repeats):
             p = population(card, n)
@@ -79,7 +81,7 @@ def bench(n: int, card, repeats: int, pulses: int) -> dict:
     for _ in range(repeats):
         p = population(card, n)
         t0 = time.perf_counter()
-        rep = program_cells(spec, p, row, scheme="row-parallel", options=ProgramOptions(compare_direct=False))
+        rep = program_cells(spec, p, row, scheme="row-parallel", options=ProgramOptions(solver=opts, compare_direct=False))
         rows.append((time.perf_counter() - t0) / rep.n_steps)
     out["steps"] = results
     out["row_parallel"] = statistics.median(rows)
@@ -92,6 +94,8 @@ def main() -> int:
     ap.add_argument("--card", default="imprecise", help="card name in models/cards (default imprecise)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--pulses", type=int, default=8, help="pulses per programming run (default 8)")
+    ap.add_argument("--method", default="auto", choices=("auto", "direct", "pcg"),
+                    help="nodal method for reads and programming solves (default auto)")
     args = ap.parse_args()
 
     from cosim.devices import load_card
@@ -105,7 +109,7 @@ def main() -> int:
             f"{'row-par step':>13}")
     print(head)
     for n in args.sizes:
-        r = bench(n, card, args.repeats, args.pulses)
+        r = bench(n, card, args.repeats, args.pulses, args.method)
         fz, hn = r["steps"]["frozen"], r["steps"]["heun"]
         ms = 1e3
         print(f"{n:>5} {r['method']:>7} {r['read_reuse'] * ms:>11.3f} {r['read_fresh'] * ms:>11.2f} "

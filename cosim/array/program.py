@@ -21,7 +21,7 @@ Choices, stated:
 - By default one circuit solve per pulse, from the conductances before the pulse: within a
   pulse the voltages are frozen (``coupling="frozen"``, ``substeps=1``). That is accurate while
   a device's conductance is small against the wires' (the imprecise card's 1–100 µS devices on
-  2.5 Ω segments: 5e-4 of the travel off the converged answer) and overshoots when a device
+  2.5 Ω segments, 32×32: 3e-4 of the travel off the converged answer) and overshoots when a device
   switches many-fold within one pulse through a large IR drop, because the frozen voltage is the
   high one of the pulse start: VTEAM's 50 Ω–1 kΩ defaults in a 3×3 array with 3–5 Ω wires end
   33 % of their travel off a fully coupled ngspice transient. Remedies, all tested against that

@@ -167,3 +167,26 @@ def test_bad_tile_inputs():
         tile.apply_pulses(np.zeros((2, 2), dtype=int), None)
     with pytest.raises(SpecError, match="device.update"):
         Tile(ArraySpec(rows=6, cols=5), tile.population, SolverOptions(), update="fast")
+
+
+def test_shared_and_updated_preparations_equal_fresh_ones(rng):
+    """The fast paths: forward/transpose sharing, warm-started updates after pulses and solving
+    duplicate input vectors once give the reads of a tile that prepares from scratch (reuse off,
+    every vector solved), to the engine's certified tolerance (rtol 1e-10 → 1e-9 here)."""
+    card = _card()
+    fast = _tile(shape=(64, 64), engine="nodal", card=card, seed=4, r_row=1.0, r_col=1.0)
+    slow = Tile(fast.array, DevicePopulation.create(card, (64, 64), seed=4, backend="numpy"),
+                SolverOptions(engine="nodal"), reuse=False)
+    g = rng.uniform(1e-6, 1e-4, (64, 64))
+    for t in (fast, slow):
+        t.set_conductances(g)
+    v = rng.uniform(0, 0.2, (6, 64))
+    v[3] = v[1]  # a duplicate row
+    d = rng.normal(size=(5, 64)) * 0.1
+    for _ in range(3):
+        np.testing.assert_allclose(fast.read(v), slow.read(v), rtol=1e-9)
+        np.testing.assert_allclose(fast.read_transposed(d), slow.read_transposed(d), rtol=1e-9)
+        n = (rng.random((64, 64)) < 0.05) * rng.integers(-2, 3, (64, 64))
+        fast.apply_pulses(n, None)
+        slow.apply_pulses(n, None)
+    np.testing.assert_array_equal(fast.conductances(), slow.conductances())

@@ -21,7 +21,7 @@ from cosim.train.networks import float_layers, make_network
 IDEAL = ['device.card="pulse_nl_taox_hfox"', "device.params={a_p=1e6, a_d=1e6, p_max_p=500.0, p_max_d=500.0}",
          "device.variation={c2c=0.0}", "converters.dac_bits=none", "converters.adc_bits=none"]
 SMALL = ["data.subset=320", "data.test_subset=200", "network.hidden=[16]", "train.epochs=3", "array.rows=32",
-         "array.cols=32", "array.w_max=1.5", "train.lr=0.3"]
+         "array.cols=32", "array.w_max=1.5", "train.lr=0.3", "train.reference_lr=0.3"]
 
 
 def _float_weights(cfg, w0, rule):

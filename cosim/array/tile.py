@@ -2,8 +2,11 @@
 
 Reads go through a circuit engine on the tile's *current* conductances (so wire resistance and
 sneak paths act on every training read); updates go to the devices as pulses. The circuit is
-re-prepared lazily, only after the conductances change, once per read direction; no state is
-shared between tiles.
+prepared lazily, only after the conductances changed: with the nodal engine the forward and
+transpose reads share one preparation (``for_circuit``) and an update is a warm-started
+``update_conductances`` of the previous one (``reuse=False`` prepares from scratch, the reference
+path). Identical input vectors within a batch are solved once (a DC read is a pure function of
+its inputs). No state is shared between tiles.
 
 Updates (``update``):
 

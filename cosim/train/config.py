@@ -267,7 +267,8 @@ class OptimizerConfig:
 class TrainSection:
     """[train] epochs ≥ 1; batch ≥ 1; lr > 0 (weight units per gradient unit); lr_decay in
     (0, 1] per epoch; seed ≥ 0; reference: also train the float software network; reference_lr
-    (none = lr) and reference_beta (EMA momentum in [0, 1) or none) of that float run;
+    (none = lr; default 0.5, tuned for digits) and reference_beta (EMA momentum in [0, 1) or
+    none) of that float run;
     refresh_every: steps between refresh checks (0 = end of each epoch); pulse_log: "totals"
     (per-device counts) | "events" (also every step's pulses)."""
 
@@ -277,7 +278,7 @@ class TrainSection:
     lr_decay: float = 1.0
     seed: int = 0
     reference: bool = True
-    reference_lr: float | None = None
+    reference_lr: float | None = 0.5
     reference_beta: float | None = 0.9
     refresh_every: int = 0
     pulse_log: str = "totals"

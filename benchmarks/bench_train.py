@@ -1,0 +1,92 @@
+"""Training epoch time with nodal (parasitic) reads relative to ideal reads, and where it goes.
+
+Cases (SSM on the imprecise card, 8-bit converters, float reference off so only the hardware
+training is timed):
+
+- digits MLP 64-64-10 on 64×64 tiles (8 tiles), batch 32, full training set (1347 samples);
+- MNIST-format MLP 784-100-10 on 128×128 tiles (16 tiles), batch 64, a ``--subset`` of the
+  training set and ``--test-subset`` of the test set (default: Debian's Fashion-MNIST in
+  /usr/share/datasets/fashion-mnist — same format and shapes as MNIST; ``--data DIR`` for
+  MNIST itself). Skipped with a note when no IDX files are found.
+
+Both engines run the same config and seed; the nodal one has ``--r-wire`` Ω per wire segment
+(the ideal engine ignores wires by definition). Per engine: the median epoch time over
+``--repeats`` runs of ``--epochs`` epochs (epoch times exclude setup: data, device draws,
+initial programming), split into reads (circuit preparation + solves, tile counters), updates
+(device pulses and writes) and bookkeeping (the rest: DAC/ADC, network algebra, optimizer,
+estimates, metrics). The ratio is nodal/ideal in the same process.
+
+    .venv/bin/python benchmarks/bench_train.py [--repeats 1] [--epochs 1] [--r-wire 1.0]
+        [--data DIR] [--subset 2048] [--test-subset 500] [--skip-mnist]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+from pathlib import Path
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def run(cfg, epochs: int) -> dict:
+    from cosim.train import run_training
+
+    res = run_training(cfg, progress=False)
+    tiles = [t for layer in res.layers for t in layer.tiles()]
+    epoch = sum(r["time_s"] for r in res.epochs) / epochs
+    reads = sum(t.stats.read_time + t.stats.prepare_time for t in tiles) / epochs
+    updates = sum(t.stats.update_time for t in tiles) / epochs
+    solves = sum(t.stats.reads + t.stats.transposed_reads for t in tiles) / epochs
+    return {"epoch": epoch, "reads": reads, "updates": updates, "book": epoch - reads - updates, "solves": solves,
+            "acc": res.metrics["final_test_acc"], "tiles": len(tiles)}
+
+
+def case(name: str, base: list[str], args) -> None:
+    from cosim.train import load_config
+
+    out = {}
+    for engine in ("ideal", "nodal"):
+        sets = base + [f'solver.engine="{engine}"', f"train.epochs={args.epochs}", "train.reference=false"]
+        if engine == "nodal":
+            sets += [f"array.r_row={args.r_wire}", f"array.r_col={args.r_wire}"]
+        runs = [run(load_config(None, sets), args.epochs) for _ in range(args.repeats)]
+        out[engine] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    i, n = out["ideal"], out["nodal"]
+    print(f"\n{name}: {i['tiles']:.0f} tiles, {n['solves']:.0f} tile reads per epoch, {args.epochs} epoch(s), "
+          f"median of {args.repeats}")
+    print(f"{'engine':<8}{'epoch s':>9}{'reads s':>9}{'updates s':>11}{'bookkeeping s':>15}{'test acc':>10}")
+    for engine, r in out.items():
+        print(f"{engine:<8}{r['epoch']:>9.2f}{r['reads']:>9.2f}{r['updates']:>11.2f}{r['book']:>15.2f}"
+              f"{100 * r['acc']:>9.1f}%")
+    print(f"nodal / ideal epoch time: {n['epoch'] / i['epoch']:.1f}× "
+          f"(reads {n['reads'] / max(i['reads'], 1e-9):.0f}×; r = {args.r_wire:g} Ω/segment)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--r-wire", type=float, default=1.0)
+    ap.add_argument("--data", help="MNIST-format IDX folder (default: Debian's Fashion-MNIST if installed)")
+    ap.add_argument("--subset", type=int, default=2048)
+    ap.add_argument("--test-subset", type=int, default=500)
+    ap.add_argument("--skip-mnist", action="store_true")
+    args = ap.parse_args()
+    logging.disable(logging.WARNING)
+    case("digits MLP 64-64-10, 64×64 tiles, batch 32", ["array.rows=64", "array.cols=64"], args)
+    if args.skip_mnist:
+        return
+    data = Path(args.data) if args.data else FASHION
+    if not data.is_dir():
+        print(f"\nMNIST-format case skipped: no IDX folder ({data}); pass --data DIR")
+        return
+    kind = "fashion" if data == FASHION else "mnist"
+    case(f"{kind} MLP 784-100-10, 128×128 tiles, batch 64, {args.subset} training samples",
+         [f'data.name="{kind}"', f'data.dir="{data}"', f"data.subset={args.subset}",
+          f"data.test_subset={args.test_subset}", "array.rows=128", "array.cols=128", "train.batch=64"], args)
+
+
+if __name__ == "__main__":
+    main()

@@ -187,7 +187,7 @@ class CrossbarPrepared:
         t0 = time.perf_counter()
         circuit = circuits.with_devices(self.circuit, g_new, self.spec)
         spec = None if self.spec is None else self.spec.replace(conductances=circuits.check_devices(circuit, g_new))
-        if share is not None and circuits.same_network(circuit, share.circuit):
+        if isinstance(share, CrossbarPrepared) and circuits.same_network(circuit, share.circuit):
             shared = share.shared
         else:
             if circuits.same_except_cells(self.circuit, circuit):

@@ -29,6 +29,7 @@ import numpy as np
 from cosim.circuit.model import Circuit
 from cosim.circuit.solvers import pcg
 from cosim.circuit.solvers.lineblock import LineBlocks
+from cosim.errors import EngineError
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ def transfer_for(circuit: Circuit, blocks: LineBlocks, resp: PortResponse, *, rt
     else:
         k_out = pos[c.out_src]
         if np.any(k_out < 0):
-            raise ValueError("the port response covers neither the inputs nor the outputs")
+            raise EngineError("the port response covers neither the inputs nor the outputs of this read")
         for s in driven:
             t_src[c.vsrc_input[s]] += c.vsrc_scale[s] * resp.y[k_out, s]
         rho_all = float(np.abs(c.vsrc_scale[driven]).max(initial=0.0) * resp.rho[np.unique(k_out)].sum())

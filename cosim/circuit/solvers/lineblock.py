@@ -175,6 +175,7 @@ class LineBlocks:
                 series = g_dev * ga / (g_dev + ga)
             g_cell = np.where(np.isinf(ga), g_dev, np.where(g_dev + ga > 0, series, 0.0))
         self.g_cell = g_cell
+        self._ir = None
         d_r = g_cell.copy()
         d_r[:, :-1] += self.gw
         d_r[:, 1:] += self.gw
@@ -282,7 +283,9 @@ class LineBlocks:
 
     def ir_parameter(self) -> float:
         """N·M·r·g: cells × mean segment resistance × mean cell conductance (unitless)."""
-        seg = np.concatenate([self.gw.ravel(), self.gc.ravel()])
-        seg = seg[seg > 0]
-        r_mean = float(np.mean(1.0 / seg)) if seg.size else 0.0
-        return self.n * self.m * r_mean * float(self.g_cell.mean())
+        if self._ir is None:
+            seg = np.concatenate([self.gw.ravel(), self.gc.ravel()])
+            seg = seg[seg > 0]
+            r_mean = float(np.mean(1.0 / seg)) if seg.size else 0.0
+            self._ir = self.n * self.m * r_mean * float(self.g_cell.mean())
+        return self._ir

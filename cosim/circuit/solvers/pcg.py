@@ -128,8 +128,8 @@ def _pair(blocks: LineBlocks, base: _Base, lo: np.ndarray | None, out_ports) -> 
 
 #: Relative ℓ1 residual (of the output currents) at which a stage rebases its iterate.
 REBASE = 1e-5
-#: Arrays with fewer free unknowns than this never rebase mid-stage (measured floors: ≤ 1e-11
-#: of the outputs up to 512², 1 Ω, 1–100 µS).
+#: Arrays with fewer free unknowns than this (and N·M·r·g < 10) never rebase mid-stage
+#: (measured floors: ≤ 1e-11 of the outputs up to 512², 1 Ω, 1–100 µS).
 REBASE_MIN_UNKNOWNS = 2**17
 
 
@@ -215,10 +215,11 @@ def _solve(blocks, drive, out_ports, rtol, maxiter, x0, atol, label) -> PcgResul
         # Halfway down, move the iterate into the base (CG state kept): the rest of the solve
         # then works on a small correction whose rounding is far below the final tolerance.
         # Only once, in the first stage: a later rebase would round the iterate again.
-        # Small arrays skip it: their rounding floor is far below any rtol and a failed final
-        # check costs them only a few cheap iterations.
-        rebase = (REBASE * scale if np.isinf(best) and np.all(REBASE * scale > target)
-                  and blocks.n_free >= REBASE_MIN_UNKNOWNS else None)
+        # Small arrays with little IR drop skip it: their rounding floor is far below any rtol,
+        # the ideal scale is close to the real one, and a failed final check costs them only a
+        # few cheap iterations.
+        worth = blocks.n_free >= REBASE_MIN_UNKNOWNS or blocks.ir_parameter() >= 10.0
+        rebase = REBASE * scale if worth and np.isinf(best) and np.all(REBASE * scale > target) else None
         while it < maxiter:
             it += 1
             np.multiply(blocks.couple, p, out=q)

@@ -7,6 +7,7 @@ Examples::
     cosim train --config configs/mnist_mlp_ssm.toml --data ~/data/mnist
     cosim train --config configs/digits_mlp_ssm.toml --set array.r_row=1.0 --set train.lr=0.2
     cosim train --config configs/digits_mlp_ssm.toml --ablation --seeds 3
+    cosim train --config configs/digits_mlp_ssm.toml --engine nodal --export-netlists tapeout
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def register(sub) -> None:
     p.add_argument("--seeds", type=int, default=1, help="seeds per ablation variant (seed, seed+1, …)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--check", action="store_true", help="validate the config, print it, train nothing")
+    p.add_argument("--export-netlists", metavar="DIR",
+                   help="after training, write the tape-out (one ngspice netlist per tile, top.cir, devices.csv, "
+                        "README.md) into DIR, which must be new or empty (see `cosim export`)")
     p.set_defaults(func=run)
 
 
@@ -66,6 +70,12 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise SpecError(f"--seeds must be ≥ 1, got {args.seeds}")
     cfg = load_config(args.config, overrides)
+    if args.export_netlists:
+        from cosim.array.tapeout import check_output
+
+        if args.ablation:
+            raise SpecError("--export-netlists exports one trained network; leave out --ablation")
+        check_output(args.export_netlists)  # refuse a non-empty folder before training, not after
     if args.check:
         print(to_toml(cfg), end="")
         return 0
@@ -97,6 +107,11 @@ def run(args: argparse.Namespace) -> int:
           f"{m['verify_writes']} write-verify); devices pulsed per step {100 * m['sparsity']:.2f} %; "
           f"convergence epoch {conv if conv is not None else 'never'}; energy proxy {m['energy_J']:.3g} J")
     print(f"wrote {res.output_dir}")
+    if args.export_netlists:
+        from cosim.study.export import export_training
+
+        files = export_training(res, args.export_netlists)
+        print(f"wrote {len(files.tiles)} tile netlists, top.cir, devices.csv and README.md to {files.directory}")
     return 0
 
 

@@ -151,16 +151,3 @@ def test_ablation_removes_one_part_each():
     text = format_table(rows)
     assert "85.0 ± 7.1" in text and "15 ± 7" in text and "2.0 ± 0.0 (1× never)" in text
 
-
-def test_study_task_adapter_returns_plain_metrics():
-    """run_training_point ignores the study's own tables, and a run that has no convergence
-    epoch or float reference reports NaN there (the study store keeps numbers only)."""
-    from cosim.train import run_training_point
-
-    point = {"study": {"name": "x"}, "task": {"kind": "train"}, "data": {"subset": 48, "test_subset": 30},
-             "network": {"hidden": [4]}, "array": {"rows": 16, "cols": 16},
-             "train": {"epochs": 1, "reference": False}}
-    m = run_training_point(point)
-    assert np.isnan(m["convergence_epoch"]) and np.isnan(m["float_final_test_acc"])
-    assert m["epochs"] == 1 and 0 <= m["final_test_acc"] <= 1 and m["pulses_total"] > 0
-    assert all(isinstance(v, int | float | str) for v in m.values())

@@ -186,7 +186,7 @@ class CrossbarSpec:
     def n_cols(self) -> int:
         return self.conductances.shape[1]
 
-    def replace(self, **changes) -> "CrossbarSpec":
+    def replace(self, **changes) -> CrossbarSpec:
         """A copy with ``changes`` applied (validated again)."""
         return dataclasses.replace(self, **changes)
 

@@ -6,6 +6,7 @@ A study file has three reserved tables and one table per section its task reads:
     [task]                  # kind = "ir_drop" | "train" | … (the registry in tasks.py)
     [export]                # netlists of chosen points, for `cosim export`
     [array] [device] …      # the task's sections; any leaf given as a list is a grid axis
+    [[optimizer]] …         # an array of tables: whole alternative sections, one grid axis
 
 This module checks the reserved tables and the section names; :func:`cosim.study.grid.plan`
 expands the grid and runs every section through the validator its task registered, so every
@@ -157,8 +158,10 @@ def parse_study(doc: Mapping[str, Any], *, source: str = "<dict>", base_dir: Pat
         if name not in validators:
             raise SpecError(f"[{name}] is not a section of task {kind!r}"
                             f"{did_you_mean(name, [*validators, *RESERVED])}")
+        if isinstance(table, list) and table and all(isinstance(t, Mapping) for t in table):
+            continue  # [[name]] array of tables: whole alternative sections, one grid axis
         if not isinstance(table, Mapping):
-            raise SpecError(f"{name} must be a table ([{name}]), got {table!r}")
+            raise SpecError(f"{name} must be a table ([{name}]) or an array of tables ([[{name}]]), got {table!r}")
     study = _study_table(doc.get("study", {}), Path(source).stem if source != "<dict>" else "study")
     if study["metrics"] is not None and task.metric_names() is not None:
         known = task.metric_names()

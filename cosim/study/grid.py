@@ -1,6 +1,7 @@
 """Grid expansion: a study config → the list of resolved points, each with its key and cost.
 
-Any leaf given as a list is an axis; axes cross (Cartesian product) except those named together
+Any leaf given as a list is an axis, and so is a section given as an array of tables
+(``[[optimizer]]`` twice: two whole optimizer setups, each with its own options); axes cross (Cartesian product) except those named together
 in a ``study.zip`` group, which advance in step; the result is crossed with the seeds (seeds
 vary fastest). Each point is then run through its task's section validators, so a point is the
 *resolved* config: defaults filled in, shorthands expanded, numbers normalised. Its key is the
@@ -64,6 +65,9 @@ def _axes(config: StudyConfig, task: Task) -> dict[str, list]:
     validators = task.validators()
     axes: dict[str, list] = {}
     for section, table in config.sections.items():
+        if isinstance(table, list):  # [[section]]: each table is one value of the axis
+            axes[section] = table
+            continue
         vector = getattr(validators[section], "vector_fields", frozenset())
         for dotted, value in flatten(table).items():
             if not isinstance(value, list):

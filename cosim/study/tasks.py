@@ -7,9 +7,7 @@ metrics it returns, and a version string that salts the point keys (bump it when
 results change, so old results are not mistaken for new ones).
 
 Every reference may be a ``"module:attribute"`` string, imported on first use, so registering
-costs nothing and workers import only what they run. Registering the training task is one line::
-
-    register_task("train", run="cosim.train:run_training", sections="cosim.train:STUDY_SECTIONS")
+costs nothing and workers import only what they run (see the two registrations at the end).
 
 The report draws training figures from the metrics ``accuracy_ideal``, ``accuracy_parasitic``
 (fractions 0–1), ``pulses`` (count) and ``convergence`` (per-epoch accuracy, fractions 0–1);
@@ -207,3 +205,6 @@ def execute_point(point: dict, run: str | None = None) -> dict[str, Any]:
 register_task("ir_drop", run="cosim.study.irdrop:run_ir_drop", sections="cosim.study.irdrop:SECTIONS",
               cost="cosim.study.irdrop:estimate_seconds", metrics="cosim.study.irdrop:METRICS",
               doc="worst/mean IR-drop error and cell-voltage loss of a parasitic read")
+register_task("train", run="cosim.study.training:run_training_point", sections="cosim.train.config:STUDY_SECTIONS",
+              cost="cosim.study.training:estimate_seconds", metrics="cosim.study.training:METRICS",
+              doc="in-situ training of a network on tiles: accuracy (ideal and parasitic reads), pulses, convergence")

@@ -4,8 +4,7 @@ Public names:
 
 - :func:`run_training` (loop.py): ``run_training(config, *, progress=True, output_dir=None)
   -> TrainResult`` — in-situ training on tiles beside a float reference; a pure function of
-  the config (and its seed). :class:`TrainResult`; :func:`run_training_point` (a study task:
-  point dict → metrics dict); :func:`load_data`, :func:`batches`, :func:`accuracy`,
+  the config (and its seed). :class:`TrainResult`; :func:`load_data`, :func:`batches`, :func:`accuracy`,
   :func:`build_layers`.
 - :mod:`.config`: :class:`TrainingConfig` and its sections, :func:`load_config` (TOML +
   ``--set`` overrides), :func:`validate_training_config` (dict → config),
@@ -41,13 +40,12 @@ from cosim.train.loop import (
     build_layers,
     load_data,
     run_training,
-    run_training_point,
 )
 from cosim.train.metrics import PulseLog, convergence_epoch
 
 __all__ = [
     "ABLATIONS", "STUDY_SECTIONS", "PulseLog", "TrainResult", "TrainingConfig", "accuracy", "apply_overrides",
     "batches", "build_layers", "config_to_dict", "convergence_epoch", "format_table", "load_config",
-    "load_data", "load_device_card", "run_ablation", "run_training", "run_training_point", "to_toml",
+    "load_data", "load_device_card", "run_ablation", "run_training", "to_toml",
     "validate_training_config",
 ]

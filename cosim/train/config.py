@@ -312,6 +312,8 @@ class OutputConfig:
         if self.dir is not None and not (isinstance(self.dir, str) and self.dir):
             raise SpecError(f"output.dir must be a path or none, got {self.dir!r}")
         _bool("output.figures", self.figures)
+        if self.pulse_log is None:  # "none" in TOML arrives here as None (see build_section)
+            _set(self, "pulse_log", "none")
         _choice("output.pulse_log", self.pulse_log, ("npz", "csv", "both", "none"))
 
 

@@ -282,17 +282,6 @@ def run_training(config: TrainingConfig, *, progress: bool = True, output_dir: s
     return result
 
 
-def run_training_point(point: dict[str, Any]) -> dict[str, Any]:
-    """A design-study task: the summary metrics of the training config in ``point``'s sections
-    (other keys, such as ``study`` and ``task``, are ignored); nothing is written. Metrics that
-    do not exist for a run (a convergence epoch never reached, no float reference) are NaN."""
-    from cosim.train.config import SECTIONS, validate_training_config
-
-    cfg = validate_training_config({k: v for k, v in point.items() if k in SECTIONS})
-    metrics = run_training(cfg, progress=False, output_dir=None).metrics
-    return {k: float("nan") if v is None else v for k, v in metrics.items()}
-
-
 def _estimate_error(layers: list[TiledLayer]) -> float:
     """‖W_true − W_estimated‖ / ‖W_estimated‖ over all layers (how far open-loop tracking drifted)."""
     num = den = 0.0

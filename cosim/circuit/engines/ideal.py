@@ -10,8 +10,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
 from cosim.circuit.engines.base import ReadResult, SolverOptions
 from cosim.circuit.model import Circuit, as_batch
 from cosim.errors import EngineError

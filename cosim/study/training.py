@@ -1,0 +1,106 @@
+"""The ``train`` study task: one grid point = one seeded :func:`cosim.train.run_training`.
+
+Registered in :mod:`cosim.study.tasks` with the validators in
+:data:`~cosim.train.config.STUDY_SECTIONS`; a study's seeds become ``train.seed``, so
+``study.seeds = 3`` trains every grid point three times from three device draws, data orders
+and initial weights.
+
+Besides every summary metric of the run (see :func:`cosim.train.loop.summarize`), a point
+reports the names the study report plots:
+
+- ``accuracy_parasitic``: final test accuracy read through the configured engine and converters
+  (the chip as simulated: wires, sneak paths, DAC/ADC), fraction 0–1;
+- ``accuracy_ideal``: final test accuracy of the *same* programmed conductances read ideally
+  (I = V·G, exact weights W = scale·(G⁺ − G⁻), no converters), fraction 0–1; the gap between
+  the two is what the parasitic read costs the trained network;
+- ``pulses``: training pulses, SET + RESET (count); ``convergence``: test accuracy per epoch;
+- the IR-drop metrics of :mod:`cosim.study.irdrop` (``ir_err_max``, ``ir_err_mean``,
+  ``v_cell_min``, ``v_cell_mean``, ``loss_map``, …) for the trained first layer's tiles, each read
+  with its final conductances and the same seeded batch of inputs uniform in [0, v_read]: the
+  worst tile's worst error, the tiles' mean, and the loss map of the tile with the lowest cell
+  voltage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from cosim.train.config import SECTIONS, validate_training_config
+
+IR_BATCH = 16  # random input vectors per tile for the IR-drop metrics
+METRICS = ("ir_err_max", "ir_err_mean", "v_cell_min", "v_cell_mean", "i_ideal_max", "loss_map", "accuracy_ideal", "accuracy_parasitic", "pulses", "convergence", "final_test_acc", "best_test_acc",
+           "float_final_test_acc", "convergence_epoch", "pulses_set", "pulses_reset", "sparsity", "energy_J",
+           "saturated_high", "saturated_low", "faulty_devices", "weight_error", "tiles", "time_s",
+           "epoch_time_s", "read_time_s", "update_time_s", "final_train_acc", "final_loss", "float_best_test_acc",
+           "float_convergence_epoch", "program_pulses", "verify_writes", "pulses_total", "weight_devices",
+           "target_clipped", "refresh_reads", "reads", "optimizer", "engine", "network", "dataset", "seed", "epochs")
+
+
+def point_config(point: dict[str, Any]):
+    """The :class:`TrainingConfig` of a study point (its sections; ``seed`` → ``train.seed``)."""
+    cfg = validate_training_config({k: v for k, v in point.items() if k in SECTIONS})
+    if "seed" in point:  # the study's seed axis
+        cfg = cfg.replace(train=dataclasses.replace(cfg.train, seed=int(point["seed"])))
+    return cfg.replace(output=dataclasses.replace(cfg.output, dir=None))
+
+
+def run_training_point(point: dict[str, Any]) -> dict[str, Any]:
+    """Metrics of one study point (module docstring); nothing is written. Metrics that do not
+    exist for a run (a convergence epoch never reached, no float reference) are NaN."""
+    from cosim.train.loop import accuracy, load_data, run_training
+    from cosim.train.networks import float_layers, make_network
+
+    cfg = point_config(point)
+    result = run_training(cfg, progress=False, output_dir=None)
+    data = load_data(cfg)
+    net = make_network(cfg.network.kind, data.image_shape, data.n_classes, hidden=cfg.network.hidden,
+                       activation=cfg.network.activation, pool=cfg.network.pool)
+    metrics = {k: float("nan") if v is None else v for k, v in result.metrics.items()}
+    metrics.update(
+        accuracy_parasitic=result.metrics["final_test_acc"],
+        accuracy_ideal=accuracy(net, float_layers(result.weights), data.x_test, data.y_test),
+        pulses=result.metrics["pulses_total"],
+        convergence=[row["test_acc"] for row in result.epochs],
+    )
+    metrics.update(tile_ir_drop(result.layers[0], seed=cfg.train.seed))
+    return metrics
+
+
+def tile_ir_drop(layer, *, seed: int) -> dict[str, Any]:
+    """IR-drop metrics (module docstring) over the tiles of one trained :class:`TiledLayer`."""
+    import numpy as np
+
+    from cosim.study.irdrop import ir_drop_metrics
+
+    v_read = layer.converters.v_read
+    per_tile = []
+    for tile in layer.tiles():
+        rng = np.random.default_rng(seed)
+        inputs = rng.uniform(0.0, v_read, size=(IR_BATCH, tile.array.rows))
+        per_tile.append(ir_drop_metrics(tile.array.crossbar(tile.conductances()), inputs, v_read))
+    worst = min(per_tile, key=lambda m: m["v_cell_min"])
+    return {
+        "ir_err_max": max(m["ir_err_max"] for m in per_tile),
+        "ir_err_mean": float(np.mean([m["ir_err_mean"] for m in per_tile])),
+        "v_cell_min": worst["v_cell_min"],
+        "v_cell_mean": float(np.mean([m["v_cell_mean"] for m in per_tile])),
+        "i_ideal_max": max(m["i_ideal_max"] for m in per_tile),
+        "loss_map": worst["loss_map"],
+    }
+
+
+def estimate_seconds(point: dict[str, Any]) -> float:
+    """Rough single-core seconds of a point: reads per epoch × cost per read.
+
+    Calibrated on the digits MLP on this project's 2-core machine (ideal reads ~1.3 s/epoch,
+    nodal reads of 64×64 tiles ~9 s/epoch); it only has to tell minutes from hours.
+    """
+    train, array, data = point["train"], point["array"], point["data"]
+    samples = data.get("subset") or (60000 if data.get("name") in ("mnist", "fashion") else 1347)
+    cells = array["rows"] * array["cols"]
+    nodal = point["solver"]["engine"] != "ideal"
+    per_sample = 1e-3 * (1 + (8.0 if nodal else 0.0) * (cells / 4096) ** 0.3)
+    if point["network"]["kind"] == "cnn":
+        per_sample *= 6.0
+    return 1.0 + train["epochs"] * samples * per_sample

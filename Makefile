@@ -12,8 +12,11 @@ NGSPICE_MODE ?= required
 
 .PHONY: demo test system venv bench lint clean
 
+# The main job: a small design study (digits MLP in situ on 16..128 tiles, 0 and 2.5 Ω wires,
+# SSM vs sgd-pulse) on a local Dask cluster, then its report; see `cosim demo --help`.
+DEMO_DIR ?= demo
 demo: $(STAMP)
-	$(BIN)/cosim compare --rows 64 --cols 64 --r-row 1 --r-col 1 --r-driver 10 --r-sense 10 --seed 0
+	$(BIN)/cosim demo --output-dir $(DEMO_DIR)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest --ngspice=$(NGSPICE_MODE) $(PYTEST_ARGS)

@@ -168,14 +168,34 @@ def loss_heatmap(rec: Mapping[str, Any]):
     return fig
 
 
+# Fields the training figures already show (size axis, device and optimizer labels) or that
+# only come along with them (an optimizer's own options, its learning rate, the engine).
+_SHOWN = ("array.rows", "array.cols", "array.size", "seed", "train.lr", "train.seed")
+_SHOWN_SECTIONS = ("optimizer.", "device.", "solver.")
+
+
+def _variant_fields(recs) -> list[str]:
+    fields = [f for f in varying(recs, config_fields(recs))
+              if f not in _SHOWN and not f.startswith(_SHOWN_SECTIONS)]
+    return distinct(recs, fields)
+
+
 def _training(recs, metric: str) -> list[dict]:
+    """Training records with the metric, labelled: size, device, optimizer, and ``_variant``
+    (the other varying fields, e.g. the wire resistance), so that seeds alone are averaged."""
     out = []
-    for r in recs:
-        if is_number(r.get(metric)) or (metric == CONVERGENCE and isinstance(r.get(metric), list) and r[metric]):
-            x, square = _size(r)
-            out.append({**r, "_size": x, "_square": square, "_device": device_label(r),
-                        "_optimizer": optimizer_label(r)})
+    keep = [r for r in recs
+            if is_number(r.get(metric)) or (metric == CONVERGENCE and isinstance(r.get(metric), list) and r[metric])]
+    fields = _variant_fields(keep)
+    for r in keep:
+        x, square = _size(r)
+        out.append({**r, "_size": x, "_square": square, "_device": device_label(r),
+                    "_optimizer": optimizer_label(r), "_variant": ", ".join(fmt_field(f, r.get(f)) for f in fields)})
     return out
+
+
+def _label(*parts: str) -> str:
+    return ", ".join(p for p in parts if p)
 
 
 def accuracy_vs_size(recs: Sequence[Mapping[str, Any]]):
@@ -184,15 +204,15 @@ def accuracy_vs_size(recs: Sequence[Mapping[str, Any]]):
     pts = list({r["key"]: r for r in pts}.values())
     if not pts:
         return None
-    stats = seed_stats(pts, ["_size", "_device", "_optimizer"], [ACC_IDEAL, ACC_PARASITIC])
+    stats = seed_stats(pts, ["_size", "_device", "_optimizer", "_variant"], [ACC_IDEAL, ACC_PARASITIC])
     fig, (ax,) = _figure(1, width=7.0)
     colors = {}
     for row in stats:
-        colors.setdefault((row["_device"], row["_optimizer"]), f"C{len(colors) % 10}")
-    for (dev, opt), color in colors.items():
-        sub = [r for r in stats if (r["_device"], r["_optimizer"]) == (dev, opt)]
+        colors.setdefault((row["_device"], row["_optimizer"], row["_variant"]), f"C{len(colors) % 10}")
+    for (dev, opt, var), color in colors.items():
+        sub = [r for r in stats if (r["_device"], r["_optimizer"], r["_variant"]) == (dev, opt, var)]
         for metric, style, what in ((ACC_IDEAL, "-", "ideal"), (ACC_PARASITIC, "--", "parasitic")):
-            _plot_stats(ax, sub, "_size", [], metric, 100.0, label=f"{dev}, {opt}, {what} read",
+            _plot_stats(ax, sub, "_size", [], metric, 100.0, label=_label(dev, opt, var, f"{what} read"),
                         color=color, linestyle=style)
     _size_axis(ax, [p["_size"] for p in pts], all(p["_square"] for p in pts))
     ax.set_ylabel("test accuracy (%)")
@@ -218,18 +238,19 @@ def pulses_and_convergence(recs: Sequence[Mapping[str, Any]]):
     if pulses:
         ax = axes[0]
         square = all(r["_square"] for r in pulses)
-        stats = seed_stats(pulses, ["_device", "_optimizer", "_size"], [PULSES])
-        combos = list(dict.fromkeys((r["_device"], r["_optimizer"]) for r in stats))
+        stats = seed_stats(pulses, ["_device", "_optimizer", "_variant", "_size"], [PULSES])
+        combos = list(dict.fromkeys((r["_device"], r["_optimizer"], r["_variant"]) for r in stats))
         sizes = list(dict.fromkeys(r["_size"] for r in stats))
         width = 0.8 / len(sizes)
         for k, size in enumerate(sizes):
-            sub = {(r["_device"], r["_optimizer"]): r for r in stats if r["_size"] == size}
+            sub = {(r["_device"], r["_optimizer"], r["_variant"]): r for r in stats if r["_size"] == size}
             xs = [c + (k - (len(sizes) - 1) / 2) * width for c, combo in enumerate(combos) if combo in sub]
             rows = [sub[combo] for combo in combos if combo in sub]
             ax.bar(xs, [r[f"{PULSES}_mean"] for r in rows], width=width * 0.95,
                    yerr=[r[f"{PULSES}_std"] for r in rows], capsize=3, color=f"C{k % 10}",
                    label=_size_text(size, square))
-        ax.set_xticks(range(len(combos)), [f"{opt}\n{dev}" for dev, opt in combos], fontsize="small")
+        ax.set_xticks(range(len(combos)), [_label(opt, dev) + (f"\n{var}" if var else "") for dev, opt, var in combos],
+                      fontsize="small")
         ax.set_ylabel("programming pulses per training run (count)")
         ax.set_title("training cost per optimizer")
         ax.grid(True, axis="y", alpha=0.3)
@@ -242,14 +263,14 @@ def pulses_and_convergence(recs: Sequence[Mapping[str, Any]]):
         groups: dict[tuple, list] = {}
         for r in curves:
             if r["_size"] == largest:
-                groups.setdefault((r["_device"], r["_optimizer"]), []).append(
+                groups.setdefault((r["_device"], r["_optimizer"], r["_variant"]), []).append(
                     np.array([np.nan if v is None else v for v in r[CONVERGENCE]], dtype=float))
-        for k, ((dev, opt), arrs) in enumerate(sorted(groups.items())):
+        for k, ((dev, opt, var), arrs) in enumerate(sorted(groups.items())):
             n = min(len(a) for a in arrs)
             stack = np.stack([a[:n] for a in arrs]) * 100.0
             epochs = np.arange(1, n + 1)
             mean = np.nanmean(stack, axis=0)
-            ax.plot(epochs, mean, color=f"C{k % 10}", marker=".", label=f"{opt}, {dev} ({len(arrs)} runs)")
+            ax.plot(epochs, mean, color=f"C{k % 10}", marker=".", label=f"{_label(opt, dev, var)} ({len(arrs)} run{'s' * (len(arrs) != 1)})")
             if len(arrs) > 1:
                 sd = np.nanstd(stack, axis=0, ddof=1)
                 ax.fill_between(epochs, mean - sd, mean + sd, color=f"C{k % 10}", alpha=0.2)

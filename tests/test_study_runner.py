@@ -193,6 +193,16 @@ def test_cli_sweep_on_an_existing_scheduler(client, tmp_path, capsys):
                  "--workers", "2"]) == 2
 
 
+def test_cli_unreachable_scheduler_leaves_no_store(tmp_path, capsys):
+    cfg = tmp_path / "study.toml"
+    cfg.write_text('[task]\nkind = "ir_drop"\n[array]\nsize = 4\n')
+    store = tmp_path / "s.sqlite"
+    assert main(["sweep", str(cfg), "--store", str(store), "--scheduler", "tcp://127.0.0.1:9",
+                 "--connect-timeout", "1"]) == 2
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in capsys.readouterr().err
+    assert not store.exists()
+
+
 @pytest.mark.parametrize("sig, workers", [(signal.SIGINT, "2"), (signal.SIGTERM, "0")])
 def test_cli_interrupt_shuts_down_cleanly_and_resumes(tmp_path, sig, workers):
     """Ctrl-C on `cosim sweep` with its own LocalCluster (and SIGTERM on an in-process sweep):

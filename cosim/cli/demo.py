@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     store = os.path.join(out, "demo.sqlite")
     print(f"demo study config: {config}", flush=True)
     status = sweep.run(argparse.Namespace(config=str(config), store=store, workers=args.workers,
-                                          scheduler=args.scheduler, retry_failed=True, dry_run=False))
+                                          scheduler=args.scheduler, retry_failed=True, dry_run=False,
+                                          connect_timeout=30.0))
     files = write_report(store, os.path.join(out, "report"))
     print(summary_table(store))
     print(f"report: {files.html}")

@@ -23,6 +23,8 @@ def register(sub) -> None:
                    help="local worker processes (default: one per core; 0 runs in this process)")
     p.add_argument("--scheduler", default=None, metavar="ADDR",
                    help="run on an existing Dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("--connect-timeout", type=float, default=30.0, metavar="S",
+                   help="seconds to wait for --scheduler before giving up (default 30)")
     p.add_argument("--retry-failed", action="store_true", help="run failed points again")
     p.add_argument("--dry-run", action="store_true",
                    help="check the config, print the point count and a cost estimate, run nothing")
@@ -36,7 +38,7 @@ def _terminate(signum, frame) -> None:
 def run(args: argparse.Namespace) -> int:
     from cosim.study.config import load_study
     from cosim.study.grid import plan
-    from cosim.study.runner import dry_run_text, run_study
+    from cosim.study.runner import dry_run_text, make_client, run_study
     from cosim.study.store import Store
 
     if args.workers is not None and args.workers < 0:
@@ -58,12 +60,14 @@ def run(args: argparse.Namespace) -> int:
         import distributed  # noqa: F401  (configures its loggers on import; quiet them unless -vv)
 
         logging.getLogger("distributed").setLevel(logging.WARNING)
+    # Reach a remote scheduler before the store exists, so a wrong address leaves nothing behind.
+    client = make_client(scheduler=args.scheduler, timeout=args.connect_timeout) if args.scheduler else None
     # A polite kill (SIGTERM, as from a batch scheduler) stops the study like Ctrl-C does.
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         with Store(args.store) as store:
             try:
-                summary = run_study(study, store, workers=workers, scheduler=args.scheduler,
+                summary = run_study(study, store, workers=workers, client=client,
                                     retry_failed=args.retry_failed)
             except KeyboardInterrupt:
                 counts = store.counts()
@@ -72,5 +76,7 @@ def run(args: argparse.Namespace) -> int:
                 raise
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if client is not None:
+            client.close()
     print(summary.line())
     return 1 if summary.failed or summary.skipped_failed else 0

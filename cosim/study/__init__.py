@@ -15,12 +15,18 @@ Public names (the module that defines each):
 - :func:`run_study`, :class:`RunSummary`, :func:`make_client` (runner.py): execution on a
   LocalCluster, an existing Dask scheduler, or in-process.
 - :func:`write_report` (report.py, with figures.py and tables.py): HTML, PNG/SVG and CSV.
+- :func:`export_point`, :func:`export_training`, :func:`find_point` (export.py): tape-out
+  netlists of a stored point or a trained network.
+- :func:`run_training_point` (training.py): the ``train`` task; :data:`DEMO_TOML`,
+  :func:`write_demo_config` (demo.py): the study ``cosim demo`` runs.
 
 Importing this package is light: Dask, tqdm and matplotlib load only when a study runs or a
 report is drawn. This layer may import :mod:`cosim.train` and everything below it.
 """
 
 from cosim.study.config import ExportSpec, StudyConfig, load_study, parse_study
+from cosim.study.demo import DEMO_TOML, write_demo_config
+from cosim.study.export import export_point, export_training, find_point
 from cosim.study.grid import Point, StudyPlan, plan, point_key
 from cosim.study.report import write_report
 from cosim.study.runner import RunSummary, make_client, run_study
@@ -30,4 +36,14 @@ from cosim.study.tasks import TASKS, execute_point, get_task, register_task, run
 
 __all__ = ["load_study", "parse_study", "StudyConfig", "ExportSpec", "plan", "StudyPlan", "Point",
            "point_key", "register_task", "get_task", "TASKS", "run_point", "execute_point", "Field",
-           "Section", "Store", "PointRow", "run_study", "RunSummary", "make_client", "write_report"]
+           "Section", "Store", "PointRow", "run_study", "RunSummary", "make_client", "write_report", "export_point", "export_training",
+           "find_point", "run_training_point", "DEMO_TOML", "write_demo_config"]
+
+
+def __getattr__(name: str):
+    # The train task pulls in cosim.train (networks, devices, circuits): load it on first use.
+    if name == "run_training_point":
+        from cosim.study.training import run_training_point
+
+        return run_training_point
+    raise AttributeError(f"module 'cosim.study' has no attribute {name!r}")

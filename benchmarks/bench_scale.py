@@ -21,8 +21,11 @@ says "1 run". "err" is the relative ℓ1 error of the output currents against th
 5. ir: PCG iterations against the IR-drop parameter N·M·r·g (n ∈ {128, 256, 512}, r from
    0.1 to 100 Ω), with the direct time (measured up to 256², modelled above) and what "auto"
    picks: where the iteration count makes PCG dearer than the LU, auto switches to direct.
+6. warm: the Galerkin warm start of PCG reads after an update (3 % of the devices ±2 %, read
+   n/2 inputs forward and transposed), forced on against forced off in the same run, for fresh
+   inputs and for repeated ones (n ∈ {64, 128}, r ∈ {1, 10, 100} Ω); what pcg.warm_pays picks.
 
-    python benchmarks/bench_scale.py [--parts read-1024 read-big batch-256 train-64 ir]
+    python benchmarks/bench_scale.py [--parts read-1024 read-big batch-256 train-64 ir warm]
                                      [--big 4096] [--repeats 3]
 
 The machine has 2 cores shared with other work; the load average is printed with each part.
@@ -45,7 +48,7 @@ from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit
 from cosim.circuit.engines import nodal
 from cosim.circuit.mna import assemble_nodal
 
-PARTS = ("read-1024", "read-big", "batch-256", "train-64", "ir")
+PARTS = ("read-1024", "read-big", "batch-256", "train-64", "ir", "warm")
 
 
 def spec_of(n: int, *, r: float = 1.0, seed: int = 0) -> CrossbarSpec:
@@ -212,6 +215,49 @@ def part_ir(repeats: int) -> None:
                   f"{t_pcg:7.3f} {lu}  {name:6s} ({e_pcg:.3g} / {e_lu:.3g})")
 
 
+def _warm_loop(n: int, r: float, fresh: bool, warm: bool | None, steps: int = 6):
+    from cosim.circuit.solvers import pcg
+
+    rng = np.random.default_rng(5)
+    g = rng.uniform(1e-6, 1e-4, (n, n))
+    policy = pcg.warm_pays
+    if warm is not None:
+        pcg.warm_pays = lambda *a: warm
+    try:
+        pair = nodal.prepare_pair(spec_of(n, r=r).replace(conductances=g), SolverOptions(method="pcg"))
+        v, d = rng.uniform(0, 0.2, (n // 2, n)), rng.uniform(-0.2, 0.2, (n // 2, n))
+        t, its, used = 0.0, [], []
+        for _ in range(steps):
+            if fresh:
+                v, d = rng.uniform(0, 0.2, (n // 2, n)), rng.uniform(-0.2, 0.2, (n // 2, n))
+            t0 = time.perf_counter()
+            res = [pair.forward.solve(v), pair.transpose.solve(d)]
+            g = np.where(rng.random((n, n)) < 0.03, g * rng.uniform(0.98, 1.02, (n, n)), g)
+            pair = pair.update_conductances(g)
+            t += time.perf_counter() - t0
+            its += [x.info["iterations"] for x in res]
+            used += [x.info["warm_start"] for x in res]
+    finally:
+        pcg.warm_pays = policy
+    return t, float(np.mean(its[2:])), float(np.mean(used[2:]))
+
+
+def part_warm(repeats: int) -> None:
+    print(f"warm  ({load()}; rtol 1e-10; 6 steps, times summed, min of {repeats} alternated runs)")
+    print("      n    r/Ω  inputs    warm s (its)   cold s (its)  cold/warm  policy warm share")
+    for n in (64, 128):
+        for r in (1.0, 10.0, 100.0):
+            for fresh in (True, False):
+                runs = {True: [], False: []}
+                for _ in range(repeats):
+                    for w in (True, False):
+                        runs[w].append(_warm_loop(n, r, fresh, w))
+                (tw, iw, _), (tc, ic, _) = min(runs[True]), min(runs[False])
+                share = _warm_loop(n, r, fresh, None)[2]
+                print(f"  {n:5d} {r:6.0f}  {'fresh' if fresh else 'repeat':6s} {tw:8.3f} ({iw:4.1f}) "
+                      f"{tc:8.3f} ({ic:4.1f}) {tc / tw:9.2f}  {share:6.0%}")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
@@ -231,6 +277,8 @@ def main(argv=None) -> None:
             part_batch_256(args.repeats)
         elif part == "train-64":
             part_train_64()
+        elif part == "warm":
+            part_warm(args.repeats)
         else:
             part_ir(args.repeats)
         sys.stdout.flush()

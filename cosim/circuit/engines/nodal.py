@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from cosim.circuit.build import build_circuit
 from cosim.circuit.engines.base import Prepared, ReadResult, SolverOptions, cell_currents
 from cosim.circuit.mna import NodalSystem, assemble_nodal
 from cosim.circuit.model import Circuit, as_batch
-from cosim.circuit.solvers import circuits
+from cosim.circuit.solvers import circuits, pcg
 from cosim.circuit.solvers.lineblock import LineBlocks, Unsupported
 from cosim.circuit.solvers.prepared import CrossbarPrepared
 from cosim.circuit.spec import CrossbarSpec
@@ -152,7 +151,7 @@ C_LU, C_IT, C_STEP = 2.0e-8, 1.2e-8, 2.0e-6
 def estimate_times(blocks: LineBlocks) -> tuple[float, float, float]:
     """(direct s, pcg s, estimated pcg iterations) for one read of ``blocks``."""
     u = 2 * blocks.n * blocks.m
-    its = 2.0 + 2.2 * math.sqrt(max(blocks.ir_parameter(), 0.0))
+    its = pcg.estimated_iterations(blocks)
     t_pcg = (its + 3) * (C_IT * u + C_STEP * (blocks.n + blocks.m))
     return C_LU * u ** 1.5, t_pcg, its
 

@@ -220,18 +220,22 @@ class LineBlocks:
 
     def leave(self, d_r: np.ndarray, d_c: np.ndarray, drive: np.ndarray | None):
         """Current leaving every row and column node (B, N, M) through resistors, A."""
-        cell = self.g_cell * (d_r - d_c)
+        # In place where possible: at small sizes fresh temporaries cost as much as the arithmetic.
+        cell = np.subtract(d_r, d_c)
+        cell *= self.g_cell
         if drive is not None:
             cell += drive
-        l_r, l_c = cell, -cell
+        l_r, l_c = cell, np.negative(cell)
         if self.m > 1:
-            w = self.gw * (d_r[:, :, :-1] - d_r[:, :, 1:])
+            w = np.subtract(d_r[:, :, :-1], d_r[:, :, 1:])
+            w *= self.gw
             l_r[:, :, :-1] += w
             l_r[:, :, 1:] -= w
         l_r[:, :, 0] += self.gpl * d_r[:, :, 0]
         l_r[:, :, -1] += self.gpr * d_r[:, :, -1]
         if self.n > 1:
-            w = self.gc * (d_c[:, :-1, :] - d_c[:, 1:, :])
+            w = np.subtract(d_c[:, :-1, :], d_c[:, 1:, :])
+            w *= self.gc
             l_c[:, :-1, :] += w
             l_c[:, 1:, :] -= w
         l_c[:, 0, :] += self.gpt * d_c[:, 0, :]

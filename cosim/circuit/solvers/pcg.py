@@ -98,6 +98,7 @@ class _Base:
     """
 
     def __init__(self, blocks: LineBlocks, x_c: np.ndarray | None, f_r: np.ndarray, drive):
+        self.zero = x_c is None
         if x_c is None:  # zero IR drops: every quantity follows from the drive alone
             self.x, self.d_r = np.zeros_like(drive), np.zeros_like(drive)
             self.l_r, self.l_c = drive.copy(), -drive
@@ -111,16 +112,27 @@ class _Base:
         self.res_c = -self.l_c * blocks.free_c
 
 
-def _pair(blocks: LineBlocks, base: _Base, lo: np.ndarray | None, out_ports) -> tuple[PcgResult, np.ndarray]:
-    """The result for base + correction ``lo`` (None: the base alone) and its output-current norm."""
+def _pair(blocks: LineBlocks, base: _Base, lo: np.ndarray | None, out_ports,
+          e_r: np.ndarray | None = None) -> tuple[PcgResult, np.ndarray]:
+    """The result for base + correction ``lo`` (None: the base alone) and its output-current norm.
+
+    ``e_r``, when given, is the row correction ``A_R⁻¹(ρ_R + G·lo)`` carried along by the CG
+    recurrence (it saves a row solve). Either way the residual below is the true one of the
+    returned potentials, so a recurrence's rounding can only show in the bound, never hide.
+    """
     if lo is None:
         d_r, d_c, l_r, l_c, branch = base.d_r, base.x, base.l_r, base.l_c, base.branch
     else:
-        e_r = base.res_r + blocks.couple * lo
-        blocks.rows.solve(e_r)
+        if e_r is None:
+            e_r = base.res_r + blocks.couple * lo
+            blocks.rows.solve(e_r)
         m_r, m_c = blocks.leave(e_r, lo, None)
         branch = base.branch + blocks.branch_currents(e_r, lo, m_r, m_c)
-        d_r, d_c, l_r, l_c = base.d_r + e_r, base.x + lo, base.l_r + m_r, base.l_c + m_c
+        if base.zero:  # a cold start's base holds zero drops: the correction is the solution
+            d_r, d_c = e_r, lo
+        else:
+            d_r, d_c = base.d_r + e_r, base.x + lo
+        l_r, l_c = base.l_r + m_r, base.l_c + m_c
     kcl = _asum(l_r * blocks.free_r) + _asum(l_c * blocks.free_c)
     i_out = np.abs(branch[:, out_ports]).sum(axis=1)
     return PcgResult(d_r, d_c, branch, l_r, l_c, _ratio(kcl, i_out - kcl), kcl, 0), i_out
@@ -133,13 +145,13 @@ REBASE = 1e-5
 REBASE_MIN_UNKNOWNS = 2**17
 
 
-def _schur_residual(blocks: LineBlocks, base: _Base) -> np.ndarray:
-    """The base's true residual carried onto the column nodes: ρ_C + G A_R⁻¹ ρ_R."""
-    r = base.res_r.copy()
-    blocks.rows.solve(r)
-    r *= blocks.couple
+def _schur_residual(blocks: LineBlocks, base: _Base) -> tuple[np.ndarray, np.ndarray]:
+    """The base's true residual carried onto the column nodes, ρ_C + G A_R⁻¹ ρ_R, and A_R⁻¹ ρ_R."""
+    y = base.res_r.copy()
+    blocks.rows.solve(y)
+    r = blocks.couple * y
     r += base.res_c
-    return r
+    return r, y
 
 
 def rhs(blocks: LineBlocks, drive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -204,11 +216,12 @@ def _solve(blocks, drive, out_ports, rtol, maxiter, x0, atol, label) -> PcgResul
     best, stalls, it = np.inf, 0, 0
     while True:
         # One stage of CG on S·lo = (Schur right-hand side of the base's true residual).
-        r = _schur_residual(blocks, base)
+        r, e_r = _schur_residual(blocks, base)  # e_r: A_R⁻¹(ρ_R + G·lo), carried along with lo
         lo = np.zeros_like(r)
         z = blocks.cols.solve(r)
         p = z.copy()
         w = r.copy()  # A_C p, carried by recurrence
+        t = np.empty_like(r)
         q = np.empty_like(r)
         rz = _dot(r, z)
         target = np.maximum(0.5 * rtol * scale, 0.5 * atol) * min(1.0, rtol / best if np.isfinite(best) else 1.0)
@@ -222,13 +235,14 @@ def _solve(blocks, drive, out_ports, rtol, maxiter, x0, atol, label) -> PcgResul
         rebase = REBASE * scale if worth and np.isinf(best) and np.all(REBASE * scale > target) else None
         while it < maxiter:
             it += 1
-            np.multiply(blocks.couple, p, out=q)
-            blocks.rows.solve(q)
-            q *= blocks.couple
+            np.multiply(blocks.couple, p, out=t)
+            blocks.rows.solve(t)  # t = A_R⁻¹ G p
+            np.multiply(blocks.couple, t, out=q)
             np.subtract(w, q, out=q)  # q = S p
             alpha = _ratio(rz, _dot(p, q))
             alpha[~np.isfinite(alpha)] = 0.0
             _axpy(alpha, p, lo)
+            _axpy(alpha, t, e_r)
             _axpy(-alpha, q, r)
             rn = _asum(r)
             if np.all(rn <= target):
@@ -240,7 +254,7 @@ def _solve(blocks, drive, out_ports, rtol, maxiter, x0, atol, label) -> PcgResul
                 base = _Base(blocks, base.x + lo, f_r, drive)
                 lo[...] = 0.0
                 rebase = None
-                r = _schur_residual(blocks, base)
+                r, e_r = _schur_residual(blocks, base)
                 w[...] = blocks.col_operator(p)
                 # The outputs are now known to ~REBASE: the true scale for the target (the
                 # ideal currents overstate it by the IR-drop loss, 25x at 1024² and 1 Ω).
@@ -253,7 +267,7 @@ def _solve(blocks, drive, out_ports, rtol, maxiter, x0, atol, label) -> PcgResul
             rz = rz_new
             _xpby(z, beta, p)
             _xpby(r, beta, w)
-        res, scale = _pair(blocks, base, lo, out_ports)
+        res, scale = _pair(blocks, base, lo, out_ports, e_r)
         res.iterations = it
         worst = float(np.where(res.kcl_l1 <= atol, 0.0, res.bound).max())
         if worst <= rtol:
@@ -274,6 +288,36 @@ def _solve(blocks, drive, out_ports, rtol, maxiter, x0, atol, label) -> PcgResul
         best = min(best, worst)
         # Rebase on the pair and restart from its true residual.
         base = _Base(blocks, base.x + lo, f_r, drive)
+
+
+#: Smallest estimated cold-start iteration count for which a Galerkin warm start can pay: the
+#: guess and the warm base cost about three iterations (row solves, the Schur operator on the
+#: basis, the base's leave currents), measured with benchmarks/bench_scale.py part "warm".
+WARM_MIN_ITERATIONS = 6.0
+#: Largest relative ℓ2 distance of a read's port potentials from the span of the basis's ports
+#: for which the warm start is used (two digits of the guess come from the inputs alone).
+WARM_SPAN = 1e-2
+
+
+def estimated_iterations(blocks: LineBlocks) -> float:
+    """PCG iterations to ~1e-9 from a cold start: 2 + 2.2·sqrt(N·M·r·g) (fitted, bench_scale "ir")."""
+    return 2.0 + 2.2 * float(np.sqrt(max(blocks.ir_parameter(), 0.0)))
+
+
+def warm_pays(blocks: LineBlocks, basis_ports: np.ndarray, ports: np.ndarray) -> bool:
+    """Whether a Galerkin start from solutions with port potentials ``basis_ports`` (k, P) is
+    worth its cost for reads with port potentials ``ports`` (B, P), V.
+
+    The guess is only as good as the new reads are close to the span of the old ones (it is
+    exact in the span, up to the conductance change). Fresh inputs outside that span gain a
+    digit at most, which saves no iteration of a fast-converging array; the guess then costs
+    more than it saves (measured 15–25 % per read at 64²–128², 1–10 Ω).
+    """
+    if estimated_iterations(blocks) < WARM_MIN_ITERATIONS:
+        return False
+    coef, *_ = np.linalg.lstsq(basis_ports.T, ports.T, rcond=None)
+    miss = np.linalg.norm(ports.T - basis_ports.T @ coef, axis=0)
+    return bool(np.all(miss <= WARM_SPAN * np.linalg.norm(ports, axis=1)))
 
 
 def galerkin_guess(blocks: LineBlocks, basis: np.ndarray, drive: np.ndarray) -> np.ndarray | None:

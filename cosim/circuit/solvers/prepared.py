@@ -5,8 +5,10 @@ computed, the exact transfer of its read (like a factorisation: computed once, r
 forward and transpose reads of an array share one :class:`LineBlocks` and one port response
 (:meth:`CrossbarPrepared.for_circuit`). After a training update, :meth:`update_conductances`
 returns the prepared array for the new devices, warm-started from this one: PCG reads start
-from the Galerkin projection onto this object's last solutions, the transfer's excitation
-solves from their previous solutions. Results are certified to ``options.rtol`` either way.
+from the Galerkin projection onto this object's last solutions when that pays (the new inputs
+lie near the span of the old ones and the array needs many iterations, :func:`pcg.warm_pays`),
+the transfer's excitation solves from their previous solutions. Results are certified to
+``options.rtol`` either way.
 
 Per solve the path is chosen by ``options.method``: "pcg" (batched PCG), "transfer" (matmul on
 the exact transfer, computed on first use), or "auto": the transfer once it exists or when the
@@ -63,8 +65,8 @@ class CrossbarPrepared:
     spec: CrossbarSpec | None = None
     reason: str = ""
     _transfer: Transfer | None = field(default=None, repr=False)
-    _warm: np.ndarray | None = field(default=None, repr=False)
-    _last: np.ndarray | None = field(default=None, repr=False)
+    _warm: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _last: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @classmethod
     def prepare(cls, circuit: Circuit, options: SolverOptions, *, spec: CrossbarSpec | None = None,
@@ -110,13 +112,16 @@ class CrossbarPrepared:
         nodes = np.empty((bsz, b.n_nodes)) if want_nodes else None
         cells = np.empty((bsz, b.n, b.m)) if want_cells else None
         iters, step = 0, chunk_size(b)
-        last = None
+        last, warm_used = None, False
         for a in range(0, bsz, step):
             e = min(bsz, a + step)
             ports = c.source_values(v[a:e])
             s_r, s_c = b.shifts(ports)
             drive = b.drive(s_r, s_c)
-            x0 = None if self._warm is None else pcg.galerkin_guess(b, self._warm, drive)
+            x0 = None
+            if self._warm is not None and pcg.warm_pays(b, self._warm[1], ports):
+                x0 = pcg.galerkin_guess(b, self._warm[0], drive)
+                warm_used = warm_used or x0 is not None
             res = pcg.solve(b, drive, c.out_src, rtol=o.rtol, maxiter=o.maxiter, x0=x0, label=self.label)
             branch[a:e], bound[a:e] = res.branch, res.bound
             iters = max(iters, res.iterations)
@@ -126,13 +131,13 @@ class CrossbarPrepared:
                 nodes[a:e] = b.node_voltages(res.d_r, res.d_c, s_r, s_c, ports)
             if want_cells:
                 cells[a:e] = b.cell_currents(res.d_r, res.d_c, drive)
-            last = res.d_c
-        self._last = None if last is None else np.ascontiguousarray(last[-WARM_VECTORS:])
+            last = (res.d_c, ports)
+        self._last = None if last is None else tuple(np.ascontiguousarray(a[-WARM_VECTORS:]) for a in last)
         denom = max(float(np.abs(branch).max(initial=0.0)), 1e-300)
         return {"currents": c.outputs_from_branches(branch), "branch_currents": branch,
                 "node_voltages": nodes, "cell_currents": cells, "residual": kcl_max / denom,
                 "info": {"method": "pcg", "iterations": iters, "error_bound": float(bound.max(initial=0.0)),
-                         "warm_start": self._warm is not None}}
+                         "warm_start": warm_used}}
 
     def transfer(self) -> Transfer:
         """The exact transfer ``I = offset + v·matrix`` of this read (computed once)."""

@@ -11,7 +11,7 @@ Results are appended to ``--results`` (JSON lines) as each run finishes, and run
 are skipped, so an interrupted table resumes. The Markdown table is printed at the end (or
 alone with ``--report``), with the target checks (SSM vs float and vs sgd-pulse).
 
-    .venv/bin/python benchmarks/train_table.py --results runs/table.jsonl [--jobs 2]
+    .venv/bin/python benchmarks/train_table.py [--results benchmarks/results/train_table.jsonl] [--jobs 2]
         [--cases mlp:none cnn:none mlp:wires cnn:wires] [--seeds 0 1 2] [--epochs 10]
         [--report]
 """
@@ -111,7 +111,7 @@ def report(rows: list[dict], cases: list[tuple[str, str]], r_wire: float) -> str
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--results", default="runs/train_table.jsonl", help="JSON-lines file of finished runs")
+    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "train_table.jsonl"), help="JSON-lines file of finished runs")
     ap.add_argument("--cases", nargs="+", default=["mlp:none", "cnn:none", "mlp:wires", "cnn:wires"])
     ap.add_argument("--methods", nargs="+", default=METHODS)
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])

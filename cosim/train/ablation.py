@@ -64,11 +64,13 @@ def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None
 
 
 def fmt(values: Sequence[float | None], scale: float = 1.0, digits: int = 1) -> str:
-    """'mean ± std' (scaled), 'never' when every value is None, '… (k× never)' when some are."""
+    """'mean ± std' (scaled), just the value when only one was measured (no spread to show),
+    'never' when every value is None, '… (k× never)' when some are."""
     mean, std, missing = mean_std(values)
     if mean is None:
         return "never"
-    text = f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+    measured = len(values) - missing
+    text = f"{mean * scale:.{digits}f}" + (f" ± {std * scale:.{digits}f}" if measured > 1 else "")
     return text + (f" ({missing}× never)" if missing else "")
 
 

@@ -253,7 +253,9 @@ def describe_point(row: PointRow) -> str:
     parts = [row.key[:12], c.get("task", {}).get("kind", "?"), row.status,
              f"{a.get('rows')}x{a.get('cols')}", f"r_row {a.get('r_row')} Ω", f"r_col {a.get('r_col')} Ω"]
     if "optimizer" in c:
-        parts += [f"{c.get('network', {}).get('kind')} {c.get('network', {}).get('hidden')}",
+        net = c.get("network", {})
+        hidden = net.get("hidden")
+        parts += [f"{net.get('kind')}" + (f" hidden {'-'.join(map(str, hidden))}" if hidden else ""),
                   f"optimizer {c['optimizer'].get('name')}", f"engine {c.get('solver', {}).get('engine')}"]
     parts.append(f"seed {c.get('seed')}")
     return "  ".join(str(p) for p in parts)

@@ -11,7 +11,7 @@ from cosim.study.grid import plan
 from cosim.study.report import write_report
 from cosim.study.runner import run_study
 from cosim.study.store import Store
-from cosim.study.training import point_config, run_training_point
+from cosim.study.training import METRICS, point_config, run_training_point
 from cosim.train import accuracy, load_data, run_training
 from cosim.train.networks import float_layers, make_network
 
@@ -32,6 +32,7 @@ def test_point_metrics_match_a_direct_run():
     same config (training is deterministic given the seed, so they agree exactly)."""
     point = _point(7)
     m = run_training_point(point)
+    assert set(m) == set(METRICS)  # the names study.metrics may keep are exactly those returned
     cfg = point_config(point)
     assert cfg.train.seed == 7
     direct = run_training(cfg, progress=False)

@@ -159,6 +159,21 @@ class TiledLayer:
                 setattr(pair, attr, fs)
         return c.adc(i, fs)
 
+    def row_voltages(self, x: np.ndarray) -> list[np.ndarray]:
+        """Per tile pair, the row voltages (B, array.rows), V, that :meth:`forward` applies for
+        inputs ``x`` (B, n_in): the DAC scaled by max |x| (all zero for an all-zero input)."""
+        x = self._check(x, self.shape[0], "inputs")
+        return self._row_voltages(x, float(np.max(np.abs(x))) if x.size else 0.0)
+
+    def _row_voltages(self, x: np.ndarray, x_max: float) -> list[np.ndarray]:
+        v_all = self.converters.to_volts(x, x_max) if x_max > 0 else np.zeros(x.shape)
+        out = []
+        for p in self.pairs:
+            v = np.zeros((x.shape[0], self.array.rows))
+            v[:, :p.block.shape[0]] = v_all[:, p.block.rows]
+            out.append(v)
+        return out
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         """y = x·W (B, n_out) through DAC → tile reads → ADC → digital partial sums."""
         x = self._check(x, self.shape[0], "inputs")
@@ -167,19 +182,15 @@ class TiledLayer:
         y = np.zeros((x.shape[0], self.shape[1]))
         if x_max == 0.0:
             return y
-        v_all = c.to_volts(x, x_max)
         back = self.wmap.scale * x_max / c.v_read
-        for p in self.pairs:
-            b = p.block
-            r, k = b.shape
-            v = np.zeros((x.shape[0], self.array.rows))
-            v[:, :r] = v_all[:, b.rows]
+        for p, v in zip(self.pairs, self._row_voltages(x, x_max)):
+            k = p.block.shape[1]
             i_p = p.plus.read(v)
             if self.reference:
                 diff = i_p[:, :k] - i_p[:, self.ref_col:self.ref_col + 1]
             else:
                 diff = i_p[:, :k] - p.minus.read(v)[:, :k]
-            y[:, b.cols] += self._adc(p, diff, "fwd_range") * back
+            y[:, p.block.cols] += self._adc(p, diff, "fwd_range") * back
         return y
 
     def backward(self, delta: np.ndarray) -> np.ndarray:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from cosim.cli import sweep
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -19,15 +21,11 @@ def register(sub) -> None:
                     "SSM and by naive pulse SGD. A few minutes on 2 cores. Rerunning resumes.")
     p.add_argument("--output-dir", "-o", default="cosim-demo", metavar="DIR",
                    help="folder for study.toml, demo.sqlite and report/ (default: cosim-demo)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="local worker processes (default: one per core; 0 runs in this process)")
-    p.add_argument("--scheduler", default=None, metavar="ADDR",
-                   help="run on an existing Dask scheduler instead, e.g. tcp://host:8786")
+    sweep.add_cluster_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from cosim.cli import sweep
     from cosim.errors import InputError
     from cosim.study.demo import write_demo_config
     from cosim.study.report import write_report
@@ -38,9 +36,8 @@ def run(args: argparse.Namespace) -> int:
     config = write_demo_config(out)
     store = os.path.join(out, "demo.sqlite")
     print(f"demo study config: {config}", flush=True)
-    status = sweep.run(argparse.Namespace(config=str(config), store=store, workers=args.workers,
-                                          scheduler=args.scheduler, retry_failed=True, dry_run=False,
-                                          connect_timeout=30.0))
+    status = sweep.sweep(str(config), store, workers=args.workers, scheduler=args.scheduler,
+                         connect_timeout=args.connect_timeout, retry_failed=True)
     files = write_report(store, os.path.join(out, "report"))
     print(summary_table(store))
     print(f"report: {files.html}")

@@ -78,18 +78,13 @@ def find_point(store_path: str | Path, key: str) -> PointRow:
 # -- tiles of a trained network ------------------------------------------------------------------
 def tile_voltages(layer, x: np.ndarray | None) -> tuple[list[np.ndarray], list[str]]:
     """Per tile pair of a :class:`~cosim.array.TiledLayer`, the row voltages (V) its forward read
-    applies for one layer input ``x`` (n_in,) (DAC scaled by max |x|, as ``forward`` does), and a
-    note; a pair driven at 0 V everywhere (or ``x`` None) gets a unit read (used rows at v_read)."""
-    conv, rows = layer.converters, layer.array.rows
-    v_all = np.zeros(layer.shape[0])
-    if x is not None and np.any(x):
-        x = np.asarray(x, dtype=float).reshape(1, -1)
-        v_all = conv.to_volts(x, float(np.max(np.abs(x))))[0]
+    applies for one layer input ``x`` (n_in,) (:meth:`~cosim.array.TiledLayer.row_voltages`), and
+    a note; a pair driven at 0 V everywhere (or ``x`` None) gets a unit read (used rows at v_read)."""
+    conv = layer.converters
+    x = np.zeros((1, layer.shape[0])) if x is None else np.asarray(x, dtype=float).reshape(1, -1)
     volts, notes = [], []
-    for p in layer.pairs:
-        v = np.zeros(rows)
-        r = p.block.shape[0]
-        v[:r] = v_all[p.block.rows]
+    for p, v in zip(layer.pairs, layer.row_voltages(x)):
+        v, r = v[0], p.block.shape[0]
         note = "first test sample (the first vector this layer read for it), DAC voltages of the rows"
         if not v.any():
             v[:r] = conv.v_read
@@ -159,16 +154,9 @@ class _Recorder:
 
 def training_tiles(result) -> list[TileExport]:
     """Every tile of a :class:`~cosim.train.TrainResult`, benches driven by the first test sample."""
-    from cosim.train.loop import load_data
-    from cosim.train.networks import make_network
-
-    cfg = result.config
-    data = load_data(cfg)
-    net = make_network(cfg.network.kind, data.image_shape, data.n_classes, hidden=cfg.network.hidden,
-                       activation=cfg.network.activation, pool=cfg.network.pool)
     rec = [_Recorder(layer) for layer in result.layers]
     ranges = [(p.fwd_range, p.bwd_range) for layer in result.layers for p in layer.pairs]
-    net.predict(rec, data.x_test[:1])
+    result.network.predict(rec, result.data.x_test[:1])
     for p, (f, b) in zip((p for layer in result.layers for p in layer.pairs), ranges):
         p.fwd_range, p.bwd_range = f, b  # the probe read must not calibrate the ADCs
     plog = result.pulse_log

@@ -29,12 +29,17 @@ from typing import Any
 from cosim.train.config import SECTIONS, validate_training_config
 
 IR_BATCH = 16  # random input vectors per tile for the IR-drop metrics
-METRICS = ("ir_err_max", "ir_err_mean", "v_cell_min", "v_cell_mean", "i_ideal_max", "loss_map", "accuracy_ideal", "accuracy_parasitic", "pulses", "convergence", "final_test_acc", "best_test_acc",
-           "float_final_test_acc", "convergence_epoch", "pulses_set", "pulses_reset", "sparsity", "energy_J",
-           "saturated_high", "saturated_low", "faulty_devices", "weight_error", "tiles", "time_s",
-           "epoch_time_s", "read_time_s", "update_time_s", "final_train_acc", "final_loss", "float_best_test_acc",
-           "float_convergence_epoch", "program_pulses", "verify_writes", "pulses_total", "weight_devices",
-           "target_clipped", "refresh_reads", "reads", "optimizer", "engine", "network", "dataset", "seed", "epochs")
+# The metric names a point returns (what ``study.metrics`` may keep): the report's names, the
+# trained tiles' IR drop, and every summary metric of the run (cosim.train.loop.summarize).
+REPORT_METRICS = ("accuracy_ideal", "accuracy_parasitic", "pulses", "convergence")
+IR_METRICS = ("ir_err_max", "ir_err_mean", "v_cell_min", "v_cell_mean", "i_ideal_max", "loss_map")
+RUN_METRICS = ("final_test_acc", "best_test_acc", "final_train_acc", "final_loss", "float_final_test_acc",
+               "float_best_test_acc", "convergence_epoch", "float_convergence_epoch", "pulses_set", "pulses_reset",
+               "program_pulses", "verify_writes", "pulses_total", "sparsity", "energy_J", "saturated_high",
+               "saturated_low", "faulty_devices", "weight_devices", "tiles", "weight_error", "target_clipped",
+               "refresh_reads", "time_s", "epoch_time_s", "read_time_s", "update_time_s", "reads", "optimizer",
+               "engine", "network", "dataset", "seed", "epochs")
+METRICS = REPORT_METRICS + IR_METRICS + RUN_METRICS
 
 
 def point_config(point: dict[str, Any]):
@@ -48,18 +53,16 @@ def point_config(point: dict[str, Any]):
 def run_training_point(point: dict[str, Any]) -> dict[str, Any]:
     """Metrics of one study point (module docstring); nothing is written. Metrics that do not
     exist for a run (a convergence epoch never reached, no float reference) are NaN."""
-    from cosim.train.loop import accuracy, load_data, run_training
-    from cosim.train.networks import float_layers, make_network
+    from cosim.train.loop import accuracy, run_training
+    from cosim.train.networks import float_layers
 
     cfg = point_config(point)
     result = run_training(cfg, progress=False, output_dir=None)
-    data = load_data(cfg)
-    net = make_network(cfg.network.kind, data.image_shape, data.n_classes, hidden=cfg.network.hidden,
-                       activation=cfg.network.activation, pool=cfg.network.pool)
+    data = result.data
     metrics = {k: float("nan") if v is None else v for k, v in result.metrics.items()}
     metrics.update(
         accuracy_parasitic=result.metrics["final_test_acc"],
-        accuracy_ideal=accuracy(net, float_layers(result.weights), data.x_test, data.y_test),
+        accuracy_ideal=accuracy(result.network, float_layers(result.weights), data.x_test, data.y_test),
         pulses=result.metrics["pulses_total"],
         convergence=[row["test_acc"] for row in result.epochs],
     )
@@ -74,11 +77,8 @@ def tile_ir_drop(layer, *, seed: int) -> dict[str, Any]:
     from cosim.study.irdrop import ir_drop_metrics
 
     v_read = layer.converters.v_read
-    per_tile = []
-    for tile in layer.tiles():
-        rng = np.random.default_rng(seed)
-        inputs = rng.uniform(0.0, v_read, size=(IR_BATCH, tile.array.rows))
-        per_tile.append(ir_drop_metrics(tile.array.crossbar(tile.conductances()), inputs, v_read))
+    inputs = np.random.default_rng(seed).uniform(0.0, v_read, size=(IR_BATCH, layer.array.rows))
+    per_tile = [ir_drop_metrics(t.array.crossbar(t.conductances()), inputs, v_read) for t in layer.tiles()]
     worst = min(per_tile, key=lambda m: m["v_cell_min"])
     return {
         "ir_err_max": max(m["ir_err_max"] for m in per_tile),

@@ -53,6 +53,8 @@ class TrainResult:
         pulse_log: the per-device :class:`PulseLog`.
         weights: final true weights per layer; float_weights: the float reference's.
         conductances: {"initial"|"final": [per layer (g⁺, g⁻) arrays]} of the weight devices, S.
+        layers: the trained :class:`TiledLayer` objects (their tiles hold the final devices).
+        network, data: the network and data set the run used (to read the trained tiles again).
         output_dir: where files were written, or None.
     """
 
@@ -64,6 +66,8 @@ class TrainResult:
     float_weights: list[np.ndarray] | None
     conductances: dict[str, list] = field(default_factory=dict)
     layers: list[TiledLayer] = field(default_factory=list, repr=False)
+    network: Network | None = field(default=None, repr=False)
+    data: Any = field(default=None, repr=False)
     output_dir: Path | None = None
 
 
@@ -185,8 +189,8 @@ def run_training(config: TrainingConfig, *, progress: bool = True, output_dir: s
     finally:
         device_log.removeFilter(notices)
     if notices.count:
-        log.info("%d tile(s) clipped device updates at their window edges (c2c noise); counts in .stats",
-                 notices.count)
+        log.info("%d device-population warning(s) (clipping at window edges) logged at DEBUG; counts in "
+                 "the tiles' population .stats", notices.count)
     return result
 
 
@@ -304,7 +308,7 @@ def _run_training(config: TrainingConfig, *, progress: bool, output_dir: str | P
         float_weights=[m.w.copy() for m in ref_layers] if ref is not None else None,
         conductances={"initial": g_initial, "final": [layer.device_arrays(lambda t: t.conductances())
                                                       for layer in layers]},
-        layers=layers)
+        layers=layers, network=net, data=data)
     out = output_dir if output_dir is not None else cfg.output.dir
     if out is not None:
         from cosim.train.figures import write_outputs

@@ -107,19 +107,19 @@ class SSM(PulseOptimizer):
         steps = nominal_steps(curve)
         u = filter_gradient(state, grad, cfg.beta if cfg.momentum else None, cfg.normalize)
         request = -lr * u / scale
-        want = request
+        total = want = request
         if cfg.compensation and state.residual is not None:
-            want = request + state.residual
+            total = request + state.residual
             # The carried residual may delay or enlarge a pulse but never fire one against the
             # present request: otherwise each overshoot of a stochastically rounded pulse is
             # "corrected" on the partner device, doubling the pulses and (set-only) walking
             # both devices of the pair into saturation. Where the residual outweighs the
             # request, nothing fires and the request pays the residual down.
-            want = np.where(want * request > 0, want, 0.0)
+            want = np.where(total * request > 0, total, 0.0)
         n_p, n_m, realised = plan_pulses(want, g_plus, g_minus, curve, policy=cfg.policy,
                                          compensate=cfg.compensation,
                                          rounding="stochastic" if cfg.stochastic else "nearest",
                                          rng=rng, max_pulses=cfg.max_pulses, steps=steps)
         if cfg.compensation:
-            self._carry(state, request + (state.residual if state.residual is not None else 0.0), realised, steps)
+            self._carry(state, total, realised, steps)
         return n_p, n_m

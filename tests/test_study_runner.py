@@ -208,7 +208,7 @@ def test_cli_interrupt_shuts_down_cleanly_and_resumes(tmp_path, sig, workers):
     """Ctrl-C on `cosim sweep` with its own LocalCluster (and SIGTERM on an in-process sweep):
     exit 130, finished points kept, nothing left running, and the next run does only the rest."""
     cfg = tmp_path / "study.toml"
-    cfg.write_text('[study]\nseeds = 12\n[task]\nkind = "ir_drop"\n[array]\nsize = [40, 56]\n'
+    cfg.write_text('[study]\nseeds = 12\n[task]\nkind = "ir_drop"\n[array]\nsize = [64, 96]\n'
                    'r_wire = [1.0, 2.0]\n[read]\nbatch = 32\n')
     store = tmp_path / "s.sqlite"
     # SIGINT must reach Python's handler even if this test runs with SIGINT ignored

@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from cosim.circuit.model import Circuit
+from cosim.circuit.solvers import kernels
 from cosim.circuit.solvers.tridiag import ColLines, RowLines
 
 _KNOWN_BLOCKS = {"rg", "ra", "rw", "rc", "rdl", "rdr", "rsb", "rst"}
@@ -135,7 +136,7 @@ class LineBlocks:
         gpl, gpr, gpt, gpb = ports["rdl"], ports["rdr"], ports["rst"], ports["rsb"]
         inf_w, inf_c = np.isinf(gw), np.isinf(gc)
         self.pin_r = _pins(np.isinf(gpl), np.isinf(gpr), inf_w)
-        self.pin_c = _pins(np.isinf(gpt), np.isinf(gpb), inf_c.T).T
+        self.pin_c = np.ascontiguousarray(_pins(np.isinf(gpt), np.isinf(gpb), inf_c.T).T)
         for name, inf, pin, axis in (("row", inf_w, self.pin_r, 1), ("column", inf_c, self.pin_c, 0)):
             if not inf.any():
                 continue
@@ -197,6 +198,7 @@ class LineBlocks:
         off_c = np.negative(self.gc)
         np.putmask(off_c, ~(fc[:-1, :] & fc[1:, :]), 0.0)
         self.couple = g_cell * (fr & fc)
+        self._kargs = None
         self.rows = RowLines(d_r, off_r, overwrite=True)
         self.cols = ColLines(d_c, off_c)
         self.n_free = int(fr.sum() + fc.sum())
@@ -241,6 +243,32 @@ class LineBlocks:
         l_c[:, 0, :] += self.gpt * d_c[:, 0, :]
         l_c[:, -1, :] += self.gpb * d_c[:, -1, :]
         return l_r, l_c
+
+    def kernel_args(self) -> tuple:
+        """The array's element arrays in the order the compiled kernels take them, C-contiguous
+        (one compiled signature for every array): g_cell, gw, gc, gpl, gpr, gpt, gpb, and the
+        masks pin_r, pin_c, free_r, free_c as 0/1 floats."""
+        if self._kargs is None:
+            self._kargs = tuple(np.ascontiguousarray(a, dtype=float) for a in (
+                self.g_cell, self.gw, self.gc, self.gpl, self.gpr, self.gpt, self.gpb,
+                self.pin_r, self.pin_c, self.free_r, self.free_c))
+        return self._kargs
+
+    def leave_branch(self, d_r: np.ndarray, d_c: np.ndarray, drive: np.ndarray | None):
+        """:meth:`leave`, :meth:`branch_currents` and the ℓ1 KCL residual (B,) over the free nodes,
+        A, in one pass per input vector where the compiled kernels are available."""
+        bsz = d_r.shape[0]
+        if kernels.ENABLED and all(a.flags.c_contiguous for a in (d_r, d_c)) and (
+                drive is None or drive.flags.c_contiguous):
+            l_r, l_c = np.empty_like(d_r), np.empty_like(d_c)
+            branch, kcl, kmax = np.empty((bsz, self.n + self.m)), np.empty(bsz), np.empty(bsz)
+            kernels.leave_branch(d_r, d_c, d_r if drive is None else drive, drive is not None,
+                                 *self.kernel_args(), l_r, l_c, branch, kcl, kmax)
+            return l_r, l_c, branch, kcl
+        l_r, l_c = self.leave(d_r, d_c, drive)
+        branch = self.branch_currents(d_r, d_c, l_r, l_c)
+        kcl = np.abs(l_r * self.free_r).sum(axis=(1, 2)) + np.abs(l_c * self.free_c).sum(axis=(1, 2))
+        return l_r, l_c, branch, kcl
 
     def col_operator(self, x: np.ndarray) -> np.ndarray:
         """A_C·x for column-space vectors (B, N, M) (zero outside the free column nodes)."""

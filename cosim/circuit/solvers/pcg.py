@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import blas
 
+from cosim.circuit.solvers import kernels
 from cosim.circuit.solvers.lineblock import LineBlocks
 from cosim.errors import ConvergenceError
 
@@ -46,14 +47,22 @@ log = logging.getLogger(__name__)
 class PcgResult:
     """IR drops and port currents of a batch, with the certified error bound per input vector."""
 
-    d_r: np.ndarray  # (B, N, M) row IR drops, V
+    d_r: np.ndarray | None  # (B, N, M) row IR drops, V (None unless asked for: keep_rows)
     d_c: np.ndarray  # (B, N, M) column IR drops, V
     branch: np.ndarray  # (B, N+M) port currents, A
-    leave_r: np.ndarray  # (B, N, M) current leaving each row node, A (KCL residual = −this)
-    leave_c: np.ndarray
+    leave_r: np.ndarray | None  # (B, N, M) current leaving each row node, A (KCL residual = −this);
+    leave_c: np.ndarray | None  # None from the compiled cold solve (kcl_inf is set instead)
     bound: np.ndarray  # (B,) bound on ‖ΔI_out‖₁/‖I_out‖₁
     kcl_l1: np.ndarray  # (B,) ‖r‖₁ over all free nodes, A
     iterations: int
+    kcl_inf: float | None = None  # ‖r‖∞ over the batch and the free nodes, A (None: not yet known)
+
+    def max_residual(self, blocks: LineBlocks) -> float:
+        """Largest KCL residual (A) at any free node of any input vector."""
+        if self.kcl_inf is None:
+            self.kcl_inf = max(float(np.abs(self.leave_r * blocks.free_r).max(initial=0.0)),
+                               float(np.abs(self.leave_c * blocks.free_c).max(initial=0.0)))
+        return self.kcl_inf
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -99,15 +108,17 @@ class _Base:
 
     def __init__(self, blocks: LineBlocks, x_c: np.ndarray | None, f_r: np.ndarray, drive):
         self.zero = x_c is None
+        self.drive = drive
         if x_c is None:  # zero IR drops: every quantity follows from the drive alone
             self.x, self.d_r = np.zeros_like(drive), np.zeros_like(drive)
-            self.l_r, self.l_c = drive.copy(), -drive
+            self.l_r, self.l_c = drive, -drive
+            self.branch = blocks.branch_currents(self.d_r, self.x, self.l_r, self.l_c)
+            self.kcl = _asum(drive * blocks.free_r) + _asum(drive * blocks.free_c)
         else:
             self.x = x_c
             self.d_r = f_r + blocks.couple * x_c
             blocks.rows.solve(self.d_r)
-            self.l_r, self.l_c = blocks.leave(self.d_r, x_c, drive)
-        self.branch = blocks.branch_currents(self.d_r, self.x, self.l_r, self.l_c)
+            self.l_r, self.l_c, self.branch, self.kcl = blocks.leave_branch(self.d_r, x_c, drive)
         self.res_r = -self.l_r * blocks.free_r
         self.res_c = -self.l_c * blocks.free_c
 
@@ -121,19 +132,20 @@ def _pair(blocks: LineBlocks, base: _Base, lo: np.ndarray | None, out_ports,
     returned potentials, so a recurrence's rounding can only show in the bound, never hide.
     """
     if lo is None:
-        d_r, d_c, l_r, l_c, branch = base.d_r, base.x, base.l_r, base.l_c, base.branch
+        d_r, d_c, l_r, l_c, branch, kcl = base.d_r, base.x, base.l_r, base.l_c, base.branch, base.kcl
     else:
         if e_r is None:
             e_r = base.res_r + blocks.couple * lo
             blocks.rows.solve(e_r)
-        m_r, m_c = blocks.leave(e_r, lo, None)
-        branch = base.branch + blocks.branch_currents(e_r, lo, m_r, m_c)
         if base.zero:  # a cold start's base holds zero drops: the correction is the solution
             d_r, d_c = e_r, lo
+            l_r, l_c, branch, kcl = blocks.leave_branch(d_r, d_c, base.drive)
         else:
+            m_r, m_c, b_m, _ = blocks.leave_branch(e_r, lo, None)
+            branch = base.branch + b_m
             d_r, d_c = base.d_r + e_r, base.x + lo
-        l_r, l_c = base.l_r + m_r, base.l_c + m_c
-    kcl = _asum(l_r * blocks.free_r) + _asum(l_c * blocks.free_c)
+            l_r, l_c = base.l_r + m_r, base.l_c + m_c
+            kcl = _asum(l_r * blocks.free_r) + _asum(l_c * blocks.free_c)
     i_out = np.abs(branch[:, out_ports]).sum(axis=1)
     return PcgResult(d_r, d_c, branch, l_r, l_c, _ratio(kcl, i_out - kcl), kcl, 0), i_out
 
@@ -169,17 +181,57 @@ def schur_operator(blocks: LineBlocks, x: np.ndarray) -> np.ndarray:
     return out
 
 
-def solve(blocks: LineBlocks, drive: np.ndarray, out_ports: np.ndarray, *, rtol: float,
+def solve(blocks: LineBlocks, drive: np.ndarray | None, out_ports: np.ndarray, *, rtol: float,
           maxiter: int, x0: np.ndarray | None = None, atol: float = 0.0,
-          label: str = "crossbar") -> PcgResult:
+          label: str = "crossbar", shifts: tuple[np.ndarray, np.ndarray] | None = None,
+          keep_rows: bool = True) -> PcgResult:
     """Solve a batch of reads given the cell drive currents (B, N, M); see the module docstring.
 
     ``out_ports`` indexes the port currents (0..N+M-1) whose ℓ1 norm the error is relative to;
     ``x0`` is an optional initial guess of the column IR drops (B, N, M), V; ``atol`` (A) also
     accepts an input vector whose ℓ1 KCL residual is below it (for outputs that may be ~0 A).
+    ``drive`` may be None when ``shifts`` (the line reference potentials (B, N), (B, M) in V of
+    :meth:`LineBlocks.shifts`) are given: the drive is then g_cell·(s_row − s_col), formed only
+    where needed. With ``keep_rows=False`` the compiled path may leave ``d_r`` (and the leave
+    currents) out of the result.
     """
     with single_thread_blas():
+        if x0 is None and shifts is not None and kernels.ENABLED and not _rebase_worth(blocks):
+            res = _solve_compiled(blocks, shifts, out_ports, rtol, maxiter, atol, keep_rows)
+            if res is not None:
+                return res
+        if drive is None:
+            drive = blocks.drive(*shifts)
         return _solve(blocks, drive, out_ports, rtol, maxiter, x0, atol, label)
+
+
+def _rebase_worth(blocks: LineBlocks) -> bool:
+    """Whether a solve rebases its iterate halfway (large arrays or strong IR drop; see REBASE)."""
+    return blocks.n_free >= REBASE_MIN_UNKNOWNS or blocks.ir_parameter() >= 10.0
+
+
+def _solve_compiled(blocks, shifts, out_ports, rtol, maxiter, atol, keep_rows=True) -> PcgResult | None:
+    """The cold-start solve of :func:`_solve` (first stage, no rebase) as one compiled pass per
+    input vector (kernels.cold_solve); None when some vector is not certified, so that the caller
+    runs the general loop (restarts, stall and non-convergence errors)."""
+    b = blocks
+    s_r, s_c = (np.ascontiguousarray(a, dtype=float) for a in shifts)
+    bsz, n, m = s_r.shape[0], b.n, b.m
+    is_out = np.zeros(n + m, dtype=bool)
+    is_out[out_ports] = True
+    d_r, d_c = np.empty((bsz if keep_rows else 1, n, m)), np.empty((bsz, n, m))
+    branch, kcl, kmax = np.empty((bsz, n + m)), np.empty(bsz), np.empty(bsz)
+    iters = np.empty(bsz, dtype=np.int64)
+    g_cell, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r, free_c = b.kernel_args()
+    kernels.cold_solve(g_cell, b.couple, b.rows.l, b.rows.dinv, b.cols.l, b.cols.dinv, gw, gc, gpl, gpr,
+                       gpt, gpb, pin_r, pin_c, free_r, free_c, is_out, s_r, s_c, float(rtol), float(atol),
+                       int(maxiter), d_r, d_c, branch, kcl, kmax, iters)
+    i_out = np.abs(branch[:, out_ports]).sum(axis=1)
+    bound = _ratio(kcl, i_out - kcl)
+    if np.any(iters < 0) or not np.all((bound <= rtol) | (kcl <= atol)):
+        return None
+    return PcgResult(d_r if keep_rows else None, d_c, branch, None, None, bound, kcl,
+                     int(iters.max(initial=0)), float(kmax.max(initial=0.0)))
 
 
 _CONTROLLER: list = []
@@ -231,20 +283,26 @@ def _solve(blocks, drive, out_ports, rtol, maxiter, x0, atol, label) -> PcgResul
         # Small arrays with little IR drop skip it: their rounding floor is far below any rtol,
         # the ideal scale is close to the real one, and a failed final check costs them only a
         # few cheap iterations.
-        worth = blocks.n_free >= REBASE_MIN_UNKNOWNS or blocks.ir_parameter() >= 10.0
+        worth = _rebase_worth(blocks)
         rebase = REBASE * scale if worth and np.isinf(best) and np.all(REBASE * scale > target) else None
+        fused = kernels.ENABLED and all(a.flags.c_contiguous for a in (r, e_r, blocks.couple))
+        alpha, rn = np.empty(r.shape[0]), np.empty(r.shape[0])
         while it < maxiter:
             it += 1
-            np.multiply(blocks.couple, p, out=t)
-            blocks.rows.solve(t)  # t = A_R⁻¹ G p
-            np.multiply(blocks.couple, t, out=q)
-            np.subtract(w, q, out=q)  # q = S p
-            alpha = _ratio(rz, _dot(p, q))
-            alpha[~np.isfinite(alpha)] = 0.0
-            _axpy(alpha, p, lo)
-            _axpy(alpha, t, e_r)
-            _axpy(-alpha, q, r)
-            rn = _asum(r)
+            if fused:  # the same step per input vector, compiled (kernels.cg_update)
+                kernels.cg_update(blocks.couple, blocks.rows.l, blocks.rows.dinv, p, w, t, q, lo, e_r,
+                                  r, rz, alpha, rn)
+            else:
+                np.multiply(blocks.couple, p, out=t)
+                blocks.rows.solve(t)  # t = A_R⁻¹ G p
+                np.multiply(blocks.couple, t, out=q)
+                np.subtract(w, q, out=q)  # q = S p
+                alpha = _ratio(rz, _dot(p, q))
+                alpha[~np.isfinite(alpha)] = 0.0
+                _axpy(alpha, p, lo)
+                _axpy(alpha, t, e_r)
+                _axpy(-alpha, q, r)
+                rn = _asum(r)
             if np.all(rn <= target):
                 break
             if rebase is not None and np.all(rn <= rebase):
@@ -260,6 +318,9 @@ def _solve(blocks, drive, out_ports, rtol, maxiter, x0, atol, label) -> PcgResul
                 # ideal currents overstate it by the IR-drop loss, 25x at 1024² and 1 Ω).
                 scale = np.abs(base.branch[:, out_ports]).sum(axis=1)
                 target = np.maximum(0.5 * rtol * scale, 0.5 * atol)
+            if fused:
+                kernels.cg_direction(blocks.cols.l, blocks.cols.dinv, r, z, p, w, rz)
+                continue
             blocks.cols.solve(r, out=z)
             rz_new = _dot(r, z)
             beta = _ratio(rz_new, rz)

@@ -117,20 +117,21 @@ class CrossbarPrepared:
             e = min(bsz, a + step)
             ports = c.source_values(v[a:e])
             s_r, s_c = b.shifts(ports)
-            drive = b.drive(s_r, s_c)
+            drive = None  # formed only where needed (the compiled cold solve forms it per vector)
             x0 = None
             if self._warm is not None and pcg.warm_pays(b, self._warm[1], ports):
+                drive = b.drive(s_r, s_c)
                 x0 = pcg.galerkin_guess(b, self._warm[0], drive)
                 warm_used = warm_used or x0 is not None
-            res = pcg.solve(b, drive, c.out_src, rtol=o.rtol, maxiter=o.maxiter, x0=x0, label=self.label)
+            res = pcg.solve(b, drive, c.out_src, rtol=o.rtol, maxiter=o.maxiter, x0=x0, label=self.label,
+                            shifts=(s_r, s_c), keep_rows=want_nodes or want_cells)
             branch[a:e], bound[a:e] = res.branch, res.bound
             iters = max(iters, res.iterations)
-            kcl_max = max(kcl_max, float(np.abs(res.leave_r * b.free_r).max(initial=0.0)),
-                          float(np.abs(res.leave_c * b.free_c).max(initial=0.0)))
+            kcl_max = max(kcl_max, res.max_residual(b))
             if want_nodes:
                 nodes[a:e] = b.node_voltages(res.d_r, res.d_c, s_r, s_c, ports)
             if want_cells:
-                cells[a:e] = b.cell_currents(res.d_r, res.d_c, drive)
+                cells[a:e] = b.cell_currents(res.d_r, res.d_c, b.drive(s_r, s_c) if drive is None else drive)
             last = (res.d_c, ports)
         self._last = None if last is None else tuple(np.ascontiguousarray(a[-WARM_VECTORS:]) for a in last)
         denom = max(float(np.abs(branch).max(initial=0.0)), 1e-300)

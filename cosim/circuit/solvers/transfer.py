@@ -63,8 +63,8 @@ def solve_ports(blocks: LineBlocks, ports: np.ndarray, out_ports: np.ndarray, *,
     for a in range(0, bsz, step):
         b = min(bsz, a + step)
         s_r, s_c = blocks.shifts(ports[a:b], v_float)
-        res = pcg.solve(blocks, blocks.drive(s_r, s_c), out_ports, rtol=rtol, maxiter=maxiter,
-                        x0=None if x0 is None else x0[a:b], atol=atol, label=label)
+        res = pcg.solve(blocks, None, out_ports, rtol=rtol, maxiter=maxiter, shifts=(s_r, s_c),
+                        x0=None if x0 is None else x0[a:b], atol=atol, label=label, keep_rows=False)
         branch[a:b], kcl[a:b], bound[a:b] = res.branch, res.kcl_l1, res.bound
         iters = max(iters, res.iterations)
         if keep:

@@ -1,0 +1,415 @@
+"""Compiled (numba) kernels for the line-block solvers; the numpy code in tridiag/pcg is their twin.
+
+Why compiled: a read of a training tile (64×64, 32 input vectors) is a few PCG iterations on
+(32, 64, 64) arrays. In numpy every tridiagonal sweep is one call per line position and every
+vector operation a full pass over 1 MB arrays that do not stay in cache; measured on the
+reference machine a read cost ~26 ms, ~50× the ideal read, while the arithmetic is ~2 M flops.
+These kernels fuse one CG step per input vector so each vector's 64×64 slabs stay in L1/L2
+(benchmarks/bench_train.py measures the effect). They compute the same quantities as the numpy
+path, in the same order per line; sums run in a different order, so results agree to round-off
+(tests/test_kernels.py compares the two paths on random arrays).
+
+``ENABLED`` is false without numba or with ``COSIM_NUMBA=0`` in the environment; callers then
+use the numpy path. Arrays passed in must be C-contiguous float64.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+try:  # numba is a regular dependency, but the numpy path keeps the package working without it
+    import numba
+except ImportError:  # pragma: no cover - exercised only where numba is missing
+    numba = None
+
+ENABLED = numba is not None and os.environ.get("COSIM_NUMBA", "1") != "0"
+
+#: Lines swept together in a row solve: independent recurrences in flight hide the latency of
+#: each one's dependency chain, while the block stays in L1.
+_ROW_BLOCK = 16
+
+
+def _jit(fn):
+    if numba is None:  # pragma: no cover
+        return fn
+    return numba.njit(cache=True, boundscheck=False, nogil=True)(fn)
+
+
+@_jit
+def _row_slab(l, dinv, x):  # pragma: no cover - compiled
+    # LDLᵀ solve along axis 1 of one (N, M) slab in place: L y = b, D z = y, Lᵀ x = z.
+    n, m = x.shape
+    for i0 in range(0, n, _ROW_BLOCK):
+        i1 = min(n, i0 + _ROW_BLOCK)
+        for j in range(1, m):
+            for i in range(i0, i1):
+                x[i, j] -= l[i, j] * x[i, j - 1]
+        for i in range(i0, i1):
+            for j in range(m):
+                x[i, j] *= dinv[i, j]
+        for j in range(m - 2, -1, -1):
+            for i in range(i0, i1):
+                x[i, j] -= l[i, j + 1] * x[i, j + 1]
+
+
+@_jit
+def _row_fused(l, dinv, x):  # pragma: no cover - compiled
+    # _row_slab with the scaling by 1/D folded into the backward sweep (two sweeps, not three).
+    n, m = x.shape
+    for i0 in range(0, n, _ROW_BLOCK):
+        i1 = min(n, i0 + _ROW_BLOCK)
+        for j in range(1, m):
+            for i in range(i0, i1):
+                x[i, j] -= l[i, j] * x[i, j - 1]
+        for i in range(i0, i1):
+            x[i, m - 1] *= dinv[i, m - 1]
+        for j in range(m - 2, -1, -1):
+            for i in range(i0, i1):
+                x[i, j] = x[i, j] * dinv[i, j] - l[i, j + 1] * x[i, j + 1]
+
+
+@_jit
+def _col_slab(l, dinv, r, o):  # pragma: no cover - compiled
+    # LDLᵀ solve along axis 0 of one (N, M) slab: o = A_C⁻¹ r (o may be r).
+    n, m = r.shape
+    for j in range(m):
+        o[0, j] = r[0, j]
+    for i in range(1, n):
+        for j in range(m):
+            o[i, j] = r[i, j] - l[i, j] * o[i - 1, j]
+    for i in range(n):
+        for j in range(m):
+            o[i, j] *= dinv[i, j]
+    for i in range(n - 2, -1, -1):
+        for j in range(m):
+            o[i, j] -= l[i + 1, j] * o[i + 1, j]
+
+
+@_jit
+def row_solve(l, dinv, b):  # pragma: no cover - compiled
+    """Row-line solve of every slab of ``b`` (B, N, M) in place; ``l`` subdiagonal of L along j
+    (``l[i, 0]`` unused), ``dinv`` 1/D."""
+    for k in range(b.shape[0]):
+        _row_slab(l, dinv, b[k])
+
+
+@_jit
+def col_solve(l, dinv, r, out):  # pragma: no cover - compiled
+    """Column-line solve ``out = A_C⁻¹ r`` for (B, N, M) arrays; ``l`` subdiagonal along i."""
+    for k in range(r.shape[0]):
+        _col_slab(l, dinv, r[k], out[k])
+
+
+@_jit
+def cg_update(couple, l_r, dinv_r, p, w, t, q, lo, e_r, r, rz, alpha, rn):  # pragma: no cover
+    """First half of a CG step on S = A_C − G A_R⁻¹ G, per input vector k:
+
+    t = A_R⁻¹ G p,  q = w − G t (= S p, with w = A_C p),  α = rz/(p·q),
+    lo += α p,  e_r += α t,  r −= α q,  rn = ‖r‖₁.   (α = 0 where p·q ≤ 0 or rz = 0.)
+    """
+    bsz, n, m = p.shape
+    for k in range(bsz):
+        pk, tk, qk, wk = p[k], t[k], q[k], w[k]
+        for i in range(n):
+            for j in range(m):
+                tk[i, j] = couple[i, j] * pk[i, j]
+        _row_slab(l_r, dinv_r, tk)
+        pq = 0.0
+        for i in range(n):
+            for j in range(m):
+                v = wk[i, j] - couple[i, j] * tk[i, j]
+                qk[i, j] = v
+                pq += pk[i, j] * v
+        a = 0.0
+        if rz[k] != 0.0 and pq > 0.0:
+            a = rz[k] / pq
+            if not math.isfinite(a):
+                a = 0.0
+        alpha[k] = a
+        s = 0.0
+        lk, ek, rk = lo[k], e_r[k], r[k]
+        for i in range(n):
+            for j in range(m):
+                lk[i, j] += a * pk[i, j]
+                ek[i, j] += a * tk[i, j]
+                v = rk[i, j] - a * qk[i, j]
+                rk[i, j] = v
+                s += abs(v)
+        rn[k] = s
+
+
+@_jit
+def cg_direction(l_c, dinv_c, r, z, p, w, rz):  # pragma: no cover - compiled
+    """Second half of a CG step, per input vector k: z = A_C⁻¹ r, rz' = r·z, β = rz'/rz,
+    p = z + β p, w = r + β w (= A_C p); ``rz`` is replaced by rz' in place."""
+    bsz, n, m = r.shape
+    for k in range(bsz):
+        rk, zk, pk, wk = r[k], z[k], p[k], w[k]
+        _col_slab(l_c, dinv_c, rk, zk)
+        s = 0.0
+        for i in range(n):
+            for j in range(m):
+                s += rk[i, j] * zk[i, j]
+        b = 0.0
+        if s != 0.0 and rz[k] > 0.0:
+            b = s / rz[k]
+            if not math.isfinite(b):
+                b = 0.0
+        rz[k] = s
+        for i in range(n):
+            for j in range(m):
+                pk[i, j] = zk[i, j] + b * pk[i, j]
+                wk[i, j] = rk[i, j] + b * wk[i, j]
+
+
+@_jit
+def _leave_slab(dr, dc, dv, has_drive, g_cell, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r,
+                free_c, lr, lc, br):  # pragma: no cover - compiled
+    # Leave currents, port currents and the ℓ1/ℓ∞ KCL residuals of one input vector's slabs.
+    # Each node gathers its own terms (no scatter into neighbours), so the inner loops carry no
+    # dependency; the masks are 0/1 floats (pin, free) to keep them branch-free.
+    n, m = dr.shape
+    s, mx = 0.0, 0.0
+    for a in range(n + m):
+        br[a] = 0.0
+    for i in range(n):
+        for j in range(m):
+            c = g_cell[i, j] * (dr[i, j] - dc[i, j])
+            if has_drive:
+                c += dv[i, j]
+            x = c
+            if j + 1 < m:
+                x += gw[i, j] * (dr[i, j] - dr[i, j + 1])
+            if j > 0:
+                x -= gw[i, j - 1] * (dr[i, j - 1] - dr[i, j])
+            y = -c
+            if i + 1 < n:
+                y += gc[i, j] * (dc[i, j] - dc[i + 1, j])
+            if i > 0:
+                y -= gc[i - 1, j] * (dc[i - 1, j] - dc[i, j])
+            lr[i, j] = x
+            lc[i, j] = y
+        lr[i, 0] += gpl[i] * dr[i, 0]
+        lr[i, m - 1] += gpr[i] * dr[i, m - 1]
+    for j in range(m):
+        lc[0, j] += gpt[j] * dc[0, j]
+        lc[n - 1, j] += gpb[j] * dc[n - 1, j]
+    for i in range(n):
+        b = gpl[i] * dr[i, 0] + gpr[i] * dr[i, m - 1]
+        for j in range(m):
+            x, y = lr[i, j], lc[i, j]
+            b -= pin_r[i, j] * x
+            br[n + j] -= pin_c[i, j] * y
+            ax, ay = abs(x) * free_r[i, j], abs(y) * free_c[i, j]
+            s += ax + ay
+            mx = max(mx, ax, ay)
+        br[i] = b
+    for j in range(m):
+        br[n + j] += gpt[j] * dc[0, j] + gpb[j] * dc[n - 1, j]
+    return s, mx
+
+
+@_jit
+def leave_branch(d_r, d_c, drive, has_drive, g_cell, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c,
+                 free_r, free_c, l_r, l_c, branch, kcl, kmax):  # pragma: no cover - compiled
+    """LineBlocks.leave + branch_currents + ℓ1 KCL residual, one pass per input vector k:
+    l_r, l_c (B, N, M) leave currents (+ ``drive`` when ``has_drive``), A; branch (B, N+M) port
+    currents, A; kcl (B,) ‖l‖₁ and kmax (B,) ‖l‖∞ over the free nodes, A."""
+    for k in range(d_r.shape[0]):
+        kcl[k], kmax[k] = _leave_slab(d_r[k], d_c[k], drive[k], has_drive, g_cell, gw, gc, gpl, gpr, gpt,
+                             gpb, pin_r, pin_c, free_r, free_c, l_r[k], l_c[k], branch[k])
+
+
+@_jit
+def _axis0_solve(l, dinv, x):  # pragma: no cover - compiled
+    # LDLᵀ solve along axis 0 of one slab in place, 1/D folded into the backward sweep; inner
+    # loops run along contiguous memory (the row-line solve uses it on transposed slabs).
+    n, m = x.shape
+    for i in range(1, n):
+        for j in range(m):
+            x[i, j] -= l[i, j] * x[i - 1, j]
+    for j in range(m):
+        x[n - 1, j] *= dinv[n - 1, j]
+    for i in range(n - 2, -1, -1):
+        for j in range(m):
+            x[i, j] = x[i, j] * dinv[i, j] - l[i + 1, j] * x[i + 1, j]
+
+
+@_jit
+def cold_solve(g_cell, couple, l_r, dinv_r, l_c, dinv_c, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c,
+               free_r, free_c, is_out, s_r, s_c, rtol, atol, maxiter,
+               d_r, d_c, branch, kcl, kmax, iters):  # pragma: no cover - compiled
+    """pcg.solve from zero IR drops without rebasing, one input vector at a time (its slabs stay
+    in cache for the whole solve); see pcg.solve for the algorithm and the stopping target.
+
+    Inputs per vector k: line reference potentials s_r (B, N), s_c (B, M), V (the cell drive is
+    g_cell·(s_r − s_c)). Writes the IR drops d_c and, if ``d_r`` has B slabs (not 1), d_r; the
+    port currents branch, ℓ1 and ℓ∞ KCL residuals kcl, kmax (the caller certifies them) and
+    iters[k] (−1: not converged in maxiter). Row-space vectors are kept transposed (M, N) so that the row-line
+    sweeps, like the column ones, run along contiguous memory.
+    """
+    bsz = s_r.shape[0]
+    n, m = g_cell.shape
+    dv = np.empty((n, m))
+    r = np.empty((n, m))
+    z = np.empty((n, m))
+    p = np.empty((n, m))
+    w = np.empty((n, m))
+    q = np.empty((n, m))
+    er = np.empty((m, n))
+    t = np.empty((m, n))
+    lt = np.ascontiguousarray(l_r.T)
+    dt = np.ascontiguousarray(dinv_r.T)
+    base_br = np.empty(n + m)
+    lv_r = np.empty((n, m))
+    lv_c = np.empty((n, m))
+    for k in range(bsz):
+        lo = d_c[k]  # the correction is the solution (zero base)
+        # Zero-drop state: the cell drive, its port currents, KCL residual and the output scale
+        # (the larger of its outputs and the ideal zero-wire currents), as in pcg._solve.
+        res0 = 0.0
+        for a in range(n + m):
+            base_br[a] = 0.0
+        i_base, i_ideal = 0.0, 0.0
+        for i in range(n):
+            ri = 0.0
+            for j in range(m):
+                x = g_cell[i, j] * (s_r[k, i] - s_c[k, j])
+                dv[i, j] = x
+                ri += x
+                base_br[i] -= pin_r[i, j] * x
+                base_br[n + j] += pin_c[i, j] * x
+                res0 += abs(x) * (free_r[i, j] + free_c[i, j])
+            if is_out[i]:
+                i_ideal += abs(ri)
+        for j in range(m):
+            cj = 0.0
+            for i in range(n):
+                cj += dv[i, j]
+            if is_out[n + j]:
+                i_ideal += abs(cj)
+        for a in range(n + m):
+            if is_out[a]:
+                i_base += abs(base_br[a])
+        done = res0 <= atol or (i_base - res0 > 0.0 and res0 <= rtol * (i_base - res0))
+        scale = max(i_base, i_ideal)
+        target = max(0.5 * rtol * scale, 0.5 * atol)
+        # Schur right-hand side of the zero state's residual (ρ_R = −drive, ρ_C = +drive on the
+        # free nodes): e_r = A_R⁻¹ ρ_R, r = G e_r + ρ_C.
+        for i in range(n):
+            for j in range(m):
+                er[j, i] = 0.0 if done else -dv[i, j] * free_r[i, j]
+                lo[i, j] = 0.0
+        it = 0
+        if not done:
+            _axis0_solve(lt, dt, er)
+            for i in range(n):
+                for j in range(m):
+                    r[i, j] = couple[i, j] * er[j, i] + dv[i, j] * free_c[i, j]
+            _col_slab(l_c, dinv_c, r, z)
+            rz = 0.0
+            for i in range(n):
+                for j in range(m):
+                    p[i, j] = z[i, j]
+                    w[i, j] = r[i, j]
+                    t[j, i] = couple[i, j] * z[i, j]
+                    rz += r[i, j] * z[i, j]
+            it = -1
+            # One CG step in a few passes over the slabs (the arithmetic of cg_update and
+            # cg_direction, fused: t = G p comes with the p update, the forward sweep of the
+            # column solve with the r update, r·z with its backward sweep).
+            for step in range(1, maxiter + 1):
+                _axis0_solve(lt, dt, t)  # t = A_R⁻¹ G p
+                pq = 0.0
+                for i in range(n):
+                    for j in range(m):
+                        v = w[i, j] - couple[i, j] * t[j, i]
+                        q[i, j] = v
+                        pq += p[i, j] * v
+                a = 0.0
+                if rz != 0.0 and pq > 0.0:
+                    a = rz / pq
+                    if not math.isfinite(a):
+                        a = 0.0
+                for j in range(m):
+                    for i in range(n):
+                        er[j, i] += a * t[j, i]
+                rn = 0.0
+                for i in range(n):
+                    for j in range(m):
+                        lo[i, j] += a * p[i, j]
+                        v = r[i, j] - a * q[i, j]
+                        r[i, j] = v
+                        rn += abs(v)
+                        z[i, j] = v if i == 0 else v - l_c[i, j] * z[i - 1, j]
+                if rn <= target:
+                    it = step
+                    break
+                s = 0.0
+                for j in range(m):
+                    z[n - 1, j] *= dinv_c[n - 1, j]
+                    s += r[n - 1, j] * z[n - 1, j]
+                for i in range(n - 2, -1, -1):
+                    for j in range(m):
+                        v = z[i, j] * dinv_c[i, j] - l_c[i + 1, j] * z[i + 1, j]
+                        z[i, j] = v
+                        s += r[i, j] * v
+                b = 0.0
+                if s != 0.0 and rz > 0.0:
+                    b = s / rz
+                    if not math.isfinite(b):
+                        b = 0.0
+                rz = s
+                for i in range(n):
+                    for j in range(m):
+                        v = z[i, j] + b * p[i, j]
+                        p[i, j] = v
+                        w[i, j] = r[i, j] + b * w[i, j]
+                        t[j, i] = couple[i, j] * v
+        iters[k] = it
+        dr = d_r[k if d_r.shape[0] == bsz else 0]
+        for i in range(n):
+            for j in range(m):
+                dr[i, j] = er[j, i]
+        kcl[k], kmax[k] = _leave_slab(dr, lo, dv, True, g_cell, gw, gc, gpl, gpr, gpt, gpb, pin_r,
+                                      pin_c, free_r, free_c, lv_r, lv_c, branch[k])
+
+
+_LOADED: list[bool] = []
+
+
+def load() -> None:
+    """Compile (first run) or load from numba's cache (later runs) every kernel, once per process.
+
+    Called when the first line blocks are built, so the one-time cost (~0.2–0.5 s from the cache)
+    lands in array preparation rather than in the first read of a timed loop.
+    """
+    if _LOADED or not ENABLED:
+        return
+    _LOADED.append(True)
+    n = m = 2
+    g = np.full((n, m), 1e-5)
+    one = np.ones((n, m))
+    wires_r, wires_c = np.ones((n, m - 1)), np.ones((n - 1, m))
+    port_r, port_c = np.ones(n), np.ones(m)
+    pin = np.zeros((n, m))
+    free = np.ones((n, m))
+    drive = np.full((1, n, m), 1e-6)
+    out = [np.empty((1, n, m)) for _ in range(4)]
+    vec = np.empty((1, n + m))
+    one_k, kmax = np.ones(1), np.empty(1)
+    iters = np.empty(1, dtype=np.int64)
+    is_out = np.ones(n + m, dtype=np.bool_)
+    row_solve(np.zeros((n, m)), one, drive.copy())
+    col_solve(np.zeros((n, m)), one, drive, out[0])
+    leave_branch(drive, drive, drive, True, g, wires_r, wires_c, port_r, port_r, port_c, port_c, pin, pin,
+                 free, free, out[0], out[1], vec, one_k.copy(), kmax)
+    cold_solve(g, g, np.zeros((n, m)), one, np.zeros((n, m)), one, wires_r, wires_c, port_r, port_r,
+               port_c, port_c, pin, pin, free, free, is_out, np.ones((1, n)), np.zeros((1, m)), 1e-9,
+               0.0, 10, out[0], out[1], vec, one_k.copy(), kmax, iters)
+    b = [np.zeros((1, n, m)) for _ in range(8)]
+    cg_update(g, np.zeros((n, m)), one, *b[:7], one_k.copy(), np.empty(1), np.empty(1))
+    cg_direction(np.zeros((n, m)), one, b[0], b[1], b[2], b[3], one_k.copy())

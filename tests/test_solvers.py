@@ -27,7 +27,7 @@ from scipy.linalg import solve_banded
 from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit, get_engine
 from cosim.circuit.engines import nodal
 from cosim.circuit.engines.nodal import prepare_pair, prepare_spec
-from cosim.circuit.solvers import ColLines, CrossbarPrepared, LineBlocks, RowLines, transfer
+from cosim.circuit.solvers import ColLines, CrossbarPrepared, LineBlocks, RowLines, kernels, transfer
 from cosim.errors import ConvergenceError, EngineError, InputError
 
 TOL = 1e-9
@@ -185,14 +185,21 @@ def test_merged_nodes_route_to_direct_with_reason(rng):
         assert "routed to direct" in res.info["auto"] and "0 Ω row wire segment" in res.info["auto"]
 
 
-def test_auto_picks_by_size_and_ir_drop(rng):
+@pytest.mark.parametrize("compiled", [True, False])
+def test_auto_picks_by_size_and_ir_drop(compiled, rng, monkeypatch):
+    monkeypatch.setattr(kernels, "ENABLED", compiled and kernels.ENABLED)
     small = prepare_spec(CrossbarSpec(conductances=np.full((8, 8), 1e-5), r_row=1.0, r_col=1.0))
     assert isinstance(small, nodal.NodalPrepared) and small.reason.startswith("small array")
+    medium = prepare_spec(CrossbarSpec(conductances=np.full((32, 32), 1e-5), r_row=1.0, r_col=1.0))
+    # The compiled read beats SuperLU from 8×8 up; without it only the cost model's pcg above 48².
+    assert medium.reason.startswith("pcg" if kernels.ENABLED else "small array")
     g = rng.uniform(1e-6, 1e-5, (128, 128))
     mild = nodal.ENGINE.prepare(build_circuit(CrossbarSpec(conductances=g, r_row=1.0, r_col=1.0)),
                                 SolverOptions())
     assert mild.reason.startswith("pcg")
-    harsh = CrossbarSpec(conductances=g * 10, r_row=1e4, r_col=1e4)  # N·M·r·g ≈ 9000
+    # N·M·r·g ≈ 9000 (numpy path) or 90000 (compiled): past the switch to the direct path
+    harsh = CrossbarSpec(conductances=g * 10, r_row=1e4 if not kernels.ENABLED else 1e5,
+                         r_col=1e4 if not kernels.ENABLED else 1e5)
     worst = nodal.ENGINE.prepare(build_circuit(harsh), SolverOptions())
     assert isinstance(worst, nodal.NodalPrepared) and worst.reason.startswith("direct")
     t_lu, t_pcg, its = nodal.estimate_times(LineBlocks.from_circuit(build_circuit(harsh)))

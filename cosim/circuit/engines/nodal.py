@@ -35,7 +35,7 @@ from cosim.circuit.build import build_circuit
 from cosim.circuit.engines.base import Prepared, ReadResult, SolverOptions, cell_currents
 from cosim.circuit.mna import NodalSystem, assemble_nodal
 from cosim.circuit.model import Circuit, as_batch
-from cosim.circuit.solvers import circuits, pcg
+from cosim.circuit.solvers import circuits, kernels, pcg
 from cosim.circuit.solvers.lineblock import LineBlocks, Unsupported
 from cosim.circuit.solvers.prepared import CrossbarPrepared
 from cosim.circuit.spec import CrossbarSpec
@@ -138,22 +138,33 @@ class NodalPrepared:
 
 # -- method registry and the automatic choice ---------------------------------------------------
 
-#: Arrays with at most this many cells always use the direct path (exact to round-off, < 50 ms).
-SMALL_CELLS = 48 * 48
+#: Arrays with at most this many cells always use the direct path (exact to round-off, and
+#: cheap: < 50 ms). With the compiled kernels the PCG read is 2.5–5x faster than SuperLU from
+#: 8×8 up (32 inputs, preparation included), so only the tiniest arrays, where direct costs
+#: ≤ 2 ms, keep that rule (SMALL_CELLS_COMPILED); the cost model below decides the rest.
+SMALL_CELLS, SMALL_CELLS_COMPILED = 48 * 48, 16 * 16
 # Cost model (s), fitted with benchmarks/bench_scale.py (part "ir") on the 2-core reference
-# machine: SuperLU (minimum degree) on u unknowns ≈ C_LU·u^1.5 (0.14 s at 128², 1.0 s at 256²,
-# 66 s at 1024²); one PCG iteration ≈ C_IT·u + C_STEP·(N+M) (vector passes plus the per-step
-# overhead of the column sweeps); iterations to 1e-9 ≈ 2 + 2.2·sqrt(N·M·r·g) (3 at 0.08, 20 at
-# 82, 87 at 1320), plus about 3 iterations' worth of extraction, checks and refinement.
-C_LU, C_IT, C_STEP = 2.0e-8, 1.2e-8, 2.0e-6
+# machine: SuperLU (minimum degree) on u unknowns ≈ T_LU0 + C_LU·u^1.5 (0.14 s at 128², 1.0 s at
+# 256², 66 s at 1024²); one PCG iteration ≈ C_IT·u + C_STEP·(N+M) (vector passes plus, on the
+# numpy path, the per-step overhead of the column sweeps); iterations to 1e-9 ≈
+# 2 + 2.2·sqrt(N·M·r·g) (3 at 0.08, 20 at 82, 87 at 1320), plus about 3 iterations' worth of
+# extraction, checks and refinement. Compiled kernels: 0.17 ms per iteration at 128² and 0.72 ms
+# at 256² where a vector's solve stays in cache (below pcg.REBASE_MIN_UNKNOWNS), the numpy
+# path's per-element cost above it (memory bound, 5 ms per iteration at 512²).
+C_LU, T_LU0, T_PCG0 = 2.0e-8, 1.0e-3, 2.0e-4
+C_IT, C_STEP = 1.2e-8, 2.0e-6
+C_IT_COMPILED = 6.0e-9
 
 
 def estimate_times(blocks: LineBlocks) -> tuple[float, float, float]:
     """(direct s, pcg s, estimated pcg iterations) for one read of ``blocks``."""
     u = 2 * blocks.n * blocks.m
     its = pcg.estimated_iterations(blocks)
-    t_pcg = (its + 3) * (C_IT * u + C_STEP * (blocks.n + blocks.m))
-    return C_LU * u ** 1.5, t_pcg, its
+    if kernels.ENABLED:
+        per_it = (C_IT_COMPILED if u < pcg.REBASE_MIN_UNKNOWNS else C_IT) * u
+    else:
+        per_it = C_IT * u + C_STEP * (blocks.n + blocks.m)
+    return T_LU0 + C_LU * u ** 1.5, T_PCG0 + (its + 3) * per_it, its
 
 
 def choose_method(circuit: Circuit, options: SolverOptions) -> tuple[str, str, LineBlocks | None]:
@@ -172,8 +183,9 @@ def choose_method(circuit: Circuit, options: SolverOptions) -> tuple[str, str, L
         lay = circuit.layout
         if lay is None:
             return "direct", "not a crossbar: direct", None
-        if lay.n_rows * lay.n_cols <= SMALL_CELLS:
-            return "direct", f"small array ({lay.n_rows}x{lay.n_cols} ≤ {SMALL_CELLS} cells): direct", None
+        small = SMALL_CELLS_COMPILED if kernels.ENABLED else SMALL_CELLS
+        if lay.n_rows * lay.n_cols <= small:
+            return "direct", f"small array ({lay.n_rows}x{lay.n_cols} ≤ {small} cells): direct", None
     try:
         blocks = LineBlocks.from_circuit(circuit)
     except (Unsupported, TopologyError) as exc:

@@ -170,7 +170,7 @@ def _leave_slab(dr, dc, dv, has_drive, g_cell, gw, gc, gpl, gpr, gpt, gpb, pin_r
                 free_c, lr, lc, br):  # pragma: no cover - compiled
     # Leave currents, port currents and the ℓ1/ℓ∞ KCL residuals of one input vector's slabs.
     # Each node gathers its own terms (no scatter into neighbours), so the inner loops carry no
-    # dependency; the masks are 0/1 floats (pin, free) to keep them branch-free.
+    # dependency; the boolean masks (pin, free) enter as 0/1 factors, keeping them branch-free.
     n, m = dr.shape
     s, mx = 0.0, 0.0
     for a in range(n + m):
@@ -395,8 +395,8 @@ def load() -> None:
     one = np.ones((n, m))
     wires_r, wires_c = np.ones((n, m - 1)), np.ones((n - 1, m))
     port_r, port_c = np.ones(n), np.ones(m)
-    pin = np.zeros((n, m))
-    free = np.ones((n, m))
+    pin = np.zeros((n, m), dtype=np.bool_)
+    free = np.ones((n, m), dtype=np.bool_)
     drive = np.full((1, n, m), 1e-6)
     out = [np.empty((1, n, m)) for _ in range(4)]
     vec = np.empty((1, n + m))

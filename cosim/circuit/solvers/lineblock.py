@@ -246,12 +246,13 @@ class LineBlocks:
 
     def kernel_args(self) -> tuple:
         """The array's element arrays in the order the compiled kernels take them, C-contiguous
-        (one compiled signature for every array): g_cell, gw, gc, gpl, gpr, gpt, gpb, and the
-        masks pin_r, pin_c, free_r, free_c as 0/1 floats."""
+        (one compiled signature for every array): g_cell, gw, gc, gpl, gpr, gpt, gpb (float64),
+        and the boolean masks pin_r, pin_c, free_r, free_c (no copies where already C-ordered)."""
         if self._kargs is None:
-            self._kargs = tuple(np.ascontiguousarray(a, dtype=float) for a in (
-                self.g_cell, self.gw, self.gc, self.gpl, self.gpr, self.gpt, self.gpb,
-                self.pin_r, self.pin_c, self.free_r, self.free_c))
+            floats = (self.g_cell, self.gw, self.gc, self.gpl, self.gpr, self.gpt, self.gpb)
+            masks = (self.pin_r, self.pin_c, self.free_r, self.free_c)
+            self._kargs = (tuple(np.ascontiguousarray(a, dtype=np.float64) for a in floats)
+                           + tuple(np.ascontiguousarray(a, dtype=np.bool_) for a in masks))
         return self._kargs
 
     def leave_branch(self, d_r: np.ndarray, d_c: np.ndarray, drive: np.ndarray | None):

@@ -1,0 +1,174 @@
+"""The compiled line-block kernels (numba) against their numpy twins and the direct factorisation.
+
+Truths: scipy's banded LAPACK solver for single lines; the numpy path of the same solvers
+(``kernels.ENABLED = False``, the code the kernels were written from); SuperLU (method
+"direct") for whole reads.
+
+Tolerances. Line solves and leave/port currents are the same arithmetic per element, with sums
+in a different order: 1e-12 relative. Whole reads stop on each input vector's own certified
+bound (the numpy loop stops when all vectors of the batch reach theirs), so the two paths agree
+to the sum of their bounds (≤ 2·rtol) and each to the direct answer to 1e-9 (rtol 1e-10), as in
+tests/test_solvers.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.linalg import solve_banded
+from test_solvers import TOL, crossbars, direct, rel_l1, spec_cases
+
+from cosim.circuit import CrossbarSpec, SolverOptions
+from cosim.circuit.engines.nodal import prepare_spec
+from cosim.circuit.solvers import ColLines, LineBlocks, RowLines, kernels, pcg
+
+pytestmark = pytest.mark.skipif(not kernels.ENABLED, reason="numba not installed or COSIM_NUMBA=0")
+
+CASES = spec_cases(np.random.default_rng(0))
+
+
+@pytest.fixture
+def numpy_path(monkeypatch):
+    """Run the solvers without the compiled kernels while the test holds it."""
+    monkeypatch.setattr(kernels, "ENABLED", False)
+
+
+def both_paths(fn, monkeypatch):
+    """fn() with the compiled kernels, then with the numpy path."""
+    got = fn()
+    with monkeypatch.context() as mp:
+        mp.setattr(kernels, "ENABLED", False)
+        ref = fn()
+    return got, ref
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (7, 1), (13, 9), (64, 64)])
+def test_line_solves_equal_numpy_and_banded_lapack(shape, rng, monkeypatch):
+    n, m = shape
+    off_r, off_c = -rng.uniform(0.1, 1.0, (n, m - 1)), -rng.uniform(0.1, 1.0, (n - 1, m))
+    diag = rng.uniform(2.5, 3.0, (n, m))
+    rhs = rng.standard_normal((3, n, m))
+    rows, cols = RowLines(diag, off_r), ColLines(diag, off_c)
+    (x_r, x_c), (y_r, y_c) = both_paths(lambda: (rows.solve(rhs.copy()), cols.solve(rhs.copy())), monkeypatch)
+    np.testing.assert_allclose(x_r, y_r, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(x_c, y_c, rtol=1e-12, atol=1e-14)
+    i, j = n // 2, m // 2
+    band = np.zeros((3, m))
+    band[0, 1:], band[1], band[2, :-1] = off_r[i], diag[i], off_r[i]
+    np.testing.assert_allclose(x_r[1, i], solve_banded((1, 1), band, rhs[1, i]), rtol=1e-12)
+    band = np.zeros((3, n))
+    band[0, 1:], band[1], band[2, :-1] = off_c[:, j], diag[:, j], off_c[:, j]
+    np.testing.assert_allclose(x_c[1, :, j], solve_banded((1, 1), band, rhs[1, :, j]), rtol=1e-12)
+
+
+def blocks_and_shifts(spec: CrossbarSpec, rng, batch: int = 4, transpose: bool = False):
+    prep = prepare_spec(spec, SolverOptions(method="pcg"), transpose=transpose)
+    b, c = prep.blocks, prep.circuit
+    v = rng.uniform(-0.5, 0.5, (batch, c.n_inputs))
+    return b, c, b.shifts(c.source_values(v))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_leave_and_port_currents_equal_numpy(case, rng, monkeypatch):
+    b, _, (s_r, s_c) = blocks_and_shifts(CASES[case], rng)
+    d_r, d_c = rng.normal(0, 1e-3, (2, 4, b.n, b.m)) * np.stack([b.free_r, b.free_c])[:, None]
+    drive = b.drive(s_r, s_c)
+    got, ref = both_paths(lambda: b.leave_branch(np.ascontiguousarray(d_r), np.ascontiguousarray(d_c), drive),
+                          monkeypatch)
+    scale = np.abs(drive).max()
+    for a, e in zip(got, ref):
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12 * scale)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("transpose", [False, True])
+def test_cold_reads_equal_numpy_and_direct(case, transpose, rng, monkeypatch):
+    spec = CASES[case]
+    prep = prepare_spec(spec, SolverOptions(method="pcg", rtol=1e-10), transpose=transpose)
+    v = rng.uniform(-0.5, 0.5, (5, prep.circuit.n_inputs))
+    calls, real = [], kernels.cold_solve
+    monkeypatch.setattr(kernels, "cold_solve", lambda *a: calls.append(1) or real(*a))
+    got, ref = both_paths(lambda: prep.solve(v, want_nodes=True), monkeypatch)
+    assert len(calls) == 1  # the compiled read ran (once: not for the numpy reference)
+    exp = direct(spec, transpose).solve(v, want_nodes=True)
+    assert rel_l1(got.currents, exp.currents) <= TOL
+    assert rel_l1(got.currents, ref.currents) <= got.info["error_bound"] + ref.info["error_bound"] + 1e-12
+    np.testing.assert_allclose(got.node_voltages, exp.node_voltages, atol=1e-9 * np.nanmax(np.abs(exp.node_voltages)))
+
+
+@given(spec=crossbars(), seed=st.integers(0, 99), rtol=st.sampled_from([1e-10, 1e-5]))
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+def test_property_compiled_read_is_certified_and_equals_numpy(spec, seed, rtol):
+    prep = prepare_spec(spec, SolverOptions(method="pcg", rtol=rtol))
+    b, c = prep.blocks, prep.circuit
+    v = np.random.default_rng(seed).uniform(-0.5, 0.5, (3, c.n_inputs))
+    shifts = b.shifts(c.source_values(v))
+    fast = pcg.solve(b, None, c.out_src, rtol=rtol, maxiter=500, shifts=shifts)
+    slow = pcg._solve(b, b.drive(*shifts), c.out_src, rtol, 500, None, 0.0, "crossbar")
+    assert np.all(fast.bound <= rtol)
+    num = np.abs(fast.branch - slow.branch)[:, c.out_src].sum(axis=1)
+    den = np.abs(slow.branch[:, c.out_src]).sum(axis=1)
+    assert np.all(num <= (fast.bound + slow.bound + 1e-11) * den + 1e-17)
+
+
+def test_general_loop_with_fused_steps_equals_numpy(rng, monkeypatch):
+    # Strong IR drop (N·M·r·g ≥ 10) takes the general loop (rebasing), whose CG steps are the
+    # fused cg_update / cg_direction kernels.
+    g = rng.uniform(1e-5, 1e-3, (40, 40))
+    spec = CrossbarSpec(conductances=g, r_row=20.0, r_col=20.0, r_sense=5.0)
+    prep = prepare_spec(spec, SolverOptions(method="pcg", rtol=1e-10))
+    assert prep.blocks.ir_parameter() >= 10.0
+    v = rng.uniform(0.0, 0.3, (6, 40))
+    got, ref = both_paths(lambda: prep.solve(v), monkeypatch)
+    exp = direct(spec, False).solve(v)
+    assert got.info["iterations"] > 10
+    assert rel_l1(got.currents, exp.currents) <= TOL
+    assert rel_l1(ref.currents, exp.currents) <= TOL
+
+
+def test_uncertified_compiled_read_falls_back_to_the_general_loop(rng, monkeypatch):
+    spec = CASES["uniform"]
+    prep = prepare_spec(spec, SolverOptions(method="pcg", rtol=1e-10))
+    v = rng.uniform(-0.5, 0.5, (3, prep.circuit.n_inputs))
+    calls = []
+    real = kernels.cold_solve
+
+    def failing(*args):
+        real(*args)
+        args[-1][:] = -1  # report "not converged": the caller must not trust the result
+        calls.append(1)
+
+    monkeypatch.setattr(kernels, "cold_solve", failing)
+    res = prep.solve(v)
+    assert calls and res.info["error_bound"] <= 1e-10
+    assert rel_l1(res.currents, direct(spec, False).solve(v).currents) <= TOL
+
+
+def test_kernels_can_be_switched_off_by_the_environment():
+    code = ("import numpy as np; from cosim.circuit.solvers import kernels; assert not kernels.ENABLED;"
+            "from cosim.circuit import CrossbarSpec, SolverOptions;"
+            "from cosim.circuit.engines.nodal import prepare_spec;"
+            "g = np.random.default_rng(0).uniform(1e-6, 1e-4, (20, 20));"
+            "s = CrossbarSpec(conductances=g, r_row=1.0, r_col=1.0); v = np.full((2, 20), 0.2);"
+            "a = prepare_spec(s, SolverOptions(method='pcg')).solve(v).currents;"
+            "b = prepare_spec(s, SolverOptions(method='direct')).solve(v).currents;"
+            "assert np.abs(a - b).sum() <= 1e-9 * np.abs(b).sum(); print('numpy path ok')")
+    env = {**os.environ, "COSIM_NUMBA": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "numpy path ok" in out.stdout
+
+
+def test_line_blocks_pass_one_kernel_signature(rng):
+    # Every array the kernels take is C-contiguous, float64 or bool: one compiled version serves
+    # all circuits (a Fortran-ordered mask once compiled a second copy of the read kernel).
+    b = LineBlocks.from_circuit(prepare_spec(CASES["floating"], SolverOptions(method="pcg")).circuit)
+    arrays = b.kernel_args() + (b.couple, b.rows.l, b.rows.dinv, b.cols.l, b.cols.dinv)
+    assert [a.dtype for a in arrays] == [np.float64] * 7 + [np.bool_] * 4 + [np.float64] * 5
+    assert all(a.flags.c_contiguous for a in arrays)

@@ -39,68 +39,68 @@ def _jit(fn):
 
 
 @_jit
-def _row_slab(l, dinv, x):  # pragma: no cover - compiled
+def _row_slab(lm, dinv, x):  # pragma: no cover - compiled
     # LDLᵀ solve along axis 1 of one (N, M) slab in place: L y = b, D z = y, Lᵀ x = z.
     n, m = x.shape
     for i0 in range(0, n, _ROW_BLOCK):
         i1 = min(n, i0 + _ROW_BLOCK)
         for j in range(1, m):
             for i in range(i0, i1):
-                x[i, j] -= l[i, j] * x[i, j - 1]
+                x[i, j] -= lm[i, j] * x[i, j - 1]
         for i in range(i0, i1):
             for j in range(m):
                 x[i, j] *= dinv[i, j]
         for j in range(m - 2, -1, -1):
             for i in range(i0, i1):
-                x[i, j] -= l[i, j + 1] * x[i, j + 1]
+                x[i, j] -= lm[i, j + 1] * x[i, j + 1]
 
 
 @_jit
-def _row_fused(l, dinv, x):  # pragma: no cover - compiled
+def _row_fused(lm, dinv, x):  # pragma: no cover - compiled
     # _row_slab with the scaling by 1/D folded into the backward sweep (two sweeps, not three).
     n, m = x.shape
     for i0 in range(0, n, _ROW_BLOCK):
         i1 = min(n, i0 + _ROW_BLOCK)
         for j in range(1, m):
             for i in range(i0, i1):
-                x[i, j] -= l[i, j] * x[i, j - 1]
+                x[i, j] -= lm[i, j] * x[i, j - 1]
         for i in range(i0, i1):
             x[i, m - 1] *= dinv[i, m - 1]
         for j in range(m - 2, -1, -1):
             for i in range(i0, i1):
-                x[i, j] = x[i, j] * dinv[i, j] - l[i, j + 1] * x[i, j + 1]
+                x[i, j] = x[i, j] * dinv[i, j] - lm[i, j + 1] * x[i, j + 1]
 
 
 @_jit
-def _col_slab(l, dinv, r, o):  # pragma: no cover - compiled
+def _col_slab(lm, dinv, r, o):  # pragma: no cover - compiled
     # LDLᵀ solve along axis 0 of one (N, M) slab: o = A_C⁻¹ r (o may be r).
     n, m = r.shape
     for j in range(m):
         o[0, j] = r[0, j]
     for i in range(1, n):
         for j in range(m):
-            o[i, j] = r[i, j] - l[i, j] * o[i - 1, j]
+            o[i, j] = r[i, j] - lm[i, j] * o[i - 1, j]
     for i in range(n):
         for j in range(m):
             o[i, j] *= dinv[i, j]
     for i in range(n - 2, -1, -1):
         for j in range(m):
-            o[i, j] -= l[i + 1, j] * o[i + 1, j]
+            o[i, j] -= lm[i + 1, j] * o[i + 1, j]
 
 
 @_jit
-def row_solve(l, dinv, b):  # pragma: no cover - compiled
-    """Row-line solve of every slab of ``b`` (B, N, M) in place; ``l`` subdiagonal of L along j
-    (``l[i, 0]`` unused), ``dinv`` 1/D."""
+def row_solve(lm, dinv, b):  # pragma: no cover - compiled
+    """Row-line solve of every slab of ``b`` (B, N, M) in place; ``lm`` subdiagonal of L along j
+    (``lm[i, 0]`` unused), ``dinv`` 1/D."""
     for k in range(b.shape[0]):
-        _row_slab(l, dinv, b[k])
+        _row_slab(lm, dinv, b[k])
 
 
 @_jit
-def col_solve(l, dinv, r, out):  # pragma: no cover - compiled
-    """Column-line solve ``out = A_C⁻¹ r`` for (B, N, M) arrays; ``l`` subdiagonal along i."""
+def col_solve(lm, dinv, r, out):  # pragma: no cover - compiled
+    """Column-line solve ``out = A_C⁻¹ r`` for (B, N, M) arrays; ``lm`` subdiagonal along i."""
     for k in range(r.shape[0]):
-        _col_slab(l, dinv, r[k], out[k])
+        _col_slab(lm, dinv, r[k], out[k])
 
 
 @_jit
@@ -224,18 +224,18 @@ def leave_branch(d_r, d_c, drive, has_drive, g_cell, gw, gc, gpl, gpr, gpt, gpb,
 
 
 @_jit
-def _axis0_solve(l, dinv, x):  # pragma: no cover - compiled
+def _axis0_solve(lm, dinv, x):  # pragma: no cover - compiled
     # LDLᵀ solve along axis 0 of one slab in place, 1/D folded into the backward sweep; inner
     # loops run along contiguous memory (the row-line solve uses it on transposed slabs).
     n, m = x.shape
     for i in range(1, n):
         for j in range(m):
-            x[i, j] -= l[i, j] * x[i - 1, j]
+            x[i, j] -= lm[i, j] * x[i - 1, j]
     for j in range(m):
         x[n - 1, j] *= dinv[n - 1, j]
     for i in range(n - 2, -1, -1):
         for j in range(m):
-            x[i, j] = x[i, j] * dinv[i, j] - l[i + 1, j] * x[i + 1, j]
+            x[i, j] = x[i, j] * dinv[i, j] - lm[i + 1, j] * x[i + 1, j]
 
 
 @_jit

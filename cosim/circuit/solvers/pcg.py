@@ -111,7 +111,7 @@ class _Base:
         self.drive = drive
         if x_c is None:  # zero IR drops: every quantity follows from the drive alone
             self.x, self.d_r = np.zeros_like(drive), np.zeros_like(drive)
-            self.l_r, self.l_c = drive, -drive
+            self.l_r, self.l_c = drive.copy(), -drive
             self.branch = blocks.branch_currents(self.d_r, self.x, self.l_r, self.l_c)
             self.kcl = _asum(drive * blocks.free_r) + _asum(drive * blocks.free_c)
         else:

@@ -7,8 +7,8 @@ forward and transpose reads of an array share one :class:`LineBlocks` and one po
 returns the prepared array for the new devices, warm-started from this one: PCG reads start
 from the Galerkin projection onto this object's last solutions when that pays (the new inputs
 lie near the span of the old ones and the array needs many iterations, :func:`pcg.warm_pays`),
-the transfer's excitation solves from their previous solutions. Results are certified to
-``options.rtol`` either way.
+the transfer's excitation solves from their previous solutions when the array needs many
+iterations (:meth:`PortResponse.compute`). Results are certified to ``options.rtol`` either way.
 
 Per solve the path is chosen by ``options.method``: "pcg" (batched PCG), "transfer" (matmul on
 the exact transfer, computed on first use), or "auto": the transfer once it exists or when the

@@ -93,14 +93,18 @@ def tile_ir_drop(layer, *, seed: int) -> dict[str, Any]:
 def estimate_seconds(point: dict[str, Any]) -> float:
     """Rough single-core seconds of a point: reads per epoch × cost per read.
 
-    Calibrated on the digits MLP on this project's 2-core machine (ideal reads ~1.3 s/epoch,
-    nodal reads of 64×64 tiles ~9 s/epoch); it only has to tell minutes from hours.
+    Calibrated on the digits MLP on this project's 2-core machine: ideal reads ~1 ms per sample;
+    nodal reads with the compiled kernels ~1.8 ms at 64×64 and ~11 ms at 128×128 tiles (the
+    demo study), without them ~9 s per epoch at 64×64. It only has to tell minutes from hours.
     """
+    from cosim.circuit.solvers import kernels
+
     train, array, data = point["train"], point["array"], point["data"]
     samples = data.get("subset") or (60000 if data.get("name") in ("mnist", "fashion") else 1347)
     cells = array["rows"] * array["cols"]
     nodal = point["solver"]["engine"] != "ideal"
-    per_sample = 1e-3 * (1 + (8.0 if nodal else 0.0) * (cells / 4096) ** 0.3)
+    k, p = (0.8, 1.5) if kernels.ENABLED else (8.0, 0.3)
+    per_sample = 1e-3 * (1 + (k if nodal else 0.0) * (cells / 4096) ** p)
     if point["network"]["kind"] == "cnn":
         per_sample *= 6.0
     return 1.0 + train["epochs"] * samples * per_sample

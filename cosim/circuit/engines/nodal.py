@@ -140,9 +140,10 @@ class NodalPrepared:
 
 #: Arrays with at most this many cells always use the direct path (exact to round-off, and
 #: cheap: < 50 ms). With the compiled kernels the PCG read is 2.5–5x faster than SuperLU from
-#: 8×8 up (32 inputs, preparation included), so only the tiniest arrays, where direct costs
-#: ≤ 2 ms, keep that rule (SMALL_CELLS_COMPILED); the cost model below decides the rest.
-SMALL_CELLS, SMALL_CELLS_COMPILED = 48 * 48, 16 * 16
+#: 8×8 up (32 inputs, preparation included; a digits study on 16×16 tiles spent 4x longer on
+#: direct reads), so only arrays up to 8×8 keep that rule (SMALL_CELLS_COMPILED) and the cost
+#: model below decides the rest.
+SMALL_CELLS, SMALL_CELLS_COMPILED = 48 * 48, 8 * 8
 # Cost model (s), fitted with benchmarks/bench_scale.py (part "ir") on the 2-core reference
 # machine: SuperLU (minimum degree) on u unknowns ≈ T_LU0 + C_LU·u^1.5 (0.14 s at 128², 1.0 s at
 # 256², 66 s at 1024²); one PCG iteration ≈ C_IT·u + C_STEP·(N+M) (vector passes plus, on the

@@ -172,3 +172,20 @@ def test_line_blocks_pass_one_kernel_signature(rng):
     arrays = b.kernel_args() + (b.couple, b.rows.l, b.rows.dinv, b.cols.l, b.cols.dinv)
     assert [a.dtype for a in arrays] == [np.float64] * 7 + [np.bool_] * 4 + [np.float64] * 5
     assert all(a.flags.c_contiguous for a in arrays)
+
+
+def test_a_failing_compiler_falls_back_to_numpy(monkeypatch, caplog):
+    monkeypatch.setattr(kernels, "_LOADED", [])
+    monkeypatch.setattr(kernels, "ENABLED", True)
+
+    def broken():
+        raise RuntimeError("LLVM says no")
+
+    monkeypatch.setattr(kernels, "_exercise", broken)
+    kernels.load()
+    assert not kernels.ENABLED
+    assert "compiled solver kernels unavailable (RuntimeError: LLVM says no)" in caplog.text
+    spec = CASES["uniform"]
+    v = np.full((2, spec.conductances.shape[0]), 0.3)
+    got = prepare_spec(spec, SolverOptions(method="pcg")).solve(v)
+    assert rel_l1(got.currents, direct(spec, False).solve(v).currents) <= TOL

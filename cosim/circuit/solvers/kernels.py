@@ -15,6 +15,7 @@ use the numpy path. Arrays passed in must be C-contiguous float64.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 
@@ -384,12 +385,24 @@ _LOADED: list[bool] = []
 def load() -> None:
     """Compile (first run) or load from numba's cache (later runs) every kernel, once per process.
 
-    Called when the first line blocks are built, so the one-time cost (~0.2–0.5 s from the cache)
-    lands in array preparation rather than in the first read of a timed loop.
+    Called when a tile is built (NodalEngine.warm_up), so the one-time cost (0.4–0.7 s from the
+    cache) lands in set-up rather than in the first read of a timed loop. If compiling fails
+    (a broken LLVM, an unwritable cache with no fallback), the numpy path takes over, with a
+    warning: slower, never wrong.
     """
+    global ENABLED
     if _LOADED or not ENABLED:
         return
     _LOADED.append(True)
+    try:
+        _exercise()
+    except Exception as exc:  # noqa: BLE001 - any failure of the compiler means: use numpy
+        ENABLED = False
+        logging.getLogger(__name__).warning("compiled solver kernels unavailable (%s: %s); using the numpy "
+                                            "path", type(exc).__name__, exc)
+
+
+def _exercise() -> None:
     n = m = 2
     g = np.full((n, m), 1e-5)
     one = np.ones((n, m))

@@ -139,10 +139,10 @@ class NodalPrepared:
 # -- method registry and the automatic choice ---------------------------------------------------
 
 #: Arrays with at most this many cells always use the direct path (exact to round-off, and
-#: cheap: < 50 ms). With the compiled kernels the PCG read is 2.5–5x faster than SuperLU from
-#: 8×8 up (32 inputs, preparation included; a digits study on 16×16 tiles spent 4x longer on
-#: direct reads), so only arrays up to 8×8 keep that rule (SMALL_CELLS_COMPILED) and the cost
-#: model below decides the rest.
+#: cheap: < 50 ms). With the compiled kernels the PCG read is 2.6–4.8x faster than SuperLU from
+#: 8×8 to 64×64 (preparation and one 32-input read, benchmarks/bench_scale.py part "kernels"),
+#: so only arrays up to 8×8 keep that rule (SMALL_CELLS_COMPILED) and the cost model below
+#: decides the rest.
 SMALL_CELLS, SMALL_CELLS_COMPILED = 48 * 48, 8 * 8
 # Cost model (s), fitted with benchmarks/bench_scale.py (part "ir") on the 2-core reference
 # machine: SuperLU (minimum degree) on u unknowns ≈ T_LU0 + C_LU·u^1.5 (0.14 s at 128², 1.0 s at
@@ -232,10 +232,8 @@ class NodalEngine:
     name = "nodal"
 
     def warm_up(self) -> None:
-        """Load the compiled solver kernels now (once per process, ~0.2–0.5 s from numba's cache)
+        """Load the compiled solver kernels now (once per process, 0.4–0.7 s from numba's cache)
         instead of in the first read; callers that time their reads call this at set-up."""
-        from cosim.circuit.solvers import kernels
-
         kernels.load()
 
     def prepare(self, circuit: Circuit, options: SolverOptions, *,

@@ -2,10 +2,11 @@
 
 Why compiled: a read of a training tile (64×64, 32 input vectors) is a few PCG iterations on
 (32, 64, 64) arrays. In numpy every tridiagonal sweep is one call per line position and every
-vector operation a full pass over 1 MB arrays that do not stay in cache; measured on the
-reference machine a read cost ~26 ms, ~50× the ideal read, while the arithmetic is ~2 M flops.
-These kernels fuse one CG step per input vector so each vector's 64×64 slabs stay in L1/L2
-(benchmarks/bench_train.py measures the effect). They compute the same quantities as the numpy
+vector operation a full pass over 1 MB arrays that do not stay in cache: such a read costs
+22–24 ms in numpy and ~4.4 ms here (benchmarks/bench_scale.py part "kernels" times both), for
+~2 M flops. A cold read is solved one input vector at a time so that vector's 64×64 slabs stay
+in L1/L2; the general loop's CG steps are fused per vector (benchmarks/bench_train.py measures
+the effect on training). They compute the same quantities as the numpy
 path, in the same order per line; sums run in a different order, so results agree to round-off
 (tests/test_kernels.py compares the two paths on random arrays).
 
@@ -40,25 +41,19 @@ def _jit(fn):
 
 
 @_jit
-def _row_slab(lm, dinv, x):  # pragma: no cover - compiled
-    # LDLᵀ solve along axis 1 of one (N, M) slab in place: L y = b, D z = y, Lᵀ x = z.
-    n, m = x.shape
-    for i0 in range(0, n, _ROW_BLOCK):
-        i1 = min(n, i0 + _ROW_BLOCK)
-        for j in range(1, m):
-            for i in range(i0, i1):
-                x[i, j] -= lm[i, j] * x[i, j - 1]
-        for i in range(i0, i1):
-            for j in range(m):
-                x[i, j] *= dinv[i, j]
-        for j in range(m - 2, -1, -1):
-            for i in range(i0, i1):
-                x[i, j] -= lm[i, j + 1] * x[i, j + 1]
+def _safe_ratio(num, den):  # pragma: no cover - compiled
+    # CG's α = rz/(p·q) and β = rz'/rz, with 0 wherever the step is undefined (as pcg._ratio
+    # followed by zeroing non-finite values on the numpy path).
+    if num == 0.0 or not den > 0.0:
+        return 0.0
+    x = num / den
+    return x if math.isfinite(x) else 0.0
 
 
 @_jit
-def _row_fused(lm, dinv, x):  # pragma: no cover - compiled
-    # _row_slab with the scaling by 1/D folded into the backward sweep (two sweeps, not three).
+def _row_slab(lm, dinv, x):  # pragma: no cover - compiled
+    # LDLᵀ solve along axis 1 of one (N, M) slab in place (L y = b, then Lᵀ x = D⁻¹ y with the
+    # scaling folded into the backward sweep); lines swept _ROW_BLOCK at a time.
     n, m = x.shape
     for i0 in range(0, n, _ROW_BLOCK):
         i1 = min(n, i0 + _ROW_BLOCK)
@@ -73,20 +68,18 @@ def _row_fused(lm, dinv, x):  # pragma: no cover - compiled
 
 
 @_jit
-def _col_slab(lm, dinv, r, o):  # pragma: no cover - compiled
-    # LDLᵀ solve along axis 0 of one (N, M) slab: o = A_C⁻¹ r (o may be r).
-    n, m = r.shape
-    for j in range(m):
-        o[0, j] = r[0, j]
+def _axis0_solve(lm, dinv, x):  # pragma: no cover - compiled
+    # The same along axis 0 (column lines, or row lines on transposed slabs): inner loops run
+    # along contiguous memory.
+    n, m = x.shape
     for i in range(1, n):
         for j in range(m):
-            o[i, j] = r[i, j] - lm[i, j] * o[i - 1, j]
-    for i in range(n):
-        for j in range(m):
-            o[i, j] *= dinv[i, j]
+            x[i, j] -= lm[i, j] * x[i - 1, j]
+    for j in range(m):
+        x[n - 1, j] *= dinv[n - 1, j]
     for i in range(n - 2, -1, -1):
         for j in range(m):
-            o[i, j] -= lm[i + 1, j] * o[i + 1, j]
+            x[i, j] = x[i, j] * dinv[i, j] - lm[i + 1, j] * x[i + 1, j]
 
 
 @_jit
@@ -101,15 +94,17 @@ def row_solve(lm, dinv, b):  # pragma: no cover - compiled
 def col_solve(lm, dinv, r, out):  # pragma: no cover - compiled
     """Column-line solve ``out = A_C⁻¹ r`` for (B, N, M) arrays; ``lm`` subdiagonal along i."""
     for k in range(r.shape[0]):
-        _col_slab(lm, dinv, r[k], out[k])
+        out[k, :, :] = r[k]
+        _axis0_solve(lm, dinv, out[k])
 
 
 @_jit
-def cg_update(couple, l_r, dinv_r, p, w, t, q, lo, e_r, r, rz, alpha, rn):  # pragma: no cover
+def cg_update(couple, l_r, dinv_r, p, w, t, q, lo, e_r, r, rz, rn):  # pragma: no cover
     """First half of a CG step on S = A_C − G A_R⁻¹ G, per input vector k:
 
     t = A_R⁻¹ G p,  q = w − G t (= S p, with w = A_C p),  α = rz/(p·q),
     lo += α p,  e_r += α t,  r −= α q,  rn = ‖r‖₁.   (α = 0 where p·q ≤ 0 or rz = 0.)
+    ``rn`` is written; the other vectors are updated in place.
     """
     bsz, n, m = p.shape
     for k in range(bsz):
@@ -124,12 +119,7 @@ def cg_update(couple, l_r, dinv_r, p, w, t, q, lo, e_r, r, rz, alpha, rn):  # pr
                 v = wk[i, j] - couple[i, j] * tk[i, j]
                 qk[i, j] = v
                 pq += pk[i, j] * v
-        a = 0.0
-        if rz[k] != 0.0 and pq > 0.0:
-            a = rz[k] / pq
-            if not math.isfinite(a):
-                a = 0.0
-        alpha[k] = a
+        a = _safe_ratio(rz[k], pq)
         s = 0.0
         lk, ek, rk = lo[k], e_r[k], r[k]
         for i in range(n):
@@ -149,16 +139,13 @@ def cg_direction(l_c, dinv_c, r, z, p, w, rz):  # pragma: no cover - compiled
     bsz, n, m = r.shape
     for k in range(bsz):
         rk, zk, pk, wk = r[k], z[k], p[k], w[k]
-        _col_slab(l_c, dinv_c, rk, zk)
+        zk[:, :] = rk
+        _axis0_solve(l_c, dinv_c, zk)
         s = 0.0
         for i in range(n):
             for j in range(m):
                 s += rk[i, j] * zk[i, j]
-        b = 0.0
-        if s != 0.0 and rz[k] > 0.0:
-            b = s / rz[k]
-            if not math.isfinite(b):
-                b = 0.0
+        b = _safe_ratio(s, rz[k])
         rz[k] = s
         for i in range(n):
             for j in range(m):
@@ -222,21 +209,6 @@ def leave_branch(d_r, d_c, drive, has_drive, g_cell, gw, gc, gpl, gpr, gpt, gpb,
     for k in range(d_r.shape[0]):
         kcl[k], kmax[k] = _leave_slab(d_r[k], d_c[k], drive[k], has_drive, g_cell, gw, gc, gpl, gpr, gpt,
                              gpb, pin_r, pin_c, free_r, free_c, l_r[k], l_c[k], branch[k])
-
-
-@_jit
-def _axis0_solve(lm, dinv, x):  # pragma: no cover - compiled
-    # LDLᵀ solve along axis 0 of one slab in place, 1/D folded into the backward sweep; inner
-    # loops run along contiguous memory (the row-line solve uses it on transposed slabs).
-    n, m = x.shape
-    for i in range(1, n):
-        for j in range(m):
-            x[i, j] -= lm[i, j] * x[i - 1, j]
-    for j in range(m):
-        x[n - 1, j] *= dinv[n - 1, j]
-    for i in range(n - 2, -1, -1):
-        for j in range(m):
-            x[i, j] = x[i, j] * dinv[i, j] - lm[i + 1, j] * x[i + 1, j]
 
 
 @_jit
@@ -310,7 +282,8 @@ def cold_solve(g_cell, couple, l_r, dinv_r, l_c, dinv_c, gw, gc, gpl, gpr, gpt, 
             for i in range(n):
                 for j in range(m):
                     r[i, j] = couple[i, j] * er[j, i] + dv[i, j] * free_c[i, j]
-            _col_slab(l_c, dinv_c, r, z)
+            z[:, :] = r
+            _axis0_solve(l_c, dinv_c, z)
             rz = 0.0
             for i in range(n):
                 for j in range(m):
@@ -330,11 +303,7 @@ def cold_solve(g_cell, couple, l_r, dinv_r, l_c, dinv_c, gw, gc, gpl, gpr, gpt, 
                         v = w[i, j] - couple[i, j] * t[j, i]
                         q[i, j] = v
                         pq += p[i, j] * v
-                a = 0.0
-                if rz != 0.0 and pq > 0.0:
-                    a = rz / pq
-                    if not math.isfinite(a):
-                        a = 0.0
+                a = _safe_ratio(rz, pq)
                 for j in range(m):
                     for i in range(n):
                         er[j, i] += a * t[j, i]
@@ -358,11 +327,7 @@ def cold_solve(g_cell, couple, l_r, dinv_r, l_c, dinv_c, gw, gc, gpl, gpr, gpt, 
                         v = z[i, j] * dinv_c[i, j] - l_c[i + 1, j] * z[i + 1, j]
                         z[i, j] = v
                         s += r[i, j] * v
-                b = 0.0
-                if s != 0.0 and rz > 0.0:
-                    b = s / rz
-                    if not math.isfinite(b):
-                        b = 0.0
+                b = _safe_ratio(s, rz)
                 rz = s
                 for i in range(n):
                     for j in range(m):
@@ -424,5 +389,5 @@ def _exercise() -> None:
                port_c, port_c, pin, pin, free, free, is_out, np.ones((1, n)), np.zeros((1, m)), 1e-9,
                0.0, 10, out[0], out[1], vec, one_k.copy(), kmax, iters)
     b = [np.zeros((1, n, m)) for _ in range(8)]
-    cg_update(g, np.zeros((n, m)), one, *b[:7], one_k.copy(), np.empty(1), np.empty(1))
+    cg_update(g, np.zeros((n, m)), one, *b[:7], one_k.copy(), np.empty(1))
     cg_direction(np.zeros((n, m)), one, b[0], b[1], b[2], b[3], one_k.copy())

@@ -286,12 +286,12 @@ def _solve(blocks, drive, out_ports, rtol, maxiter, x0, atol, label) -> PcgResul
         worth = _rebase_worth(blocks)
         rebase = REBASE * scale if worth and np.isinf(best) and np.all(REBASE * scale > target) else None
         fused = kernels.ENABLED and all(a.flags.c_contiguous for a in (r, e_r, blocks.couple))
-        alpha, rn = np.empty(r.shape[0]), np.empty(r.shape[0])
+        rn = np.empty(r.shape[0])
         while it < maxiter:
             it += 1
             if fused:  # the same step per input vector, compiled (kernels.cg_update)
                 kernels.cg_update(blocks.couple, blocks.rows.l, blocks.rows.dinv, p, w, t, q, lo, e_r,
-                                  r, rz, alpha, rn)
+                                  r, rz, rn)
             else:
                 np.multiply(blocks.couple, p, out=t)
                 blocks.rows.solve(t)  # t = A_R⁻¹ G p
@@ -365,6 +365,13 @@ def estimated_iterations(blocks: LineBlocks) -> float:
     return 2.0 + 2.2 * float(np.sqrt(max(blocks.ir_parameter(), 0.0)))
 
 
+def warm_can_pay(blocks: LineBlocks) -> bool:
+    """Whether a cold solve of ``blocks`` is estimated at :data:`WARM_MIN_ITERATIONS` or more:
+    below that any warm start (of reads or of the transfer's excitations) costs more than it
+    saves."""
+    return estimated_iterations(blocks) >= WARM_MIN_ITERATIONS
+
+
 def warm_pays(blocks: LineBlocks, basis_ports: np.ndarray, ports: np.ndarray) -> bool:
     """Whether a Galerkin start from solutions with port potentials ``basis_ports`` (k, P) is
     worth its cost for reads with port potentials ``ports`` (B, P), V.
@@ -374,7 +381,7 @@ def warm_pays(blocks: LineBlocks, basis_ports: np.ndarray, ports: np.ndarray) ->
     digit at most, which saves no iteration of a fast-converging array; the guess then costs
     more than it saves (measured 15–25 % per read at 64²–128², 1–10 Ω).
     """
-    if estimated_iterations(blocks) < WARM_MIN_ITERATIONS:
+    if not warm_can_pay(blocks):
         return False
     coef, *_ = np.linalg.lstsq(basis_ports.T, ports.T, rcond=None)
     miss = np.linalg.norm(ports.T - basis_ports.T @ coef, axis=0)

@@ -98,9 +98,10 @@ class PortResponse:
                 warm: PortResponse | None = None) -> PortResponse:
         """Excite the smaller family; ``warm`` (same array, old devices) seeds every solve where
         a warm start pays: with the compiled kernels a cold solve of an array that converges in
-        a few iterations costs less than the warm start's set-up (9 ms cold against 42 ms warm for
-        the 64 excitations of a 64×64 training tile, 3 iterations either way), so the warm start
-        is kept for arrays estimated to need pcg.WARM_MIN_ITERATIONS or more."""
+        a few iterations costs less than the warm start's set-up (14 ms cold against 24–36 ms warm
+        for the 64 excitations of a 64×64 tile after a 2 % update, benchmarks/bench_scale.py part
+        "kernels"), so the warm start
+        is kept where :func:`pcg.warm_can_pay`."""
         n, m = blocks.n, blocks.m
         family = "rows" if n <= m else "cols"
         ports = np.arange(n) if family == "rows" else n + np.arange(m)
@@ -108,7 +109,7 @@ class PortResponse:
         unit = np.zeros((ports.size, n + m))
         unit[np.arange(ports.size), ports] = 1.0
         x0 = None
-        pays = not kernels.ENABLED or pcg.estimated_iterations(blocks) >= pcg.WARM_MIN_ITERATIONS
+        pays = not kernels.ENABLED or pcg.warm_can_pay(blocks)
         if warm is not None and warm.solutions is not None and warm.family == family and pays:
             x0 = warm.solutions
         keep = ports.size * n * m * 8 <= KEEP_BYTES

@@ -25,7 +25,14 @@ says "1 run". "err" is the relative ℓ1 error of the output currents against th
    n/2 inputs forward and transposed), forced on against forced off in the same run, for fresh
    inputs and for repeated ones (n ∈ {64, 128}, r ∈ {1, 10, 100} Ω); what pcg.warm_pays picks.
 
-    python benchmarks/bench_scale.py [--parts read-1024 read-big batch-256 train-64 ir warm]
+7. kernels: the compiled (numba) solver against its numpy twin on training-like tiles
+   (devices 0–22 µS, mean 11 µS as trained digits tiles; 1 Ω; 32 inputs 0–0.2 V): one cold read
+   per size with both paths in the same run (min of ``--repeats``·5), its time per input vector
+   and per cell-iteration; then the small-array crossover (prepare + one 32-input read, direct
+   against compiled pcg), and the transfer's port response after a 2 % update of a 64² tile,
+   warm-started against cold.
+
+    python benchmarks/bench_scale.py [--parts read-1024 read-big batch-256 train-64 ir warm kernels]
                                      [--big 4096] [--repeats 3]
 
 The machine has 2 cores shared with other work; the load average is printed with each part.
@@ -48,7 +55,7 @@ from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit
 from cosim.circuit.engines import nodal
 from cosim.circuit.mna import assemble_nodal
 
-PARTS = ("read-1024", "read-big", "batch-256", "train-64", "ir", "warm")
+PARTS = ("read-1024", "read-big", "batch-256", "train-64", "ir", "warm", "kernels")
 
 
 def spec_of(n: int, *, r: float = 1.0, seed: int = 0) -> CrossbarSpec:
@@ -258,6 +265,62 @@ def part_warm(repeats: int) -> None:
                       f"{tc:8.3f} ({ic:4.1f}) {tc / tw:9.2f}  {share:6.0%}")
 
 
+def _min_time(fn, repeats: int) -> float:
+    fn()  # first call outside the timing (numba dispatch, caches)
+    return min(median_time(fn, 1)[0] for _ in range(repeats))
+
+
+def part_kernels(repeats: int) -> None:
+    from cosim.circuit.solvers import LineBlocks, PortResponse, kernels, pcg
+
+    if not kernels.ENABLED:
+        print("kernels: skipped (numba missing or COSIM_NUMBA=0)")
+        return
+    kernels.load()
+    rng = np.random.default_rng(7)
+    print(f"kernels  ({load()}; devices 0–22 µS, 1 Ω, 32 inputs 0–0.2 V, min of {5 * repeats})")
+    print("      n  iterations  compiled ms  numpy ms   ratio   µs/vector  ns/cell-iteration")
+    for n in (32, 64, 128, 256):
+        spec = CrossbarSpec(conductances=rng.uniform(0.0, 2.2e-5, (n, n)), r_row=1.0, r_col=1.0)
+        prep = nodal.ENGINE.prepare(build_circuit(spec), SolverOptions(method="pcg"))
+        v = rng.uniform(0.0, 0.2, (32, n))
+        its = prep.solve(v).info["iterations"]
+        t_fast = _min_time(lambda p=prep, v=v: p.solve(v), 5 * repeats)
+        kernels.ENABLED = False
+        try:
+            t_slow = _min_time(lambda p=prep, v=v: p.solve(v), 5 * repeats)
+        finally:
+            kernels.ENABLED = True
+        per = t_fast / 32
+        print(f"  {n:5d} {its:11d} {1e3 * t_fast:12.2f} {1e3 * t_slow:9.2f} {t_slow / t_fast:7.1f} "
+              f"{1e6 * per:11.0f} {1e9 * per / (n * n * (its + 2)):18.2f}")
+    print("  small arrays, prepare + one 32-input read:")
+    print("      n   direct ms  compiled pcg ms   ratio")
+    for n in (8, 16, 32, 64):
+        circuit = build_circuit(CrossbarSpec(conductances=rng.uniform(1e-6, 1e-4, (n, n)), r_row=2.5, r_col=2.5))
+        v = rng.uniform(0.0, 0.2, (32, n))
+        t = {m: _min_time(lambda m=m, c=circuit, v=v: read_once(c, v, SolverOptions(method=m)), 5 * repeats)
+             for m in ("direct", "pcg")}
+        print(f"  {n:5d} {1e3 * t['direct']:10.2f} {1e3 * t['pcg']:16.2f} {t['direct'] / t['pcg']:7.1f}")
+    g = rng.uniform(0.0, 2.2e-5, (64, 64))
+    blocks = LineBlocks.from_circuit(build_circuit(CrossbarSpec(conductances=g, r_row=1.0, r_col=1.0)))
+    old = PortResponse.compute(blocks, rtol=2.5e-11, maxiter=500, label="bench")
+    hit = rng.random(g.shape) < 0.02
+    new = blocks.with_devices(np.where(hit, g * rng.uniform(0.9, 1.1, g.shape), g))
+    t = {}
+    for warm in (True, False):
+        # The policy (pcg.warm_can_pay) declines the warm start here; force it to measure it.
+        policy = pcg.warm_can_pay
+        pcg.warm_can_pay = lambda b, w=warm: w
+        try:
+            t[warm] = _min_time(lambda: PortResponse.compute(new, rtol=2.5e-11, maxiter=500, label="bench",
+                                                             warm=old), repeats)
+        finally:
+            pcg.warm_can_pay = policy
+    print(f"  port response of a 64² tile (64 excitations) after a 2 % update: warm-started {1e3 * t[True]:.1f} ms, "
+          f"cold {1e3 * t[False]:.1f} ms (policy: {'warm' if pcg.warm_can_pay(new) else 'cold'})")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
@@ -279,6 +342,8 @@ def main(argv=None) -> None:
             part_train_64()
         elif part == "warm":
             part_warm(args.repeats)
+        elif part == "kernels":
+            part_kernels(args.repeats)
         else:
             part_ir(args.repeats)
         sys.stdout.flush()

@@ -79,8 +79,11 @@ def test_leave_and_port_currents_equal_numpy(case, rng, monkeypatch):
     b, _, (s_r, s_c) = blocks_and_shifts(CASES[case], rng)
     d_r, d_c = rng.normal(0, 1e-3, (2, 4, b.n, b.m)) * np.stack([b.free_r, b.free_c])[:, None]
     drive = b.drive(s_r, s_c)
+    calls, real = [], kernels.leave_branch
+    monkeypatch.setattr(kernels, "leave_branch", lambda *a: calls.append(1) or real(*a))
     got, ref = both_paths(lambda: b.leave_branch(np.ascontiguousarray(d_r), np.ascontiguousarray(d_c), drive),
                           monkeypatch)
+    assert len(calls) == 1  # the compiled pass ran (once: not for the numpy reference)
     scale = np.abs(drive).max()
     for a, e in zip(got, ref):
         np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12 * scale)
@@ -111,6 +114,7 @@ def test_property_compiled_read_is_certified_and_equals_numpy(spec, seed, rtol):
     shifts = b.shifts(c.source_values(v))
     fast = pcg.solve(b, None, c.out_src, rtol=rtol, maxiter=500, shifts=shifts)
     slow = pcg._solve(b, b.drive(*shifts), c.out_src, rtol, 500, None, 0.0, "crossbar")
+    assert fast.leave_r is None  # the compiled read certified it (no fallback to the numpy loop)
     assert np.all(fast.bound <= rtol)
     num = np.abs(fast.branch - slow.branch)[:, c.out_src].sum(axis=1)
     den = np.abs(slow.branch[:, c.out_src]).sum(axis=1)
@@ -125,7 +129,10 @@ def test_general_loop_with_fused_steps_equals_numpy(rng, monkeypatch):
     prep = prepare_spec(spec, SolverOptions(method="pcg", rtol=1e-10))
     assert prep.blocks.ir_parameter() >= 10.0
     v = rng.uniform(0.0, 0.3, (6, 40))
+    calls, real = [], kernels.cg_update
+    monkeypatch.setattr(kernels, "cg_update", lambda *a: calls.append(1) or real(*a))
     got, ref = both_paths(lambda: prep.solve(v), monkeypatch)
+    assert len(calls) == got.info["iterations"]  # every CG step of the compiled run was fused
     exp = direct(spec, False).solve(v)
     assert got.info["iterations"] > 10
     assert rel_l1(got.currents, exp.currents) <= TOL

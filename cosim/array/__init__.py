@@ -16,6 +16,8 @@ Public names:
   row-parallel), with the voltage each cell really sees and the half-select disturb.
 - :class:`TileExport`, :func:`write_tapeout`, :func:`verify_tapeout`, :func:`run_deck`,
   :class:`TapeoutFiles` (tapeout.py): per-tile ngspice netlists, a top level, devices CSV.
+- :mod:`cosim.array.cells`: device state/card → circuit cell law (``device_law``), the 1S1R
+  selector and 1T1R transistor cards (``load_access_card``, ``AccessCard``).
 
 This package may import :mod:`cosim.devices` and :mod:`cosim.circuit`, nothing above them.
 """

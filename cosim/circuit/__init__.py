@@ -15,6 +15,8 @@ Public names:
   currents by ngspice's names, from any engine.
 - :func:`cosim.circuit.topology.check_topology`: floating nodes, source loops (networkx;
   imported on use).
+- :mod:`cosim.circuit.cells`: the cells' I(V) laws with dI/dV (``Ohmic``, ``Sinh``, level-1
+  ``Mosfet``, ``SeriesCell`` with its internal node eliminated) for nonlinear solvers.
 - :func:`cosim.circuit.sneak.sneak_report`: sneak paths and read margin of a selected cell.
 
 This package imports nothing from :mod:`cosim.devices`.

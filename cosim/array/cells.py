@@ -1,0 +1,147 @@
+"""Devices and access elements → the circuit layer's cell laws (:mod:`cosim.circuit.cells`).
+
+The circuit layer knows laws, not devices; this module maps a compact model's state and card
+onto the law its current obeys at a fixed state, and reads the access-element cards
+(``models/cards/cells/*.toml``: the 1S1R selector, the 1T1R level-1 transistor). A test holds
+every map to the device model's own ``current`` (and the Verilog-A sources), so a change in one
+shows up as a failure, not as a silent mismatch.
+
+- ``vteam``: ohmic at a fixed state (i = v/R(w), ``models/vteam.va``), g = 1/R(w).
+- ``stanford_pku``: i = i0·exp(−gap/g0)·sinh(v/v0) (Jiang et al. 2016, eq. 1).
+- ``pulse_nl``: ohmic, g = g_min + (g_max − g_min)·x.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cosim.circuit.cells import Law, Mosfet, Ohmic, Sinh
+from cosim.devices.base import DeviceModel, Params
+from cosim.devices.params import ParamSpec, check_params, check_value
+from cosim.devices.paths import models_dir
+from cosim.errors import SpecError
+
+
+def _vteam(model: DeviceModel, state, params: Params) -> Law:
+    return Ohmic(model.conductance(state, 1.0, params))
+
+
+def _stanford_pku(model: DeviceModel, state, params: Params) -> Law:
+    a = params["i0"] * np.exp(-np.asarray(state, dtype=float) / params["g0"])
+    return Sinh(a, np.asarray(params["v0"], dtype=float))
+
+
+def _pulse_nl(model: DeviceModel, state, params: Params) -> Law:
+    return Ohmic(model.conductance(state, 1.0, params))
+
+
+#: model name → (model, state (N, M), params) → the law of its current at that state.
+DEVICE_LAWS: dict[str, Callable[[DeviceModel, np.ndarray, Params], Law]] = {
+    "vteam": _vteam,
+    "stanford_pku": _stanford_pku,
+    "pulse_nl": _pulse_nl,
+}
+
+
+def device_law(model: DeviceModel, state: np.ndarray, params: Params) -> Law:
+    """The I(V) law of devices of ``model`` held at ``state`` (per-device ``params`` allowed)."""
+    try:
+        make = DEVICE_LAWS[model.name]
+    except KeyError:
+        raise SpecError(f"model {model.name!r} has no cell law; known: {', '.join(DEVICE_LAWS)}") from None
+    return make(model, state, params)
+
+
+def _p(name, unit, lo, hi, doc, **kw) -> ParamSpec:
+    return ParamSpec(name=name, unit=unit, lo=lo, hi=hi, doc=doc, **kw)
+
+
+#: Parameters of the access-element Verilog-A modules (models/selector.va, models/nmos_l1.va).
+ACCESS_SPECS: dict[str, tuple[ParamSpec, ...]] = {
+    "selector": (
+        _p("i_s", "A", 0.0, 1.0, "tunnelling current prefactor", lo_open=True),
+        _p("v_s", "V", 0.0, 10.0, "nonlinearity voltage", lo_open=True),
+        _p("g_leak", "S", 0.0, 1.0, "leakage conductance"),
+    ),
+    "nmos_l1": (
+        _p("vt", "V", -5.0, 5.0, "threshold voltage"),
+        _p("kp", "A/V²", 0.0, 1.0, "transconductance parameter µ·Cox", lo_open=True),
+        _p("w", "m", 0.0, 1e-3, "channel width", lo_open=True),
+        _p("l", "m", 0.0, 1e-3, "channel length", lo_open=True),
+        _p("lambda", "1/V", 0.0, 10.0, "channel-length modulation"),
+    ),
+}
+_V_GATE = _p("v_gate", "V", 0.0, 20.0, "selected word-line (gate) voltage")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AccessCard:
+    """A selector or access-transistor card.
+
+    Attributes:
+        model: "selector" (1S1R) or "nmos_l1" (1T1R).
+        params: the Verilog-A module's parameters, SI (see :data:`ACCESS_SPECS`).
+        v_gate: selected word-line voltage, V (nmos_l1 only; deselected rows hold 0 V).
+        name, source: card file stem and path, for messages.
+    """
+
+    model: str
+    params: Mapping[str, float] = field(default_factory=dict)
+    v_gate: float | None = None
+    name: str = ""
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        at = f"{self.source}: " if self.source else ""
+        if self.model not in ACCESS_SPECS:
+            raise SpecError(f"{at}model must be one of {', '.join(ACCESS_SPECS)}, got {self.model!r}")
+        try:
+            object.__setattr__(self, "params", check_params(ACCESS_SPECS[self.model], self.params, "params"))
+            if self.model == "nmos_l1":
+                if self.v_gate is None:
+                    raise SpecError("bias.v_gate is missing (selected word-line voltage, V)")
+                object.__setattr__(self, "v_gate", check_value(_V_GATE, self.v_gate, "bias.v_gate"))
+        except SpecError as exc:
+            raise SpecError(f"{at}{exc}") from None
+
+    def law(self, rows_on: np.ndarray, shape: tuple[int, int]) -> Law:
+        """The access law of an (N, M) array; ``rows_on`` (N,) marks rows whose word line is on."""
+        p = self.params
+        if self.model == "selector":
+            return Sinh(p["i_s"], p["v_s"], p["g_leak"])
+        gate = np.where(np.asarray(rows_on, dtype=bool), self.v_gate, 0.0)[:, None]
+        return Mosfet(beta=p["kp"] * p["w"] / p["l"], vt=p["vt"], lam=p["lambda"],
+                      v_gate=np.broadcast_to(gate, shape))
+
+
+def cells_dir() -> Path:
+    """Directory of the shipped access-element cards."""
+    return models_dir() / "cards" / "cells"
+
+
+def load_access_card(path: str | Path) -> AccessCard:
+    """Read an access-element card (a path, or a shipped card's name such as "selector_default")."""
+    path = Path(path)
+    if not path.suffix and not path.exists():
+        path = cells_dir() / f"{path.name}.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read cell card {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: invalid TOML: {exc}") from None
+    unknown = sorted(set(data) - {"model", "description", "params", "bias"})
+    if unknown:
+        raise SpecError(f"{path}: unknown key {unknown[0]!r}; expected model, description, params, bias")
+    bias = data.get("bias", {})
+    if not isinstance(bias, Mapping) or set(bias) - {"v_gate"}:
+        raise SpecError(f"{path}: [bias] may hold only v_gate (V)")
+    if data.get("model") != "nmos_l1" and bias:
+        raise SpecError(f"{path}: [bias] applies to the access transistor (nmos_l1) only")
+    return AccessCard(model=data.get("model", ""), params=dict(data.get("params", {})),
+                      v_gate=bias.get("v_gate"), name=path.stem, source=str(path))

@@ -453,7 +453,7 @@ def test_weights_to_pair_clips_and_logs(caplog):
 # ---------------------------------------------------------------- registry and validation
 
 def test_registry_and_config_errors():
-    assert set(OPTIMIZERS) == {"sgd-pulse", "manhattan", "mixed-precision", "ssm"}
+    assert set(OPTIMIZERS) == {"sgd-pulse", "manhattan", "mixed-precision", "ssm", "tiki-taka"}
     with pytest.raises(SpecError, match="did you mean 'mixed-precision'"):
         make_optimizer("mixed_precision")
     with pytest.raises(SpecError, match="no option 'momentun'; did you mean 'momentum'"):

@@ -244,7 +244,7 @@ class SolverConfig:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class OptimizerConfig:
-    """[optimizer] name: sgd-pulse | manhattan | mixed-precision | ssm; options: the method's
+    """[optimizer] name: sgd-pulse | manhattan | mixed-precision | ssm | tiki-taka; options: the method's
     own fields (checked against its config class)."""
 
     name: str = "ssm"

@@ -120,7 +120,7 @@ def write_outputs(result, out: Path) -> Path:
                         extra[f"g_{tag}_L{k}_{side}"] = arr
         plog.write_npz(out / "pulses.npz", extra)
     if mode in ("csv", "both"):
-        coords = [layer.locate for layer in result.layers] if result.layers else None
+        coords = [layer.locate for layer in result.layers + result.fast_layers] if result.layers else None
         names = ["layer", "row", "col", "side", "tile_row", "tile_col", "cell_row", "cell_col", "set_pulses",
                  "reset_pulses", "program_pulses", "g_initial_S", "g_final_S"]
         write_csv(out / "pulses.csv", plog.rows(coords, g0, g1), names)

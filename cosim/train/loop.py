@@ -10,7 +10,11 @@ One run, step by step:
 3. Every step: the hardware forward and backward reads (DAC → circuit → ADC), the weight
    gradient x̂ᵀδ/B formed digitally, the optimizer's pulse counts from the *estimated*
    conductances, the pulses sent to the devices (c2c noise), the estimates advanced open-loop.
-   The float reference network (FloatSGD) trains on the same batch.
+   The float reference network (FloatSGD) trains on the same batch. A method with a fast array
+   (Tiki-taka) gets a second TiledLayer per weight matrix, built the same way from its own
+   device stream: ``step``'s pulses go there, and ``transfer`` reads it through its tiles and
+   returns the pulses for the weight array. Its pulses count as training pulses (pulse log
+   layers ``n_layers + k``).
 4. Refresh checks (if the optimizer has a ``refresh_threshold``) every ``train.refresh_every``
    steps or at each epoch's end; ADC ranges are recalibrated at each epoch's start.
 5. Per epoch: test accuracy through the hardware, pulses, sparsity, energy, saturation.
@@ -54,6 +58,7 @@ class TrainResult:
         weights: final true weights per layer; float_weights: the float reference's.
         conductances: {"initial"|"final": [per layer (g⁺, g⁻) arrays]} of the weight devices, S.
         layers: the trained :class:`TiledLayer` objects (their tiles hold the final devices).
+        fast_layers: a fast-array method's A layers (empty otherwise).
         network, data: the network and data set the run used (to read the trained tiles again).
         output_dir: where files were written, or None.
     """
@@ -66,17 +71,19 @@ class TrainResult:
     float_weights: list[np.ndarray] | None
     conductances: dict[str, list] = field(default_factory=dict)
     layers: list[TiledLayer] = field(default_factory=list, repr=False)
+    fast_layers: list[TiledLayer] = field(default_factory=list, repr=False)
     network: Network | None = field(default=None, repr=False)
     data: Any = field(default=None, repr=False)
     output_dir: Path | None = None
 
 
-STREAMS = ("data", "init", "optimizer", "devices", "noise")
+STREAMS = ("data", "init", "optimizer", "devices", "noise", "fast")
 
 
 def streams(seed: int) -> dict[str, np.random.SeedSequence]:
     """The independent random streams of a run, split from ``train.seed``: data order, initial
-    weights, optimizer rounding, device draws, device noise."""
+    weights, optimizer rounding, device draws, device noise, fast-array device draws (appended
+    last, so the others are the same whether or not a method has a fast array)."""
     return dict(zip(STREAMS, np.random.SeedSequence(seed).spawn(len(STREAMS))))
 
 
@@ -200,7 +207,7 @@ def _run_training(config: TrainingConfig, *, progress: bool, output_dir: str | P
     cfg, t_start = config, time.perf_counter()
     tr = cfg.train
     ss = streams(tr.seed)
-    s_data, s_init, s_opt, s_dev, s_noise = (ss[k] for k in STREAMS)
+    s_data, s_init, s_opt, s_dev, s_noise = (ss[k] for k in STREAMS[:5])
     data = load_data(cfg)
     net = make_network(cfg.network.kind, data.image_shape, data.n_classes, hidden=cfg.network.hidden,
                        activation=cfg.network.activation, pool=cfg.network.pool)
@@ -210,11 +217,14 @@ def _run_training(config: TrainingConfig, *, progress: bool, output_dir: str | P
     layers = build_layers(cfg, net, card, curve, s_dev)
     opt = cfg.optimizer.build()
     rng_opt, rng_noise, rng_data = (np.random.default_rng(s) for s in (s_opt, s_noise, s_data))
-    plog = PulseLog(net.layer_shapes, events=tr.pulse_log == "events")
+    fast = build_layers(cfg, net, card, curve, ss["fast"]) if opt.fast_array else []
+    plog = PulseLog(list(net.layer_shapes) * (2 if fast else 1), events=tr.pulse_log == "events")
     for li, (layer, w) in enumerate(zip(layers, w_init)):
         reads = layer.read_pairs() if opt.reinit_mode == "adopt" else (None, None)
         plan = opt.initial_plan(w, curve, layer.wmap.scale, g_plus_read=reads[0], g_minus_read=reads[1])
         _apply_plan(layer, li, plan, rng_noise, plog, step=0)
+    for a in fast:
+        plog.verify_writes += a.program(*opt.fast_start(curve, a.shape))
     g_initial = [layer.device_arrays(lambda t: t.conductances()) for layer in layers]
     ref = None
     if tr.reference:
@@ -229,7 +239,7 @@ def _run_training(config: TrainingConfig, *, progress: bool, output_dir: str | P
             if plan is not None:
                 _apply_plan(layer, li, plan, rng_noise, plog, step)
 
-    n_devices = sum(layer.n_devices for layer in layers)
+    n_devices = sum(layer.n_devices for layer in layers + fast)
     steps_per_epoch = -(-len(data.y_train) // tr.batch)
     bar = None
     if progress:
@@ -255,14 +265,22 @@ def _run_training(config: TrainingConfig, *, progress: bool, output_dir: str | P
                 seen += len(y)
                 touched = 0
                 for li, (layer, g) in enumerate(zip(layers, grads)):
-                    n_p, n_m = opt.step(li, g, layer.g_plus_est, layer.g_minus_est, curve, rng_opt,
+                    target, log_id = (fast[li], len(layers) + li) if fast else (layer, li)
+                    n_p, n_m = opt.step(li, g, target.g_plus_est, target.g_minus_est, curve, rng_opt,
                                         scale=layer.wmap.scale, lr=lr)
-                    n_m = None if layer.reference else n_m
-                    rep = layer.apply_pulses(n_p, n_m, rng_noise)
-                    plog.record(li, "+", n_p, step=step)
-                    plog.record(li, "-", n_m, step=step)
-                    touched += rep.devices
-                    energy += rep.energy
+                    writes = [(target, log_id, n_p, n_m)]
+                    if fast:
+                        moved = opt.transfer(li, _auto_ranged(fast[li]), layer.g_plus_est, layer.g_minus_est,
+                                             curve, rng_opt, scale=layer.wmap.scale)
+                        if moved is not None:
+                            writes.append((layer, li, *moved))
+                    for tgt, lid, n_p, n_m in writes:
+                        n_m = None if tgt.reference else n_m
+                        rep = tgt.apply_pulses(n_p, n_m, rng_noise)
+                        plog.record(lid, "+", n_p, step=step)
+                        plog.record(lid, "-", n_m, step=step)
+                        touched += rep.devices
+                        energy += rep.energy
                 pulsed.append(touched / n_devices)
                 if ref is not None:
                     for li, (m, g) in enumerate(zip(ref_layers, net.loss_and_grads(ref_layers, x, y)[1])):
@@ -303,18 +321,28 @@ def _run_training(config: TrainingConfig, *, progress: bool, output_dir: str | P
         if bar is not None:
             bar.close()
     result = TrainResult(
-        metrics=summarize(cfg, rows, plog, layers, n_devices, time.perf_counter() - t_start),
+        metrics=summarize(cfg, rows, plog, layers, n_devices, time.perf_counter() - t_start, fast),
         epochs=rows, config=cfg, pulse_log=plog, weights=[layer.weights() for layer in layers],
         float_weights=[m.w.copy() for m in ref_layers] if ref is not None else None,
         conductances={"initial": g_initial, "final": [layer.device_arrays(lambda t: t.conductances())
                                                       for layer in layers]},
-        layers=layers, network=net, data=data)
+        layers=layers, fast_layers=fast, network=net, data=data)
     out = output_dir if output_dir is not None else cfg.output.dir
     if out is not None:
         from cosim.train.figures import write_outputs
 
         result.output_dir = write_outputs(result, Path(out))
     return result
+
+
+def _auto_ranged(layer: TiledLayer):
+    """``x ↦ x·A`` read through ``layer``'s tiles with the ADC full scale taken from that read: a
+    transfer reads one row at a time, and A's rows span decades as it fills."""
+    def read(x: np.ndarray) -> np.ndarray:
+        layer.calibrate()
+        return layer.forward(x)
+
+    return read
 
 
 def _estimate_error(layers: list[TiledLayer]) -> float:
@@ -327,12 +355,14 @@ def _estimate_error(layers: list[TiledLayer]) -> float:
     return float(np.sqrt(num / den)) if den > 0 else 0.0
 
 
-def summarize(cfg: TrainingConfig, rows, plog: PulseLog, layers, n_devices: int, seconds: float) -> dict[str, Any]:
-    """The JSON-able summary of a run (see :class:`TrainResult`)."""
+def summarize(cfg: TrainingConfig, rows, plog: PulseLog, layers, n_devices: int, seconds: float,
+              fast: list | None = None) -> dict[str, Any]:
+    """The JSON-able summary of a run (see :class:`TrainResult`); ``fast`` are a fast-array
+    method's A layers (their reads and tiles count; saturation is the weight devices')."""
     acc = [r["test_acc"] for r in rows]
     ref = [r["float_test_acc"] for r in rows if r["float_test_acc"] is not None]
     tot = plog.totals()
-    tiles = [t for layer in layers for t in layer.tiles()]
+    tiles = [t for layer in list(layers) + list(fast or []) for t in layer.tiles()]
     read_t = sum(t.stats.read_time + t.stats.prepare_time for t in tiles)
     update_t = sum(t.stats.update_time for t in tiles)
     return {

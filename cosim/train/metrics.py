@@ -106,9 +106,10 @@ class PulseLog:
                         bi, bj, ti, tj = coords[layer](int(i), int(j))
                         row.update(tile_row=bi, tile_col=bj, cell_row=ti, cell_col=tj)
                     row.update(set_pulses=int(s[i, j]), reset_pulses=int(r[i, j]), program_pulses=int(p[i, j]))
-                    if g_initial is not None:
+                    # A fast array's layers (after the weight layers) have no conductance snapshots.
+                    if g_initial is not None and layer < len(g_initial):
                         row["g_initial_S"] = float(g_initial[layer][k][i, j])
-                    if g_final is not None:
+                    if g_final is not None and layer < len(g_final):
                         row["g_final_S"] = float(g_final[layer][k][i, j])
                     yield row
 

@@ -11,6 +11,8 @@ tracks the estimates (:func:`advance_estimate`); equations in each class's docst
 - :mod:`.baselines`: :class:`SGDPulse` ("sgd-pulse"), :class:`Manhattan` ("manhattan"),
   :class:`MixedPrecision` ("mixed-precision").
 - :mod:`.ssm`: :class:`SSM` ("ssm") with its four switchable parts.
+- :mod:`.tikitaka`: :class:`TikiTaka` ("tiki-taka"), a fast array A transferred into the weights,
+  and :func:`symmetry_point`.
 - :mod:`.reinit`: :func:`plan_reinit` ("reference" | "adopt" | "none"), :func:`refresh_plan`,
   :func:`weights_to_pair`, :func:`reference_conductance`, :class:`ReinitPlan`.
 
@@ -53,12 +55,14 @@ from cosim.train.optimizers.reinit import (
     weights_to_pair,
 )
 from cosim.train.optimizers.ssm import SSM, SSMConfig
+from cosim.train.optimizers.tikitaka import TikiTaka, TikiTakaConfig, symmetry_point
 
 OPTIMIZERS: dict[str, type[PulseOptimizer]] = {
     "sgd-pulse": SGDPulse,
     "manhattan": Manhattan,
     "mixed-precision": MixedPrecision,
     "ssm": SSM,
+    "tiki-taka": TikiTaka,
 }
 
 
@@ -83,6 +87,7 @@ def make_optimizer(name: str, **options: Any) -> PulseOptimizer:
 __all__ = [
     "OPTIMIZERS", "PAIR_POLICIES", "REINIT_MODES", "SSM", "FloatSGD", "FloatSGDConfig", "LayerState", "Manhattan",
     "ManhattanConfig", "MixedPrecision", "MixedPrecisionConfig", "PulseOptimizer", "ReinitPlan", "SGDPulse",
-    "SGDPulseConfig", "SSMConfig", "advance_estimate", "make_optimizer", "plan_pulses", "plan_reinit",
-    "reference_conductance", "refresh_plan", "round_pulses", "saturated", "split_pair_update", "weights_to_pair",
+    "SGDPulseConfig", "SSMConfig", "TikiTaka", "TikiTakaConfig", "advance_estimate", "make_optimizer", "plan_pulses", "plan_reinit",
+    "reference_conductance", "refresh_plan", "round_pulses", "saturated", "split_pair_update", "symmetry_point",
+    "weights_to_pair",
 ]

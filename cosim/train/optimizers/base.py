@@ -170,6 +170,10 @@ class PulseOptimizer:
 
     name: ClassVar[str]
     config_cls: ClassVar[type]
+    # Whether the method trains a second, fast array A per layer (Tiki-taka): the loop then builds
+    # one like the weight layer, starts it with ``fast_start``, sends ``step``'s pulses to it and
+    # ``transfer``'s pulses to the weight array.
+    fast_array: ClassVar[bool] = False
 
     @property
     def unbiased(self) -> bool:

@@ -12,7 +12,45 @@ class CosimError(Exception):
 
 
 class SpecError(CosimError, ValueError):
-    """A spec, card or config field is missing, mistyped or out of range."""
+    """A spec, card or config field is missing, mistyped or out of range.
+
+    ``path`` is the dotted field at fault (``"array.r_row"``) when the error names one, and
+    ``reason`` the rest of the message (``"must be ≥ 0 Ω, got -1.0"``), so a caller can name the
+    field its own way (a CLI option, another section) without parsing the text.
+    """
+
+    def __init__(self, message: str, *, path: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+        self.reason = reason
+
+    @classmethod
+    def at(cls, path: str, reason: str) -> SpecError:
+        """The error ``"<path> <reason>"`` (``"<path>: …"`` when the reason starts with a colon)
+        with both kept as data."""
+        return cls(f"{path}{'' if reason.startswith(':') else ' '}{reason}", path=path, reason=reason)
+
+    @property
+    def field(self) -> str:
+        """The field's own name, the last part of ``path`` without an index (``"r_row"``)."""
+        return self.path.rsplit(".", 1)[-1].split("[", 1)[0]
+
+    def under(self, section: str) -> SpecError:
+        """The same error named in ``section`` (``spec.r_row …`` → ``array.r_row …``)."""
+        if not self.path:
+            return self
+        return SpecError.at(f"{section}.{self.path.split('.', 1)[-1]}", self.reason)
+
+    def prefixed(self, where: str) -> SpecError:
+        """The message behind ``where: `` (a file, an option), the field path kept."""
+        return SpecError(f"{where}: {self}", path=self.path, reason=self.reason)
+
+    def __reduce__(self):  # keep the path across pickling (Dask workers)
+        return (_spec_error, (str(self), self.path, self.reason))
+
+
+def _spec_error(message: str, path: str, reason: str) -> SpecError:
+    return SpecError(message, path=path, reason=reason)
 
 
 class InputError(CosimError, ValueError):

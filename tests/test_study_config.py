@@ -9,10 +9,10 @@ import pytest
 
 from cosim.cli import main
 from cosim.errors import SpecError
+from cosim.schema import Field, Section
 from cosim.study import irdrop
 from cosim.study.config import load_study, parse_study
 from cosim.study.grid import plan, point_key
-from cosim.study.schema import Field, Section
 from cosim.study.tasks import TASKS, get_task, register_task
 
 BASE = {"task": {"kind": "ir_drop"}, "array": {"size": 8}}
@@ -154,7 +154,7 @@ def test_load_study_errors_name_the_file(tmp_path):
         load_study(tmp_path / "missing.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("[study\n")
-    with pytest.raises(SpecError, match=r"bad\.toml: not valid TOML"):
+    with pytest.raises(SpecError, match=r"bad\.toml: invalid TOML"):
         load_study(bad)
     typo = tmp_path / "typo.toml"
     typo.write_text('[task]\nkind = "ir_drop"\n[array]\nsize = 8\nr_rw = 1.0\n')

@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 
 from cosim.cli import main
+from cosim.schema import Field, Section
 from cosim.study.config import parse_study
 from cosim.study.grid import plan
 from cosim.study.report import NO_TRAINING, write_report
 from cosim.study.runner import run_study
-from cosim.study.schema import Field, Section
 from cosim.study.store import Store
 from cosim.study.tasks import TASKS, register_task
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from cosim.cli import main
+from cosim.schema import Field, Section
 from cosim.study.config import parse_study
 from cosim.study.grid import plan
 from cosim.study.runner import close_client, make_client, run_study
-from cosim.study.schema import Field, Section
 from cosim.study.store import Store
 from cosim.study.tasks import TASKS, register_task
 

@@ -32,8 +32,10 @@ from typing import Literal
 
 import numpy as np
 
+from cosim.catalog import ARRAY_FIELDS, TILE_FIELDS
 from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit, get_engine
 from cosim.errors import InputError, SpecError
+from cosim.schema import check_fields, declare, param
 
 log = logging.getLogger(__name__)
 
@@ -50,28 +52,24 @@ class ArraySpec:
         r_row, r_col: wire resistance per segment, Ω ≥ 0.
         r_driver, r_sense: periphery resistances, Ω ≥ 0.
         drive, sense, cell, r_access: as in :class:`CrossbarSpec`.
+
+    Every field but the size is declared once, in :data:`cosim.catalog.ARRAY_FIELDS`; errors
+    name them ``array.<field>``.
     """
 
-    rows: int = 64
-    cols: int = 64
-    r_row: float = 0.0
-    r_col: float = 0.0
-    r_driver: float = 0.0
-    r_sense: float = 0.0
-    drive: str = "left"
-    sense: str = "bottom"
-    cell: str = "0T1R"
-    r_access: float = 0.0
+    rows: int = param(64, type="int", minimum=1, doc="word lines N")
+    cols: int = param(64, type="int", minimum=1, doc="bit lines M")
+    r_row: float = declare(ARRAY_FIELDS["r_row"])
+    r_col: float = declare(ARRAY_FIELDS["r_col"])
+    r_driver: float = declare(ARRAY_FIELDS["r_driver"])
+    r_sense: float = declare(ARRAY_FIELDS["r_sense"])
+    drive: str = declare(ARRAY_FIELDS["drive"])
+    sense: str = declare(ARRAY_FIELDS["sense"])
+    cell: str = declare(ARRAY_FIELDS["cell"])
+    r_access: float = declare(ARRAY_FIELDS["r_access"])
 
     def __post_init__(self) -> None:
-        for name in ("rows", "cols"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1):
-                raise SpecError(f"array.{name} must be an integer ≥ 1, got {v!r}")
-        try:  # CrossbarSpec validates the rest; report the fields under this section's name
-            self.crossbar(np.zeros((2, 2)))
-        except SpecError as exc:
-            raise SpecError(str(exc).replace("spec.", "array.")) from None
+        check_fields(self, "array")
 
     @property
     def has_wires(self) -> bool:
@@ -79,11 +77,13 @@ class ArraySpec:
         return any(getattr(self, k) > 0 for k in ("r_row", "r_col", "r_driver", "r_sense")) or (
             self.cell == "1T1R" and self.r_access > 0)
 
+    def tile_fields(self) -> dict:
+        """The physical fields (those of :data:`~cosim.catalog.TILE_FIELDS`) as a dict."""
+        return {k: getattr(self, k) for k in ("rows", "cols", *TILE_FIELDS)}
+
     def crossbar(self, g: np.ndarray) -> CrossbarSpec:
         """The CrossbarSpec of this array holding conductances ``g`` (S)."""
-        f = {k: getattr(self, k) for k in ("r_row", "r_col", "r_driver", "r_sense", "drive", "sense",
-                                           "cell", "r_access")}
-        return CrossbarSpec(conductances=g, **f)
+        return CrossbarSpec(conductances=g, **{k: getattr(self, k) for k in TILE_FIELDS})
 
     def replace(self, **changes) -> ArraySpec:
         return dataclasses.replace(self, **changes)

@@ -14,17 +14,16 @@ from typing import Literal
 
 import numpy as np
 
+from cosim.catalog import ARRAY_FIELDS, CELL_TYPES, DRIVE_SIDES, SENSE_SIDES, UNSELECTED
 from cosim.errors import SpecError
+from cosim.schema import check_fields, declare
 
 DriveSide = Literal["left", "right", "both"]
 SenseSide = Literal["bottom", "top", "both"]
 CellType = Literal["0T1R", "1T1R"]
 Unselected = Literal["driven", "floating", "grounded", "v/2", "v/3"]
 
-DRIVE_SIDES = ("left", "right", "both")
-SENSE_SIDES = ("bottom", "top", "both")
-CELL_TYPES = ("0T1R", "1T1R")
-UNSELECTED = ("driven", "floating", "grounded", "v/2", "v/3")
+__all__ = ["CELL_TYPES", "DRIVE_SIDES", "SENSE_SIDES", "UNSELECTED", "CrossbarSpec"]
 
 
 def _resistance_array(name: str, value, shape: tuple[int, int], line_axis: int) -> np.ndarray:
@@ -41,10 +40,9 @@ def _resistance_array(name: str, value, shape: tuple[int, int], line_axis: int) 
     elif arr.shape == shape:
         out = arr.copy()
     else:
-        raise SpecError(
-            f"spec.{name} must be a scalar, a vector of {shape[line_axis]} segments or an array "
-            f"of shape {shape}, got shape {arr.shape}"
-        )
+        raise SpecError.at(
+            f"spec.{name}", f"must be a scalar, a vector of {shape[line_axis]} segments or an array "
+            f"of shape {shape}, got shape {arr.shape}")
     _check_finite_nonneg(name, out, "Ω")
     return out
 
@@ -56,16 +54,16 @@ def _line_array(name: str, value, n: int) -> np.ndarray:
     elif arr.shape == (n,):
         out = arr.copy()
     else:
-        raise SpecError(f"spec.{name} must be a scalar or a vector of {n} values, got shape {arr.shape}")
+        raise SpecError.at(f"spec.{name}", f"must be a scalar or a vector of {n} values, got shape {arr.shape}")
     _check_finite_nonneg(name, out, "Ω")
     return out
 
 
 def _check_finite_nonneg(name: str, arr: np.ndarray, unit: str) -> None:
     if not np.all(np.isfinite(arr)):
-        raise SpecError(f"spec.{name} must be finite, got {float(arr[~np.isfinite(arr)].flat[0])!r}")
+        raise SpecError.at(f"spec.{name}", f"must be finite, got {float(arr[~np.isfinite(arr)].flat[0])!r}")
     if np.any(arr < 0):
-        raise SpecError(f"spec.{name} must be ≥ 0 {unit}, got {float(arr[arr < 0].flat[0])!r}")
+        raise SpecError.at(f"spec.{name}", f"must be ≥ 0 {unit}, got {float(arr[arr < 0].flat[0])!r}")
 
 
 def _mask(name: str, value, n: int) -> np.ndarray:
@@ -74,14 +72,14 @@ def _mask(name: str, value, n: int) -> np.ndarray:
     arr = np.asarray(value)
     if arr.dtype == bool:
         if arr.shape != (n,):
-            raise SpecError(f"spec.{name} must be a boolean mask of {n} entries, got shape {arr.shape}")
+            raise SpecError.at(f"spec.{name}", f"must be a boolean mask of {n} entries, got shape {arr.shape}")
         return arr.copy()
     if arr.size and not (np.issubdtype(arr.dtype, np.integer)
                          or (np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)))):
-        raise SpecError(f"spec.{name} must be a boolean mask or integer indices, got {arr.ravel()[:3]!r}")
+        raise SpecError.at(f"spec.{name}", f"must be a boolean mask or integer indices, got {arr.ravel()[:3]!r}")
     idx = arr.astype(int).ravel()
     if np.any((idx < 0) | (idx >= n)):
-        raise SpecError(f"spec.{name} indices must lie in 0..{n - 1}")
+        raise SpecError.at(f"spec.{name}", f"indices must lie in 0..{n - 1}")
     out = np.zeros(n, dtype=bool)
     out[idx] = True
     return out
@@ -118,30 +116,31 @@ class CrossbarSpec:
     r_col: float | np.ndarray = 0.0
     r_driver: float | np.ndarray = 0.0
     r_sense: float | np.ndarray = 0.0
-    v_sense: float = 0.0
-    drive: DriveSide = "left"
-    sense: SenseSide = "bottom"
-    cell: CellType = "0T1R"
-    r_access: float = 0.0
+    v_sense: float = declare(ARRAY_FIELDS["v_sense"])
+    drive: DriveSide = declare(ARRAY_FIELDS["drive"])
+    sense: SenseSide = declare(ARRAY_FIELDS["sense"])
+    cell: CellType = declare(ARRAY_FIELDS["cell"])
+    r_access: float = declare(ARRAY_FIELDS["r_access"])
     selected_rows: np.ndarray | None = None
     selected_cols: np.ndarray | None = None
-    unselected: Unselected = "driven"
-    v_select: float | None = None
+    unselected: Unselected = declare(ARRAY_FIELDS["unselected"])
+    v_select: float | None = declare(ARRAY_FIELDS["v_select"])
     _key: str = field(default="", repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        check_fields(self, "spec")  # the scalar fields, declared in cosim.catalog.ARRAY_FIELDS
         g = np.asarray(self.conductances, dtype=float)
         if g.ndim != 2 or g.shape[0] < 1 or g.shape[1] < 1:
-            raise SpecError(f"spec.conductances must be a 2-D (rows, cols) array, got shape {g.shape}")
+            raise SpecError.at("spec.conductances", f"must be a 2-D (rows, cols) array, got shape {g.shape}")
         if np.isnan(g).any():
             i, j = np.argwhere(np.isnan(g))[0]
-            raise SpecError(f"spec.conductances[{i},{j}] is NaN; conductances must be finite S ≥ 0")
+            raise SpecError.at(f"spec.conductances[{i},{j}]", "is NaN; conductances must be finite S ≥ 0")
         if not np.isfinite(g).all():
             i, j = np.argwhere(~np.isfinite(g))[0]
-            raise SpecError(f"spec.conductances[{i},{j}] is infinite; conductances must be finite S ≥ 0")
+            raise SpecError.at(f"spec.conductances[{i},{j}]", "is infinite; conductances must be finite S ≥ 0")
         if (g < 0).any():
             i, j = np.argwhere(g < 0)[0]
-            raise SpecError(f"spec.conductances[{i},{j}] must be ≥ 0 S, got {float(g[i, j])!r}")
+            raise SpecError.at(f"spec.conductances[{i},{j}]", f"must be ≥ 0 S, got {float(g[i, j])!r}")
         n, m = g.shape
         set_ = object.__setattr__
         set_(self, "conductances", g.copy())
@@ -149,25 +148,11 @@ class CrossbarSpec:
         set_(self, "r_col", _resistance_array("r_col", self.r_col, (n - 1, m), 0))
         set_(self, "r_driver", _line_array("r_driver", self.r_driver, n))
         set_(self, "r_sense", _line_array("r_sense", self.r_sense, m))
-        for name, value, allowed in (
-            ("drive", self.drive, DRIVE_SIDES),
-            ("sense", self.sense, SENSE_SIDES),
-            ("cell", self.cell, CELL_TYPES),
-            ("unselected", self.unselected, UNSELECTED),
-        ):
-            if value not in allowed:
-                raise SpecError(f"spec.{name} must be one of {', '.join(allowed)}, got {value!r}")
-        if not np.isfinite(self.v_sense):
-            raise SpecError(f"spec.v_sense must be a finite voltage, got {self.v_sense!r}")
-        if not (np.isfinite(self.r_access) and self.r_access >= 0):
-            raise SpecError(f"spec.r_access must be ≥ 0 Ω, got {self.r_access!r}")
         set_(self, "selected_rows", _mask("selected_rows", self.selected_rows, n))
         set_(self, "selected_cols", _mask("selected_cols", self.selected_cols, m))
         partial = not (self.selected_rows.all() and self.selected_cols.all())
         if partial and self.unselected in ("v/2", "v/3") and self.v_select is None:
-            raise SpecError(f"spec.v_select must be set (V) when spec.unselected is {self.unselected!r}")
-        if self.v_select is not None and not np.isfinite(self.v_select):
-            raise SpecError(f"spec.v_select must be finite, got {self.v_select!r}")
+            raise SpecError.at("spec.v_select", f"must be set (V) when spec.unselected is {self.unselected!r}")
         for a in (self.conductances, self.r_row, self.r_col, self.r_driver, self.r_sense,
                   self.selected_rows, self.selected_cols):
             a.setflags(write=False)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cosim.catalog import ARRAY_FIELDS, ENGINES, METHODS, NGSPICE_MODES
 from cosim.errors import CosimError, InputError, SpecError
 
 if TYPE_CHECKING:
@@ -24,14 +25,6 @@ if TYPE_CHECKING:
     from cosim.circuit.model import Circuit
     from cosim.circuit.spec import CrossbarSpec
 
-# spec field → the option that sets it, so a spec error names what the user typed
-OPTION_OF_FIELD = {
-    "conductances": "--conductance", "r_row": "--r-row", "r_col": "--r-col",
-    "r_driver": "--r-driver", "r_sense": "--r-sense", "v_sense": "--v-sense",
-    "r_access": "--r-access", "selected_rows": "--selected-rows", "selected_cols": "--selected-cols",
-    "unselected": "--unselected", "v_select": "--v-select", "drive": "--drive", "sense": "--sense",
-    "cell": "--cell",
-}
 _ARRAY_FILE = re.compile(r"\.(npy|csv)$", re.IGNORECASE)
 DEFAULT_G_MIN = 1e-6  # S; 1–10 µS is the device range of DESIGN.md's reference measurements
 DEFAULT_G_MAX = 1e-5
@@ -96,63 +89,52 @@ def add_array_options(parser: argparse.ArgumentParser, *, random: bool) -> None:
                        help=f"highest conductance of the random array, S (default {DEFAULT_G_MAX:g})")
         g.add_argument("--seed", type=int, default=0,
                        help="seed of the random array and random inputs (default 0: reproducible)")
-    g.add_argument("--r-row", default="0", metavar="OHM|FILE",
-                   help="row-wire resistance per segment between adjacent cells, Ω: one value, or a "
-                        ".npy/.csv of M-1 values (shared by all rows) or N×(M-1) (default 0: ideal wire)")
-    g.add_argument("--r-col", default="0", metavar="OHM|FILE",
-                   help="column-wire resistance per segment, Ω: one value, or N-1 values, or (N-1)×M (default 0)")
-    g.add_argument("--r-driver", default="0", metavar="OHM|FILE",
-                   help="row driver output resistance, Ω: one value or one per row (default 0)")
-    g.add_argument("--r-sense", default="0", metavar="OHM|FILE",
-                   help="sense-amplifier input resistance, Ω: one value or one per column (default 0)")
-    g.add_argument("--v-sense", type=value, default=0.0, metavar="V",
-                   help="virtual-ground potential of the sense amplifiers, V (default 0)")
-    g.add_argument("--drive", choices=("left", "right", "both"), default="left",
-                   help="row end(s) the drivers reach (default left)")
-    g.add_argument("--sense", choices=("bottom", "top", "both"), default="bottom",
-                   help="column end(s) the sense amplifiers reach (default bottom)")
-    g.add_argument("--cell", choices=("0T1R", "1T1R"), default="0T1R",
-                   help="cell type: device only, or device plus access transistor (default 0T1R)")
-    g.add_argument("--r-access", type=value, default=0.0, metavar="OHM",
-                   help="on-resistance of the 1T1R access transistor, Ω (default 0; ignored for 0T1R)")
-    g.add_argument("--unselected", choices=("driven", "floating", "grounded", "v/2", "v/3"), default="driven",
-                   help="bias of lines left out of --selected-rows/--selected-cols (default driven: "
-                        "held by their own periphery at 0 V / v_sense)")
+    for name, shape in (("r_row", "a .npy/.csv of M-1 values (shared by all rows) or N×(M-1)"),
+                        ("r_col", "N-1 values or (N-1)×M"), ("r_driver", "one per row"),
+                        ("r_sense", "one per column")):
+        g.add_argument(_option(name), default="0", metavar="OHM|FILE",
+                       help=f"{ARRAY_FIELDS[name].doc}, Ω: one value, or {shape} (default 0: ideal)")
+    for name in ("v_sense", "drive", "sense", "cell", "r_access", "unselected"):
+        f = ARRAY_FIELDS[name]
+        unit = f", {f.unit}" if f.unit else ""
+        kind = dict(choices=f.choices) if f.choices else dict(type=value, metavar=f.unit.replace("Ω", "OHM"))
+        g.add_argument(_option(name), default=f.default, help=f"{f.doc}{unit} (default {f.default})", **kind)
     g.add_argument("--selected-rows", type=index_list, metavar="LIST",
                    help="rows in use, 0-based, e.g. 0-7,12 (default all)")
     g.add_argument("--selected-cols", type=index_list, metavar="LIST",
                    help="columns in use, 0-based (default all)")
-    g.add_argument("--v-select", type=value, metavar="V",
-                   help="selected-line voltage divided by the v/2 and v/3 schemes, V")
+    g.add_argument("--v-select", type=value, metavar="V", help=f"{ARRAY_FIELDS['v_select'].doc}, V")
 
 
 def add_solver_options(parser: argparse.ArgumentParser, *, engine: bool = True,
-                       engines: tuple[str, ...] = ("ideal", "nodal", "spice")) -> None:
+                       engines: tuple[str, ...] | None = None) -> None:
     """Numerics: engine, nodal method, tolerance and how ngspice runs."""
     g = parser.add_argument_group("solver (numerics)")
     if engine:
-        g.add_argument("--engine", choices=engines, default="nodal",
+        g.add_argument("--engine", choices=engines or tuple(ENGINES), default="nodal",
                        help="ideal: V·G without parasitics; nodal: exact sparse nodal analysis; "
                             "spice: ngspice DC operating point (default nodal)")
-    g.add_argument("--method", choices=("auto", "direct", "pcg", "transfer"), default="auto",
+    g.add_argument("--method", choices=METHODS, default="auto",
                    help="nodal solver: direct sparse LU (the reference), pcg (line-block "
                         "preconditioned CG), transfer (precomputed matrix) or auto (default)")
     g.add_argument("--rtol", type=value, default=1e-10, metavar="X",
                    help="relative tolerance of iterative methods, unitless (default 1e-10)")
-    g.add_argument("--ngspice", choices=("auto", "shared", "subprocess"), default="auto",
+    g.add_argument("--ngspice", choices=NGSPICE_MODES, default="auto",
                    help="how the spice engine runs ngspice: shared library, `ngspice -b`, or auto "
                         "(library, else executable)")
 
 
+def _option(field: str) -> str:
+    """The option that sets a spec field (``r_row`` → ``--r-row``; the conductances: --conductance)."""
+    return "--conductance" if field == "conductances" else "--" + field.replace("_", "-")
+
+
 def _spec_error(exc: SpecError, files: dict[str, str]) -> SpecError:
     """``exc`` reworded to start with the option (and file) that set the offending field."""
-    msg = str(exc)
-    m = re.match(r"spec\.(\w+)", msg)
-    if not m or m.group(1) not in OPTION_OF_FIELD:
+    if not exc.path.startswith("spec."):
         return exc
-    opt = OPTION_OF_FIELD[m.group(1)]
-    where = f"{opt} {files[opt]}" if opt in files else opt
-    return SpecError(f"{where}: {msg}")
+    opt = _option(exc.field)
+    return exc.prefixed(f"{opt} {files[opt]}" if opt in files else opt)
 
 
 def _resistance(text: str, opt: str, files: dict[str, str]) -> float | np.ndarray:
@@ -212,8 +194,7 @@ def spec_from_args(args: argparse.Namespace, conductances: np.ndarray | None = N
         files["--conductance"] = args.conductance
     kw: dict[str, Any] = {}
     for field in ("r_row", "r_col", "r_driver", "r_sense"):
-        opt = OPTION_OF_FIELD[field]
-        kw[field] = _resistance(str(getattr(args, field)), opt, files)
+        kw[field] = _resistance(str(getattr(args, field)), _option(field), files)
     try:
         return CrossbarSpec(
             conductances=conductances, v_sense=args.v_sense, drive=args.drive, sense=args.sense,

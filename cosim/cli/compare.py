@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 
+from cosim.catalog import ENGINES
 from cosim.cli.common import (
     add_array_options,
     add_solver_options,
@@ -24,18 +25,17 @@ from cosim.cli.common import (
     value,
 )
 
-ENGINE_NAMES = ("ideal", "nodal", "spice")
 DEFAULT_SPICE_MAX = 128 * 128  # ngspice takes minutes beyond (DESIGN.md §5: 93–175 s at 128²)
 
 
 def engine_list(text: str) -> list[str]:
     """argparse type: ``"ideal,spice"`` → ["ideal", "spice"] (known names, no repeats)."""
     names = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in names if t not in ENGINE_NAMES]
+    bad = [t for t in names if t not in ENGINES]
     if bad or not names:
         raise argparse.ArgumentTypeError(
-            f"unknown engine {bad[0]!r}; choose from {', '.join(ENGINE_NAMES)}" if bad
-            else "give at least one engine: ideal, nodal, spice")
+            f"unknown engine {bad[0]!r}; choose from {', '.join(ENGINES)}" if bad
+            else f"give at least one engine: {', '.join(ENGINES)}")
     return list(dict.fromkeys(names))
 
 
@@ -55,7 +55,7 @@ def register(sub) -> None:
                     "|I_nodal|), the worst output line and the KCL residual, plus the IR-drop error "
                     "of the ideal V·G. Without --conductance a seeded random array is drawn; "
                     "without --voltages a seeded random batch in [0, --v-max] volts.")
-    p.add_argument("--engines", type=engine_list, default=list(ENGINE_NAMES), metavar="LIST",
+    p.add_argument("--engines", type=engine_list, default=list(ENGINES), metavar="LIST",
                    help="engines to compare, comma separated (default ideal,nodal,spice); nodal "
                         "always runs as the reference")
     p.add_argument("--voltages", metavar="V.npy|V.csv",

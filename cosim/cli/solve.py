@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cosim.catalog import NGSPICE_MODES
+
 PRINT_LIMIT = 20  # source currents printed when no --output is given
 
 
@@ -22,7 +24,7 @@ def register(sub) -> None:
     p.add_argument("--check", action="store_true",
                    help="only check the topology (floating nodes, voltage-source loops, "
                         "current-source cut sets) and report; solve nothing")
-    p.add_argument("--ngspice", choices=("auto", "shared", "subprocess"), default="auto",
+    p.add_argument("--ngspice", choices=NGSPICE_MODES, default="auto",
                    help="how the spice engine runs ngspice (default auto: library, else executable)")
     p.set_defaults(func=run)
 

@@ -16,6 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from cosim.catalog import ENGINES
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -25,7 +27,7 @@ def register(sub) -> None:
                     "reference. Writes metrics.json, epochs.csv, config.toml, the pulse log and figures. "
                     "Exit status: 0 on success, 2 for a bad config or input.")
     p.add_argument("--config", help="training config (TOML); default: the built-in digits MLP with SSM")
-    p.add_argument("--engine", choices=("ideal", "nodal", "spice"), help="circuit engine for every read")
+    p.add_argument("--engine", choices=tuple(ENGINES), help="circuit engine for every read")
     p.add_argument("--epochs", type=int, help="number of epochs (train.epochs)")
     p.add_argument("--seed", type=int, help="random seed (train.seed)")
     p.add_argument("--output-dir", help="where results go (default: output.dir, else runs/<config name>)")
@@ -121,10 +123,11 @@ def _names_dataset(config: str | None, overrides: list[str]) -> bool:
         return True
     if config is None:
         return False
-    import tomllib
+    from cosim.errors import SpecError
+    from cosim.schema import read_toml
 
     try:
-        data = tomllib.loads(Path(config).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+        data = read_toml(config)
+    except SpecError:
         return False  # load_config reports the problem with its own message
     return isinstance(data.get("data"), dict) and "name" in data["data"] and data["data"]["name"] != "digits"

@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ from typing import Literal
 from cosim.devices.pulse import Pulse
 from cosim.devices.registry import MODELS
 from cosim.errors import SpecError
+from cosim.schema import read_toml
 
 C2CMode = Literal["state", "conductance"]
 D2DDistribution = Literal["lognormal", "normal"]
@@ -245,16 +245,7 @@ def card_from_dict(data: Mapping[str, object], source: str = "") -> DeviceCard:
 
 def load_card(path: str | Path) -> DeviceCard:
     """Read and validate a device card TOML file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read device card {path}: {exc}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: invalid TOML: {exc}") from None
-    return card_from_dict(data, str(path))
+    return card_from_dict(read_toml(path, "device card"), str(path))
 
 
 def _table(value: object, where: str) -> dict:

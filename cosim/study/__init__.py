@@ -24,13 +24,13 @@ Importing this package is light: Dask, tqdm and matplotlib load only when a stud
 report is drawn. This layer may import :mod:`cosim.train` and everything below it.
 """
 
+from cosim.schema import Field, Section
 from cosim.study.config import ExportSpec, StudyConfig, load_study, parse_study
 from cosim.study.demo import DEMO_TOML, write_demo_config
 from cosim.study.export import export_point, export_training, find_point
 from cosim.study.grid import Point, StudyPlan, plan, point_key
 from cosim.study.report import write_report
 from cosim.study.runner import RunSummary, make_client, run_study
-from cosim.study.schema import Field, Section
 from cosim.study.store import PointRow, Store
 from cosim.study.tasks import TASKS, execute_point, get_task, register_task, run_point
 

@@ -16,21 +16,21 @@ mistake surfaces, with the file and the dotted field, before any work starts.
 from __future__ import annotations
 
 import copy
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cosim.circuit.netlist_write import WRITERS
 from cosim.errors import SpecError
-from cosim.study.schema import Context, Field, Section, check_field, did_you_mean
+from cosim.schema import Context, Field, Section, check_field, check_keys, did_you_mean, read_toml
 from cosim.study.tasks import get_task
 
 RESERVED = ("study", "task", "export")
 
 _EXPORT = Section("export", {
     "netlists": Field(type="bool", default=False, doc="write SPICE netlists of the selected points"),
-    "dialect": Field(type="str", default="ngspice", choices=("ngspice", "hspice", "xyce")),
+    "dialect": Field(type="str", default="ngspice", choices=tuple(WRITERS)),  # only what can be written
 })  # export.where is a free table of dotted fields, checked against the points in grid.plan
 
 
@@ -106,10 +106,7 @@ def _seeds(value: Any) -> tuple[int, ...]:
 def _study_table(table: Any, default_name: str) -> dict:
     if not isinstance(table, Mapping):
         raise SpecError(f"[study] must be a table, got {table!r}")
-    allowed = ("name", "seeds", "metrics", "zip")
-    for key in table:
-        if key not in allowed:
-            raise SpecError(f"study.{key} is not a field of [study]{did_you_mean(key, allowed)}")
+    check_keys("study", table, ("name", "seeds", "metrics", "zip"))
     ctx = Context()
     out = {"name": check_field("study.name", Field(type="str"), table.get("name", default_name), ctx),
            "seeds": _seeds(table.get("seeds", 1)), "metrics": None, "zip": ()}
@@ -130,10 +127,7 @@ def _study_table(table: Any, default_name: str) -> dict:
 def _export(table: Any) -> ExportSpec:
     if not isinstance(table, Mapping):
         raise SpecError(f"[export] must be a table, got {table!r}")
-    for key in table:
-        if key not in ("netlists", "dialect", "where"):
-            raise SpecError(f"export.{key} is not a field of [export]"
-                            f"{did_you_mean(key, ['netlists', 'dialect', 'where'])}")
+    check_keys("export", table, ("netlists", "dialect", "where"))
     where = table.get("where", {})
     if not isinstance(where, Mapping):
         raise SpecError(f"export.where must be a table of dotted field = value(s), got {where!r}")
@@ -145,10 +139,7 @@ def parse_study(doc: Mapping[str, Any], *, source: str = "<dict>", base_dir: Pat
     """A :class:`StudyConfig` from a parsed TOML document; :class:`SpecError` on the first mistake."""
     if "task" not in doc or not isinstance(doc["task"], Mapping) or "kind" not in doc["task"]:
         raise SpecError("[task] kind is required (e.g. kind = \"ir_drop\")")
-    extra = set(doc["task"]) - {"kind"}
-    if extra:
-        key = sorted(extra)[0]
-        raise SpecError(f"task.{key} is not a field of [task]{did_you_mean(key, ['kind'])}")
+    check_keys("task", doc["task"], ("kind",))
     kind = doc["task"]["kind"]
     task = get_task(kind)
     validators = task.validators()
@@ -181,16 +172,8 @@ def parse_study(doc: Mapping[str, Any], *, source: str = "<dict>", base_dir: Pat
 def load_study(path: str | Path) -> StudyConfig:
     """Read and check a study TOML file; every error message starts with the file name."""
     path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
-    except FileNotFoundError:
-        raise SpecError(f"{path}: study config not found") from None
-    except IsADirectoryError:
-        raise SpecError(f"{path}: is a folder, expected a study config (.toml)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    doc = read_toml(path, "study config")
     try:
         return parse_study(doc, source=str(path), base_dir=path.resolve().parent)
     except SpecError as exc:
-        raise SpecError(f"{path}: {exc}") from None
+        raise exc.prefixed(str(path)) from None

@@ -22,8 +22,8 @@ from typing import Any
 
 import cosim
 from cosim.errors import SpecError
+from cosim.schema import did_you_mean
 from cosim.study.config import StudyConfig
-from cosim.study.schema import did_you_mean
 from cosim.study.tasks import Task, get_task
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from cosim.array.tile import ArraySpec
+from cosim.catalog import METHODS
 from cosim.errors import SpecError
-from cosim.study.schema import Field, Section
+from cosim.schema import Field, Section, fields_of
 
 log = logging.getLogger(__name__)
 
@@ -97,22 +99,19 @@ def _solver(values: dict, name: str) -> dict:
     return values
 
 
-_R = dict(type="float", minimum=0.0, unit="Ω")
+def _array_fields() -> dict[str, Field]:
+    """The tile's array fields (one declaration, :data:`cosim.catalog.ARRAY_FIELDS`), with the
+    size and the wires given as shorthands: ``size`` for rows = cols, ``r_wire`` for both wires."""
+    fields = fields_of(ArraySpec)
+    size = fields["rows"].replace(default=None, doc="rows = cols of a square array")
+    return {"size": size, "rows": fields["rows"].replace(default=None), "cols": fields["cols"].replace(default=None),
+            "r_wire": fields["r_row"].replace(default=None, doc="row and column wire resistance per segment"),
+            **{k: f.replace(default=None) if k in ("r_row", "r_col") else f
+               for k, f in fields.items() if k not in ("rows", "cols")}}
+
+
 SECTIONS = {
-    "array": Section("array", {
-        "size": Field(type="int", default=None, minimum=1, doc="rows = cols of a square array"),
-        "rows": Field(type="int", default=None, minimum=1, doc="word lines N"),
-        "cols": Field(type="int", default=None, minimum=1, doc="bit lines M"),
-        "r_wire": Field(default=None, doc="row and column wire resistance per segment", **_R),
-        "r_row": Field(default=None, doc="row wire resistance per segment", **_R),
-        "r_col": Field(default=None, doc="column wire resistance per segment", **_R),
-        "r_driver": Field(default=0.0, doc="row driver output resistance", **_R),
-        "r_sense": Field(default=0.0, doc="sense amplifier input resistance", **_R),
-        "drive": Field(type="str", default="left", choices=("left", "right", "both")),
-        "sense": Field(type="str", default="bottom", choices=("bottom", "top", "both")),
-        "cell": Field(type="str", default="0T1R", choices=("0T1R", "1T1R")),
-        "r_access": Field(default=0.0, doc="1T1R access transistor on-resistance", **_R),
-    }, normalize=_array),
+    "array": Section("array", _array_fields(), normalize=_array),
     "device": Section("device", {
         "g_min": Field(type="float", default=None, minimum=0.0, unit="S", doc="lowest conductance"),
         "g_max": Field(type="float", default=None, minimum=0.0, unit="S", doc="highest conductance"),
@@ -127,7 +126,7 @@ SECTIONS = {
                         doc="uniform in [0, v_read], 0/v_read at random, or every row at v_read"),
     }),
     "solver": Section("solver", {
-        "method": Field(type="str", default="auto", choices=("auto", "direct", "pcg", "transfer")),
+        "method": Field(type="str", default="auto", choices=METHODS),
         "rtol": Field(type="float", default=1e-10, minimum=0.0, exclusive_min=True),
     }, normalize=_solver),
 }
@@ -215,16 +214,12 @@ def point_array(point: dict):
 
     Seeded, so the array a study measured can be rebuilt later, e.g. to write its netlist.
     """
-    from cosim.circuit import CrossbarSpec
-
     a, dev, rd = point["array"], point["device"], point["read"]
     rng = np.random.default_rng(point["seed"])
     g = draw_conductances(rng, (a["rows"], a["cols"]), dev)
     inputs = draw_inputs(rng, rd["batch"], a["rows"], rd)
-    spec = CrossbarSpec(conductances=g, r_row=a["r_row"], r_col=a["r_col"], r_driver=a["r_driver"],
-                        r_sense=a["r_sense"], drive=a["drive"], sense=a["sense"], cell=a["cell"],
-                        r_access=a["r_access"])
-    return spec, inputs
+    array = ArraySpec(**{k: a[k] for k in fields_of(ArraySpec)})
+    return array.crossbar(g), inputs
 
 
 def run_ir_drop(point: dict) -> dict:

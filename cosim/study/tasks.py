@@ -1,7 +1,7 @@
 """The task registry: what one grid point computes, keyed by ``task.kind``.
 
 A task is a function ``run(point: dict) -> dict[str, float | list | str]`` (metrics) plus one
-validator per config section it reads (see :mod:`cosim.study.schema`), an optional cost model
+validator per config section it reads (see :mod:`cosim.schema`), an optional cost model
 ``cost(point) -> seconds`` for the estimate printed before a study starts, the names of the
 metrics it returns, and a version string that salts the point keys (bump it when the task's
 results change, so old results are not mistaken for new ones).
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from cosim.errors import SpecError
-from cosim.study.schema import did_you_mean
+from cosim.schema import did_you_mean
 
 log = logging.getLogger(__name__)
 

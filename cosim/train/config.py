@@ -1,9 +1,11 @@
 """Training configs: frozen, typed sections read from TOML, checked before any work starts.
 
 A config has the tables ``[data] [network] [array] [device] [converters] [solver] [optimizer]
-[train] [output]``; every one is optional (:data:`DEFAULTS` fill the rest, so an empty config
-trains the digits MLP on the imprecise card). Each problem raises :class:`SpecError` naming the
-dotted field (``array.tile_rows must lie in 1..64 …``), with a did-you-mean for unknown keys.
+[train] [output]``; every one is optional (the fields' defaults fill the rest, so an empty config
+trains the digits MLP on the imprecise card). Each section declares its fields once with
+:func:`cosim.schema.param` (type, unit, range, choices) and checks them with
+:func:`cosim.schema.check_fields`; each problem raises :class:`SpecError` naming the dotted field
+(``array.tile_rows = 80 is larger than the array …``), with a did-you-mean for unknown keys.
 
 ``[optimizer]`` holds ``name`` plus that optimizer's own options (its config dataclass in
 :mod:`cosim.train.optimizers`), except the learning rate, which is ``train.lr`` for every method.
@@ -19,61 +21,22 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cosim.array.tile import UPDATE_MODES, ArraySpec
+from cosim.catalog import METHODS
+from cosim.circuit import SolverOptions
 from cosim.errors import SpecError
+from cosim.schema import check_fields, check_keys, did_you_mean, fields_of, param, read_toml
+from cosim.train.networks.models import NETWORK_KINDS
 
 DATASETS = ("digits", "mnist", "fashion")
 IMAGE_SHAPES = {"digits": (8, 8, 1), "mnist": (28, 28, 1), "fashion": (28, 28, 1)}
 IDX_STEMS = ("train-images", "train-labels", "t10k-images", "t10k-labels")
-
-
-def _hint(word: str, choices) -> str:
-    near = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
-    return f"; did you mean {near[0]!r}?" if near else f"; expected one of {', '.join(map(str, choices))}"
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _num(where: str, v, *, lo=None, hi=None, lo_open=False, unit="", none=False, integer=False):
-    if v is None and none:
-        return None
-    if integer:
-        if not _is_int(v):
-            raise SpecError(f"{where} must be an integer{' or none' if none else ''}, got {v!r}")
-    elif isinstance(v, bool) or not isinstance(v, int | float) or v != v or v in (float("inf"), float("-inf")):
-        raise SpecError(f"{where} must be a finite number{' or none' if none else ''}, got {v!r}")
-    u = f" {unit}" if unit else ""
-    if lo is not None and (v <= lo if lo_open else v < lo):
-        raise SpecError(f"{where} must be {'>' if lo_open else '≥'} {lo:g}{u}, got {v!r}")
-    if hi is not None and v > hi:
-        raise SpecError(f"{where} must be ≤ {hi:g}{u}, got {v!r}")
-    return v if integer else float(v)
-
-
-def _choice(where: str, v, choices, none=False):
-    if v is None and none:
-        return None
-    if v not in choices:
-        raise SpecError(f"{where} must be one of {', '.join(map(str, choices))}, got {v!r}{_hint(v, choices)}")
-    return v
-
-
-def _bool(where: str, v) -> bool:
-    if not isinstance(v, bool):
-        raise SpecError(f"{where} must be true or false, got {v!r}")
-    return v
-
-
-def _set(obj, name, value) -> None:
-    object.__setattr__(obj, name, value)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -82,29 +45,26 @@ class DataConfig:
     fashion); subset / test_subset: seeded sample counts kept (≥ 1) or none; test_fraction: digits
     test share in (0, 1)."""
 
-    name: str = "digits"
-    dir: str | None = None
-    subset: int | None = None
-    test_subset: int | None = None
-    test_fraction: float = 0.25
+    name: str = param("digits", type="str", choices=DATASETS)
+    dir: str | None = param(None, type="str")
+    subset: int | None = param(None, type="int", minimum=1)
+    test_subset: int | None = param(None, type="int", minimum=1)
+    test_fraction: float = param(0.25, type="float", minimum=0.0, exclusive_min=True, maximum=0.99)
 
     def __post_init__(self) -> None:
-        _choice("data.name", self.name, DATASETS)
-        for k in ("subset", "test_subset"):
-            _num(f"data.{k}", getattr(self, k), lo=1, none=True, integer=True)
-        _set(self, "test_fraction", _num("data.test_fraction", self.test_fraction, lo=0, hi=0.99, lo_open=True))
+        check_fields(self, "data")
         if self.name == "digits":
             if self.dir is not None:
-                raise SpecError("data.dir applies to mnist/fashion; digits ship with scikit-learn")
+                raise SpecError.at("data.dir", "applies to mnist/fashion; digits ship with scikit-learn")
             return
-        if not isinstance(self.dir, str) or not self.dir:
-            raise SpecError(f"data.dir must name the folder with the {self.name} IDX files (or pass --data DIR)")
+        if not self.dir:
+            raise SpecError.at("data.dir", f"must name the folder with the {self.name} IDX files (or pass --data DIR)")
         d = Path(self.dir).expanduser()
         if not d.is_dir():
-            raise SpecError(f"data.dir: no such directory: {d}")
+            raise SpecError.at("data.dir", f": no such directory: {d}")
         for stem in IDX_STEMS:
             if not any(d.glob(f"{stem}[-.]idx*")):
-                raise SpecError(f"data.dir: {d} has no {stem}-idx… file (expected the four MNIST IDX files)")
+                raise SpecError.at("data.dir", f": {d} has no {stem}-idx… file (expected the four MNIST IDX files)")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -113,72 +73,48 @@ class NetworkConfig:
     (64 for digits, 100 for 28×28); activation: relu | tanh | sigmoid; pool: max | avg; init:
     he | xavier | none (by activation)."""
 
-    kind: str = "mlp"
-    hidden: tuple[int, ...] | None = None
-    activation: str = "relu"
-    pool: str = "max"
-    init: str | None = None
+    kind: str = param("mlp", type="str", choices=NETWORK_KINDS)
+    hidden: tuple[int, ...] | None = param(None, type="list[int]", minimum=1)
+    activation: str = param("relu", type="str", choices=("relu", "tanh", "sigmoid"))
+    pool: str = param("max", type="str", choices=("max", "avg"))
+    init: str | None = param(None, type="str", choices=("he", "xavier"))
 
     def __post_init__(self) -> None:
-        _choice("network.kind", self.kind, ("mlp", "cnn", "lenet5"))
+        check_fields(self, "network")
         if self.hidden is not None:
-            if not isinstance(self.hidden, list | tuple) or not self.hidden:
-                raise SpecError(f"network.hidden must be a list of layer widths, got {self.hidden!r}")
-            for k, h in enumerate(self.hidden):
-                _num(f"network.hidden[{k}]", h, lo=1, integer=True)
+            if not self.hidden:
+                raise SpecError.at("network.hidden", "must be a list of layer widths, got []")
             if self.kind != "mlp":
-                raise SpecError(f"network.hidden applies to kind 'mlp' only, not {self.kind!r}")
-            _set(self, "hidden", tuple(self.hidden))
-        _choice("network.activation", self.activation, ("relu", "tanh", "sigmoid"))
-        _choice("network.pool", self.pool, ("max", "avg"))
-        _choice("network.init", self.init, ("he", "xavier"), none=True)
+                raise SpecError.at("network.hidden", f"applies to kind 'mlp' only, not {self.kind!r}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class ArrayConfig:
-    """[array] rows, cols: physical array size; tile_rows, tile_cols: block of a weight matrix
-    per tile (≤ the array; none = all of it); r_row, r_col, r_driver, r_sense, r_access (Ω ≥ 0),
-    drive, sense, cell: as CrossbarSpec; mapping: "differential" | "reference"; w_max: weight
-    of a full conductance window (> 0)."""
+class ArrayConfig(ArraySpec):
+    """[array] the physical array (rows, cols, r_row, r_col, r_driver, r_sense, r_access in Ω ≥ 0,
+    drive, sense, cell: :class:`~cosim.array.ArraySpec`) plus how weights use it: tile_rows,
+    tile_cols: block of a weight matrix per tile (≤ the array; none = all of it); mapping:
+    "differential" | "reference"; w_max: weight of a full conductance window (> 0)."""
 
-    rows: int = 64
-    cols: int = 64
-    tile_rows: int | None = None
-    tile_cols: int | None = None
-    r_row: float = 0.0
-    r_col: float = 0.0
-    r_driver: float = 0.0
-    r_sense: float = 0.0
-    drive: str = "left"
-    sense: str = "bottom"
-    cell: str = "0T1R"
-    r_access: float = 0.0
-    mapping: str = "differential"
-    w_max: float = 1.0
+    tile_rows: int | None = param(None, type="int", minimum=1)
+    tile_cols: int | None = param(None, type="int", minimum=1)
+    mapping: str = param("differential", type="str", choices=("differential", "reference"))
+    w_max: float = param(1.0, type="float", minimum=0.0, exclusive_min=True)
 
     def __post_init__(self) -> None:
-        for k in ("rows", "cols"):
-            _num(f"array.{k}", getattr(self, k), lo=1, integer=True)
-        for k in ("r_row", "r_col", "r_driver", "r_sense", "r_access"):
-            _set(self, k, _num(f"array.{k}", getattr(self, k), lo=0, unit="Ω"))
-        _choice("array.drive", self.drive, ("left", "right", "both"))
-        _choice("array.sense", self.sense, ("bottom", "top", "both"))
-        _choice("array.cell", self.cell, ("0T1R", "1T1R"))
-        _choice("array.mapping", self.mapping, ("differential", "reference"))
-        _set(self, "w_max", _num("array.w_max", self.w_max, lo=0, lo_open=True))
+        ArraySpec.__post_init__(self)  # checks every declared field, these included
         max_cols = self.cols - (self.mapping == "reference")
-        for k, limit, what in (("tile_rows", self.rows, "array.rows"),
-                               ("tile_cols", max_cols, "array.cols" + (" − 1 (reference column)"
-                                                                       if self.mapping == "reference" else ""))):
-            v = _num(f"array.{k}", getattr(self, k), lo=1, none=True, integer=True)
+        for k, v, limit, what in (
+                ("tile_rows", self.tile_rows, self.rows, "array.rows"),
+                ("tile_cols", self.tile_cols, max_cols,
+                 "array.cols" + (" − 1 (reference column)" if self.mapping == "reference" else ""))):
             if v is not None and v > limit:
-                raise SpecError(f"array.{k} = {v} is larger than the array ({what} = {limit})")
+                raise SpecError.at(f"array.{k}", f"= {v} is larger than the array ({what} = {limit})")
         if max_cols < 1:
-            raise SpecError("array.cols must be ≥ 2 with the reference mapping (one column is the reference)")
+            raise SpecError.at("array.cols", "must be ≥ 2 with the reference mapping (one column is the reference)")
 
     def spec_fields(self) -> dict:
-        return {k: getattr(self, k) for k in ("rows", "cols", "r_row", "r_col", "r_driver", "r_sense", "drive",
-                                              "sense", "cell", "r_access")}
+        """The fields of the tiles' :class:`~cosim.array.ArraySpec`."""
+        return self.tile_fields()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -188,21 +124,17 @@ class DeviceConfig:
     "numpy" (the reference equations; fastest for reads) | "compiled" (verilogae) | "auto";
     params, variation, programming: tables overriding those of the card."""
 
-    card: str = "imprecise"
-    update: str = "auto"
-    backend: str = "numpy"
-    params: Mapping[str, Any] = field(default_factory=dict)
-    variation: Mapping[str, Any] = field(default_factory=dict)
-    programming: Mapping[str, Any] = field(default_factory=dict)
+    card: str = param("imprecise", type="str")
+    update: str = param("auto", type="str", choices=UPDATE_MODES)
+    backend: str = param("numpy", type="str", choices=("numpy", "compiled", "auto"))
+    params: Mapping[str, Any] = param({}, type="table")
+    variation: Mapping[str, Any] = param({}, type="table")
+    programming: Mapping[str, Any] = param({}, type="table")
 
     def __post_init__(self) -> None:
-        if not isinstance(self.card, str) or not self.card:
-            raise SpecError(f"device.card must be a card name or a path, got {self.card!r}")
-        _choice("device.update", self.update, ("auto", "model", "table"))
-        _choice("device.backend", self.backend, ("numpy", "compiled", "auto"))
-        for k in ("params", "variation", "programming"):
-            if not isinstance(getattr(self, k), Mapping):
-                raise SpecError(f"device.{k} must be a table, got {getattr(self, k)!r}")
+        check_fields(self, "device")
+        if not self.card:
+            raise SpecError.at("device.card", f"must be a card name or a path, got {self.card!r}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -210,18 +142,14 @@ class ConvertersConfig:
     """[converters] v_read: DAC full scale, V (none = the card's read voltage); dac_bits, adc_bits:
     2..24 or none (ideal); adc_headroom ≥ 1; adc_range: "calibrated" (per epoch) | "batch"."""
 
-    v_read: float | None = None
-    dac_bits: int | None = 8
-    adc_bits: int | None = 8
-    adc_headroom: float = 1.0
-    adc_range: str = "calibrated"
+    v_read: float | None = param(None, type="float", minimum=0.0, exclusive_min=True, unit="V")
+    dac_bits: int | None = param(8, type="int", minimum=2, maximum=24, none=True)
+    adc_bits: int | None = param(8, type="int", minimum=2, maximum=24, none=True)
+    adc_headroom: float = param(1.0, type="float", minimum=1.0)
+    adc_range: str = param("calibrated", type="str", choices=("calibrated", "batch"))
 
     def __post_init__(self) -> None:
-        _set(self, "v_read", _num("converters.v_read", self.v_read, lo=0, lo_open=True, unit="V", none=True))
-        for k in ("dac_bits", "adc_bits"):
-            _num(f"converters.{k}", getattr(self, k), lo=2, hi=24, none=True, integer=True)
-        _set(self, "adc_headroom", _num("converters.adc_headroom", self.adc_headroom, lo=1))
-        _choice("converters.adc_range", self.adc_range, ("calibrated", "batch"))
+        check_fields(self, "converters")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -229,17 +157,18 @@ class SolverConfig:
     """[solver] engine: "ideal" | "nodal" | "spice" (tiny arrays only); method, rtol, maxiter:
     as SolverOptions (nodal numerics)."""
 
-    engine: str = "ideal"
-    method: str = "auto"
-    rtol: float = 1e-10
-    maxiter: int = 500
+    engine: str = param("ideal", type="str")  # checked against the live engine registry
+    method: str = param("auto", type="str", choices=METHODS)
+    rtol: float = param(1e-10, type="float", minimum=0.0, exclusive_min=True)
+    maxiter: int = param(500, type="int", minimum=1)
 
     def __post_init__(self) -> None:
-        _choice("solver.engine", self.engine, ("ideal", "nodal", "spice"))
-        if not isinstance(self.method, str):
-            raise SpecError(f"solver.method must be a string, got {self.method!r}")
-        _set(self, "rtol", _num("solver.rtol", self.rtol, lo=0, lo_open=True))
-        _num("solver.maxiter", self.maxiter, lo=1, integer=True)
+        check_fields(self, "solver")
+        self.options()
+
+    def options(self) -> SolverOptions:
+        """The tiles' :class:`SolverOptions`."""
+        return SolverOptions(engine=self.engine, method=self.method, rtol=self.rtol, maxiter=self.maxiter)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -251,11 +180,9 @@ class OptimizerConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from cosim.train.optimizers import make_optimizer
-
         if "lr" in self.options:
-            raise SpecError("optimizer.lr is not used; set the learning rate as train.lr")
-        make_optimizer(self.name, **self.options)  # validates names, types and ranges
+            raise SpecError.at("optimizer.lr", "is not used; set the learning rate as train.lr")
+        self.build()  # validates names, types and ranges
 
     def build(self):
         from cosim.train.optimizers import make_optimizer
@@ -272,31 +199,20 @@ class TrainSection:
     refresh_every: steps between refresh checks (0 = end of each epoch); pulse_log: "totals"
     (per-device counts) | "events" (also every step's pulses)."""
 
-    epochs: int = 20
-    batch: int = 32
-    lr: float = 0.1
-    lr_decay: float = 1.0
-    seed: int = 0
-    reference: bool = True
-    reference_lr: float | None = 0.5
-    reference_beta: float | None = 0.9
-    refresh_every: int = 0
-    pulse_log: str = "totals"
+    epochs: int = param(20, type="int", minimum=1)
+    batch: int = param(32, type="int", minimum=1)
+    lr: float = param(0.1, type="float", minimum=0.0, exclusive_min=True)
+    lr_decay: float = param(1.0, type="float", minimum=0.0, exclusive_min=True, maximum=1.0)
+    seed: int = param(0, type="int", minimum=0)
+    reference: bool = param(True, type="bool")
+    reference_lr: float | None = param(0.5, type="float", minimum=0.0, exclusive_min=True, none=True)
+    reference_beta: float | None = param(0.9, type="float", minimum=0.0, maximum=1.0, exclusive_max=True,
+                                         none=True)
+    refresh_every: int = param(0, type="int", minimum=0)
+    pulse_log: str = param("totals", type="str", choices=("totals", "events"))
 
     def __post_init__(self) -> None:
-        _num("train.epochs", self.epochs, lo=1, integer=True)
-        _num("train.batch", self.batch, lo=1, integer=True)
-        _set(self, "lr", _num("train.lr", self.lr, lo=0, lo_open=True))
-        _set(self, "lr_decay", _num("train.lr_decay", self.lr_decay, lo=0, hi=1, lo_open=True))
-        _num("train.seed", self.seed, lo=0, integer=True)
-        _bool("train.reference", self.reference)
-        _set(self, "reference_lr", _num("train.reference_lr", self.reference_lr, lo=0, lo_open=True, none=True))
-        beta = _num("train.reference_beta", self.reference_beta, lo=0, none=True)
-        if beta is not None and beta >= 1:
-            raise SpecError(f"train.reference_beta must be < 1, got {beta!r}")
-        _set(self, "reference_beta", beta)
-        _num("train.refresh_every", self.refresh_every, lo=0, integer=True)
-        _choice("train.pulse_log", self.pulse_log, ("totals", "events"))
+        check_fields(self, "train")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -304,17 +220,16 @@ class OutputConfig:
     """[output] dir: where results go (none: nothing written unless the CLI names one);
     figures: write PNG figures; pulse_log: "npz" | "csv" | "both" | "none"."""
 
-    dir: str | None = None
-    figures: bool = True
-    pulse_log: str = "npz"
+    dir: str | None = param(None, type="str")
+    figures: bool = param(True, type="bool")
+    pulse_log: str = param("npz", type="str", choices=("npz", "csv", "both", "none"), none=True)
 
     def __post_init__(self) -> None:
-        if self.dir is not None and not (isinstance(self.dir, str) and self.dir):
-            raise SpecError(f"output.dir must be a path or none, got {self.dir!r}")
-        _bool("output.figures", self.figures)
+        check_fields(self, "output")
+        if self.dir is not None and not self.dir:
+            raise SpecError.at("output.dir", f"must be a path or none, got {self.dir!r}")
         if self.pulse_log is None:  # "none" in TOML arrives here as None (see build_section)
-            _set(self, "pulse_log", "none")
-        _choice("output.pulse_log", self.pulse_log, ("npz", "csv", "both", "none"))
+            object.__setattr__(self, "pulse_log", "none")
 
 
 SECTIONS: dict[str, type] = {
@@ -352,10 +267,7 @@ def build_section(name: str, values: Mapping[str, Any], base_dir: Path | None = 
     values = {k: None if isinstance(v, str) and v.lower() == "none" else v for k, v in values.items()}
     if name == "optimizer":
         return OptimizerConfig(name=values.pop("name", "ssm"), options=values)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in values:
-        if key not in names:
-            raise SpecError(f"{name}.{key} is not a field of [{name}]{_hint(key, names)}")
+    check_keys(name, values, fields_of(cls))
     if base_dir is not None:  # relative paths are relative to the config file
         for key in ("dir", "card") if name in ("data", "device") else ():
             v = values.get(key)
@@ -372,7 +284,7 @@ def validate_training_config(data: Mapping[str, Any], *, source: str = "", base_
         raise SpecError(f"a training config must be a table of sections, got {data!r}")
     for key in data:
         if key not in SECTIONS:
-            raise SpecError(f"[{key}] is not a section of a training config{_hint(key, SECTIONS)}")
+            raise SpecError(f"[{key}] is not a section of a training config{did_you_mean(key, SECTIONS)}")
     sections = {k: build_section(k, data[k], base_dir) for k in data}
     cfg = TrainingConfig(**sections, source=source)
     load_device_card(cfg.device)
@@ -383,8 +295,8 @@ def validate_training_config(data: Mapping[str, Any], *, source: str = "", base_
                  pool=net.pool)
     policy = cfg.optimizer.build().config.policy
     if cfg.array.mapping == "reference" and policy != "plus-only":
-        raise SpecError(f"array.mapping = 'reference' trains one device per weight: set optimizer.policy = "
-                        f"'plus-only' (got {policy!r})")
+        raise SpecError.at("array.mapping", f"= 'reference' trains one device per weight: set "
+                                            f"optimizer.policy = 'plus-only' (got {policy!r})")
     return cfg
 
 
@@ -399,13 +311,11 @@ def load_device_card(dev: DeviceConfig):
         path = cards / f"{dev.card}.toml"
         if not path.is_file():
             names = sorted(p.stem for p in cards.glob("*.toml"))
-            raise SpecError(f"device.card: no card named {dev.card!r} in {cards}{_hint(dev.card, names)}")
+            raise SpecError.at("device.card", f": no card named {dev.card!r} in {cards}{did_you_mean(dev.card, names)}")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpecError(f"device.card: file not found: {path}") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise SpecError(f"device.card: cannot read {path}: {exc}") from None
+        raw = read_toml(path, "device card")
+    except SpecError as exc:
+        raise SpecError.at("device.card", f": {exc}") from None
     for k in ("params", "variation", "programming"):
         override = dict(getattr(dev, k))
         if override:
@@ -427,20 +337,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     source = ""
     if path is not None:
         p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise SpecError(f"config file not found: {p}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError(f"cannot read config {p}: {exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise SpecError(f"{p}: invalid TOML: {exc}") from None
+        data = read_toml(p, "config file")
         base, source = p.resolve().parent, str(p)
     data = apply_overrides(data, overrides or [])
     try:
         return validate_training_config(data, source=source, base_dir=base)
     except SpecError as exc:
-        raise SpecError(f"{source}: {exc}" if source else str(exc)) from None
+        raise exc.prefixed(source) if source else exc from None
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -487,7 +390,8 @@ def _section_validator(name: str):
         return section_dict(name, build_section(name, values, getattr(ctx, "base_dir", None)))
 
     validate.__doc__ = f"Check a [{name}] table; returns it normalised (defaults filled in)."
-    validate.vector_fields = frozenset({"hidden"}) if name == "network" else frozenset()  # type: ignore[attr-defined]
+    validate.vector_fields = frozenset(  # type: ignore[attr-defined]
+        k for k, f in fields_of(SECTIONS[name]).items() if f.vector)
     return validate
 
 

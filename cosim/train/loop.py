@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 
 from cosim.array import ArraySpec, Converters, TiledLayer, WeightMap
-from cosim.circuit import SolverOptions
 from cosim.train.config import TrainingConfig, load_device_card
 from cosim.train.metrics import PulseLog, convergence_epoch
 from cosim.train.networks import FloatLayerWeights, Network, float_layers, make_network
@@ -124,7 +123,7 @@ def build_layers(cfg: TrainingConfig, net: Network, card, curve, seed: np.random
     conv = Converters(v_read=c.v_read or abs(card.programming.v_read), dac_bits=c.dac_bits, adc_bits=c.adc_bits,
                       adc_headroom=c.adc_headroom, adc_range=c.adc_range)
     s = cfg.solver
-    options = SolverOptions(engine=s.engine, method=s.method, rtol=s.rtol, maxiter=s.maxiter)
+    options = s.options()
     wmap = WeightMap(g_min=curve.g_min, g_max=curve.g_max, w_max=a.w_max, mapping=a.mapping)
     layers = [TiledLayer.create(shape, array=array, card=card, options=options, converters=conv, wmap=wmap,
                                 curve=curve, seed=sd, block_rows=a.tile_rows, block_cols=a.tile_cols,

@@ -13,8 +13,10 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from cosim.catalog import ENGINES, METHODS, NGSPICE_MODES, ORDERINGS
 from cosim.circuit.model import Circuit
 from cosim.errors import EngineError, SpecError
+from cosim.schema import check_fields, did_you_mean, param
 
 EngineName = Literal["ideal", "nodal", "spice"]
 Method = Literal["auto", "direct", "pcg", "transfer"]
@@ -37,27 +39,19 @@ class SolverOptions:
             "shared" or "subprocess".
     """
 
-    engine: EngineName = "nodal"
-    method: Method = "auto"
-    rtol: float = 1e-10
-    maxiter: int = 500
-    ordering: str = "auto"
-    check_topology: bool = True
-    ngspice: Literal["auto", "shared", "subprocess"] = "auto"
+    engine: EngineName = param("nodal", type="str")  # checked against the live ENGINES registry
+    method: Method = param("auto", type="str", choices=METHODS)
+    rtol: float = param(1e-10, type="float", minimum=0.0, exclusive_min=True)
+    maxiter: int = param(500, type="int", minimum=1)
+    ordering: str = param("auto", type="str", choices=ORDERINGS)
+    check_topology: bool = param(True, type="bool")
+    ngspice: Literal["auto", "shared", "subprocess"] = param("auto", type="str", choices=NGSPICE_MODES)
 
     def __post_init__(self) -> None:
+        check_fields(self, "solver")
         if self.engine not in ENGINES:
-            raise SpecError(f"solver.engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
-        if self.method not in ("auto", "direct", "pcg", "transfer"):
-            raise SpecError(f"solver.method must be auto, direct, pcg or transfer, got {self.method!r}")
-        if not (self.rtol > 0 and np.isfinite(self.rtol)):
-            raise SpecError(f"solver.rtol must be > 0, got {self.rtol!r}")
-        if int(self.maxiter) < 1:
-            raise SpecError(f"solver.maxiter must be ≥ 1, got {self.maxiter!r}")
-        if self.ordering not in ("auto", "COLAMD", "MMD_AT_PLUS_A", "MMD_ATA", "NATURAL"):
-            raise SpecError(f"solver.ordering must be auto, COLAMD, MMD_AT_PLUS_A, MMD_ATA or NATURAL, got {self.ordering!r}")
-        if self.ngspice not in ("auto", "shared", "subprocess"):
-            raise SpecError(f"solver.ngspice must be auto, shared or subprocess, got {self.ngspice!r}")
+            raise SpecError.at("solver.engine", f"must be one of {', '.join(ENGINES)}, got {self.engine!r}"
+                                                f"{did_you_mean(self.engine, ENGINES)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +93,8 @@ class Engine(Protocol):
     def prepare(self, circuit: Circuit, options: SolverOptions) -> Prepared: ...
 
 
-# name → "module:attribute"; imported on first use so `spice` costs nothing until asked for.
-ENGINES: dict[str, str] = {
-    "ideal": "cosim.circuit.engines.ideal:ENGINE",
-    "nodal": "cosim.circuit.engines.nodal:ENGINE",
-    "spice": "cosim.circuit.engines.spice:ENGINE",
-}
+# The registry itself lives in cosim.catalog (name → "module:attribute", imported on first use,
+# so `spice` costs nothing until asked for, and the CLI lists the names without loading engines).
 
 
 def get_engine(name: str) -> Engine:

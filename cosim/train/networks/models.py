@@ -10,10 +10,10 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 
 from cosim.errors import SpecError
+from cosim.schema import close_match
 from cosim.train.networks.base import Network
 from cosim.train.networks.stages import Activation, Conv2D, Dense, Flatten, Pool2D
 
@@ -115,9 +115,8 @@ def make_network(kind: str, input_shape: Sequence[int], n_classes: int, *, hidde
     :meth:`CNN.for_input`. "lenet5": :meth:`CNN.lenet5`. ``hidden`` applies to "mlp" only.
     """
     if kind not in NETWORK_KINDS:
-        near = difflib.get_close_matches(str(kind), NETWORK_KINDS, n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise SpecError(f"network must be one of {', '.join(NETWORK_KINDS)}, got {kind!r}{hint}")
+        raise SpecError(f"network must be one of {', '.join(NETWORK_KINDS)}, got {kind!r}"
+                        f"{close_match(kind, NETWORK_KINDS)}")
     shape = tuple(int(s) for s in input_shape)
     if kind == "mlp":
         n_in = 1

@@ -22,10 +22,10 @@ tracks the estimates (:func:`advance_estimate`); equations in each class's docst
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from typing import Any
 
 from cosim.errors import SpecError
+from cosim.schema import close_match
 from cosim.train.optimizers.base import (
     PAIR_POLICIES,
     FloatSGD,
@@ -66,20 +66,15 @@ OPTIMIZERS: dict[str, type[PulseOptimizer]] = {
 }
 
 
-def _suggest(word: str, options) -> str:
-    near = difflib.get_close_matches(str(word), list(options), n=1)
-    return f"; did you mean {near[0]!r}?" if near else ""
-
-
 def make_optimizer(name: str, **options: Any) -> PulseOptimizer:
     """The optimizer registered as ``name``, configured by ``options`` (its config's fields)."""
     if name not in OPTIMIZERS:
-        raise SpecError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}{_suggest(name, OPTIMIZERS)}")
+        raise SpecError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}{close_match(name, OPTIMIZERS)}")
     cls = OPTIMIZERS[name]
     fields = [f.name for f in dataclasses.fields(cls.config_cls)]
     for key in options:
         if key not in fields:
-            raise SpecError(f"optimizer {name!r} has no option {key!r}{_suggest(key, fields)} "
+            raise SpecError(f"optimizer {name!r} has no option {key!r}{close_match(key, fields)} "
                             f"(options: {', '.join(fields)})")
     return cls(cls.config_cls(**options))
 

@@ -34,6 +34,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from cosim.errors import InputError, SpecError
+from cosim.schema import check_fields, param
 from cosim.train.curves import PulseCurve, nominal_steps
 
 PairPolicy = Literal["set-only", "split", "plus-only"]
@@ -127,22 +128,35 @@ def filter_gradient(state: LayerState, grad: np.ndarray, beta: float | None, nor
     return u
 
 
-def is_count(x: Any) -> bool:
-    """An integer (Python or numpy), not a bool."""
-    return isinstance(x, int | np.integer) and not isinstance(x, bool | np.bool_)
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PulseConfig:
+    """The fields every pulse optimizer's config shares (subclass it and add the method's own).
+
+    Attributes:
+        policy: pair policy, "set-only" | "split" | "plus-only" (module docstring).
+        max_pulses: cap on |n| per device per step (≥ 1), or None for no cap.
+        refresh_threshold: fraction of the window (0, 1] beyond which the loop refreshes a
+            saturated pair, or None for never.
+        write_verify: re-initialisation and refresh program their targets with write-verify
+            (True) or open-loop, by saturating both devices at g_min and pulsing up from there
+            (False).
+
+    Every field is declared with :func:`cosim.schema.param`; errors name ``optimizer.<field>``.
+    """
+
+    policy: PairPolicy = param("set-only", type="str", choices=PAIR_POLICIES)
+    max_pulses: int | None = param(None, type="int", minimum=1)
+    refresh_threshold: float | None = param(None, type="float", minimum=0.0, exclusive_min=True, maximum=1.0)
+    write_verify: bool = param(True, type="bool")
+
+    def __post_init__(self) -> None:
+        check_fields(self, "optimizer")
 
 
-def check_common(cfg: Any) -> None:
-    """Validate the fields every pulse-optimizer config shares (messages name ``optimizer.<field>``)."""
-    if cfg.policy not in PAIR_POLICIES:
-        raise SpecError(f"optimizer.policy must be one of {', '.join(PAIR_POLICIES)}, got {cfg.policy!r}")
-    if cfg.max_pulses is not None and not (is_count(cfg.max_pulses) and cfg.max_pulses >= 1):
-        raise SpecError(f"optimizer.max_pulses must be an integer ≥ 1 or none, got {cfg.max_pulses!r}")
-    if cfg.refresh_threshold is not None and not (0 < cfg.refresh_threshold <= 1):
-        raise SpecError(f"optimizer.refresh_threshold must lie in (0, 1] or be none, got {cfg.refresh_threshold!r}")
-    lr = getattr(cfg, "lr", None)
-    if lr is not None and not (np.isfinite(lr) and lr > 0):
-        raise SpecError(f"optimizer.lr must be > 0, got {lr!r}")
+def learning_rate(default: float = 0.1) -> Any:
+    """The ``lr`` field of a config whose method scales its pulses by η (> 0, weight units per
+    gradient unit); the training loop passes ``train.lr`` over it at every step."""
+    return param(default, type="float", minimum=0.0, exclusive_min=True)
 
 
 @dataclass
@@ -202,7 +216,7 @@ class PulseOptimizer:
 
         return plan_reinit(self.reinit_mode, w_init, curve, policy=self.config.policy, scale=scale,
                            g_plus_read=g_plus_read, g_minus_read=g_minus_read, g_assumed=g_assumed,
-                           write_verify=getattr(self.config, "write_verify", True))
+                           write_verify=self.config.write_verify)
 
     def refresh(self, g_plus_read: np.ndarray, g_minus_read: np.ndarray, curve: PulseCurve,
                 scale: float) -> Any:
@@ -214,7 +228,7 @@ class PulseOptimizer:
             return None
         plan = refresh_plan(g_plus_read, g_minus_read, curve, policy=self.config.policy, scale=scale,
                             threshold=self.config.refresh_threshold,
-                            write_verify=getattr(self.config, "write_verify", True))
+                            write_verify=self.config.write_verify)
         return plan if plan.mask.any() else None
 
     def layer_state(self, layer_id: Hashable) -> LayerState:
@@ -279,15 +293,12 @@ class FloatSGDConfig:
         normalize: WAGE shift normalisation of u per layer (as SSM's ``normalize``).
     """
 
-    lr: float = 0.1
-    beta: float | None = None
-    normalize: bool = False
+    lr: float = learning_rate()
+    beta: float | None = param(None, type="float", minimum=0.0, maximum=1.0, exclusive_max=True)
+    normalize: bool = param(False, type="bool")
 
     def __post_init__(self) -> None:
-        if not (np.isfinite(self.lr) and self.lr > 0):
-            raise SpecError(f"optimizer.lr must be > 0, got {self.lr!r}")
-        if self.beta is not None and not (0 <= self.beta < 1):
-            raise SpecError(f"optimizer.beta must lie in [0, 1) or be none, got {self.beta!r}")
+        check_fields(self, "optimizer")
 
 
 class FloatSGD:

@@ -11,37 +11,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cosim.errors import SpecError
+from cosim.schema import param
 from cosim.train.curves import nominal_steps
 from cosim.train.optimizers.base import (
-    PairPolicy,
+    PulseConfig,
     PulseOptimizer,
-    check_common,
-    is_count,
+    learning_rate,
     plan_pulses,
     split_pair_update,
 )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class SGDPulseConfig:
-    """Naive pulse SGD.
+class SGDPulseConfig(PulseConfig):
+    """Naive pulse SGD; the shared fields are those of :class:`PulseConfig`.
 
     Attributes:
         lr: learning rate η (> 0), weight units per gradient unit.
-        policy: pair policy, "set-only" | "split" | "plus-only".
-        max_pulses: cap on |n| per device per step (≥ 1), or None for no cap.
-        refresh_threshold: fraction of the window (0, 1] beyond which the loop refreshes a pair,
-            or None for never.
     """
 
-    lr: float = 0.1
-    policy: PairPolicy = "set-only"
-    max_pulses: int | None = None
-    refresh_threshold: float | None = None
-
-    def __post_init__(self) -> None:
-        check_common(self)
+    lr: float = learning_rate()
 
 
 class SGDPulse(PulseOptimizer):
@@ -62,30 +51,16 @@ class SGDPulse(PulseOptimizer):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class ManhattanConfig:
-    """Manhattan rule.
+class ManhattanConfig(PulseConfig):
+    """Manhattan rule; the shared fields are those of :class:`PulseConfig`.
 
     Attributes:
         n_pulses: pulses fired per weight per step (integer ≥ 1).
         threshold: |g| at or below which no pulse fires, gradient units (≥ 0).
-        policy: pair policy, "set-only" | "split" | "plus-only".
-        max_pulses: cap on |n| per device per step (≥ 1), or None.
-        refresh_threshold: fraction of the window (0, 1] beyond which the loop refreshes a pair,
-            or None for never.
     """
 
-    n_pulses: int = 1
-    threshold: float = 0.0
-    policy: PairPolicy = "set-only"
-    max_pulses: int | None = None
-    refresh_threshold: float | None = None
-
-    def __post_init__(self) -> None:
-        check_common(self)
-        if not (is_count(self.n_pulses) and self.n_pulses >= 1):
-            raise SpecError(f"optimizer.n_pulses must be an integer ≥ 1, got {self.n_pulses!r}")
-        if not (np.isfinite(self.threshold) and self.threshold >= 0):
-            raise SpecError(f"optimizer.threshold must be ≥ 0, got {self.threshold!r}")
+    n_pulses: int = param(1, type="int", minimum=1)
+    threshold: float = param(0.0, type="float", minimum=0.0)
 
 
 class Manhattan(PulseOptimizer):
@@ -109,24 +84,14 @@ class Manhattan(PulseOptimizer):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class MixedPrecisionConfig:
-    """Mixed-precision accumulate-and-fire.
+class MixedPrecisionConfig(PulseConfig):
+    """Mixed-precision accumulate-and-fire; the shared fields are those of :class:`PulseConfig`.
 
     Attributes:
         lr: learning rate η (> 0), weight units per gradient unit.
-        policy: pair policy, "set-only" | "split" | "plus-only".
-        max_pulses: cap on |n| per device per step (≥ 1), or None.
-        refresh_threshold: fraction of the window (0, 1] beyond which the loop refreshes a pair,
-            or None for never.
     """
 
-    lr: float = 0.1
-    policy: PairPolicy = "set-only"
-    max_pulses: int | None = None
-    refresh_threshold: float | None = None
-
-    def __post_init__(self) -> None:
-        check_common(self)
+    lr: float = learning_rate()
 
 
 class MixedPrecision(PulseOptimizer):

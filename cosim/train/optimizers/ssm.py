@@ -32,14 +32,22 @@ from typing import Literal
 
 import numpy as np
 
-from cosim.errors import SpecError
+from cosim.schema import param
 from cosim.train.curves import nominal_steps
-from cosim.train.optimizers.base import PairPolicy, PulseOptimizer, check_common, filter_gradient, plan_pulses
+from cosim.train.optimizers.base import (
+    PulseConfig,
+    PulseOptimizer,
+    filter_gradient,
+    learning_rate,
+    plan_pulses,
+)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class SSMConfig:
-    """SSM settings.
+class SSMConfig(PulseConfig):
+    """SSM settings; the shared fields (policy, max_pulses, refresh_threshold: here the loop
+    re-initialises a saturated pair during training, write_verify: how "reference" programs its
+    targets) are those of :class:`PulseConfig`.
 
     Attributes:
         lr: learning rate η (> 0), weight units per gradient unit.
@@ -49,38 +57,18 @@ class SSMConfig:
         compensation: part 4, state-dependent pulse count on the nominal curve, residual carried.
         beta: momentum coefficient β in [0, 1) (used when ``momentum``).
         reinit_mode: "reference" or "adopt" (used when ``reinit``).
-        write_verify: "reference" programs targets with write-verify (True) or open-loop, by
-            saturating both devices at g_min and pulsing up from there (False).
         normalize: WAGE shift normalisation u ← u/2^round(log2 max|u|) per layer, so η sets
             the largest update in weight units (an [INFERRED] option; off by default).
-        policy: pair policy, "set-only" | "split" | "plus-only".
-        max_pulses: cap on |n| per device per step (≥ 1), or None.
-        refresh_threshold: fraction of the window (0, 1] beyond which the loop re-initialises a
-            saturated pair during training, or None for never.
     """
 
-    lr: float = 0.1
-    stochastic: bool = True
-    momentum: bool = True
-    reinit: bool = True
-    compensation: bool = True
-    beta: float = 0.9
-    reinit_mode: Literal["reference", "adopt"] = "reference"
-    write_verify: bool = True
-    normalize: bool = False
-    policy: PairPolicy = "set-only"
-    max_pulses: int | None = None
-    refresh_threshold: float | None = None
-
-    def __post_init__(self) -> None:
-        check_common(self)
-        if not (0 <= self.beta < 1):
-            raise SpecError(f"optimizer.beta must lie in [0, 1), got {self.beta!r}")
-        if self.reinit_mode not in ("reference", "adopt"):
-            raise SpecError(f"optimizer.reinit_mode must be 'reference' or 'adopt', got {self.reinit_mode!r}")
-        for name in ("stochastic", "momentum", "reinit", "compensation", "write_verify", "normalize"):
-            if not isinstance(getattr(self, name), bool | np.bool_):
-                raise SpecError(f"optimizer.{name} must be true or false, got {getattr(self, name)!r}")
+    lr: float = learning_rate()
+    stochastic: bool = param(True, type="bool")
+    momentum: bool = param(True, type="bool")
+    reinit: bool = param(True, type="bool")
+    compensation: bool = param(True, type="bool")
+    beta: float = param(0.9, type="float", minimum=0.0, maximum=1.0, exclusive_max=True)
+    reinit_mode: Literal["reference", "adopt"] = param("reference", type="str", choices=("reference", "adopt"))
+    normalize: bool = param(False, type="bool")
 
 
 class SSM(PulseOptimizer):

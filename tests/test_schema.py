@@ -1,0 +1,95 @@
+"""The one validation toolkit (cosim.schema) and the one description of the array (cosim.catalog).
+
+Truths checked: every config reports a bad value as one line naming the dotted field, with the
+path kept as data; the tile array, the training [array], the study [array] and the CLI options
+all take their rules, defaults and choices from cosim.catalog, so changing a declaration there
+changes all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+
+import pytest
+
+from cosim.array import ArraySpec
+from cosim.catalog import ARRAY_FIELDS, ENGINES, TILE_FIELDS
+from cosim.circuit import CrossbarSpec, SolverOptions
+from cosim.cli.common import add_array_options, add_solver_options
+from cosim.errors import SpecError
+from cosim.schema import Field, Section, check_field, fields_of
+from cosim.study.irdrop import SECTIONS as IR_SECTIONS
+from cosim.train.config import ArrayConfig, load_config
+from cosim.train.optimizers import make_optimizer
+
+
+def test_errors_carry_the_field_path_as_data():
+    with pytest.raises(SpecError) as info:
+        CrossbarSpec(conductances=[[1e-6]], r_access=-1.0)
+    err = info.value
+    assert (err.path, err.field) == ("spec.r_access", "r_access")
+    assert str(err) == "spec.r_access must be ≥ 0 Ω, got -1.0"
+    assert str(err.under("array")) == "array.r_access must be ≥ 0 Ω, got -1.0"
+    back = pickle.loads(pickle.dumps(err))  # Dask ships errors between processes
+    assert (back.path, str(back)) == (err.path, str(err))
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: ArraySpec(r_row=-1.0), "array.r_row must be ≥ 0 Ω, got -1.0"),
+    (lambda: ArraySpec(drive="up"), "array.drive must be one of left, right, both, got 'up'"),
+    (lambda: ArrayConfig(cell="1t1r"), "array.cell must be one of 0T1R, 1T1R, got '1t1r'"),
+    (lambda: SolverOptions(engine="nodel"), "solver.engine must be one of ideal, nodal, spice, got 'nodel'; "
+                                            "did you mean 'nodal'?"),
+    (lambda: SolverOptions(rtol="x"), "solver.rtol must be a finite number, got 'x'"),
+    (lambda: make_optimizer("ssm", beta="x"), "optimizer.beta must be a finite number, got 'x'"),
+    (lambda: make_optimizer("manhattan", n_pulses=1.5), "optimizer.n_pulses must be an integer, got 1.5"),
+    (lambda: load_config(None, ["network.kind=1.5"]), "network.kind must be a string, got 1.5"),
+    (lambda: load_config(None, ['optimizer.beta="x"']), "optimizer.beta must be a finite number, got 'x'"),
+    (lambda: IR_SECTIONS["array"]({"size": 4, "sense": "bottm"}),
+     "array.sense must be one of bottom, top, both, got 'bottm'; did you mean 'bottom'?"),
+])
+def test_type_and_range_errors_are_one_line_with_the_field(build, message):
+    with pytest.raises(SpecError) as info:
+        build()
+    assert str(info.value) == message and "\n" not in str(info.value)
+    assert info.value.path == message.split()[0]
+
+
+def test_nullable_vector_and_exclusive_bounds():
+    f = Field(type="float", default=0.5, minimum=0.0, maximum=1.0, exclusive_max=True, none=True)
+    assert check_field("x", f, None) is None and check_field("x", f, 0) == 0.0
+    with pytest.raises(SpecError, match="x must be < 1"):
+        check_field("x", f, 1.0)
+    v = Field(type="list[int]", default=None, minimum=1)
+    assert check_field("h", v, [3, 4.0]) == [3, 4]
+    with pytest.raises(SpecError, match=r"h\[1\] must be ≥ 1"):
+        check_field("h", v, [3, 0])
+    sec = Section("s", {"a": Field(type="int", default=1)})
+    with pytest.raises(SpecError, match=r"s\.b is not a field of \[s\]; did you mean 'a'\?|expected one of a"):
+        sec({"b": 2})
+
+
+def test_one_description_of_the_array(monkeypatch):
+    tile = fields_of(ArraySpec)
+    for name in TILE_FIELDS:
+        assert tile[name] is ARRAY_FIELDS[name]  # the very same declaration, not a copy
+        assert fields_of(ArrayConfig)[name] is ARRAY_FIELDS[name]
+        assert fields_of(CrossbarSpec).get(name, ARRAY_FIELDS[name]) is ARRAY_FIELDS[name]
+    study = IR_SECTIONS["array"].fields
+    for name in ("drive", "sense", "cell", "r_driver", "r_sense", "r_access"):
+        assert study[name] is ARRAY_FIELDS[name]
+    parser = argparse.ArgumentParser()
+    add_array_options(parser, random=True)
+    add_solver_options(parser)
+    actions = {a.dest: a for a in parser._actions}
+    for name in ("drive", "sense", "cell", "unselected"):
+        assert tuple(actions[name].choices) == ARRAY_FIELDS[name].choices
+        assert actions[name].default == ARRAY_FIELDS[name].default
+    assert tuple(actions["engine"].choices) == tuple(ENGINES)
+    # a registered engine is offered and accepted everywhere, from its one registry line
+    monkeypatch.setitem(ENGINES, "toy", "tests.toy_engine:ENGINE")
+    assert SolverOptions(engine="toy").engine == "toy"
+    parser = argparse.ArgumentParser()
+    add_solver_options(parser)
+    assert "toy" in parser.parse_args(["--engine", "toy"]).engine

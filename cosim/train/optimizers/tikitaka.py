@@ -31,9 +31,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cosim.errors import SpecError
+from cosim.schema import param
 from cosim.train.curves import PulseCurve, nominal_steps
-from cosim.train.optimizers.base import PairPolicy, PulseOptimizer, check_common, is_count, plan_pulses
+from cosim.train.optimizers.base import (
+    PAIR_POLICIES,
+    PairPolicy,
+    PulseConfig,
+    PulseOptimizer,
+    learning_rate,
+    plan_pulses,
+)
 
 SYMMETRY_GRID = 2001  # conductances scanned for the symmetry point (the window in 0.05 % steps)
 
@@ -62,38 +69,23 @@ def symmetry_point(curve: PulseCurve) -> float:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class TikiTakaConfig:
-    """Tiki-taka settings.
+class TikiTakaConfig(PulseConfig):
+    """Tiki-taka settings; the shared fields are those of :class:`PulseConfig` (``policy`` is
+    that of C's transfer pulses: A always uses "split", it must move both ways about zero;
+    ``max_pulses`` caps A and C; ``refresh_threshold`` is a fraction of C's window).
 
     Attributes:
         lr: learning rate η of the fast array A (> 0), weight units per gradient unit.
         transfer_lr: fraction of A's read row added to C per transfer (> 0, dimensionless).
         transfer_every: training steps between two transfers (integer ≥ 1).
         transfer_rows: rows of A read and transferred per transfer (integer ≥ 1).
-        policy: pair policy of C's transfer pulses, "set-only" | "split" | "plus-only" (A always
-            uses "split": it must move both ways about zero).
-        max_pulses: cap on |n| per device per step (≥ 1), on A and on C, or None.
-        refresh_threshold: fraction of C's window (0, 1] beyond which the loop refreshes a pair,
-            or None for never.
     """
 
-    lr: float = 0.1
-    transfer_lr: float = 0.03
-    transfer_every: int = 1
-    transfer_rows: int = 16
-    policy: PairPolicy = "split"
-    max_pulses: int | None = None
-    refresh_threshold: float | None = None
-
-    def __post_init__(self) -> None:
-        check_common(self)
-        if not (isinstance(self.transfer_lr, int | float) and not isinstance(self.transfer_lr, bool)
-                and np.isfinite(self.transfer_lr) and self.transfer_lr > 0):
-            raise SpecError(f"optimizer.transfer_lr must be > 0, got {self.transfer_lr!r}")
-        for name in ("transfer_every", "transfer_rows"):
-            v = getattr(self, name)
-            if not (is_count(v) and v >= 1):
-                raise SpecError(f"optimizer.{name} must be an integer ≥ 1, got {v!r}")
+    policy: PairPolicy = param("split", type="str", choices=PAIR_POLICIES)
+    lr: float = learning_rate()
+    transfer_lr: float = param(0.03, type="float", minimum=0.0, exclusive_min=True)
+    transfer_every: int = param(1, type="int", minimum=1)
+    transfer_rows: int = param(16, type="int", minimum=1)
 
 
 class TikiTaka(PulseOptimizer):

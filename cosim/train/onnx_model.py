@@ -19,7 +19,7 @@ more crossbar row driven at :data:`~cosim.train.networks.BIAS_INPUT`, as in trai
 
 :func:`save_onnx` writes a cosim network with its weights (the float reference or the weights
 read back from trained devices) as an ONNX model that loads here, in the reference evaluator
-and in ONNX runtimes. The ``onnx`` package is needed for both (``pip install cosim[onnx]``).
+and in ONNX runtimes. Both use the ``onnx`` package (a dependency), imported only when called.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _onnx():
         import onnx
         import onnx.numpy_helper  # noqa: F401
     except ImportError:
-        raise SpecError("ONNX models need the 'onnx' package: pip install 'cosim[onnx]'") from None
+        raise SpecError("ONNX models need the 'onnx' package (a cosim dependency): pip install onnx") from None
     return onnx
 
 

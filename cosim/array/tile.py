@@ -153,6 +153,7 @@ class Tile:
         self.reuse = reuse
         self._g: np.ndarray | None = None
         self._window: tuple[np.ndarray, np.ndarray] | None = None
+        self._noise: tuple[float, np.random.Generator] | None = None
         prog = population.card.programming
         self._amp = (float(prog.amplitude_set), float(prog.amplitude_reset))
         self._width = float(prog.width)
@@ -181,6 +182,22 @@ class Tile:
     def _changed(self) -> None:
         self._g = None
         self._stale = {False, True}
+
+    def invalidate(self) -> None:
+        """Forget cached conductances and preparations after the population was changed from
+        outside the tile (e.g. by :func:`~cosim.array.program.program_cells`)."""
+        self._changed()
+
+    def set_read_noise(self, sigma: float, rng: np.random.Generator | None) -> None:
+        """Read noise on every later forward read: each device's current fluctuates with relative
+        std ``sigma`` (≥ 0; e.g. RTN/1-f noise integrated over the sense window), independently per
+        read, so column j's current gets σ·√(Σ_i (V_i·G_ij)²)·N(0, 1) (A), from the drive
+        voltages and conductances (the ideal cell currents: with wires, an upper bound)."""
+        if not (np.isfinite(sigma) and sigma >= 0):
+            raise SpecError(f"read noise must be a relative std ≥ 0, got {sigma!r}")
+        if sigma > 0 and rng is None:
+            raise SpecError("read noise needs a random generator (seed)")
+        self._noise = (float(sigma), rng) if sigma > 0 else None
 
     # -- reads -------------------------------------------------------------------------------
     def _prepare(self, transpose: bool):
@@ -230,6 +247,10 @@ class Tile:
             out = np.repeat(prep.solve(v[:1]).currents, v.shape[0], axis=0)
         else:
             out = prep.solve(v).currents
+        if self._noise is not None and not transpose:
+            sigma, rng = self._noise
+            g2 = self.conductances() ** 2
+            out = out + sigma * np.sqrt(np.atleast_2d(v) ** 2 @ g2) * rng.standard_normal(np.shape(out))
         self.stats.read_time += time.perf_counter() - t0
         if transpose:
             self.stats.transposed_reads += 1

@@ -6,6 +6,8 @@
 - ``epochs.csv``: one row per epoch (accuracies as fractions, pulses, sparsity, energy in J, …);
 - ``config.toml``: the config, re-runnable with ``cosim train --config``;
 - ``pulses.npz`` / ``pulses.csv``: the per-device pulse log (``output.pulse_log``);
+- ``model.onnx`` (the trained weights read back from the devices) and ``float_model.onnx`` (the
+  float reference's), loadable by :func:`cosim.train.onnx_model.load_onnx` and ``cosim infer``;
 - ``accuracy.png`` (hardware and float test accuracy per epoch), ``pulses.png`` (SET and RESET
   pulses per epoch), ``conductance_hist.png`` (weight-device conductances before/after).
 """
@@ -124,6 +126,12 @@ def write_outputs(result, out: Path) -> Path:
         names = ["layer", "row", "col", "side", "tile_row", "tile_col", "cell_row", "cell_col", "set_pulses",
                  "reset_pulses", "program_pulses", "g_initial_S", "g_final_S"]
         write_csv(out / "pulses.csv", plog.rows(coords, g0, g1), names)
+    if result.network is not None:  # the trained network (weights read back from its devices) as ONNX
+        from cosim.train.onnx_model import save_onnx
+
+        save_onnx(out / "model.onnx", result.network, result.weights)
+        if result.float_weights is not None:
+            save_onnx(out / "float_model.onnx", result.network, result.float_weights)
     if cfg.output.figures:
         title = f"{cfg.network.kind} · {cfg.optimizer.name} · {cfg.device.card} · {cfg.solver.engine}"
         plot_accuracy(result.epochs, out / "accuracy.png", title)

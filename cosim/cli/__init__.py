@@ -18,7 +18,7 @@ from cosim import __version__
 from cosim.errors import CosimError
 
 # Module names under cosim.cli, in the order `cosim --help` lists them.
-SUBCOMMANDS = ["read", "netlist", "solve", "compare", "device", "train", "sweep", "report", "export", "demo"]
+SUBCOMMANDS = ["read", "netlist", "solve", "compare", "device", "train", "infer", "sweep", "report", "export", "demo"]
 
 
 class _Parser(argparse.ArgumentParser):

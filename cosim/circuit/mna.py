@@ -47,6 +47,10 @@ class NodalSystem:
     inj: np.ndarray  # (n_labels,) current injected by current sources, A
     spd: bool  # True when ``a`` is symmetric positive definite (no floating sources)
     defined: np.ndarray  # (n_labels,) bool: label has a potential (free, known or ground)
+    # controlled sources (empty without them): E/H node terms moved to the constraint rhs
+    # (row among fsrc, label, coef) and F terms added to KCL (label a, label b, fsrc pos, coef)
+    e_terms: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    f_terms: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def n_free(self) -> int:
@@ -63,6 +67,9 @@ class NodalSystem:
             pot = np.zeros((self.n_labels, values.shape[0]))
             pot[self.known] = vk
             rows -= pot[self.labels[c.vsrc_p[self.fsrc]]] - pot[self.labels[c.vsrc_n[self.fsrc]]]
+            if self.e_terms is not None:  # known control potentials of E sources
+                er, elab, ecoef = self.e_terms
+                np.add.at(rows, er, ecoef[:, None] * pot[elab])
             rhs_free = np.vstack([rhs_free, rows])
         return rhs_free, vk
 
@@ -79,6 +86,10 @@ class NodalSystem:
         if self.fsrc.size:
             np.add.at(leave, self.labels[c.vsrc_p[self.fsrc]], i_f)
             np.add.at(leave, self.labels[c.vsrc_n[self.fsrc]], -i_f)
+        if self.f_terms is not None:
+            fa, fb, fpos, fcoef = self.f_terms
+            np.add.at(leave, fa, fcoef[:, None] * i_f[fpos])
+            np.add.at(leave, fb, -fcoef[:, None] * i_f[fpos])
         branch = np.zeros((c.vsrc_p.size, bsz))
         branch[self.fsrc] = i_f
         # A grounded source supplies what its known node sends away.
@@ -99,19 +110,70 @@ def _merge_shorts(circuit: Circuit) -> tuple[np.ndarray, int]:
     return labels, n_lab
 
 
+def inert_nodes(circuit: Circuit) -> np.ndarray:
+    """(n_nodes,) bool: nodes of parts with no DC path to ground that nothing excites.
+
+    A part joined to the rest only by current sources of 0 A (and holding no voltage source)
+    carries no current; ngspice puts it at 0 V (its gmin stepping converges there), and so
+    does cosim instead of refusing the deck as floating. An island no current source reaches
+    is still reported as floating (a likely wiring mistake).
+    """
+    c = circuit
+    n = c.n_nodes
+    live = c.res_g != 0  # NaN is refused by the reader; negative conductances conduct
+    a = np.concatenate([c.res_a[live], c.vsrc_p])
+    b = np.concatenate([c.res_b[live], c.vsrc_n])
+    _, lab = connected_components(sp.coo_matrix((np.ones(a.size, np.int8), (a, b)), shape=(n, n)),
+                                  directed=False)
+    bad = np.zeros(lab.max() + 1 if n else 0, dtype=bool)
+    bad[lab[0]] = True
+    bad[lab[c.vsrc_p]] = True
+    excited = c.isrc_dc != 0
+    if c.controls is not None:
+        excited[c.controls.i_node_src] = True
+        excited[c.controls.i_curr_src] = True
+        bad[lab[c.controls.v_node]] = True
+        bad[lab[c.controls.i_node]] = True
+    bad[lab[c.isrc_a[excited]]] = True
+    bad[lab[c.isrc_b[excited]]] = True
+    # only parts a (0 A) current source reaches: an island of resistors alone stays a defect
+    reached = np.zeros_like(bad)
+    reached[lab[c.isrc_a]] = True
+    reached[lab[c.isrc_b]] = True
+    touched = np.zeros(n, dtype=bool)
+    for arr in (c.res_a[live], c.res_b[live], c.isrc_a, c.isrc_b):
+        touched[arr] = True
+    return touched & ~bad[lab] & reached[lab]
+
+
+def _controls(c: Circuit, labels: np.ndarray, n_lab: int):
+    """(extra Y entries (rows, cols, vals), forced-floating source mask) of controlled sources."""
+    forced = np.zeros(c.vsrc_p.size, dtype=bool)
+    ctl = c.controls
+    if ctl is None:
+        return None, forced
+    forced[ctl.controlling()] = True
+    forced[ctl.constrained()] = True
+    k, q, g = ctl.i_node_src, labels[ctl.i_node], ctl.i_node_coef
+    rows = np.concatenate([labels[c.isrc_a[k]], labels[c.isrc_b[k]]])
+    return (rows, np.concatenate([q, q]), np.concatenate([g, -g])), forced
+
+
 def assemble_nodal(circuit: Circuit) -> NodalSystem:
     """Assemble the reduced nodal system; raises :class:`TopologyError` on shorted sources."""
     c = circuit
     labels, n_lab = _merge_shorts(c)
     ground = int(labels[0])
-    finite = (c.res_g > 0) & np.isfinite(c.res_g)
+    finite = (c.res_g != 0) & np.isfinite(c.res_g)  # negative resistors are legal elements
     la, lb, g = labels[c.res_a[finite]], labels[c.res_b[finite]], c.res_g[finite]
     keep = la != lb
     la, lb, g = la[keep], lb[keep], g[keep]
     deg = np.bincount(la, weights=g, minlength=n_lab) + np.bincount(lb, weights=g, minlength=n_lab)
+    extra, forced = _controls(c, labels, n_lab)
+    er, ec, ev = extra if extra is not None else (np.zeros(0, int), np.zeros(0, int), np.zeros(0))
     lap = sp.coo_matrix(
-        (np.concatenate([-g, -g, deg]),
-         (np.concatenate([la, lb, np.arange(n_lab)]), np.concatenate([lb, la, np.arange(n_lab)]))),
+        (np.concatenate([-g, -g, deg, ev]),
+         (np.concatenate([la, lb, np.arange(n_lab), er]), np.concatenate([lb, la, np.arange(n_lab), ec]))),
         shape=(n_lab, n_lab),
     ).tocsr()
 
@@ -120,7 +182,7 @@ def assemble_nodal(circuit: Circuit) -> NodalSystem:
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
         raise TopologyError(f"voltage source {c.vsrc_names[k]} is shorted (both terminals on one node)")
-    to_ground = (nl == ground) | (pl == ground)
+    to_ground = ((nl == ground) | (pl == ground)) & ~forced
     known_lab = np.where(nl == ground, pl, nl)[to_ground]
     known_src = np.flatnonzero(to_ground)
     known_sign = np.where(nl[to_ground] == ground, 1.0, -1.0)
@@ -136,7 +198,9 @@ def assemble_nodal(circuit: Circuit) -> NodalSystem:
         np.add.at(inj, labels[c.isrc_b], c.isrc_dc)
         np.add.at(inj, labels[c.isrc_a], -c.isrc_dc)
 
-    used = deg > 0
+    used = np.zeros(n_lab, dtype=bool)
+    used[la] = True
+    used[lb] = True
     used[labels[c.isrc_a]] = True
     used[labels[c.isrc_b]] = True
     used[pl[fsrc]] = True
@@ -144,12 +208,22 @@ def assemble_nodal(circuit: Circuit) -> NodalSystem:
     is_known = np.zeros(n_lab, dtype=bool)
     is_known[known_lab] = True
     is_known[ground] = True
+    inert = np.zeros(n_lab, dtype=bool)
+    inert[labels[inert_nodes(c)]] = True  # held at 0 V like ground, no source
+    is_known |= inert
+    if c.controls is not None:
+        ctl_lab = labels[np.concatenate([c.controls.v_node, c.controls.i_node])]
+        lost = ctl_lab[~(used[ctl_lab] | is_known[ctl_lab])]
+        if lost.size:
+            k = int(np.flatnonzero(labels == lost[0])[0])
+            raise TopologyError(f"node {c.node_names[k]} controls a source but no element connects it")
     free = np.flatnonzero(used & ~is_known)
     free_pos = np.full(n_lab, -1)
     free_pos[free] = np.arange(free.size)
 
     a_ff = lap[free][:, free]
     l_fk = lap[free][:, known_lab]
+    e_terms = f_terms = None
     if fsrc.size:
         nf = fsrc.size
         rows, cols, vals = [], [], []
@@ -161,12 +235,41 @@ def assemble_nodal(circuit: Circuit) -> NodalSystem:
             vals.append(np.full(ok.sum(), sign))
         bmat = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                              shape=(free.size, nf)).tocsr()
-        a = sp.bmat([[a_ff, bmat], [bmat.T, None]], format="csc")
+        if c.controls is None:
+            a = sp.bmat([[a_ff, bmat], [bmat.T, None]], format="csc")
+        else:
+            a, e_terms, f_terms = _bordered(c, labels, free_pos, fsrc, a_ff, bmat)
     else:
         a = a_ff.tocsc()
     return NodalSystem(
         circuit=c, labels=labels, n_labels=n_lab, ground=ground, lap=lap, free=free,
         free_pos=free_pos, known=known_lab, known_src=known_src, known_sign=known_sign,
-        fsrc=fsrc, a=a, l_fk=l_fk.tocsr(), inj=inj, spd=fsrc.size == 0,
-        defined=used | is_known,
+        fsrc=fsrc, a=a, l_fk=l_fk.tocsr(), inj=inj,
+        spd=fsrc.size == 0 and bool((g > 0).all()) and c.controls is None,
+        defined=used | is_known, e_terms=e_terms, f_terms=f_terms,
     )
+
+
+def _bordered(c: Circuit, labels, free_pos, fsrc, a_ff, bmat):
+    """The MNA matrix with controlled sources (no longer symmetric) and their rhs/KCL terms."""
+    ctl = c.controls
+    nf, n_free = fsrc.size, a_ff.shape[0]
+    pos_f = np.full(c.vsrc_p.size, -1)
+    pos_f[fsrc] = np.arange(nf)
+    # F: current gain·i(ctrl) leaves label a and enters label b
+    fa, fb = labels[c.isrc_a[ctl.i_curr_src]], labels[c.isrc_b[ctl.i_curr_src]]
+    fpos, fcoef = pos_f[ctl.i_curr], ctl.i_curr_coef
+    r_top = np.concatenate([free_pos[fa], free_pos[fb]])
+    c_top = np.concatenate([fpos, fpos])
+    v_top = np.concatenate([fcoef, -fcoef])
+    ok = r_top >= 0
+    top = bmat + sp.coo_matrix((v_top[ok], (r_top[ok], c_top[ok])), shape=(n_free, nf)).tocsr()
+    # E: −gain·v(node) in the constraint row; known nodes go to the rhs
+    er, eq = pos_f[ctl.v_node_src], free_pos[labels[ctl.v_node]]
+    ok = eq >= 0
+    left = bmat.T + sp.coo_matrix((-ctl.v_node_coef[ok], (er[ok], eq[ok])), shape=(nf, n_free)).tocsr()
+    # H: −r·i(ctrl) in the constraint row
+    corner = sp.coo_matrix((-ctl.v_curr_coef, (pos_f[ctl.v_curr_src], pos_f[ctl.v_curr])), shape=(nf, nf))
+    a = sp.bmat([[a_ff, top], [left, corner]], format="csc")
+    e_terms = (er[~ok], labels[ctl.v_node][~ok], ctl.v_node_coef[~ok])
+    return a, e_terms, (fa, fb, fpos, fcoef)

@@ -119,6 +119,43 @@ class CrossbarLayout:
 
 
 @dataclass(frozen=True, slots=True)
+class Controls:
+    """Linear controlled sources (SPICE E, F, G, H) as terms added to existing sources.
+
+    A voltage source ``k`` with terms constrains ``v(p) − v(n) − Σ coef·v(node) − Σ coef·i(src)
+    = dc``; a current source ``k`` with terms carries ``dc + Σ coef·v(node) + Σ coef·i(src)``
+    amperes (same direction as its ``dc``). ``i(src)`` is a voltage source's branch current,
+    SPICE sign. E and H are voltage sources, G and F current sources, each with ``dc = 0``.
+    """
+
+    v_node_src: np.ndarray  # voltage-source index, node index, coefficient (V/V)
+    v_node: np.ndarray
+    v_node_coef: np.ndarray
+    v_curr_src: np.ndarray  # voltage-source index, controlling source, coefficient (Ω)
+    v_curr: np.ndarray
+    v_curr_coef: np.ndarray
+    i_node_src: np.ndarray  # current-source index, node index, coefficient (S)
+    i_node: np.ndarray
+    i_node_coef: np.ndarray
+    i_curr_src: np.ndarray  # current-source index, controlling source, coefficient (A/A)
+    i_curr: np.ndarray
+    i_curr_coef: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            conv = _floats if name.endswith("coef") else _ints
+            object.__setattr__(self, name, conv(getattr(self, name)))
+
+    def controlling(self) -> np.ndarray:
+        """Voltage sources whose branch current controls another source."""
+        return np.unique(np.concatenate([self.v_curr, self.i_curr]))
+
+    def constrained(self) -> np.ndarray:
+        """Voltage sources with control terms (E and H)."""
+        return np.unique(np.concatenate([self.v_node_src, self.v_curr_src]))
+
+
+@dataclass(frozen=True, slots=True)
 class Circuit:
     """A DC resistive circuit with affine sources; see the module docstring.
 
@@ -149,6 +186,8 @@ class Circuit:
     title: str = ""
     layout: CrossbarLayout | None = None
     key: str = ""
+    controls: Controls | None = None
+    spice_names: bool = False  # names are already ngspice's (a circuit read from a deck)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

@@ -47,9 +47,17 @@ def operating_point(circuit: Circuit, *, engine: str = "nodal",
     options = options or SolverOptions()
     prepared = get_engine(engine).prepare(circuit, options)
     result = prepared.solve(np.zeros((1, circuit.n_inputs)), want_nodes=True)
-    naming = spice_naming(circuit)
+    if circuit.spice_names:  # read from a deck: the names are ngspice's already
+        node_names, src_names = ["", *circuit.node_names[1:]], list(circuit.vsrc_names)
+    else:
+        naming = spice_naming(circuit)
+        node_names, src_names = naming.nodes, naming.vsrc
     volts = result.node_voltages[0]
-    nodes = {name: float(volts[k]) for k, name in enumerate(naming.nodes)
+    currents = result.branch_currents[0]
+    if not (np.isfinite(volts[~np.isnan(volts)]).all() and np.isfinite(currents).all()):
+        raise EngineError("the operating point overflows (a node voltage or source current is "
+                          "beyond ±1.8e308); check the values of the sources and resistors")
+    nodes = {name: float(volts[k]) for k, name in enumerate(node_names)
              if name and np.isfinite(volts[k])}
-    branches = {name: float(i) for name, i in zip(naming.vsrc, result.branch_currents[0])}
+    branches = {name: float(i) for name, i in zip(src_names, currents)}
     return OperatingPoint(nodes=dict(sorted(nodes.items())), branches=branches)

@@ -1,14 +1,16 @@
 """Topology checks that catch unsolvable DC circuits before a solver meets a singular matrix.
 
 The DC graph of a :class:`Circuit` has the nodes as vertices and, as edges, every resistor with
-``g > 0`` (shorts, ``g = inf``, included) and every voltage source. Current sources are *not* DC
+``g ≠ 0`` (shorts, ``g = inf``, and negative resistors included) and every voltage source. Current sources are *not* DC
 paths (they fix a current, not a potential) and ``g = 0`` elements are absent. Ground is node 0.
 
 Three defects make the nodal matrix singular or the equations inconsistent:
 
 - floating nodes: a node touched by a live element (resistor with g > 0, voltage or current
   source) with no DC path to ground. Nodes touched by nothing live (all their elements have
-  g = 0) carry no current, are left out of the solve and are not reported.
+  g = 0) carry no current, are left out of the solve and are not reported. Parts reached only
+  through 0 A current sources and holding no voltage source are not floating either: they sit
+  at 0 V, as ngspice puts them (:func:`cosim.circuit.mna.inert_nodes`).
 - voltage-source loops: a cycle made only of voltage sources and 0 Ω shorts (two sources in
   parallel, a source across a short). Loops of shorts alone are harmless (the nodes merge).
 - current-source cut sets: a floating group of nodes reached from the rest only through current
@@ -28,6 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from cosim.circuit.mna import inert_nodes
 from cosim.circuit.model import Circuit
 from cosim.errors import TopologyError
 
@@ -42,7 +45,7 @@ def _labels(n: int, a: np.ndarray, b: np.ndarray) -> tuple[int, np.ndarray]:
 
 def _dc_labels(circuit: Circuit) -> np.ndarray:
     c = circuit
-    live = c.res_g > 0  # NaN compares False: not an edge
+    live = c.res_g != 0  # negative resistors conduct too
     a = np.concatenate([c.res_a[live], c.vsrc_p])
     b = np.concatenate([c.res_b[live], c.vsrc_n])
     return _labels(c.n_nodes, a, b)[1]
@@ -51,15 +54,18 @@ def _dc_labels(circuit: Circuit) -> np.ndarray:
 def _touched(circuit: Circuit) -> np.ndarray:
     c = circuit
     touched = np.zeros(c.n_nodes, dtype=bool)
-    live = c.res_g > 0
+    live = c.res_g != 0
     for arr in (c.res_a[live], c.res_b[live], c.vsrc_p, c.vsrc_n, c.isrc_a, c.isrc_b):
         touched[arr] = True
+    if c.controls is not None:  # a control input with nothing else attached floats too
+        touched[c.controls.v_node] = True
+        touched[c.controls.i_node] = True
     return touched
 
 
 def _floating_mask(circuit: Circuit) -> tuple[np.ndarray, np.ndarray]:
     labels = _dc_labels(circuit)
-    mask = _touched(circuit) & (labels != labels[0])
+    mask = _touched(circuit) & (labels != labels[0]) & ~inert_nodes(circuit)
     return mask, labels
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import re
 
+from cosim.circuit.expressions import FUNCTIONS, eval_expression  # noqa: F401  (re-exported)
 from cosim.errors import NetlistError
 
 SCALE = {"t": 1e12, "g": 1e9, "meg": 1e6, "k": 1e3, "mil": 25.4e-6, "m": 1e-3,
@@ -67,114 +68,6 @@ def format_value(x: float) -> str:
         raise NetlistError(f"cannot write the non-finite value {x!r} into a netlist")
     text = repr(x)
     return text[:-2] if text.endswith(".0") else text
-
-
-# -- expressions: .param values, {expr} and 'expr' element values ------------------------------
-_TOKEN = re.compile(
-    r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[a-zA-Z_]*)"
-    r"|(?P<name>[a-zA-Z_][a-zA-Z0-9_.]*)|(?P<op>\*\*|[-+*/^(),]))"
-)
-FUNCTIONS = {
-    "sqrt": math.sqrt, "exp": math.exp, "ln": math.log, "log": math.log, "log10": math.log10,
-    "abs": abs, "min": min, "max": max, "pow": math.pow, "sin": math.sin, "cos": math.cos,
-    "tan": math.tan, "atan": math.atan, "sinh": math.sinh, "cosh": math.cosh, "tanh": math.tanh,
-    "floor": math.floor, "ceil": math.ceil, "int": math.trunc,
-}
-
-
-def _tokens(text: str, where: str) -> list[tuple[str, str]]:
-    out, pos, text = [], 0, text.rstrip()
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if not m or m.end() == pos:
-            raise NetlistError(f"{where}: cannot read the expression {text!r} at {text[pos:].strip()!r}")
-        kind = m.lastgroup
-        out.append((kind, m.group(kind)))
-        pos = m.end()
-    return out
-
-
-def eval_expression(text: str, lookup, *, where: str = "") -> float:
-    """Value of a SPICE parameter expression: numbers with suffixes, names, + - * / ** ^,
-    parentheses and the functions in :data:`FUNCTIONS`. ``lookup(name)`` gives a name's value.
-
-    Raises :class:`NetlistError` naming ``where`` for a malformed expression or a division by 0.
-    """
-    toks = _tokens(text, where)
-    pos = 0
-
-    def peek():
-        return toks[pos] if pos < len(toks) else ("end", "")
-
-    def take(value=None):
-        nonlocal pos
-        tok = peek()
-        if value is not None and tok[1] != value:
-            got = tok[1] or "the end"
-            raise NetlistError(f"{where}: expected {value!r} in expression {text!r}, got {got!r}")
-        pos += 1
-        return tok
-
-    def expr():
-        x = term()
-        while peek()[1] in ("+", "-"):
-            x = x + term() if take()[1] == "+" else x - term()
-        return x
-
-    def term():
-        x = unary()
-        while peek()[1] in ("*", "/"):
-            if take()[1] == "*":
-                x *= unary()
-            else:
-                d = unary()
-                if d == 0:
-                    raise NetlistError(f"{where}: division by zero in expression {text!r}")
-                x /= d
-        return x
-
-    def unary():
-        if peek()[1] in ("+", "-"):
-            return -unary() if take()[1] == "-" else unary()
-        return power()
-
-    def power():
-        x = atom()
-        if peek()[1] in ("**", "^"):
-            take()
-            try:
-                return float(x ** unary())
-            except (OverflowError, ZeroDivisionError, TypeError) as exc:
-                raise NetlistError(f"{where}: {exc} in expression {text!r}") from None
-        return x
-
-    def atom():
-        kind, value = take()
-        if kind == "num":
-            return parse_value(value, where=where)
-        if kind == "name":
-            if peek()[1] == "(" and value in FUNCTIONS:
-                take("(")
-                args = [expr()]
-                while peek()[1] == ",":
-                    take()
-                    args.append(expr())
-                take(")")
-                try:
-                    return float(FUNCTIONS[value](*args))
-                except (ValueError, TypeError, OverflowError) as exc:
-                    raise NetlistError(f"{where}: {value}() failed in expression {text!r}: {exc}") from None
-            return float(lookup(value))
-        if value == "(":
-            x = expr()
-            take(")")
-            return x
-        raise NetlistError(f"{where}: unexpected {value or 'end'!r} in expression {text!r}")
-
-    result = expr()
-    if pos != len(toks):
-        raise NetlistError(f"{where}: unexpected {toks[pos][1]!r} in expression {text!r}")
-    return result
 
 
 def format_resistance(g: float) -> str:

@@ -147,7 +147,7 @@ def test_write_verify_through_the_circuit():
 def test_bad_deploy_fields_are_one_line():
     with pytest.raises(SpecError, match="deploy.method must be one of"):
         validate_inference_config({"deploy": {"method": "magic"}})
-    with pytest.raises(SpecError, match="deploy.tolerance must lie in"):
+    with pytest.raises(SpecError, match="deploy.tolerance must be < 1"):
         validate_inference_config({"deploy": {"tolerance": 2}})
     with pytest.raises(SpecError, match="deploy.toleranse is not a field.*tolerance"):
         validate_inference_config({"deploy": {"toleranse": 0.1}})

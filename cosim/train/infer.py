@@ -70,7 +70,7 @@ def build_deployed(net: Network, weights: list[np.ndarray], cfg: InferenceConfig
                       adc_headroom=c.adc_headroom, adc_range=c.adc_range)
     layers = []
     for k, (w, sd) in enumerate(zip(weights, seed.spawn(len(weights)))):
-        w_max = float(np.max(np.abs(w))) if cfg.deploy.w_max == "auto" else float(cfg.deploy.w_max)
+        w_max = float(np.max(np.abs(w))) if cfg.deploy.w_max is None else float(cfg.deploy.w_max)
         wmap = WeightMap(g_min=curve.g_min, g_max=curve.g_max, w_max=w_max if w_max > 0 else 1.0, mapping=a.mapping)
         layers.append(TiledLayer.create(w.shape, array=array, card=card, options=_options(cfg), converters=conv,
                                         wmap=wmap, curve=curve, seed=sd, block_rows=a.tile_rows,

@@ -9,22 +9,19 @@ optional; unknown keys are refused with a did-you-mean.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cosim.array.deploy import DeploySpec
+from cosim.array.deploy import METHODS, SCHEMES, DeploySpec
 from cosim.errors import SpecError
+from cosim.schema import check_fields, check_keys, did_you_mean, fields_of, param, read_toml
 from cosim.train.config import (
     ArrayConfig,
     ConvertersConfig,
     DataConfig,
     DeviceConfig,
     SolverConfig,
-    _bool,
-    _hint,
-    _num,
     apply_overrides,
     build_section,
     section_dict,
@@ -37,37 +34,30 @@ PHYSICAL = ("data", "array", "device", "converters", "solver")
 class DeploySection:
     """[deploy] method: "ideal" | "open-loop" | "write-verify"; scheme: "direct" | "v/2" | "v/3" |
     "row-parallel"; tolerance (fraction of the window), max_pulses, max_rounds, t_verify (s):
-    write-verify (see cosim.array.deploy); w_max: weight of a full window per layer, "auto"
-    (the layer's largest |w|) or a number > 0; read_noise: relative std of each device's read
-    current (≥ 0); seed: devices, c2c noise and read noise (≥ 0); data_seed: the seeded data
-    split/subsets (use the training run's train.seed, so its test images stay unseen); batch: test images per read
-    batch; calibration: training images that set the ADC ranges (≥ 1); ideal_reads: also
-    evaluate the same devices through ideal reads when the solver has wires."""
+    write-verify (see cosim.array.deploy); w_max: weight of a full window, the same for every
+    layer (> 0), or none: each layer's own largest |w| (the whole window used per layer);
+    read_noise: relative std of each device's read current (≥ 0); seed: devices, c2c noise and
+    read noise (≥ 0); data_seed: the seeded data split/subsets (use the training run's
+    train.seed, so its test images stay unseen); batch: test images per read batch; calibration:
+    training images that set the ADC ranges (≥ 1); ideal_reads: also evaluate the same devices
+    through ideal reads when the solver has wires."""
 
-    method: str = "write-verify"
-    scheme: str = "direct"
-    tolerance: float = 0.02
-    max_pulses: int = 500
-    max_rounds: int = 30
-    t_verify: float = 100e-9
-    w_max: Any = "auto"
-    read_noise: float = 0.0
-    seed: int = 0
-    data_seed: int = 0
-    batch: int = 2000
-    calibration: int = 256
-    ideal_reads: bool = True
+    method: str = param("write-verify", type="str", choices=METHODS)
+    scheme: str = param("direct", type="str", choices=SCHEMES)
+    tolerance: float = param(0.02, type="float", minimum=0.0, exclusive_min=True, maximum=1.0, exclusive_max=True)
+    max_pulses: int = param(500, type="int", minimum=1)
+    max_rounds: int = param(30, type="int", minimum=1)
+    t_verify: float = param(100e-9, type="float", minimum=0.0, unit="s")
+    w_max: float | None = param(None, type="float", minimum=0.0, exclusive_min=True)
+    read_noise: float = param(0.0, type="float", minimum=0.0, maximum=1.0)
+    seed: int = param(0, type="int", minimum=0)
+    data_seed: int = param(0, type="int", minimum=0)
+    batch: int = param(2000, type="int", minimum=1)
+    calibration: int = param(256, type="int", minimum=1)
+    ideal_reads: bool = param(True, type="bool")
 
     def __post_init__(self) -> None:
-        self.spec()  # validates method, scheme and the write-verify numbers
-        if self.w_max != "auto":
-            _num("deploy.w_max", self.w_max, lo=0, lo_open=True)
-        _num("deploy.read_noise", self.read_noise, lo=0, hi=1)
-        for k in ("seed", "data_seed"):
-            _num(f"deploy.{k}", getattr(self, k), lo=0, integer=True)
-        for k in ("batch", "calibration"):
-            _num(f"deploy.{k}", getattr(self, k), lo=1, integer=True)
-        _bool("deploy.ideal_reads", self.ideal_reads)
+        check_fields(self, "deploy")
 
     def spec(self) -> DeploySpec:
         return DeploySpec(method=self.method, scheme=self.scheme, tolerance=self.tolerance,
@@ -78,10 +68,10 @@ class DeploySection:
 class InferOutput:
     """[output] figures: write PNG figures with metrics.json."""
 
-    figures: bool = True
+    figures: bool = param(True, type="bool")
 
     def __post_init__(self) -> None:
-        _bool("output.figures", self.figures)
+        check_fields(self, "output")
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "array": ArrayConfig, "device": DeviceConfig,
@@ -112,10 +102,7 @@ def _section(name: str, values, base: Path | None):
     if not isinstance(values, dict):
         raise SpecError(f"[{name}] must be a table, got {values!r}")
     values = {k: None if isinstance(v, str) and v.lower() == "none" else v for k, v in values.items()}
-    names = [f.name for f in dataclasses.fields(SECTIONS[name])]
-    for key in values:
-        if key not in names:
-            raise SpecError(f"{name}.{key} is not a field of [{name}]{_hint(key, names)}")
+    check_keys(name, values, fields_of(SECTIONS[name]))
     return SECTIONS[name](**values)
 
 
@@ -126,8 +113,10 @@ def validate_inference_config(data: dict[str, Any], *, source: str = "", base_di
 
     for key in data:
         if key not in SECTIONS:
-            raise SpecError(f"[{key}] is not a section of an inference config{_hint(key, SECTIONS)}")
+            raise SpecError(f"[{key}] is not a section of an inference config{did_you_mean(key, SECTIONS)}")
     cfg = InferenceConfig(**{k: _section(k, v, base_dir) for k, v in data.items()}, source=source)
+    if "w_max" in (data.get("array") or {}):
+        raise SpecError.at("array.w_max", "is the training mapping's; deployment scales weights with deploy.w_max")
     load_device_card(cfg.device)
     return cfg
 
@@ -137,16 +126,8 @@ def load_inference_config(path: str | Path | None = None, overrides: list[str] |
     data: dict[str, Any] = {}
     base, source = None, ""
     if path is not None:
-        p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise SpecError(f"config file not found: {p}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError(f"cannot read config {p}: {exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise SpecError(f"{p}: invalid TOML: {exc}") from None
-        base, source = p.resolve().parent, str(p)
+        data = read_toml(path)
+        base, source = Path(path).resolve().parent, str(path)
     data = apply_overrides(data, overrides or [])
     try:
         return validate_inference_config(data, source=source, base_dir=base)

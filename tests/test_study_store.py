@@ -56,8 +56,10 @@ def test_schema_wal_and_round_trip(tmp_path):
             st.get("ffffffff")
         with pytest.raises(InputError, match="too short"):
             st.get("ab")
-        with pytest.raises(InputError, match="no point with key"):
+        with pytest.raises(InputError, match="opened read-only"):  # a reader never writes
             st.record("0" * 64, {"status": "done"})
+    with Store(path) as st, pytest.raises(InputError, match="no point with key"):
+        st.record("0" * 64, {"status": "done"})
 
 
 def test_open_refuses_missing_or_foreign_files(tmp_path):

@@ -2,8 +2,13 @@
 
 Each sub-command module exposes ``register(subparsers)`` that adds its parser and sets
 ``func(args) -> int``; heavy imports stay inside ``func`` so ``cosim --help`` is instant.
-A user's mistake (:class:`CosimError`, bad arguments) prints one line to stderr and exits 2;
-nothing else is caught, so a bug keeps its traceback.
+A user's mistake (:class:`CosimError`, bad arguments) prints one line to stderr and exits 2.
+Anything else is a bug in cosim: the last line of defence prints one line, ``internal error: …;
+rerun with -v for the traceback``, and exits with :data:`EXIT_INTERNAL` (3); with ``-v`` the
+traceback is printed too. Tests that call :func:`main` treat status 3 as a failure.
+
+Exit statuses: 0 success, 1 a result that is not clean (failed study points, a --verify
+difference), 2 bad input, 3 internal error (a bug: please report it), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ import importlib
 import logging
 import os
 import sys
+import traceback
 
 from cosim import __version__
 from cosim.errors import CosimError
 
 # Module names under cosim.cli, in the order `cosim --help` lists them.
+EXIT_INTERNAL = 3  # an exception cosim did not expect: a bug, never a user's mistake
 SUBCOMMANDS = ["read", "netlist", "solve", "compare", "device", "train", "infer", "sweep", "report", "export", "demo"]
 
 
@@ -67,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cosim: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # the last line of defence: one line, never a raw traceback
+        if args.verbose:
+            traceback.print_exc(file=sys.stderr)
+        text = " ".join(str(exc).split())[:300] or "(no message)"
+        hint = "" if args.verbose else "; rerun with -v for the traceback"
+        print(f"cosim: internal error: {type(exc).__name__}: {text}{hint}", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

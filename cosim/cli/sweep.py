@@ -51,7 +51,7 @@ def sweep(config: str, store_path: str, *, workers: int | None = None, scheduler
     status (0 all done, 1 some failed)."""
     from cosim.study.config import load_study
     from cosim.study.grid import plan
-    from cosim.study.runner import dry_run_text, make_client, run_study
+    from cosim.study.runner import close_client, dry_run_text, make_client, run_study
     from cosim.study.store import Store
 
     if workers is not None and workers < 0:
@@ -90,6 +90,6 @@ def sweep(config: str, store_path: str, *, workers: int | None = None, scheduler
     finally:
         signal.signal(signal.SIGTERM, previous)
         if client is not None:
-            client.close()
+            close_client(client)
     print(summary.line())
     return 1 if summary.failed or summary.skipped_failed else 0

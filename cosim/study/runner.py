@@ -10,6 +10,13 @@ that dies mid-point has its task rescheduled by Dask (up to the scheduler's
 
 ``workers=0`` runs the points in this process, one after another, with the same store logic:
 for debugging, and as the reference the benchmark measures Dask's overhead against.
+
+Several sweeps may run on one store at once (two terminals, two batch jobs): each claims points
+a few at a time (:meth:`Store.claim`: a lease under its identity, taken in one transaction),
+keeps about two per worker in flight, renews its leases from a heartbeat thread, and records a
+result only while it holds the claim. So the sweeps share the work and every point is computed
+once; a sweep that runs out of points waits for the ones others hold, and takes over any whose
+claimant died (its lease expired, or its process on this host is gone).
 """
 
 from __future__ import annotations
@@ -17,18 +24,22 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import socket
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import CancelledError
 from dataclasses import dataclass
 
 from cosim.errors import EngineError
 from cosim.study.grid import Point, StudyPlan
-from cosim.study.store import Store
+from cosim.study.store import LEASE_SECONDS, Store
 from cosim.study.tasks import execute_point, one_line
 
 log = logging.getLogger(__name__)
+POLL_SECONDS = 0.5  # how often a sweep with nothing left to claim looks at points others hold
 
 
 @dataclass(slots=True)
@@ -43,10 +54,13 @@ class RunSummary:
     failed: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    by_others: int = 0  # finished by another sweep on the same store while this one ran
 
     def line(self) -> str:
         text = (f"{self.total} points: {self.done} done, {self.failed} failed, "
                 f"{self.skipped_done} already done")
+        if self.by_others:
+            text += f", {self.by_others} by another sweep"
         if self.skipped_failed:
             text += f", {self.skipped_failed} failed before (rerun with --retry-failed)"
         text += f" in {self.seconds:.1f} s"
@@ -80,11 +94,24 @@ def make_client(workers: int | None = None, scheduler: str | None = None, *, tim
 
 
 def close_client(client) -> None:
-    """Close a client and, when it made it, its LocalCluster."""
+    """Close a client and, when it made it, its LocalCluster.
+
+    Every result is committed before this runs, so what Dask and tornado log while the
+    connections go down (a ``CommClosedError`` from a worker's last heartbeat, racing the
+    scheduler's exit) is noise, not news: those loggers are silenced for the shutdown.
+    """
     cluster = getattr(client, "cluster", None)
-    client.close()
-    if cluster is not None:
-        cluster.close()
+    names = ("distributed", "tornado", "asyncio")
+    levels = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(logging.CRITICAL + 1)
+    try:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    finally:
+        for n, level in levels.items():
+            logging.getLogger(n).setLevel(level)
 
 
 def _failed(exc: BaseException) -> dict:
@@ -99,10 +126,12 @@ class _Recorder:
     """Commits outcomes, keeps the counts and drives the progress bar."""
 
     def __init__(self, store: Store, summary: RunSummary, keep: tuple[str, ...] | None,
-                 progress: bool, n: int, name: str, on_result: Callable[[Point, dict], None] | None):
+                 progress: bool, n: int, name: str, on_result: Callable[[Point, dict], None] | None,
+                 worker: str | None = None):
         from tqdm.auto import tqdm
 
         self.store, self.summary, self.keep, self.on_result = store, summary, keep, on_result
+        self.worker = worker
         self.bar = tqdm(total=n, desc=name, unit="pt", disable=not progress, file=sys.stderr)
         self.recorded: set[str] = set()
 
@@ -112,8 +141,13 @@ class _Recorder:
             return
         if outcome["status"] == "done" and self.keep is not None and outcome["metrics"] is not None:
             outcome = {**outcome, "metrics": {k: v for k, v in outcome["metrics"].items() if k in self.keep}}
-        self.store.record(point.key, outcome)
         self.recorded.add(point.key)
+        if not self.store.record(point.key, outcome, worker=self.worker):
+            log.warning("point %s was taken over by another sweep after this one's lease expired; "
+                        "keeping that sweep's result", point.key[:12])
+            self.summary.by_others += 1
+            self.bar.update(1)
+            return
         if outcome["status"] == "done":
             self.summary.done += 1
         else:
@@ -130,16 +164,18 @@ class _Recorder:
 
 def run_study(plan: StudyPlan, store: Store, *, workers: int | None = None, scheduler: str | None = None,
               client=None, retry_failed: bool = False, progress: bool | None = None,
-              on_result: Callable[[Point, dict], None] | None = None) -> RunSummary:
+              on_result: Callable[[Point, dict], None] | None = None,
+              lease: float = LEASE_SECONDS) -> RunSummary:
     """Run every point of ``plan`` that ``store`` does not hold as done; returns the counts.
 
     ``client`` (a ``distributed.Client``) is used as is and left open; otherwise one is made
     from ``scheduler`` or a LocalCluster of ``workers`` processes and closed at the end;
     ``workers=0`` runs in this process. Failed points are rerun only with ``retry_failed``.
     On Ctrl-C the finished points stay stored, the rest go back to pending, and
-    KeyboardInterrupt propagates.
+    KeyboardInterrupt propagates. ``lease`` (s) is how long a claim outlives a silent sweep.
     """
     t0 = time.perf_counter()
+    started = time.time()
     cfg = plan.config
     store.set_meta("study", {"name": cfg.name, "task": plan.task.kind, "source": cfg.source,
                              "seeds": list(cfg.seeds), "axes": plan.axes, "metrics": cfg.metrics})
@@ -159,20 +195,21 @@ def run_study(plan: StudyPlan, store: Store, *, workers: int | None = None, sche
             todo.append(p)
     log.info("%s: %d to run, %d already done", cfg.name, len(todo), summary.skipped_done)
     if todo:
+        worker = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         rec = _Recorder(store, summary, cfg.metrics, show_progress() if progress is None else progress,
-                        len(todo), cfg.name, on_result)
-        store.mark_running(p.key for p in todo)
-        summary.submitted = len(todo)
+                        len(todo), cfg.name, on_result, worker)
+        queue = _Queue(store, todo, worker, lease, started if retry_failed else None, summary)
         try:
-            if workers == 0 and client is None and scheduler is None:
-                _run_inline(todo, plan, rec)
-            else:
-                _run_dask(todo, plan, rec, client=client, workers=workers, scheduler=scheduler)
+            with _Heartbeat(store.path, worker, lease):
+                if workers == 0 and client is None and scheduler is None:
+                    _run_inline(queue, plan, rec)
+                else:
+                    _run_dask(queue, plan, rec, client=client, workers=workers, scheduler=scheduler)
         except KeyboardInterrupt:
             summary.interrupted = True
-            store.reset_running(p.key for p in todo if p.key not in rec.recorded)
             raise
         finally:
+            store.reset_running(worker=worker)  # this sweep's unfinished claims go back to pending
             rec.close()
             summary.seconds = time.perf_counter() - t0
             log.info("%s: %s", cfg.name, summary.line())
@@ -180,29 +217,114 @@ def run_study(plan: StudyPlan, store: Store, *, workers: int | None = None, sche
     return summary
 
 
-def _run_inline(todo: list[Point], plan: StudyPlan, rec: _Recorder) -> None:
-    for p in todo:
-        rec(p, execute_point(p.config, plan.task.run))
+class _Queue:
+    """This sweep's candidate points, claimed from the store a few at a time."""
+
+    def __init__(self, store: Store, todo: list[Point], worker: str, lease: float,
+                 retry_before: float | None, summary: RunSummary):
+        self.store, self.worker, self.lease, self.retry_before = store, worker, lease, retry_before
+        self.open, self.held, self.summary = deque(todo), [], summary
+
+    def take(self, n: int) -> list[Point]:
+        """Up to ``n`` newly claimed points (fewer when the rest are settled or held by others)."""
+        if n <= 0 or not self.open:
+            return []
+        # claim() looks at the keys in order and stops after n claims: the first len(seen)
+        # points of the queue are the ones it has decided.
+        seen = self.store.claim((p.key for p in self.open), self.worker, limit=n, lease=self.lease,
+                                retry_before=self.retry_before)
+        got = []
+        for _ in range(len(seen)):
+            p = self.open.popleft()
+            verdict = seen[p.key]
+            if verdict == "claimed":
+                got.append(p)
+            elif verdict == "held":
+                self.held.append(p)
+            else:
+                self.summary.by_others += 1
+        self.summary.submitted += len(got)
+        return got
+
+    def waiting(self) -> bool:
+        """Points other sweeps hold: not done yet, so this sweep is not finished either."""
+        return bool(self.held)
+
+    def wait(self, seconds: float = POLL_SECONDS) -> None:
+        """Sleep, then look at the held points again."""
+        time.sleep(seconds)
+        self.open.extendleft(reversed(self.held))
+        self.held = []
 
 
-def _run_dask(todo: list[Point], plan: StudyPlan, rec: _Recorder, *, client, workers, scheduler) -> None:
+class _Heartbeat:
+    """Renews this sweep's leases every third of the lease, on its own connection and thread."""
+
+    def __init__(self, path, worker: str, lease: float):
+        self.path, self.worker, self.lease = path, worker, lease
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="cosim-lease", daemon=True)
+
+    def _run(self) -> None:
+        with Store(self.path) as st:
+            while not self.stop.wait(self.lease / 3):
+                try:
+                    st.renew(self.worker, self.lease)
+                except Exception as exc:  # a missed renewal only risks a takeover, never a wrong result
+                    log.warning("could not renew the point leases: %s", one_line(exc))
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def _run_inline(queue: _Queue, plan: StudyPlan, rec: _Recorder) -> None:
+    while True:
+        batch = queue.take(1)
+        if not batch:
+            if not queue.waiting():
+                return
+            queue.wait()
+            continue
+        rec(batch[0], execute_point(batch[0].config, plan.task.run))
+
+
+def _run_dask(queue: _Queue, plan: StudyPlan, rec: _Recorder, *, client, workers, scheduler) -> None:
     from distributed import as_completed
 
     own = client is None
     if own:
         client = make_client(workers, scheduler)
-    futures = {}
+    inflight = {}
     # Task keys name the point (a dashboard shows which is where) plus a per-sweep token: a key
     # cancelled by an interrupted sweep may linger on the scheduler, and reusing it would hand
     # the next sweep a cancelled future.
     token = secrets.token_hex(4)
-    try:
-        for p in todo:
+    # About two points per worker thread in flight: workers never idle while the driver records,
+    # and a second sweep on the same store still finds points to claim.
+    capacity = 2 * max(1, sum(client.nthreads().values()))
+    done = as_completed()
+
+    def top_up() -> None:
+        for p in queue.take(capacity - len(inflight)):
             fut = client.submit(execute_point, p.config, plan.task.run, key=f"cosim-point-{p.key[:16]}-{token}",
                                 pure=False, retries=0)
-            futures[fut] = p
-        for fut in as_completed(futures):
-            p = futures[fut]
+            inflight[fut] = p
+            done.add(fut)
+
+    try:
+        top_up()
+        while inflight or queue.waiting():
+            if not inflight:
+                queue.wait()
+                top_up()
+                continue
+            fut = next(done)
+            p = inflight.pop(fut)
             # result(), not a look at fut.status: a result held by a worker that dies right now
             # sends the future back to pending, and result() waits for Dask to recompute it.
             try:
@@ -214,13 +336,13 @@ def _run_dask(todo: list[Point], plan: StudyPlan, rec: _Recorder, *, client, wor
                 outcome = _failed(exc)
             rec(p, outcome)
             fut.release()
+            top_up()
     except KeyboardInterrupt:
-        client.cancel(list(futures), force=True)
+        client.cancel(list(inflight), force=True)
         raise
     finally:
         if own:
             close_client(client)
-        rec.store.reset_running(p.key for p in todo if p.key not in rec.recorded)
 
 
 def dry_run_text(plan: StudyPlan, store: Store | None = None, workers: int | None = None) -> str:

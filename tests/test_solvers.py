@@ -27,7 +27,8 @@ from scipy.linalg import solve_banded
 from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit, get_engine
 from cosim.circuit.engines import nodal
 from cosim.circuit.engines.nodal import prepare_pair, prepare_spec
-from cosim.circuit.solvers import ColLines, CrossbarPrepared, LineBlocks, RowLines, kernels, transfer
+from cosim.circuit.engines.nodal_crossbar import CrossbarPrepared
+from cosim.circuit.solvers import ColLines, LineBlocks, RowLines, kernels, transfer
 from cosim.errors import ConvergenceError, EngineError, InputError
 
 TOL = 1e-9

@@ -53,7 +53,7 @@ from typing import Literal
 import numpy as np
 
 from cosim.array.tile import ArraySpec
-from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit, get_engine
+from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit, prepare
 from cosim.devices import DevicePopulation
 from cosim.errors import ConvergenceError, InputError, SpecError
 
@@ -261,7 +261,6 @@ class _Solver:
 
     def __init__(self, base: CrossbarSpec, pop: DevicePopulation, options: ProgramOptions):
         self.base, self.pop, self.options = base, pop, options
-        self.engine = get_engine(options.solver.engine)
         self.solves = 0
         self.elapsed = 0.0
         self.method = ""
@@ -287,7 +286,7 @@ class _Solver:
         circuit = build_circuit(spec)
         inputs = np.zeros(n)
         inputs[rows] = v_sel
-        res = self.engine.prepare(circuit, self.options.solver).solve(inputs, want_nodes=True)
+        res = prepare(circuit, self.options.solver).solve(inputs, want_nodes=True)
         self.method = f"{res.engine}/{res.info.get('method', '')}"
         pot = res.node_voltages[0]
         lay = circuit.layout

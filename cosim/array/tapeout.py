@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit, get_engine
+from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit, prepare
 from cosim.circuit.netlist_write import default_control, render_ngspice
 from cosim.circuit.units import format_value
 from cosim.errors import EngineError, InputError, NetlistError
@@ -147,8 +147,8 @@ def _solve(spec: CrossbarSpec, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, f
     """cosim's nodal (direct LU) and ideal sense currents (A) for row voltages ``v`` (V)."""
     circuit = build_circuit(spec)
     opts = SolverOptions(engine="nodal", method="direct")
-    res = get_engine("nodal").prepare(circuit, opts).solve(v[None, :])
-    ideal = get_engine("ideal").prepare(circuit, opts).solve(v[None, :]).currents[0]
+    res = prepare(circuit, opts).solve(v[None, :])
+    ideal = prepare(circuit, opts.replace(engine="ideal")).solve(v[None, :]).currents[0]
     return res.currents[0], ideal, float(res.residual)
 
 

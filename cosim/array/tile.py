@@ -5,8 +5,9 @@ sneak paths act on every training read); updates go to the devices as pulses. Th
 prepared lazily, only after the conductances changed: with the nodal engine the forward and
 transpose reads share one preparation (``for_circuit``) and an update is a warm-started
 ``update_conductances`` of the previous one (``reuse=False`` prepares from scratch, the reference
-path). Identical input vectors within a batch are solved once (a DC read is a pure function of
-its inputs). No state is shared between tiles.
+path). A batch whose input vectors are all identical (a tile holding only a bias row) is solved
+once and repeated (a DC read is a pure function of its inputs); other batches are solved whole.
+No state is shared between tiles.
 
 Updates (``update``):
 
@@ -34,6 +35,7 @@ import numpy as np
 
 from cosim.catalog import ARRAY_FIELDS, TILE_FIELDS
 from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit, get_engine
+from cosim.circuit.engines.base import Prepared, prepare_again
 from cosim.errors import InputError, SpecError
 from cosim.schema import check_fields, declare, param
 
@@ -145,10 +147,8 @@ class Tile:
         self.table = table
         self.name = name
         self.stats = TileStats()
-        self._engine = get_engine(options.engine)
-        if hasattr(self._engine, "warm_up"):  # one-time solver set-up belongs to the array's set-up
-            self._engine.warm_up()
-        self._prepared: dict[bool, object] = {}
+        get_engine(options.engine).warm_up()  # one-time solver set-up belongs to the array's set-up
+        self._prepared: dict[bool, Prepared] = {}
         self._stale: set[bool] = set()
         self.reuse = reuse
         self._g: np.ndarray | None = None
@@ -203,10 +203,9 @@ class Tile:
     def _prepare(self, transpose: bool):
         """The prepared read of one direction on the current conductances.
 
-        Where the engine's prepared object offers them (the nodal engine does), the two
-        directions share one preparation (``for_circuit``) and a stale one is brought up to date
-        with ``update_conductances`` (warm-started, or sharing the other direction's fresh
-        preparation); otherwise the circuit is built and prepared again. Either way only after
+        :func:`~cosim.circuit.engines.base.prepare_again` brings a stale read up to date the
+        cheapest way the engine offers (the nodal engine: warm-started, the two directions
+        sharing one preparation); ``reuse=False`` prepares from scratch. Either way only after
         the conductances changed.
         """
         prep = self._prepared.get(transpose)
@@ -216,12 +215,8 @@ class Tile:
         other = self._prepared.get(not transpose)
         fresh_other = other if other is not None and (not transpose) not in self._stale else None
         g = self.conductances()
-        if prep is not None and self.reuse and hasattr(prep, "update_conductances"):
-            prep = prep.update_conductances(g, warm=True, share=fresh_other)
-        elif fresh_other is not None and self.reuse and hasattr(fresh_other, "for_circuit"):
-            prep = fresh_other.for_circuit(build_circuit(self.array.crossbar(g), transpose=transpose))
-        else:
-            prep = self._engine.prepare(build_circuit(self.array.crossbar(g), transpose=transpose), self.options)
+        prep = prepare_again(self.options, g, lambda: build_circuit(self.array.crossbar(g), transpose=transpose),
+                             previous=prep if self.reuse else None, partner=fresh_other if self.reuse else None)
         self._prepared[transpose] = prep
         self._stale.discard(transpose)
         self.stats.prepares += 1
@@ -240,10 +235,11 @@ class Tile:
         prep = self._prepare(transpose)
         t0 = time.perf_counter()
         v = np.asarray(v, dtype=float)
-        if v.ndim == 2 and v.shape[0] > 1 and self.options.engine != "ideal" and (v == v[:1]).all():
+        if v.ndim == 2 and v.shape[0] > 1 and prep.repeat_identical and (v == v[:1]).all():
             # A DC read is a pure function of its inputs: a tile holding only a bias row sees the
-            # same vector for every sample, and solves it once. Only this case is looked for: a
-            # general search for repeated rows (np.unique) cost 7 % of a digits epoch.
+            # same vector for every sample, and solves it once. Only a batch of one repeated
+            # vector is looked for: a general search for repeated rows (np.unique) cost 7 % of
+            # a digits epoch.
             out = np.repeat(prep.solve(v[:1]).currents, v.shape[0], axis=0)
         else:
             out = prep.solve(v).currents

@@ -12,12 +12,13 @@ touches (ngspice never sees them) are left out, as in ngspice's own listing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
 import numpy as np
 
-from cosim.circuit.engines.base import SolverOptions, get_engine
+from cosim.circuit.engines.base import SolverOptions, prepare
 from cosim.circuit.model import Circuit
 from cosim.circuit.netlist_write import spice_naming
 from cosim.errors import EngineError
@@ -45,7 +46,7 @@ def operating_point(circuit: Circuit, *, engine: str = "nodal",
     if engine == "ideal":
         raise EngineError("the ideal engine has no operating point; use engine 'nodal' or 'spice'")
     options = options or SolverOptions()
-    prepared = get_engine(engine).prepare(circuit, options)
+    prepared = prepare(circuit, dataclasses.replace(options, engine=engine))
     result = prepared.solve(np.zeros((1, circuit.n_inputs)), want_nodes=True)
     if circuit.spice_names:  # read from a deck: the names are ngspice's already
         node_names, src_names = ["", *circuit.node_names[1:]], list(circuit.vsrc_names)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from cosim.circuit.build import build_circuit
-from cosim.circuit.engines.base import ReadResult, SolverOptions, get_engine
+from cosim.circuit.engines.base import ReadResult, SolverOptions, prepare
+from cosim.circuit.model import Circuit
 from cosim.circuit.spec import CrossbarSpec
+
+
+def solve_circuit(circuit: Circuit, inputs: np.ndarray, options: SolverOptions, *,
+                  want_nodes: bool = False, want_cells: bool = False) -> ReadResult:
+    """``circuit`` prepared by ``options.engine`` and solved for ``inputs`` (B, n_inputs), V."""
+    return prepare(circuit, options).solve(inputs, want_nodes=want_nodes, want_cells=want_cells)
 
 
 def read(spec: CrossbarSpec, inputs: np.ndarray, *, engine: str | None = None,
@@ -14,10 +23,11 @@ def read(spec: CrossbarSpec, inputs: np.ndarray, *, engine: str | None = None,
          want_nodes: bool = False, want_cells: bool = False) -> ReadResult:
     """Column currents (B, M) in A for row inputs (B, N) in V, or row currents for a transpose read.
 
-    ``engine`` overrides ``options.engine``; a single input vector (N,) gives B = 1.
+    ``engine="spice"`` is shorthand for ``options.replace(engine="spice")``: the options alone
+    pick the engine from there on. A single input vector (N,) gives B = 1.
     """
     options = options or SolverOptions()
-    name = engine or options.engine
-    circuit = build_circuit(spec, transpose=transpose)
-    prepared = get_engine(name).prepare(circuit, options)
-    return prepared.solve(inputs, want_nodes=want_nodes, want_cells=want_cells)
+    if engine is not None:
+        options = dataclasses.replace(options, engine=engine)
+    return solve_circuit(build_circuit(spec, transpose=transpose), inputs, options,
+                         want_nodes=want_nodes, want_cells=want_cells)

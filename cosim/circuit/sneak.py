@@ -17,6 +17,7 @@ so the sneak share is exact rather than estimated from the paths.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ import networkx as nx
 import numpy as np
 
 from cosim.circuit.build import build_circuit
-from cosim.circuit.engines.base import SolverOptions, get_engine
+from cosim.circuit.engines.base import SolverOptions, prepare
 from cosim.circuit.spec import UNSELECTED, CrossbarSpec, Unselected
 from cosim.errors import SpecError
 
@@ -186,7 +187,7 @@ def _sensed(spec: CrossbarSpec, i: int, j: int, v_read: float, unselected: str,
     inputs = np.zeros(n)
     inputs[i] = spec.v_sense + v_read
     circuit = build_circuit(rspec)
-    res = get_engine("nodal").prepare(circuit, options).solve(inputs, want_cells=True)
+    res = prepare(circuit, dataclasses.replace(options, engine="nodal")).solve(inputs, want_cells=True)
     return float(res.cell_currents[0, i, j]), float(res.currents[0, j])
 
 

@@ -216,11 +216,10 @@ def options_from_args(args: argparse.Namespace, *, engine: str | None = None) ->
 
 def run_engine(circuit: Circuit, options: SolverOptions, inputs: np.ndarray) -> tuple[ReadResult, float]:
     """Prepare and solve ``circuit`` with ``options.engine``; (result, prepare + solve time in s)."""
-    from cosim.circuit.engines.base import get_engine
+    from cosim.circuit.read import solve_circuit
 
     t0 = time.perf_counter()
-    prepared = get_engine(options.engine).prepare(circuit, options)
-    result = prepared.solve(inputs)
+    result = solve_circuit(circuit, inputs, options)
     return result, time.perf_counter() - t0
 
 

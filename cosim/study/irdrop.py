@@ -177,15 +177,15 @@ def ir_drop_metrics(spec, inputs: np.ndarray, v_full: float, *, method: str = "a
                     rtol: float = 1e-10) -> dict:
     """The metrics of the module docstring for one spec, a (B, N) batch of inputs in V and the
     worst-case read voltage ``v_full`` in V (every row driven at it)."""
-    from cosim.circuit import SolverOptions, build_circuit, get_engine
+    from cosim.circuit import SolverOptions, build_circuit, prepare
 
     options = SolverOptions(engine="nodal", method=method, rtol=rtol)
     t0 = time.perf_counter()
     circuit = build_circuit(spec)
-    prepared = get_engine("nodal").prepare(circuit, options)
+    prepared = prepare(circuit, options)
     res = prepared.solve(inputs)
     solve_time = time.perf_counter() - t0
-    ideal = get_engine("ideal").prepare(circuit, options).solve(inputs).currents
+    ideal = prepare(circuit, options.replace(engine="ideal")).solve(inputs).currents
 
     scale = np.abs(ideal).max()
     keep = np.abs(ideal) > 1e-9 * scale if scale > 0 else np.zeros(ideal.shape, dtype=bool)

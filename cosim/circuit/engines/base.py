@@ -1,22 +1,29 @@
-"""The engine protocol: ``prepare(circuit, options) → Prepared``; ``Prepared.solve(v) → ReadResult``.
+"""The engine interface, declared once: ``Engine.prepare(circuit, options) → Prepared``;
+``Prepared.solve(v) → ReadResult``; optional ``warm_up``, ``for_circuit`` and
+``update_conductances`` with their defaults in the base classes here.
 
-Engines are picked by name from :data:`ENGINES`; each solves the same :class:`Circuit`, so
-"ideal vs parasitic vs SPICE" is a one-word switch. Nothing is carried between calls except what
-a ``Prepared`` object holds for its own circuit (a factorisation, a compiled netlist).
+Engines are picked by name, ``SolverOptions.engine``, from the registry
+:data:`cosim.catalog.ENGINES`; each solves the same :class:`Circuit`, so "ideal vs parasitic vs
+SPICE" is a one-word switch. :func:`prepare` is the one way to prepare a circuit and
+:func:`prepare_again` the one way to bring a crossbar read up to date after its devices changed.
+Nothing is carried between calls except what a ``Prepared`` object holds for its own circuit (a
+factorisation, a compiled netlist).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from cosim.catalog import ENGINES, METHODS, NGSPICE_MODES, ORDERINGS
 from cosim.circuit.model import Circuit
 from cosim.errors import EngineError, SpecError
-from cosim.schema import check_fields, did_you_mean, param
+from cosim.schema import check_fields, close_match, param
 
 EngineName = Literal["ideal", "nodal", "spice"]
 Method = Literal["auto", "direct", "pcg", "transfer"]
@@ -51,7 +58,11 @@ class SolverOptions:
         check_fields(self, "solver")
         if self.engine not in ENGINES:
             raise SpecError.at("solver.engine", f"must be one of {', '.join(ENGINES)}, got {self.engine!r}"
-                                                f"{did_you_mean(self.engine, ENGINES)}")
+                                                f"{close_match(self.engine, ENGINES)}")
+
+    def replace(self, **changes: Any) -> SolverOptions:
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,17 +91,49 @@ class ReadResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-class Prepared(Protocol):
+class Prepared:
+    """Base of every engine's prepared read: the interface the tiles use, with its defaults.
+
+    ``solve`` is required. The rest are optional speed-ups an engine may offer; the defaults
+    return None, meaning "nothing to reuse: prepare the circuit again" (:func:`prepare_again`
+    does that), so an engine that only solves is complete with ``prepare`` and ``solve``.
+    """
+
     circuit: Circuit
+    #: Whether a batch of identical input vectors should be solved once and repeated (a DC read
+    #: is a pure function of its inputs); False where a vector costs nothing (a matmul).
+    repeat_identical: ClassVar[bool] = True
 
     def solve(self, inputs: np.ndarray, *, want_nodes: bool = False,
-              want_cells: bool = False) -> ReadResult: ...
+              want_cells: bool = False) -> ReadResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def for_circuit(self, circuit: Circuit, *, spec: Any = None) -> Prepared | None:
+        """The read of ``circuit`` (same resistors and sources, e.g. the other read direction of
+        the same array) sharing this preparation; None when the engine shares nothing."""
+        return None
+
+    def update_conductances(self, g_new: np.ndarray, *, warm: bool = True,
+                            share: Prepared | None = None) -> Prepared | None:
+        """This read with device conductances ``g_new`` (N, M), S, warm-started from this one
+        where the method allows (``share``: the already updated other read direction); None
+        when the engine cannot update in place."""
+        return None
 
 
-class Engine(Protocol):
-    name: str
+class Engine:
+    """Base of the engines; register an instance in :data:`cosim.catalog.ENGINES`."""
 
-    def prepare(self, circuit: Circuit, options: SolverOptions) -> Prepared: ...
+    name: ClassVar[str]
+
+    def warm_up(self) -> None:
+        """One-time set-up (compiled kernels) done when an array is built, not in its first
+        read; default: nothing to do."""
+
+    def prepare(self, circuit: Circuit, options: SolverOptions, *,
+                spec: Any = None) -> Prepared:  # pragma: no cover - abstract
+        """``circuit`` prepared for solving (``spec``, when it was built from one)."""
+        raise NotImplementedError
 
 
 # The registry itself lives in cosim.catalog (name → "module:attribute", imported on first use,
@@ -103,6 +146,31 @@ def get_engine(name: str) -> Engine:
         raise EngineError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
     module, attr = ENGINES[name].split(":")
     return getattr(importlib.import_module(module), attr)
+
+
+def prepare(circuit: Circuit, options: SolverOptions, *, spec: Any = None) -> Prepared:
+    """The one way to prepare a circuit: by the engine ``options.engine`` names."""
+    return get_engine(options.engine).prepare(circuit, options, spec=spec)
+
+
+def prepare_again(options: SolverOptions, g: np.ndarray, build: Callable[[], Circuit], *,
+                  previous: Prepared | None = None, partner: Prepared | None = None) -> Prepared:
+    """A crossbar read after its devices changed to ``g`` (S): the cheapest the engine offers.
+
+    In order: ``previous`` (this read before the change) updated in place, warm-started;
+    ``partner`` (the other read direction, already on ``g``) shared for ``build()``; or
+    ``build()`` prepared from scratch. Pass neither to prepare from scratch (the reference).
+    """
+    if previous is not None:
+        prep = previous.update_conductances(g, warm=True, share=partner)
+        if prep is not None:
+            return prep
+    circuit = build()
+    if partner is not None:
+        prep = partner.for_circuit(circuit)
+        if prep is not None:
+            return prep
+    return prepare(circuit, options)
 
 
 def cell_currents(circuit: Circuit, node_voltages: np.ndarray) -> np.ndarray:

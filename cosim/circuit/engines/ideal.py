@@ -10,14 +10,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from cosim.circuit.engines.base import ReadResult, SolverOptions
+from cosim.circuit.engines.base import Engine, Prepared, ReadResult, SolverOptions
 from cosim.circuit.model import Circuit, as_batch
 from cosim.errors import EngineError
 
 
 @dataclass(frozen=True, slots=True)
-class IdealPrepared:
+class IdealPrepared(Prepared):
     circuit: Circuit
+    repeat_identical = False  # a matmul: repeating one vector's answer saves nothing
 
     def solve(self, inputs, *, want_nodes: bool = False, want_cells: bool = False) -> ReadResult:
         lay = self.circuit.layout
@@ -35,10 +36,10 @@ class IdealPrepared:
                           cell_currents=cells, info={"method": "matmul"})
 
 
-class IdealEngine:
+class IdealEngine(Engine):
     name = "ideal"
 
-    def prepare(self, circuit: Circuit, options: SolverOptions) -> IdealPrepared:
+    def prepare(self, circuit: Circuit, options: SolverOptions, *, spec=None) -> IdealPrepared:
         if circuit.layout is None:
             raise EngineError("the ideal engine needs a crossbar circuit (a spec), not a general netlist")
         return IdealPrepared(circuit)

@@ -32,12 +32,12 @@ import numpy as np
 import scipy.sparse.linalg as spla
 
 from cosim.circuit.build import build_circuit
-from cosim.circuit.engines.base import Prepared, ReadResult, SolverOptions, cell_currents
+from cosim.circuit.engines.base import Engine, Prepared, ReadResult, SolverOptions, cell_currents
+from cosim.circuit.engines.nodal_crossbar import CrossbarPrepared
 from cosim.circuit.mna import NodalSystem, assemble_nodal
 from cosim.circuit.model import Circuit, as_batch
 from cosim.circuit.solvers import circuits, kernels, pcg
 from cosim.circuit.solvers.lineblock import LineBlocks, Unsupported
-from cosim.circuit.solvers.prepared import CrossbarPrepared
 from cosim.circuit.spec import CrossbarSpec
 from cosim.errors import EngineError, TopologyError
 
@@ -76,7 +76,7 @@ class DirectSolver:
 
 
 @dataclass(slots=True)
-class NodalPrepared:
+class NodalPrepared(Prepared):
     """The direct path: reduced system plus its LU factorisation."""
 
     circuit: Circuit
@@ -228,7 +228,7 @@ METHODS: dict[str, Callable[..., Any]] = {
 }
 
 
-class NodalEngine:
+class NodalEngine(Engine):
     name = "nodal"
 
     def warm_up(self) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cosim.circuit.engines.base import ReadResult, SolverOptions, cell_currents
+from cosim.circuit.engines.base import Engine, Prepared, ReadResult, SolverOptions, cell_currents
 from cosim.circuit.model import Circuit, as_batch
 from cosim.circuit.netlist_write import SpiceNaming, deck_source_values, render_ngspice
 from cosim.circuit.units import format_value
@@ -125,7 +125,7 @@ def _read_raw(path: Path) -> dict[str, float]:
     return dict(zip(names, values.tolist()))
 
 
-class SpicePrepared:
+class SpicePrepared(Prepared):
     """A circuit's deck, ready for ``op`` runs; see the module docstring."""
 
     def __init__(self, circuit: Circuit, options: SolverOptions, mode: str, binary: str | None):
@@ -270,10 +270,10 @@ def kcl_residual(c: Circuit, nodes: np.ndarray, branch: np.ndarray, shorts: np.n
     return float(np.abs(leave[:, 1:]).max(initial=0) / scale)
 
 
-class SpiceEngine:
+class SpiceEngine(Engine):
     name = "spice"
 
-    def prepare(self, circuit: Circuit, options: SolverOptions) -> SpicePrepared:
+    def prepare(self, circuit: Circuit, options: SolverOptions, *, spec=None) -> SpicePrepared:
         """Write the deck and pick the way to run ngspice (``options.ngspice``)."""
         want = options.ngspice
         binary = ngspice_binary()

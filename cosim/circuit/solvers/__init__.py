@@ -12,21 +12,20 @@ Public names (one job per module):
   starts.
 - :class:`PortResponse`, :class:`Transfer`, :func:`transfer_for` (transfer.py): the exact
   effective transfer matrix, shared by the forward and transpose reads.
-- :class:`CrossbarPrepared` (prepared.py): the engine-protocol object (``solve`` →
-  ``ReadResult``), with ``for_circuit`` and ``update_conductances``.
 - :func:`with_devices`, :func:`same_network` (circuits.py): circuit edits for updates.
 
 Pick these through :class:`SolverOptions.method` ("auto", "pcg", "transfer"); the engine
-(cosim.circuit.engines.nodal) owns the choice.
+(cosim.circuit.engines.nodal) owns the choice, and its crossbar read object
+(:class:`~cosim.circuit.engines.nodal_crossbar.CrossbarPrepared`) puts them behind the engine
+interface. Nothing here imports the engines.
 """
 
 from cosim.circuit.solvers.circuits import same_network, with_devices
 from cosim.circuit.solvers.lineblock import LineBlocks, Unsupported
 from cosim.circuit.solvers.pcg import galerkin_guess, solve
-from cosim.circuit.solvers.prepared import CrossbarPrepared
 from cosim.circuit.solvers.transfer import PortResponse, Transfer, transfer_for
 from cosim.circuit.solvers.tridiag import ColLines, RowLines
 
 __all__ = ["LineBlocks", "Unsupported", "RowLines", "ColLines", "solve", "galerkin_guess",
-           "PortResponse", "Transfer", "transfer_for", "CrossbarPrepared", "with_devices",
+           "PortResponse", "Transfer", "transfer_for", "with_devices",
            "same_network"]

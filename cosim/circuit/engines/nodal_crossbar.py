@@ -1,4 +1,4 @@
-"""The structure-aware nodal path behind the engine protocol: ``CrossbarPrepared.solve``.
+"""The nodal engine's crossbar read: the line-block solvers behind the engine interface.
 
 One object per read direction of one array. It holds the line-block factorisations and, once
 computed, the exact transfer of its read (like a factorisation: computed once, reused). The
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cosim.circuit.engines.base import ReadResult, SolverOptions
+from cosim.circuit.engines.base import Prepared, ReadResult, SolverOptions
 from cosim.circuit.model import Circuit, as_batch
 from cosim.circuit.solvers import circuits, pcg
 from cosim.circuit.solvers.lineblock import LineBlocks
@@ -55,7 +55,7 @@ class _Shared:
 
 
 @dataclass(eq=False)
-class CrossbarPrepared:
+class CrossbarPrepared(Prepared):
     """A crossbar read prepared for the line-block solvers (see the module docstring)."""
 
     circuit: Circuit

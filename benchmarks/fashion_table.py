@@ -1,0 +1,175 @@
+"""The Fashion-MNIST results table: every method at its tuned rate plus the SSM ablations, MLP
+and CNN on 128×128 tiles, ideal reads and 1 Ω wire segments (nodal), seeds — from stored runs.
+
+The runs are the points of a design study (``configs/study_fashion_table_{mlp,cnn}.toml``), kept in
+one SQLite store, so the table can be produced in pieces: each invocation runs the points of the
+cases it is given that the store does not hold yet (Ctrl-C keeps what finished), then prints the
+table of everything stored. ``--report`` only prints.
+
+    .venv/bin/python benchmarks/fashion_table.py --cases mlp:none             # ideal reads first
+    .venv/bin/python benchmarks/fashion_table.py --cases mlp:wires cnn:none   # later pieces
+    .venv/bin/python benchmarks/fashion_table.py --report
+
+The data are Debian's ``dataset-fashion-mnist`` package (``/usr/share/datasets/fashion-mnist``,
+the default ``--data``) or any folder of the four IDX files, gzip or plain; nothing is
+downloaded. ``--set section.key=value`` changes every point (e.g. a smaller ``data.subset`` for
+a quick look; such points get their own keys in the store and their own table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_DATA = "/usr/share/datasets/fashion-mnist"
+INSTALL = "install Debian's dataset-fashion-mnist (apt install dataset-fashion-mnist) or pass --data DIR"
+METHODS = ["sgd-pulse", "manhattan", "mixed-precision", "tiki-taka", "ssm", "ssm − stochastic", "ssm − momentum",
+           "ssm − reinit", "ssm − compensation"]
+CASES = ("mlp:none", "mlp:wires", "cnn:none", "cnn:wires")
+
+
+def check_data(directory: str) -> str | None:
+    """None when ``directory`` holds the four IDX files, else the one-line reason."""
+    from cosim.train.config import IDX_STEMS
+
+    d = Path(directory).expanduser()
+    if not d.is_dir():
+        return f"no Fashion-MNIST folder at {d}: {INSTALL}"
+    missing = [s for s in IDX_STEMS if not any(d.glob(f"{s}[-.]idx*"))]
+    if missing:
+        return f"{d} lacks {', '.join(m + '-idx…' for m in missing)}: {INSTALL}"
+    return None
+
+
+def method_label(opt: dict) -> str:
+    """'ssm − momentum' for SSM with that part off; the optimizer's name otherwise."""
+    from cosim.train.ablation import ABLATIONS
+
+    if opt.get("name") != "ssm":
+        return str(opt.get("name"))
+    off = {k for k in ("stochastic", "momentum", "reinit", "compensation") if opt.get(k) is False}
+    for label, parts in ABLATIONS.items():
+        if set(parts) == off:
+            return label
+    return "ssm (" + ", ".join(sorted(f"−{k}" for k in off)) + ")"
+
+
+def case_of(point: dict) -> str:
+    net = point["network"]["kind"]
+    return f"{'cnn' if net != 'mlp' else 'mlp'}:{'wires' if point['array']['r_row'] > 0 else 'none'}"
+
+
+def study_plan(net: str, data: str, sets: list[str]):
+    """The planned study of ``configs/study_fashion_table_<net>.toml`` with data.dir and ``sets`` applied."""
+    import tomllib
+
+    from cosim.study.config import parse_study
+    from cosim.study.grid import plan
+    from cosim.train.config import apply_overrides
+
+    path = ROOT / "configs" / f"study_fashion_table_{net}.toml"
+    doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    doc = apply_overrides(doc, [f'data.dir="{Path(data).expanduser().resolve()}"', *sets])
+    return plan(parse_study(doc, source=str(path), base_dir=path.parent))
+
+
+def records(store_path: Path) -> list[dict]:
+    from cosim.study.store import Store
+
+    if not store_path.is_file():
+        return []
+    with Store(store_path, create=False) as store:
+        return [{"config": r.config, **r.metrics} for r in store.rows("done")]
+
+
+def _data_line(cfg: dict) -> str:
+    d, t = cfg["data"], cfg["train"]
+    n = "every" if d.get("subset") is None else f"{d['subset']:,}"
+    m = "every" if d.get("test_subset") is None else f"{d['test_subset']:,}"
+    return f"{n} training / {m} test image(s) of the folder, {t['epochs']} epoch(s), batch {t['batch']}"
+
+
+def report(recs: list[dict], cases: list[str]) -> str:
+    from cosim.train.ablation import fmt
+
+    out = ["| network | wires | method | rate | test accuracy (%) | training pulses | devices pulsed / step (%) "
+           "| convergence epoch | seeds |", "|---|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for case in cases:
+        rs = [r for r in recs if case_of(r["config"]) == case]
+        net, wires = case.split(":")
+        w = "1 Ω/segment (nodal)" if wires == "wires" else "0 (ideal)"
+        if not rs:
+            out.append(f"| {net.upper()} | {w} | (all) | | not run | | | | 0 |")
+            continue
+        ref = {r["config"]["seed"]: r["float_final_test_acc"] for r in rs}
+        conv = [r["float_convergence_epoch"] for r in rs if method_label(r["config"]["optimizer"]) == "ssm"]
+        lr_ref = rs[0]["config"]["train"]["reference_lr"]
+        out.append(f"| {net.upper()} | {w} | float software | {lr_ref:g} | {fmt(list(ref.values()), 100)} | – | – "
+                   f"| {fmt(conv, 1, 1)} | {len(ref)} |")
+        for method in METHODS:
+            ms = [r for r in rs if method_label(r["config"]["optimizer"]) == method]
+            if not ms:
+                out.append(f"| {net.upper()} | {w} | {method} | | not run | | | | 0 |")
+                continue
+            o, t = ms[0]["config"]["optimizer"], ms[0]["config"]["train"]
+            rate = f"n_pulses = {o['n_pulses']}" if method == "manhattan" else f"{t['lr']:g}"
+            out.append(f"| {net.upper()} | {w} | {method} | {rate} | {fmt([r['final_test_acc'] for r in ms], 100)} "
+                       f"| {fmt([r['pulses_total'] for r in ms], 1, 0)} | {fmt([r['sparsity'] for r in ms], 100, 2)} "
+                       f"| {fmt([r['convergence_epoch'] for r in ms], 1, 1)} | {len(ms)} |")
+        notes.append(f"- {net.upper()}, wires {w}: {_data_line(rs[0]['config'])}")
+    return "\n".join(out + ["", "Data per case:"] + notes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", default=str(ROOT / "benchmarks" / "results" / "fashion_table.sqlite"))
+    ap.add_argument("--data", default=DEFAULT_DATA, help=f"folder of the Fashion-MNIST IDX files (default {DEFAULT_DATA})")
+    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="override a field of every point (repeatable)")
+    ap.add_argument("--workers", type=int, default=0, help="Dask workers (0: run in this process, the default)")
+    ap.add_argument("--report", action="store_true", help="only print the table from --store")
+    args = ap.parse_args(argv)
+    from cosim.errors import CosimError
+
+    store_path = Path(args.store)
+    try:
+        if not args.report:
+            problem = check_data(args.data)
+            if problem:
+                print(f"error: {problem}", file=sys.stderr)
+                return 2
+            from cosim.study.runner import run_study
+            from cosim.study.store import Store
+
+            logging.getLogger("cosim").setLevel(logging.ERROR)  # device-clipping notices would flood the output
+            plans = []
+            for net in dict.fromkeys(c.split(":")[0] for c in args.cases):
+                p = study_plan(net, args.data, args.sets)
+                pts = [pt for pt in p.points if case_of(pt.config) in args.cases]
+                plans.append(dataclasses.replace(p, points=pts))
+            store_path.parent.mkdir(parents=True, exist_ok=True)
+            with Store(store_path) as store:
+                for p in plans:
+                    if p.points:
+                        print(f"{p.config.name}: {len(p.points)} points for {', '.join(args.cases)}", flush=True)
+                        run_study(p, store, workers=args.workers, progress=False)
+        print(report(records(store_path), args.cases))
+    except CosimError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished points are stored; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""The shipped learning-rate sweep and Fashion-MNIST table studies, run from their configs on
+tiny data, and the data errors a new user meets first. Budget ≈ 40 s.
+
+Truths used: the configs' own grids (point counts are products of the lists they ship); the
+store's resume rule (a second run of the same points runs nothing); one IDX data set written
+byte by byte (28×28, gzip), so no test needs the Debian package; the error contract (one line,
+status 2, the file or folder named, what to install said).
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import struct
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cosim.cli import main as cosim
+from cosim.study.config import parse_study
+from cosim.study.grid import plan
+from cosim.study.runner import run_study
+from cosim.study.store import Store
+from cosim.train.config import apply_overrides
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _idx(arr: np.ndarray) -> bytes:
+    return bytes([0, 0, 0x08, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.astype(">u1").tobytes()
+
+
+@pytest.fixture(scope="module")
+def fashion_dir(tmp_path_factory) -> Path:
+    """A tiny Fashion-MNIST look-alike: 28×28 images whose class sets one bright stripe."""
+    d = tmp_path_factory.mktemp("fashion")
+    rng = np.random.default_rng(0)
+    for part, n in (("train", 96), ("t10k", 40)):
+        y = rng.integers(0, 10, n).astype(np.uint8)
+        x = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
+        for k, c in enumerate(y):
+            x[k, 2 * c + 4, :] = 250
+        for stem, arr in ((f"{part}-images-idx3-ubyte", x), (f"{part}-labels-idx1-ubyte", y)):
+            with gzip.open(d / f"{stem}.gz", "wb") as fh:
+                fh.write(_idx(arr))
+    return d
+
+
+def _study(name: str, sets: list[str]):
+    path = CONFIGS / f"study_{name}.toml"
+    doc = apply_overrides(tomllib.loads(path.read_text(encoding="utf-8")), sets)
+    return plan(parse_study(doc, source=str(path), base_dir=path.parent))
+
+
+def test_lr_sweeps_dry_run_from_the_shipped_configs(tmp_path, capsys, fashion_dir):
+    assert cosim(["sweep", str(CONFIGS / "study_lr_digits_mlp.toml"), "--store", str(tmp_path / "s.sqlite"),
+                  "--dry-run"]) == 0
+    assert "69 points = 23 grid points × 3 seeds" in capsys.readouterr().out
+    assert not (tmp_path / "s.sqlite").exists()
+    assert len(_study("lr_digits_cnn", []).points) == 23
+    fashion = _study("lr_fashion_mlp", [f'data.dir="{fashion_dir}"'])
+    names = {p.config["optimizer"]["name"] for p in fashion.points}
+    assert names == {"sgd-pulse", "manhattan", "mixed-precision", "ssm", "tiki-taka"}
+    assert {p.config["array"]["rows"] for p in fashion.points} == {128}
+
+
+def test_lr_sweep_tiny_grid_for_real(tmp_path):
+    """The whole digits grid (every method at every rate), shrunk to seconds, then the tuned
+    table and the figure from its store."""
+    sets = ["data.subset=60", "data.test_subset=40", "network.hidden=[8]", "train.epochs=1", "array.rows=16",
+            "array.cols=16", "study.seeds=1"]
+    study = _study("lr_digits_mlp", sets)
+    store_path = tmp_path / "lr.sqlite"
+    with Store(store_path) as store:
+        summary = run_study(study, store, workers=0, progress=False)
+    assert summary.done == 23 and summary.failed == 0
+    with Store(store_path) as store:
+        assert run_study(study, store, workers=0, progress=False).skipped_done == 23  # resumes: nothing left
+    lr = _script("lr_sweep")
+    assert lr.main([str(store_path), "--output", str(tmp_path / "out")]) == 0
+    cur = lr.curves(lr.samples(lr.load(str(store_path))))
+    assert list(cur) == ["float", "sgd-pulse", "manhattan", "mixed-precision", "ssm", "tiki-taka"]
+    assert [r["rate"] for r in cur["manhattan"]] == [1, 2, 4]
+    assert [r["rate"] for r in cur["ssm"]] == [0.0003, 0.001, 0.003, 0.01, 0.03]
+    assert all(r["pulses"] > 0 for m in cur if m != "float" for r in cur[m])
+    text = (tmp_path / "out" / "tuned.md").read_text()
+    assert "Each method at its tuned rate" in text and "Fewest pulses" in text
+    assert (tmp_path / "out" / "lr_sweep.png").stat().st_size > 10_000
+
+
+def test_lr_sweep_script_without_a_store(tmp_path, capsys):
+    assert _script("lr_sweep").main([str(tmp_path / "none.sqlite")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "none.sqlite: no such store" in err and len(err.splitlines()) == 1
+
+
+def test_fashion_table_says_what_to_install(tmp_path, capsys):
+    assert _script("fashion_table").main(["--data", str(tmp_path / "nowhere"), "--store", str(tmp_path / "f.sqlite")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "apt install dataset-fashion-mnist" in err
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    assert _script("fashion_table").main(["--data", str(tmp_path / "half"), "--store", str(tmp_path / "f.sqlite")]) == 2
+    assert "lacks train-labels-idx…" in capsys.readouterr().err
+    assert not (tmp_path / "f.sqlite").exists()
+
+
+def test_fashion_table_in_pieces(tmp_path, capsys, fashion_dir):
+    ft = _script("fashion_table")
+    store = tmp_path / "f.sqlite"
+    args = ["--data", str(fashion_dir), "--store", str(store), "--cases", "mlp:none", "--set", "study.seeds=1",
+            "--set", "data.subset=none", "--set", "data.test_subset=none", "--set", "train.epochs=1",
+            "--set", "array.rows=64", "--set", "array.cols=64"]
+    assert ft.main(args) == 0
+    text = capsys.readouterr().out
+    rows = [line for line in text.splitlines() if line.startswith("| MLP | 0 (ideal) |")]
+    assert len(rows) == 1 + len(ft.METHODS) and not any("not run" in r for r in rows)
+    assert "every training / every test image(s) of the folder, 1 epoch(s)" in text
+    assert ft.main([*args[:4], "--report", "--cases", "mlp:none", "mlp:wires"]) == 0
+    text = capsys.readouterr().out
+    assert "| MLP | 1 Ω/segment (nodal) | (all) | | not run |" in text
+    with Store(store, create=False) as s:
+        assert s.counts()["done"] == len(ft.METHODS)
+
+
+def test_train_with_a_truncated_idx_file_is_one_line(tmp_path, capsys, fashion_dir):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in fashion_dir.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    plain = bad / "t10k-labels-idx1-ubyte"  # plain and gzip may be mixed in one folder
+    plain.write_bytes(gzip.decompress((bad / "t10k-labels-idx1-ubyte.gz").read_bytes())[:-5])
+    (bad / "t10k-labels-idx1-ubyte.gz").unlink()
+    assert cosim(["train", "--config", str(CONFIGS / "mnist_mlp_ssm.toml"), "--data", str(bad), "--set",
+                  'data.name="fashion"', "--epochs", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "t10k-labels-idx1-ubyte: IDX data is 35 bytes" in err

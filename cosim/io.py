@@ -18,7 +18,8 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -145,31 +146,51 @@ def check_output_path(path, *, what: str, exts: Sequence[str] | None = ARRAY_SAV
     return path
 
 
-def _atomic_write(path: Path, write, *, binary: bool, what: str) -> None:
-    """Call ``write(handle)`` on a temporary file beside ``path``, then rename it over ``path``."""
+@contextmanager
+def atomic_path(path, *, what: str = "output file", mkdir: bool = False) -> Iterator[Path]:
+    """A temporary path beside ``path`` for any writer (``np.savez``, ``savefig``, ``onnx.save``);
+    renamed over ``path`` when the block ends normally, removed when it raises.
+
+    The one write-then-rename of cosim: the temporary name keeps ``path``'s suffix (writers
+    infer the format from it) and lives in the same folder (so the rename is atomic).
+    ``mkdir`` creates the folder first; otherwise a missing or read-only folder is an
+    :class:`InputError` naming ``what``.
+    """
+    path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
+    if mkdir:
+        parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+        fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=parent)
     except FileNotFoundError:
         raise InputError(f"{what} {path}: folder {parent} does not exist") from None
     except PermissionError:
         raise InputError(f"{what} {path}: folder {parent} is not writable") from None
+    os.close(fd)
+    tmp = Path(name)
     try:
-        mode = "wb" if binary else "w"
-        kw = {} if binary else {"encoding": "utf-8", "newline": "\n"}
-        with os.fdopen(fd, mode, **kw) as fh:
-            write(fh)
+        yield tmp
         os.replace(tmp, path)
     except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         if isinstance(exc, IsADirectoryError | PermissionError):
             raise InputError(f"{what} {path} cannot be written: {exc.strerror}") from None
         raise
 
 
+def atomic_write(path, data: str | bytes, *, what: str = "output file", mkdir: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically: bytes as they are, text as UTF-8 with ``\n`` ends."""
+    with atomic_path(path, what=what, mkdir=mkdir) as tmp:
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+                fh.write(data)
+
+
 def atomic_write_text(path, text: str, *, what: str = "output file") -> None:
-    """Write ``text`` (UTF-8, ``\\n`` line ends) to ``path`` atomically."""
-    _atomic_write(Path(path), lambda fh: fh.write(text), binary=False, what=what)
+    """Write ``text`` (UTF-8, ``\n`` line ends) to ``path`` atomically."""
+    atomic_write(path, text, what=what)
 
 
 def _csv_text(arr: np.ndarray, header: Sequence[str] | None) -> str:
@@ -213,7 +234,8 @@ def save_array(path, array, *, header: Sequence[str] | str | None = None, what: 
             if any("," in h or "\n" in h for h in header):
                 raise InputError(f"{what} {path}: header names must not contain commas or line breaks")
     if ext == ".npy":
-        _atomic_write(path, lambda fh: np.save(fh, arr, allow_pickle=False), binary=True, what=what)
+        with atomic_path(path, what=what) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, arr, allow_pickle=False)
         return
     text = _csv_text(np.atleast_1d(arr), header) if ext == ".csv" else _json_text(arr, header)
     atomic_write_text(path, text, what=what)

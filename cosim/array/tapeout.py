@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit, prepare
+from cosim.circuit.engines.spice import require_ngspice
 from cosim.circuit.netlist_write import default_control, render_ngspice
 from cosim.circuit.units import format_value
 from cosim.errors import EngineError, InputError, NetlistError
@@ -348,10 +349,8 @@ def write_tapeout(tiles: Sequence[TileExport], output: str | Path, *, force: boo
 
 def run_deck(path: str | Path) -> dict[str, float]:
     """Run ``ngspice -b`` on a deck; every ``name = value`` line it prints, as {name: float}."""
-    binary = shutil.which("ngspice")
+    binary = require_ngspice()
     path = Path(path)
-    if binary is None:
-        raise EngineError("ngspice not found: install Debian's ngspice (make system)")
     proc = subprocess.run([binary, "-b", str(path.resolve())], capture_output=True, text=True, errors="replace")
     found = dict(re.findall(r"^(\S+) = (\S+)$", proc.stdout, flags=re.M))
     if proc.returncode != 0 or not found:

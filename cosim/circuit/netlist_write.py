@@ -19,12 +19,9 @@ Three ngspice facts shape the text (checked on ngspice-39):
 from __future__ import annotations
 
 import itertools
-import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -32,6 +29,7 @@ from cosim.circuit.model import Circuit, GridNames, as_batch
 from cosim.circuit.spec import CrossbarSpec
 from cosim.circuit.units import format_resistance, format_value
 from cosim.errors import NetlistError
+from cosim.io import atomic_write
 
 INSTANCE = "xarr"
 PARAM_OF_BLOCK = {"rw": "r_row", "rc": "r_col", "rdl": "r_driver", "rdr": "r_driver",
@@ -373,12 +371,4 @@ def write_netlist(circuit: Circuit, *, inputs=None, title: str | None = None,
 
 def save_text(text: str, path) -> None:
     """Write ``text`` to ``path`` atomically (a temporary file in the same folder, then rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text, what="netlist")

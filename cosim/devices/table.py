@@ -37,7 +37,6 @@ the cosim cache directory with ``disk=True``).
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,6 +48,7 @@ from cosim.devices.paths import cache_root
 from cosim.devices.pulse import Pulse
 from cosim.devices.registry import get_model
 from cosim.errors import SpecError
+from cosim.io import atomic_path
 
 log = logging.getLogger(__name__)
 _CACHE: dict[tuple, PulseTable] = {}
@@ -241,11 +241,9 @@ class PulseTable:
                                               self.card_hash, k, what, self.clipped[kind])
 
     def _save(self, path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-        np.savez(tmp, g_set=self.g_set, g_reset=self.g_reset, window=np.array([self.g_min, self.g_max]),
-                 complete=np.array(self.complete), samples_per_pulse=np.array(self.samples_per_pulse))
-        os.replace(tmp, path)
+        with atomic_path(path, what="pulse table", mkdir=True) as tmp:
+            np.savez(tmp, g_set=self.g_set, g_reset=self.g_reset, window=np.array([self.g_min, self.g_max]),
+                     complete=np.array(self.complete), samples_per_pulse=np.array(self.samples_per_pulse))
 
     @classmethod
     def _load(cls, path, card: DeviceCard, min_step: float) -> PulseTable | None:

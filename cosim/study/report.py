@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from cosim.errors import InputError
+from cosim.io import atomic_write
 from cosim.study import figures as F
 from cosim.study.export import export_spec, selected_points
 from cosim.study.store import Store
 from cosim.study.tables import (
     META,
-    atomic_write,
     config_fields,
     is_number,
     records,
@@ -64,8 +64,8 @@ def _save(fig, out: Path, name: str, files: ReportFiles) -> str:
     svg = io.BytesIO()
     fig.savefig(svg, format="svg", metadata={"Date": None})
     paths = [out / "figures" / f"{name}.png", out / "figures" / f"{name}.svg"]
-    atomic_write(paths[0], png.getvalue())
-    atomic_write(paths[1], svg.getvalue())
+    atomic_write(paths[0], png.getvalue(), mkdir=True)
+    atomic_write(paths[1], svg.getvalue(), mkdir=True)
     files.figures[name] = paths
     return "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
 
@@ -219,6 +219,6 @@ def write_report(store_path: str | Path, out_dir: str | Path, *, point: str | No
             f"{dt.datetime.now().isoformat(timespec='seconds')}</p>")
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>cosim study '
             f"{html.escape(name)}</title><style>{CSS}</style></head><body>{head}{''.join(parts)}</body></html>\n")
-    atomic_write(files.html, page)
+    atomic_write(files.html, page, mkdir=True)
     log.info("report of %s written to %s", store_path, files.html)
     return files

@@ -10,12 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cosim.io import atomic_write
 from cosim.study.grid import flatten
 from cosim.study.store import PointRow
 
@@ -108,21 +107,6 @@ def header(name: str) -> str:
     return f"{base}_{unit}" if unit else base
 
 
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
     """A CSV with unit-carrying headers; list values and None are left empty."""
     buf = io.StringIO()
@@ -139,7 +123,7 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[s
             else:
                 cells.append(str(v))
         w.writerow(cells)
-    atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue(), mkdir=True)
 
 
 def scalar_metrics(recs: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -15,13 +15,13 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cosim.errors import InputError
+from cosim.io import atomic_path, atomic_write
 from cosim.train.config import config_to_dict, to_toml
 from cosim.train.metrics import write_csv, write_json
 
@@ -29,9 +29,8 @@ log = logging.getLogger(__name__)
 
 
 def _atomic_fig(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
 
 
 def plot_accuracy(epochs: list[dict[str, Any]], path: Path, title: str = "") -> None:
@@ -108,9 +107,7 @@ def write_outputs(result, out: Path) -> Path:
     cfg = result.config
     write_json(out / "metrics.json", {**result.metrics, "config": config_to_dict(cfg)})
     write_csv(out / "epochs.csv", result.epochs)
-    tmp = out / f".config.toml.tmp{os.getpid()}"
-    tmp.write_text(to_toml(cfg), encoding="utf-8")
-    os.replace(tmp, out / "config.toml")
+    atomic_write(out / "config.toml", to_toml(cfg))
     plog, mode = result.pulse_log, cfg.output.pulse_log
     g0, g1 = result.conductances.get("initial"), result.conductances.get("final")
     if mode in ("npz", "both"):

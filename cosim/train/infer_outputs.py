@@ -10,20 +10,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from cosim.errors import InputError
+from cosim.io import atomic_path
 from cosim.train.infer_config import inference_config_dict
 from cosim.train.metrics import write_csv, write_json
 
 
 def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
 
 
 def plot_irdrop_map(tiles: list[dict], ax_or_path, title: str = "") -> None:

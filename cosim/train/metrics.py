@@ -15,12 +15,13 @@ import csv
 import io
 import json
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from cosim.io import atomic_path, atomic_write
 
 SIDES = ("+", "-")
 
@@ -88,10 +89,8 @@ class PulseLog:
         if self.keep_events:
             arrays.update({f"events_{k}": v for k, v in self.events().items()})
         arrays.update(extra or {})
-        path = Path(path)
-        tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            np.savez_compressed(tmp, **arrays)
 
     def rows(self, coords: Sequence[Any] | None = None, g_initial=None, g_final=None):
         """One dict per device with any pulse: layer, row, col, side, its tile and cell, counts,
@@ -123,13 +122,6 @@ def convergence_epoch(test_acc: Sequence[float], reference: float, fraction: flo
     return None
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def jsonable(value: Any) -> Any:
     """numpy scalars/arrays → Python; NaN/inf → None (no JSON spelling)."""
     if isinstance(value, dict):
@@ -148,7 +140,7 @@ def jsonable(value: Any) -> Any:
 
 
 def write_json(path: str | Path, data: dict) -> None:
-    _atomic_text(Path(path), json.dumps(jsonable(data), indent=2) + "\n")
+    atomic_write(path, json.dumps(jsonable(data), indent=2) + "\n")
 
 
 def write_csv(path: str | Path, rows: Sequence[dict] | Any, fieldnames: Sequence[str] | None = None) -> None:
@@ -160,4 +152,4 @@ def write_csv(path: str | Path, rows: Sequence[dict] | Any, fieldnames: Sequence
     w.writeheader()
     for r in rows:
         w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in names})
-    _atomic_text(Path(path), buf.getvalue())
+    atomic_write(path, buf.getvalue())

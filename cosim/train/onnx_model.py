@@ -24,7 +24,6 @@ and in ONNX runtimes. Both use the ``onnx`` package (a dependency), imported onl
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from cosim.errors import InputError, SpecError
+from cosim.io import atomic_path
 from cosim.train.networks.base import Network
 from cosim.train.networks.onnx_stages import (
     ConstAdd,
@@ -323,7 +323,6 @@ def save_onnx(path: str | Path, network: Network, weights: list[np.ndarray], *, 
     onnx = _onnx()
     model = network_to_onnx(network, weights, dtype=dtype)
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    onnx.save(model, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        onnx.save(model, str(tmp))
     return path

@@ -73,8 +73,16 @@ def shared_instance():
 
 
 def ngspice_binary() -> str | None:
-    """Path of the ``ngspice`` executable on PATH, or None."""
+    """Path of the ``ngspice`` executable on PATH, or None (the one place cosim looks for it)."""
     return shutil.which("ngspice")
+
+
+def require_ngspice() -> str:
+    """Path of the ``ngspice`` executable, or :class:`EngineError` with the one install hint."""
+    binary = ngspice_binary()
+    if binary is None:
+        raise EngineError(MISSING)
+    return binary
 
 
 def _tail(text: str, n: int = 15) -> str:

@@ -23,25 +23,31 @@ Public names:
 This package imports nothing from :mod:`cosim.devices`.
 """
 
-from cosim.circuit.build import build_circuit
-from cosim.circuit.engines.base import (
-           ENGINES,
-           Engine,
-           Prepared,
-           ReadResult,
-           SolverOptions,
-           get_engine,
-           prepare,
-)
-from cosim.circuit.mna import assemble_nodal
-from cosim.circuit.model import Circuit
-from cosim.circuit.netlist_read import read_netlist
-from cosim.circuit.netlist_write import save_text, write_netlist
-from cosim.circuit.oppoint import OperatingPoint, operating_point
-from cosim.circuit.read import read, solve_circuit
-from cosim.circuit.spec import CrossbarSpec
+import importlib
 
-__all__ = ["CrossbarSpec", "Circuit", "build_circuit", "read", "solve_circuit", "prepare", "Engine", "Prepared",
-           "SolverOptions", "ReadResult",
-           "get_engine", "ENGINES", "assemble_nodal", "write_netlist", "save_text", "read_netlist",
-           "operating_point", "OperatingPoint"]
+# `read` is bound now: the submodule of the same name would otherwise shadow the function
+from cosim.circuit.read import read, solve_circuit
+
+# name → module: loaded on first use (PEP 562), so reading a small netlist does not pay for the
+# crossbar solvers and their compiled kernels (`cosim solve` latency, issue 13)
+_PUBLIC = {
+    "build_circuit": "build", "ENGINES": "engines.base", "ReadResult": "engines.base",
+    "Engine": "engines.base", "Prepared": "engines.base", "prepare": "engines.base",
+    "SolverOptions": "engines.base", "get_engine": "engines.base", "assemble_nodal": "mna",
+    "Circuit": "model", "read_netlist": "netlist_read", "save_text": "netlist_write",
+    "write_netlist": "netlist_write", "OperatingPoint": "oppoint", "operating_point": "oppoint",
+    "CrossbarSpec": "spec",
+}
+__all__ = [*_PUBLIC, "read", "solve_circuit"]
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'cosim.circuit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"cosim.circuit.{_PUBLIC[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,9 +1,12 @@
 """SPICE parameter expressions, evaluated without recursion.
 
 What ngspice's numparam reads in ``.param`` values and ``{expr}`` / ``'expr'`` element values:
-numbers with engineering suffixes, parameter names, ``+ - * / ** ^``, unary ``+ - !``,
+numbers with engineering suffixes, parameter names, ``+ - * / % ** ^``, unary ``+ - !``,
 comparisons ``== != < <= > >=``, ``&& ||``, the conditional ``c ? a : b``, parentheses and the
 functions in :data:`FUNCTIONS`. Comparisons and logic give 1.0 or 0.0; any non-zero value is true.
+Checked against ngspice-39 (tests/test_netlist_constructs.py): ``**`` and ``^`` are
+left-associative (``2**3**2`` is 64) and raise the magnitude of the base (``(-2)**3`` is 8),
+unary minus binds below them (``-2**2`` is −4), ``%`` is fmod, ``log`` is natural.
 
 The parser is a shunting-yard over an explicit operator stack and the evaluator walks the
 postfix form with a value stack, so nesting depth is bounded by memory, not by Python's
@@ -23,12 +26,12 @@ from cosim.errors import NetlistError
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[a-zA-Z_]*)"
     r"|(?P<name>[a-zA-Z_][a-zA-Z0-9_.]*)"
-    r"|(?P<op>\*\*|==|!=|<=|>=|&&|\|\||[-+*/^(),<>!?:]))"
+    r"|(?P<op>\*\*|==|!=|<=|>=|&&|\|\||[-+*/%^(),<>!?:]))"
 )
 
 
 def _pwr(x: float, y: float) -> float:
-    return math.copysign(abs(x) ** y, x)
+    return abs(x) ** y  # ngspice-39: pwr(-3, 2) = 9, pwr(-2, 3) = 8
 
 
 def _sgn(x: float) -> float:
@@ -48,8 +51,8 @@ FUNCTIONS: dict[str, Callable[..., float]] = {
 # binary operators: precedence (higher binds tighter), right-associative?
 _BINARY = {"||": (1, False), "&&": (2, False), "==": (3, False), "!=": (3, False),
            "<": (4, False), "<=": (4, False), ">": (4, False), ">=": (4, False),
-           "+": (5, False), "-": (5, False), "*": (6, False), "/": (6, False),
-           "**": (8, True), "^": (8, True)}
+           "+": (5, False), "-": (5, False), "*": (6, False), "/": (6, False), "%": (6, False),
+           "**": (8, False), "^": (8, False)}
 _UNARY_PREC = 7  # below the power: -2**2 is -4, as in ngspice
 _TERNARY_PREC = 0
 
@@ -191,9 +194,11 @@ def _binary(op: str, x: float, y: float) -> float | _Bad:
         return x * y
     if op == "/":
         return _Bad("division by zero") if y == 0 else x / y
+    if op == "%":
+        return _Bad("modulo by zero") if y == 0 else math.fmod(x, y)
     if op in ("**", "^"):
         try:
-            r = x ** y
+            r = abs(x) ** y  # ngspice-39: (-2)**3 = 8, (-8)**0.5 = 2.83
         except (OverflowError, ZeroDivisionError) as exc:
             return _Bad(str(exc))
         return r if isinstance(r, float | int) else _Bad(f"{x!r}**{y!r} is not real")

@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
@@ -101,8 +100,10 @@ def current_source_cutsets(circuit: Circuit) -> list[list[str]]:
     return [[c.isrc_names[k] for k in ks] for _, ks in sorted(cuts.items())]
 
 
-def _short_path(shorts: nx.Graph, circuit: Circuit, u: int, v: int) -> list[str]:
+def _short_path(shorts, circuit: Circuit, u: int, v: int) -> list[str]:
     """Names of the 0 Ω resistors on a path from node u to node v (same merged node)."""
+    import networkx as nx
+
     if u == v:
         return []
     nodes = nx.shortest_path(shorts, u, v)
@@ -127,6 +128,7 @@ def source_loops(circuit: Circuit) -> list[list[str]]:
     n_comp, _ = _labels(used.size, compact[:n_src], compact[n_src:])
     if n_src - used.size + n_comp == 0:
         return []
+    import networkx as nx  # only when loops exist: a plain deck does not pay for it
 
     # Spanning forest of the source graph; each non-tree source closes one loop.
     uf = nx.utils.UnionFind()

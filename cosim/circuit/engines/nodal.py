@@ -26,20 +26,22 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse.linalg as spla
 
-from cosim.circuit.build import build_circuit
 from cosim.circuit.engines.base import Engine, Prepared, ReadResult, SolverOptions, cell_currents
-from cosim.circuit.engines.nodal_crossbar import CrossbarPrepared
 from cosim.circuit.mna import NodalSystem, assemble_nodal
 from cosim.circuit.model import Circuit, as_batch
-from cosim.circuit.solvers import circuits, kernels, pcg
-from cosim.circuit.solvers.lineblock import LineBlocks, Unsupported
-from cosim.circuit.spec import CrossbarSpec
 from cosim.errors import EngineError, TopologyError
+
+if TYPE_CHECKING:
+    from cosim.circuit.solvers.lineblock import LineBlocks
+    from cosim.circuit.spec import CrossbarSpec
+
+# The crossbar solvers (and numba's compiled kernels behind them) are imported where a crossbar
+# needs them, so a general circuit (`cosim solve` on a small deck) never loads them.
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +115,8 @@ class NodalPrepared(Prepared):
 
     def for_circuit(self, circuit: Circuit, *, spec: CrossbarSpec | None = None) -> NodalPrepared:
         """The prepared read of ``circuit`` (same resistors and sources) sharing this LU."""
+        from cosim.circuit.solvers import circuits
+
         if not circuits.same_network(circuit, self.circuit):
             raise EngineError("for_circuit needs a circuit with the same resistors and sources "
                               "(the other read direction of the same array)")
@@ -124,6 +128,8 @@ class NodalPrepared(Prepared):
         """This read with device conductances ``g_new`` (N, M), S: assembled and factored again
         (an LU has nothing to warm-start; ``warm`` is accepted for a uniform interface). ``share``,
         the already updated other read direction, lends its factorisation."""
+        from cosim.circuit.solvers import circuits
+
         t0 = time.perf_counter()
         circuit = circuits.with_devices(self.circuit, g_new, self.spec)
         spec = None if self.spec is None else self.spec.replace(
@@ -159,6 +165,8 @@ C_IT_COMPILED = 6.0e-9
 
 def estimate_times(blocks: LineBlocks) -> tuple[float, float, float]:
     """(direct s, pcg s, estimated pcg iterations) for one read of ``blocks``."""
+    from cosim.circuit.solvers import kernels, pcg
+
     u = 2 * blocks.n * blocks.m
     its = pcg.estimated_iterations(blocks)
     if kernels.ENABLED:
@@ -184,9 +192,13 @@ def choose_method(circuit: Circuit, options: SolverOptions) -> tuple[str, str, L
         lay = circuit.layout
         if lay is None:
             return "direct", "not a crossbar: direct", None
+        from cosim.circuit.solvers import kernels
+
         small = SMALL_CELLS_COMPILED if kernels.ENABLED else SMALL_CELLS
         if lay.n_rows * lay.n_cols <= small:
             return "direct", f"small array ({lay.n_rows}x{lay.n_cols} ≤ {small} cells): direct", None
+    from cosim.circuit.solvers.lineblock import LineBlocks, Unsupported
+
     try:
         blocks = LineBlocks.from_circuit(circuit)
     except (Unsupported, TopologyError) as exc:
@@ -214,6 +226,8 @@ def _prepare_direct(circuit: Circuit, options: SolverOptions, *, spec=None, reas
 
 
 def _prepare_crossbar(circuit: Circuit, options: SolverOptions, *, spec=None, reason="", blocks=None):
+    from cosim.circuit.engines.nodal_crossbar import CrossbarPrepared
+
     return CrossbarPrepared.prepare(circuit, options, spec=spec, blocks=blocks, reason=reason)
 
 
@@ -234,6 +248,8 @@ class NodalEngine(Engine):
     def warm_up(self) -> None:
         """Load the compiled solver kernels now (once per process, 0.4–0.7 s from numba's cache)
         instead of in the first read; callers that time their reads call this at set-up."""
+        from cosim.circuit.solvers import kernels
+
         kernels.load()
 
     def prepare(self, circuit: Circuit, options: SolverOptions, *,
@@ -272,11 +288,15 @@ class PreparedPair:
 def prepare_spec(spec: CrossbarSpec, options: SolverOptions | None = None, *,
                  transpose: bool = False) -> Prepared:
     """Build and prepare one read of ``spec`` through the nodal engine (keeps the spec)."""
+    from cosim.circuit.build import build_circuit
+
     options = options or SolverOptions()
     return ENGINE.prepare(build_circuit(spec, transpose=transpose), options, spec=spec)
 
 
 def prepare_pair(spec: CrossbarSpec, options: SolverOptions | None = None) -> PreparedPair:
     """Forward and transpose reads of ``spec`` with one shared factorisation / line blocks."""
+    from cosim.circuit.build import build_circuit
+
     fwd = prepare_spec(spec, options)
     return PreparedPair(fwd, fwd.for_circuit(build_circuit(spec, transpose=True), spec=spec))

@@ -6,6 +6,14 @@ known potentials eliminated from the unknowns. What is left for a crossbar is a 
 positive-definite conductance matrix; a voltage source between two non-ground nodes adds the
 usual MNA border (branch current unknown plus constraint row).
 
+A *stiff* resistor, one whose conductance exceeds :data:`STIFF_RATIO` times the sum of all the
+other conductances at its two nodes (a shorted cell modelled as 1e15 S among 1e-5 S devices and
+1 Ω wires), is kept out of the conductance matrix: there, eliminating one of its nodes would
+subtract two numbers of size g to recover the small rest, losing log10(g / rest) digits (7.7 %
+wrong at 1e15 S, the sign lost at 1e20 S). It gets a branch instead, like a voltage source with
+a series resistance: unknown current i, constraint v_a − v_b − i/g = 0, where only 1/g appears
+and nothing large is cancelled.
+
 ``assemble_nodal`` is pure and solver-agnostic: direct and iterative solvers take its
 ``NodalSystem`` and return the unknowns; ``NodalSystem.recover`` turns them into node voltages,
 source branch currents and a KCL residual.
@@ -22,13 +30,18 @@ from scipy.sparse.csgraph import connected_components
 from cosim.circuit.model import Circuit
 from cosim.errors import TopologyError
 
+# g / (other conductance at its two nodes) above which a resistor gets a branch: the nodal form
+# loses about log10 of this ratio in digits (1e6: ≤ 1e-10 relative, inside every solver's rtol).
+STIFF_RATIO = 1e6
+
 
 @dataclass(frozen=True, slots=True)
 class NodalSystem:
     """The reduced linear system ``A x = rhs(values)`` of a circuit and how to undo the reduction.
 
     Unknown ordering: free node potentials (``n_free``), then branch currents of floating
-    voltage sources (``n_fsrc``).
+    voltage sources (``n_fsrc``), then currents of stiff resistors (``stiff``: their indices in
+    the circuit's resistor arrays; the current flows from ``res_a`` to ``res_b``).
     """
 
     circuit: Circuit
@@ -51,10 +64,16 @@ class NodalSystem:
     # (row among fsrc, label, coef) and F terms added to KCL (label a, label b, fsrc pos, coef)
     e_terms: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     f_terms: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+    stiff: np.ndarray | None = None
 
     @property
     def n_free(self) -> int:
         return self.free.size
+
+    def stiff_currents(self, x: np.ndarray) -> np.ndarray:
+        """(B, n_stiff) currents of the stiff resistors in the solution ``x``, A."""
+        n = 0 if self.stiff is None else self.stiff.size
+        return x[x.shape[0] - n:].T
 
     def rhs(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rhs (n_unknowns, B), known label potentials (n_known, B)) for source values (B, n_vsrc)."""
@@ -71,6 +90,12 @@ class NodalSystem:
                 er, elab, ecoef = self.e_terms
                 np.add.at(rows, er, ecoef[:, None] * pot[elab])
             rhs_free = np.vstack([rhs_free, rows])
+        if self.stiff is not None:  # v_a − v_b − i/g = 0 with known terminals on the rhs
+            c = self.circuit
+            pot = np.zeros((self.n_labels, values.shape[0]))
+            pot[self.known] = vk
+            rows = -(pot[self.labels[c.res_a[self.stiff]]] - pot[self.labels[c.res_b[self.stiff]]])
+            rhs_free = np.vstack([rhs_free, rows])
         return rhs_free, vk
 
     def recover(self, x: np.ndarray, vk: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -80,12 +105,16 @@ class NodalSystem:
         pot = np.zeros((self.n_labels, bsz))
         pot[self.free] = x[: self.n_free]
         pot[self.known] = vk
-        i_f = x[self.n_free:]
+        i_f = x[self.n_free:self.n_free + self.fsrc.size]
         # Current leaving each label through resistors, current sources and floating sources.
         leave = self.lap @ pot - self.inj[:, None]
         if self.fsrc.size:
             np.add.at(leave, self.labels[c.vsrc_p[self.fsrc]], i_f)
             np.add.at(leave, self.labels[c.vsrc_n[self.fsrc]], -i_f)
+        if self.stiff is not None:
+            i_s = self.stiff_currents(x).T
+            np.add.at(leave, self.labels[c.res_a[self.stiff]], i_s)
+            np.add.at(leave, self.labels[c.res_b[self.stiff]], -i_s)
         if self.f_terms is not None:
             fa, fb, fpos, fcoef = self.f_terms
             np.add.at(leave, fa, fcoef[:, None] * i_f[fpos])
@@ -165,9 +194,13 @@ def assemble_nodal(circuit: Circuit) -> NodalSystem:
     labels, n_lab = _merge_shorts(c)
     ground = int(labels[0])
     finite = (c.res_g != 0) & np.isfinite(c.res_g)  # negative resistors are legal elements
-    la, lb, g = labels[c.res_a[finite]], labels[c.res_b[finite]], c.res_g[finite]
+    idx = np.flatnonzero(finite)
+    la, lb, g = labels[c.res_a[idx]], labels[c.res_b[idx]], c.res_g[idx]
     keep = la != lb
-    la, lb, g = la[keep], lb[keep], g[keep]
+    la, lb, g, idx = la[keep], lb[keep], g[keep], idx[keep]
+    stiff = _stiff(la, lb, g, n_lab)
+    s_idx, sa, sb = idx[stiff], la[stiff], lb[stiff]
+    la, lb, g = la[~stiff], lb[~stiff], g[~stiff]
     deg = np.bincount(la, weights=g, minlength=n_lab) + np.bincount(lb, weights=g, minlength=n_lab)
     extra, forced = _controls(c, labels, n_lab)
     er, ec, ev = extra if extra is not None else (np.zeros(0, int), np.zeros(0, int), np.zeros(0))
@@ -201,6 +234,8 @@ def assemble_nodal(circuit: Circuit) -> NodalSystem:
     used = np.zeros(n_lab, dtype=bool)
     used[la] = True
     used[lb] = True
+    used[sa] = True
+    used[sb] = True
     used[labels[c.isrc_a]] = True
     used[labels[c.isrc_b]] = True
     used[pl[fsrc]] = True
@@ -241,13 +276,70 @@ def assemble_nodal(circuit: Circuit) -> NodalSystem:
             a, e_terms, f_terms = _bordered(c, labels, free_pos, fsrc, a_ff, bmat)
     else:
         a = a_ff.tocsc()
+    if s_idx.size:
+        a = _with_stiff(a, free_pos, sa, sb, c.res_g[s_idx])
     return NodalSystem(
         circuit=c, labels=labels, n_labels=n_lab, ground=ground, lap=lap, free=free,
         free_pos=free_pos, known=known_lab, known_src=known_src, known_sign=known_sign,
         fsrc=fsrc, a=a, l_fk=l_fk.tocsr(), inj=inj,
-        spd=fsrc.size == 0 and bool((g > 0).all()) and c.controls is None,
-        defined=used | is_known, e_terms=e_terms, f_terms=f_terms,
+        spd=fsrc.size == 0 and bool((g > 0).all()) and c.controls is None and not s_idx.size,
+        defined=used | is_known, e_terms=e_terms, f_terms=f_terms, stiff=s_idx if s_idx.size else None,
     )
+
+
+def _with_stiff(a: sp.spmatrix, free_pos: np.ndarray, sa: np.ndarray, sb: np.ndarray,
+                g: np.ndarray) -> sp.csc_matrix:
+    """``a`` bordered by one branch per stiff resistor: ±1 incidence on its free nodes, −1/g."""
+    ns = g.size
+    rows, cols, vals = [], [], []
+    for lab, sign in ((sa, 1.0), (sb, -1.0)):
+        pos = free_pos[lab]
+        ok = pos >= 0
+        rows.append(pos[ok])
+        cols.append(np.arange(ns)[ok])
+        vals.append(np.full(ok.sum(), sign))
+    inc = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                        shape=(a.shape[0], ns)).tocsr()
+    return sp.bmat([[a, inc], [inc.T, sp.diags(-1.0 / g)]], format="csc")
+
+
+def has_stiff(circuit: Circuit) -> bool:
+    """True when a resistor of ``circuit`` is stiff (see the module docstring)."""
+    c = circuit
+    ok = (c.res_g != 0) & np.isfinite(c.res_g)
+    ag = np.abs(c.res_g[ok])
+    # A rest > 0 is at least the smallest conductance, so within this spread nothing is stiff.
+    if not ag.size or ag.max() <= STIFF_RATIO * ag.min():
+        return False
+    labels, n_lab = _merge_shorts(c)
+    la, lb, g = labels[c.res_a[ok]], labels[c.res_b[ok]], c.res_g[ok]
+    keep = la != lb
+    return bool(_stiff(la[keep], lb[keep], g[keep], n_lab).any())
+
+
+def _stiff(la: np.ndarray, lb: np.ndarray, g: np.ndarray, n_lab: int) -> np.ndarray:
+    """Mask of resistors (between labels la, lb; conductance g) that are stiff.
+
+    The rest at a node is summed without the node's largest conductance (subtracting it from
+    the full sum would cancel the very digits in question); a resistor can only be stiff where
+    it is the largest at both ends. One alone between its nodes has nothing to lose and is not.
+    """
+    ag = np.abs(g)
+    k = ag.size
+    deg = np.bincount(la, weights=ag, minlength=n_lab) + np.bincount(lb, weights=ag, minlength=n_lab)
+    # Quick exit: deg − g is accurate to ~1e-16·deg, so a rest over 1e-5·g is surely not stiff.
+    if not (deg[la] + deg[lb] - 2 * ag <= 10 / STIFF_RATIO * ag).any():
+        return np.zeros(k, dtype=bool)
+    node = np.concatenate([la, lb])
+    w = np.concatenate([ag, ag])
+    order = np.lexsort((w, node))  # by node, then by conductance: each node's largest is last
+    last = np.ones(2 * k, dtype=bool)
+    last[:-1] = node[order[:-1]] != node[order[1:]]
+    is_max = np.zeros(2 * k, dtype=bool)
+    is_max[order[last]] = True
+    rest_at = np.bincount(node[~is_max], weights=w[~is_max], minlength=n_lab)
+    rest = rest_at[la] + rest_at[lb]
+    return is_max[:k] & is_max[k:] & (rest > 0) & (ag > STIFF_RATIO * rest)
 
 
 def _bordered(c: Circuit, labels, free_pos, fsrc, a_ff, bmat):

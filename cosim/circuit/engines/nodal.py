@@ -32,7 +32,7 @@ import numpy as np
 import scipy.sparse.linalg as spla
 
 from cosim.circuit.engines.base import Engine, Prepared, ReadResult, SolverOptions, cell_currents
-from cosim.circuit.mna import NodalSystem, assemble_nodal
+from cosim.circuit.mna import NodalSystem, assemble_nodal, has_stiff
 from cosim.circuit.model import Circuit, as_batch
 from cosim.errors import EngineError, TopologyError
 
@@ -103,6 +103,7 @@ class NodalPrepared(Prepared):
             nodes = lab_v[self.system.labels].T
             if want_cells:
                 cells = cell_currents(c, nodes)
+                self._stiff_cells(cells, x)
         info = {"method": self.solver.name, "prepare_time": self.prepare_time,
                 "unknowns": int(self.system.a.shape[0]), **info}
         if self.reason:
@@ -112,6 +113,17 @@ class NodalPrepared(Prepared):
             branch_currents=branch, node_voltages=nodes if want_nodes else None,
             cell_currents=cells, residual=resid, info=info,
         )
+
+    def _stiff_cells(self, cells: np.ndarray, x: np.ndarray) -> None:
+        """A stiff cell's current is its branch unknown, not g·Δv (which cancels to noise)."""
+        stiff = self.system.stiff
+        lay = self.circuit.layout
+        if stiff is None or lay is None:
+            return
+        k = stiff - lay.cell_res0
+        inside = (k >= 0) & (k < lay.n_rows * lay.n_cols)
+        flat = cells.reshape(cells.shape[0], -1)
+        flat[:, k[inside]] = self.system.stiff_currents(x)[:, inside]
 
     def for_circuit(self, circuit: Circuit, *, spec: CrossbarSpec | None = None) -> NodalPrepared:
         """The prepared read of ``circuit`` (same resistors and sources) sharing this LU."""
@@ -188,6 +200,8 @@ def choose_method(circuit: Circuit, options: SolverOptions) -> tuple[str, str, L
                           f"{', '.join(k for k in METHODS if not k.startswith('_'))}")
     if method == "direct":
         return "direct", "", None
+    if has_stiff(circuit):  # CG on such a matrix crawls and cannot certify; the branch form is exact
+        return "direct", "a conductance over 1e6× its neighbours' (stiff branch): direct", None
     if method == "auto":
         lay = circuit.layout
         if lay is None:

@@ -22,10 +22,11 @@ from cosim.cli import main
 from cosim.schema import Field, Section
 from cosim.study.config import parse_study
 from cosim.study.grid import plan
-from cosim.study.report import NO_TRAINING, write_report
+from cosim.study.report import write_report
 from cosim.study.runner import run_study
 from cosim.study.store import Store
 from cosim.study.tasks import TASKS, register_task
+from cosim.study.training import NO_TRAINING
 
 
 def fake_training(point: dict) -> dict:

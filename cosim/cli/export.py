@@ -56,15 +56,15 @@ def verify(directory: Path) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from cosim.errors import InputError
-    from cosim.study.export import EXPORTABLE, describe_point, export_point, find_point, selected_points
+    from cosim.study.export import describe_point, export_point, exportable, find_point, selected_points
     from cosim.study.store import Store
 
     if args.list:
         with Store(args.store, create=False) as store:
             picked = {r.key for r in selected_points(store)}
-            rows = [r for r in store.rows() if r.config.get("task", {}).get("kind") in EXPORTABLE]
+            rows = [r for r in store.rows() if r.config.get("task", {}).get("kind") in exportable()]
         if not rows:
-            print(f"{args.store}: no ir_drop or train points")
+            print(f"{args.store}: no {' or '.join(exportable())} points")
         for r in rows:
             print(("* " if r.key in picked else "  ") + describe_point(r))
         if rows:

@@ -29,12 +29,17 @@ from cosim.errors import InputError
 from cosim.study.config import ExportSpec
 from cosim.study.grid import flatten
 from cosim.study.store import PointRow, Store
+from cosim.study.tasks import TASKS, get_task, resolve
 
 if TYPE_CHECKING:  # the array layer (and scipy under it) loads only when something is exported
     from cosim.array.tapeout import TapeoutFiles, TileExport
 
 log = logging.getLogger(__name__)
-EXPORTABLE = ("ir_drop", "train")
+
+
+def exportable() -> tuple[str, ...]:
+    """The task kinds whose points ``cosim export`` can write (they registered an ``export`` hook)."""
+    return tuple(kind for kind, task in TASKS.items() if task.export is not None)
 SIDES = {"+": "plus", "-": "minus"}
 
 
@@ -70,8 +75,8 @@ def find_point(store_path: str | Path, key: str) -> PointRow:
         raise InputError(f"point {row.key[:12]} failed ({row.error or 'no error text'}); nothing to export")
     if row.status != "done":
         raise InputError(f"point {row.key[:12]} is {row.status}; finish the study (cosim sweep) before exporting it")
-    if kind not in EXPORTABLE:
-        raise InputError(f"point {row.key[:12]} is a {kind!r} point; export knows {' and '.join(EXPORTABLE)} points")
+    if kind not in exportable():
+        raise InputError(f"point {row.key[:12]} is a {kind!r} point; export knows {' and '.join(exportable())} points")
     return row
 
 
@@ -197,22 +202,33 @@ def export_point(store_path: str | Path, key: str, output: str | Path, *, force:
                  ) -> tuple[TapeoutFiles, list[str]]:
     """Tape-out of the stored point ``key`` (a unique prefix) into ``output``; returns the files and
     notes for the user (e.g. a re-run that did not reproduce the stored metrics)."""
-    from cosim.array.tapeout import TileExport, check_output, write_tapeout
+    from cosim.array.tapeout import check_output
 
     row = find_point(store_path, key)
     check_output(output, force, hint="--force replaces it")  # before the (possibly long) re-run
     kind = row.config["task"]["kind"]
     info = {"store": str(store_path), "point": row.key, "task": kind, "seed": row.config.get("seed")}
-    if kind == "ir_drop":
-        spec, inputs = point_array(row)
-        n = spec.n_rows
-        tile = TileExport(name="array", spec=spec, inputs=np.asarray(inputs[0], dtype=float),
-                          row_nets=tuple(f"x{i}" for i in range(n)),
-                          input_note="the study's first input vector of this point",
-                          devices={"device": np.full(spec.shape, "cell", dtype=object)})
-        title = f"cosim tape-out: ir_drop point {row.key[:12]} ({n}x{spec.n_cols})"
-        info["array"] = array_line(row.config["array"])
-        return write_tapeout([tile], output, force=force, title=title, info=info), []
+    return resolve(get_task(kind).export)(row, output, force=force, info=info)
+
+
+def export_ir_drop(row: PointRow, output: str | Path, *, force: bool, info: dict) -> tuple[TapeoutFiles, list[str]]:
+    """The ``ir_drop`` task's export hook: the point's one seeded array and its first input."""
+    from cosim.array.tapeout import TileExport, write_tapeout
+
+    spec, inputs = point_array(row)
+    n = spec.n_rows
+    tile = TileExport(name="array", spec=spec, inputs=np.asarray(inputs[0], dtype=float),
+                      row_nets=tuple(f"x{i}" for i in range(n)),
+                      input_note="the study's first input vector of this point",
+                      devices={"device": np.full(spec.shape, "cell", dtype=object)})
+    title = f"cosim tape-out: ir_drop point {row.key[:12]} ({n}x{spec.n_cols})"
+    info = {**info, "array": array_line(row.config["array"])}
+    return write_tapeout([tile], output, force=force, title=title, info=info), []
+
+
+def export_train(row: PointRow, output: str | Path, *, force: bool, info: dict) -> tuple[TapeoutFiles, list[str]]:
+    """The ``train`` task's export hook: the point trained again from its seed, every tile of
+    the network; notes say when the re-run did not reproduce the stored metrics."""
     from cosim.study.training import point_config
     from cosim.train.loop import run_training
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from cosim.array.tile import ArraySpec
 from cosim.catalog import METHODS
-from cosim.errors import SpecError
+from cosim.errors import InputError, SpecError
 from cosim.schema import Field, Section, fields_of
 
 log = logging.getLogger(__name__)
@@ -228,3 +228,63 @@ def run_ir_drop(point: dict) -> dict:
     a, rd, sol = point["array"], point["read"], point["solver"]
     log.debug("ir_drop %d×%d r_row=%g r_col=%g", a["rows"], a["cols"], a["r_row"], a["r_col"])
     return ir_drop_metrics(spec, inputs, rd["v_read"], method=sol["method"], rtol=sol["rtol"])
+
+
+# -- the report's section and the export of one point -------------------------------------------
+NO_IR_DROP = "no IR-drop points in this study"
+_IR_REPORT = ("ir_err_max", "ir_err_mean", "v_cell_min", "v_cell_mean", "solve_time")
+
+
+def _heatmap_record(ctx):
+    if ctx.point is not None:
+        rec = next((r for r in ctx.done if r["key"] == ctx.point), None)
+        if rec is None or not isinstance(rec.get("loss_map"), list):
+            status = next((r["status"] for r in ctx.records if r["key"] == ctx.point), "?")
+            raise InputError(f"point {ctx.point!r} has no cell-voltage loss map (status {status}); "
+                             "pick a finished ir_drop point")
+        return rec
+    with_map = [r for r in ctx.done if isinstance(r.get("loss_map"), list)]
+    if not with_map:
+        return None
+    return max(with_map, key=lambda r: (r.get("ir_err_max") or 0.0, r["key"]))
+
+
+def report(ctx) -> str:
+    """The report's IR-drop sections (a :class:`~cosim.study.report.ReportContext` hook): error
+    figures and table (tables/ir_drop.csv), and the cell-voltage loss map of one point."""
+    from cosim.study import figures as F
+    from cosim.study.tables import is_number, seed_stats
+
+    parts = ["<h2>IR drop</h2>"]
+    ir_pts = [r for r in ctx.done if is_number(r.get("ir_err_max"))]
+    if ir_pts:
+        grid = ctx.grid
+        ir_metrics = [m for m in _IR_REPORT if any(is_number(r.get(m)) for r in ir_pts)]
+        stats = seed_stats(ir_pts, grid, ir_metrics)
+        ctx.csv("ir_drop", stats, [*grid, *(f"{m}_{s}" for m in ir_metrics for s in ("mean", "std")),
+                                   f"n_{ir_metrics[0]}"])
+        parts.append("<p>Relative error of the output currents of a parasitic read against the ideal "
+                     "product I = V·G over a batch of random inputs, and the voltage left across each cell "
+                     "when every row is driven. Error bars: one standard deviation over seeds.</p>")
+        for fname, fn, alt in (("ir_vs_size", F.ir_vs_size, "IR-drop error vs array size"),
+                               ("ir_vs_wire", F.ir_vs_wire, "IR-drop error and lowest cell voltage vs wire resistance")):
+            fig = fn(ir_pts)
+            if fig is not None:
+                parts.append(ctx.figure(fig, fname, alt))
+        shown = [{**s, **{f"{m}_pct": 100 * s[f"{m}_mean"] for m in ir_metrics if m != "solve_time"}} for s in stats]
+        pct = [m for m in ir_metrics if m != "solve_time"]
+        parts.append(ctx.table(shown, [*grid, *(f"{m}_pct" for m in pct), "solve_time_mean", f"n_{ir_metrics[0]}"],
+                               [*grid, *(f"{m} (%)" for m in pct), "solve time (s)", "seeds"]))
+    else:
+        parts.append(ctx.note(NO_IR_DROP))
+
+    parts.append("<h2>Cell-voltage loss map</h2>")
+    heat = _heatmap_record(ctx)
+    if heat is not None:
+        ctx.files.heatmap_point = heat["key"]
+        parts.append(ctx.figure(F.loss_heatmap(heat), "loss_map", "cell-voltage loss across the array"))
+        parts.append(f"<p>Point <code>{heat['key']}</code> (choose another with <code>--point KEY</code>); "
+                     "each pixel is the mean over a block of cells when the array is larger than 64×64.</p>")
+    else:
+        parts.append(ctx.note("no point of this study carries a cell-voltage loss map"))
+    return "".join(parts)

@@ -4,7 +4,23 @@ A task is a function ``run(point: dict) -> dict[str, float | list | str]`` (metr
 validator per config section it reads (see :mod:`cosim.schema`), an optional cost model
 ``cost(point) -> seconds`` for the estimate printed before a study starts, the names of the
 metrics it returns, and a version string that salts the point keys (bump it when the task's
-results change, so old results are not mistaken for new ones).
+results change, so old results are not mistaken for new ones). Two optional hooks let a task
+own its output beyond the store:
+
+- ``report(ctx: cosim.study.report.ReportContext) -> str``: the task's HTML section(s) of
+  ``cosim report``; ``ctx`` holds the points (``ctx.done``, ``ctx.records``), the varied fields
+  (``ctx.grid``) and the picked ``--point``, and writes figures (``ctx.figure``) and CSV tables
+  (``ctx.csv``) into the report folder. Every registered hook runs for every report, in
+  registration order, and draws from whatever points carry its metrics: return ``""`` to add
+  nothing when none do. Examples: :func:`cosim.study.irdrop.report`,
+  :func:`cosim.study.training.report`.
+- ``export(row, output, *, force, info) -> (TapeoutFiles, notes)``: ``cosim export`` of one
+  stored point (``row``, a :class:`~cosim.study.store.PointRow`) as ngspice netlists into the
+  folder ``output`` (:func:`cosim.array.tapeout.write_tapeout` does the writing; ``info`` is the
+  provenance to record). Examples: :func:`cosim.study.export.export_ir_drop`, ``export_train``.
+
+A new task is one new module (run, sections, metrics, and the hooks it wants) plus one
+``register_task`` line at the end of this file.
 
 Every reference may be a ``"module:attribute"`` string, imported on first use, so registering
 costs nothing and workers import only what they run (see the two registrations at the end).
@@ -82,6 +98,8 @@ class Task:
     metrics: tuple[str, ...] | str | None = None
     version: str = "1"
     doc: str = ""
+    report: Ref | None = None
+    export: Ref | None = None
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def validators(self) -> dict[str, Callable[..., dict]]:
@@ -109,7 +127,8 @@ TASKS: dict[str, Task] = {}
 
 def register_task(kind: str, run: Callable[..., Any] | str, *, sections: Ref,
                   cost: Ref | None = None, metrics: tuple[str, ...] | list[str] | str | None = None,
-                  version: str = "1", doc: str = "") -> Task:
+                  version: str = "1", doc: str = "", report: Ref | None = None,
+                  export: Ref | None = None) -> Task:
     """Register (or replace) the task ``kind``; returns it.
 
     ``run`` is a module-level function or a ``"module:function"`` reference; the reference is
@@ -118,7 +137,8 @@ def register_task(kind: str, run: Callable[..., Any] | str, *, sections: Ref,
     if not kind or not isinstance(kind, str):
         raise SpecError(f"task kind must be a non-empty string, got {kind!r}")
     task = Task(kind=kind, run=ref_of(run), sections=sections, cost=cost,
-                metrics=metrics if metrics is None or isinstance(metrics, str) else tuple(metrics), version=str(version), doc=doc)
+                metrics=metrics if metrics is None or isinstance(metrics, str) else tuple(metrics),
+                version=str(version), doc=doc, report=report, export=export)
     TASKS[kind] = task
     return task
 
@@ -204,7 +224,9 @@ def execute_point(point: dict, run: str | None = None) -> dict[str, Any]:
 
 register_task("ir_drop", run="cosim.study.irdrop:run_ir_drop", sections="cosim.study.irdrop:SECTIONS",
               cost="cosim.study.irdrop:estimate_seconds", metrics="cosim.study.irdrop:METRICS",
+              report="cosim.study.irdrop:report", export="cosim.study.export:export_ir_drop",
               doc="worst/mean IR-drop error and cell-voltage loss of a parasitic read")
 register_task("train", run="cosim.study.training:run_training_point", sections="cosim.train.config:STUDY_SECTIONS",
               cost="cosim.study.training:estimate_seconds", metrics="cosim.study.training:METRICS",
+              report="cosim.study.training:report", export="cosim.study.export:export_train",
               doc="in-situ training of a network on tiles: accuracy (ideal and parasitic reads), pulses, convergence")

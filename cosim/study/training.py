@@ -108,3 +108,29 @@ def estimate_seconds(point: dict[str, Any]) -> float:
     if point["network"]["kind"] == "cnn":
         per_sample *= 6.0
     return 1.0 + train["epochs"] * samples * per_sample
+
+
+# -- the report's section and the export of one point -------------------------------------------
+NO_TRAINING = "no training points in this study"
+
+
+def report(ctx) -> str:
+    """The report's training sections (a :class:`~cosim.study.report.ReportContext` hook):
+    accuracy vs array size, pulses and convergence per optimizer, tables/training.csv."""
+    from cosim.study import figures as F
+    from cosim.study.tables import is_number, seed_stats
+
+    parts = ["<h2>Training: accuracy vs array size</h2>"]
+    fig = F.accuracy_vs_size(ctx.done)
+    parts.append(ctx.figure(fig, "accuracy_vs_size", "test accuracy vs array size") if fig is not None
+                 else ctx.note(NO_TRAINING))
+    parts.append("<h2>Training: pulses and convergence per optimizer</h2>")
+    fig = F.pulses_and_convergence(ctx.done)
+    parts.append(ctx.figure(fig, "pulses_convergence", "programming pulses and convergence per optimizer")
+                 if fig is not None else ctx.note(NO_TRAINING))
+    train_metrics = [m for m in (F.ACC_IDEAL, F.ACC_PARASITIC, F.PULSES) if any(is_number(r.get(m)) for r in ctx.done)]
+    if train_metrics:
+        stats = seed_stats(ctx.done, ctx.grid, train_metrics)
+        ctx.csv("training", stats, [*ctx.grid, *(f"{m}_{s}" for m in train_metrics for s in ("mean", "std")),
+                                    f"n_{train_metrics[0]}"])
+    return "".join(parts)

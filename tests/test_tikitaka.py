@@ -129,3 +129,17 @@ def test_training_reads_a_through_its_tiles_and_learns():
     assert r.metrics["pulses_total"] == fast + slow
     acc = [e["test_acc"] for e in r.epochs]
     assert acc[-1] > 0.4 and acc[-1] > acc[0]  # chance is 0.1; 400 images, 3 epochs, imprecise card
+
+
+def test_transfer_reads_a_after_the_steps_update():
+    """On a fault-free card A starts exactly at zero, so only this step's own pulses can make the
+    very first transfer move C: C pulses at step 0 prove the read follows A's update."""
+    cfg = load_config(None, ['optimizer.name="tiki-taka"', "optimizer.transfer_lr=0.5", "optimizer.transfer_rows=32",
+                             'device.card="pulse_nl_taox_hfox"', "device.variation={c2c=0.0}", "data.subset=64",
+                             "data.test_subset=20", "network.hidden=[8]", "train.epochs=1", "train.lr=1.0",
+                             "array.rows=32", "array.cols=32", "train.reference=false", 'train.pulse_log="events"'])
+    r = run_training(cfg, progress=False)
+    ev = r.pulse_log.events()
+    first = ev["step"] == 0
+    assert np.any(first & (ev["layer"] >= len(r.layers)))  # A pulsed …
+    assert np.any(first & (ev["layer"] < len(r.layers)))  # … and C already received part of it

@@ -239,6 +239,14 @@ def _run_training(config: TrainingConfig, *, progress: bool, output_dir: str | P
                 _apply_plan(layer, li, plan, rng_noise, plog, step)
 
     n_devices = sum(layer.n_devices for layer in layers + fast)
+
+    def send(tgt: TiledLayer, log_id: int, n_p, n_m, step: int):
+        n_m = None if tgt.reference else n_m
+        rep = tgt.apply_pulses(n_p, n_m, rng_noise)
+        plog.record(log_id, "+", n_p, step=step)
+        plog.record(log_id, "-", n_m, step=step)
+        return rep
+
     steps_per_epoch = -(-len(data.y_train) // tr.batch)
     bar = None
     if progress:
@@ -267,19 +275,14 @@ def _run_training(config: TrainingConfig, *, progress: bool, output_dir: str | P
                     target, log_id = (fast[li], len(layers) + li) if fast else (layer, li)
                     n_p, n_m = opt.step(li, g, target.g_plus_est, target.g_minus_est, curve, rng_opt,
                                         scale=layer.wmap.scale, lr=lr)
-                    writes = [(target, log_id, n_p, n_m)]
-                    if fast:
+                    sent = [send(target, log_id, n_p, n_m, step)]
+                    if fast:  # A holds this step's update before its row is read for the transfer
                         moved = opt.transfer(li, _auto_ranged(fast[li]), layer.g_plus_est, layer.g_minus_est,
                                              curve, rng_opt, scale=layer.wmap.scale)
                         if moved is not None:
-                            writes.append((layer, li, *moved))
-                    for tgt, lid, n_p, n_m in writes:
-                        n_m = None if tgt.reference else n_m
-                        rep = tgt.apply_pulses(n_p, n_m, rng_noise)
-                        plog.record(lid, "+", n_p, step=step)
-                        plog.record(lid, "-", n_m, step=step)
-                        touched += rep.devices
-                        energy += rep.energy
+                            sent.append(send(layer, li, *moved, step))
+                    touched += sum(rep.devices for rep in sent)
+                    energy += sum(rep.energy for rep in sent)
                 pulsed.append(touched / n_devices)
                 if ref is not None:
                     for li, (m, g) in enumerate(zip(ref_layers, net.loss_and_grads(ref_layers, x, y)[1])):

@@ -22,7 +22,7 @@ import pytest
 
 from cosim.devices import DevicePopulation, card_from_dict, load_card
 from cosim.devices.cards import VariationSpec
-from cosim.devices.fit import PulseCurve, card_toml, fit_curve, read_curve_csv, simulate_curve
+from cosim.devices.fit import MeasuredCurve, card_toml, fit_curve, read_curve_csv, simulate_curve
 from cosim.devices.paths import models_dir
 from cosim.errors import InputError, SpecError
 
@@ -97,7 +97,7 @@ def test_simulation_matches_a_population_driven_pulse_by_pulse(name):
         if k % 3 == 0:
             seq.append((k, d))
             reads.append(pop.conductance()[0])
-    curve = PulseCurve(pulse=np.array([k for k, _ in seq]), g=np.array(reads), direction=np.array([d for _, d in seq]))
+    curve = MeasuredCurve(pulse=np.array([k for k, _ in seq]), g=np.array(reads), direction=np.array([d for _, d in seq]))
     g = simulate_curve(c, curve)[0]
     assert np.ptp(reads) > 0.3 * (g_hi - g_lo)
     np.testing.assert_allclose(g, reads, rtol=0, atol=1e-5 * (g_hi - g_lo))
@@ -144,7 +144,7 @@ def test_shipped_examples_are_reproducible():
 
 def test_one_direction_fits_only_its_kinetics_and_fix_holds_values(tmp_path):
     c = dataclasses.replace(card("imprecise"), variation=VariationSpec())
-    seq = PulseCurve(pulse=np.arange(0, 41), g=np.zeros(41), direction=np.r_[0, np.ones(40, int)])
+    seq = MeasuredCurve(pulse=np.arange(0, 41), g=np.zeros(41), direction=np.r_[0, np.ones(40, int)])
     g = simulate_curve(c, seq)[0]
     curve = dataclasses.replace(seq, g=g, source=str(tmp_path / "set_only.csv"))
     res = fit_curve(curve, "pulse_nl", c, fix={"g_min": 1e-6})

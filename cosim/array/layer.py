@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cosim.array.mapping import Block, Converters, WeightMap, tile_blocks
+from cosim.array.mapping import Block, Converters, WeightMap, advance_estimate, tile_blocks
 from cosim.array.tile import ArraySpec, PulseReport, Tile, UpdateMode
 from cosim.circuit import SolverOptions
 from cosim.errors import InputError, SpecError
@@ -54,12 +54,6 @@ class LayerPulses:
     reset_pulses: int
     devices: int
     energy: float
-
-
-def _nominal_advance(curve, g: np.ndarray, n: np.ndarray) -> np.ndarray:
-    if not n.any():
-        return g
-    return np.clip(g + np.asarray(curve.delta_g(g, n), dtype=float), curve.g_min, curve.g_max)
 
 
 class TiledLayer:
@@ -266,6 +260,11 @@ class TiledLayer:
         return self.shape[0] * self.shape[1] * (1 if self.reference else 2)
 
     # -- writes ------------------------------------------------------------------------------
+    def minus_pulses(self, n_minus: np.ndarray | None) -> np.ndarray | None:
+        """``n_minus`` for the g⁻ devices, or None with the reference mapping, which has no g⁻
+        devices (the one place that rule lives: a plan's g⁻ phases have nothing to act on)."""
+        return None if self.reference else n_minus
+
     def _split(self, n_minus: np.ndarray | None) -> None:
         if self.reference and n_minus is not None and np.any(n_minus):
             raise InputError(f"layer {self.name}: the reference mapping has no g⁻ devices to pulse "
@@ -290,9 +289,9 @@ class TiledLayer:
                 nt[:r, :k] = n[b.rows, b.cols]
                 reports.append(tile.apply_pulses(nt, rng))
         if track:
-            self.g_plus_est = _nominal_advance(self.curve, self.g_plus_est, n_plus)
+            self.g_plus_est = advance_estimate(self.g_plus_est, n_plus, self.curve)
             if n_minus is not None and not self.reference:
-                self.g_minus_est = _nominal_advance(self.curve, self.g_minus_est, np.asarray(n_minus))
+                self.g_minus_est = advance_estimate(self.g_minus_est, np.asarray(n_minus), self.curve)
         return LayerPulses(sum(x.set_pulses for x in reports), sum(x.reset_pulses for x in reports),
                            sum(x.devices for x in reports), sum(x.energy for x in reports))
 

@@ -89,6 +89,12 @@ class WeightMap:
         return self.g_ref + dg, np.full_like(dg, self.g_ref)
 
 
+def advance_estimate(g_est: np.ndarray, n: np.ndarray, curve) -> np.ndarray:
+    """Open-loop estimate after ``n`` pulses: ĝ + ΔG_nominal(ĝ, n) on the nominal ``curve``
+    (anything with ``delta_g`` and a ``g_min``/``g_max`` window), clipped to the window; S."""
+    return np.clip(g_est + np.asarray(curve.delta_g(g_est, n), dtype=float), curve.g_min, curve.g_max)
+
+
 def quantize_uniform(x: np.ndarray, full_scale: float | np.ndarray, bits: int | None) -> np.ndarray:
     """Round ``x`` to a signed uniform grid of ``2**bits - 1`` levels over ±full_scale, clipping.
 

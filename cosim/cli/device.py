@@ -107,7 +107,7 @@ def run_curve(args: argparse.Namespace) -> int:
 
     from cosim.devices import MODELS, PulseTable, load_card
     from cosim.devices.cards import VariationSpec
-    from cosim.devices.fit import PulseCurve, simulate_curve
+    from cosim.devices.fit import MeasuredCurve, simulate_curve
     from cosim.io import atomic_write_text, check_output_path
 
     out = check_output_path(args.output, what="--output", exts=(".csv",)) if args.output else None
@@ -128,7 +128,7 @@ def run_curve(args: argparse.Namespace) -> int:
     card = dataclasses.replace(card, programming=prog, variation=VariationSpec())
     n = args.pulses
     direction = np.r_[0, np.ones(n, int), -np.ones(n, int)]
-    seq = PulseCurve(pulse=np.arange(2 * n + 1), g=np.zeros(2 * n + 1), direction=direction)
+    seq = MeasuredCurve(pulse=np.arange(2 * n + 1), g=np.zeros(2 * n + 1), direction=direction)
     g = simulate_curve(card, seq)[0]
     g_set, g_reset = g[: n + 1], g[n:]
     for name, branch, amp in (("SET", g_set, prog.amplitude_set), ("RESET", g_reset, prog.amplitude_reset)):

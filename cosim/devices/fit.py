@@ -53,7 +53,7 @@ _NUMERICS = IntegratorOptions(rtol=1e-9, atol=1e-12)
 
 
 @dataclass(frozen=True, slots=True)
-class PulseCurve:
+class MeasuredCurve:
     """A measured curve: pulse indices, conductances (S), directions (+1, -1, 0 for the initial read)."""
 
     pulse: np.ndarray
@@ -78,7 +78,7 @@ class PulseCurve:
         return out
 
 
-def read_curve_csv(path: str | Path) -> PulseCurve:
+def read_curve_csv(path: str | Path) -> MeasuredCurve:
     """Read a pulse curve CSV; errors name the file and line."""
     path = Path(path)
     try:
@@ -117,7 +117,7 @@ def read_curve_csv(path: str | Path) -> PulseCurve:
     if len(rows) < 3:
         raise InputError(f"{path}: need at least 3 data rows (pulse index, conductance S, direction), got {len(rows)}")
     a = np.array(rows, dtype=float)
-    return PulseCurve(pulse=a[:, 0].astype(np.int64), g=a[:, 1], direction=a[:, 2].astype(np.int64), source=str(path))
+    return MeasuredCurve(pulse=a[:, 0].astype(np.int64), g=a[:, 1], direction=a[:, 2].astype(np.int64), source=str(path))
 
 
 def _lines(text: str):
@@ -136,7 +136,7 @@ def _is_number(cell: str) -> bool:
 
 
 # -- simulation ---------------------------------------------------------------------------------
-def simulate_curve(card: DeviceCard, curve: PulseCurve, params: Mapping[str, np.ndarray | float] | None = None
+def simulate_curve(card: DeviceCard, curve: MeasuredCurve, params: Mapping[str, np.ndarray | float] | None = None
                    ) -> np.ndarray:
     """Read conductances (K, rows) of ``curve``'s pulse sequence for K parameter sets.
 
@@ -173,7 +173,7 @@ class FitResult:
     fitted: dict[str, float]
     start: dict[str, float]
     g_model: np.ndarray
-    curve: PulseCurve
+    curve: MeasuredCurve
     rms: float
     rms_window: float
     nfev: int
@@ -185,7 +185,7 @@ def default_base(model: str) -> DeviceCard:
     return load_card(models_dir() / "cards" / f"{model}_default.toml")
 
 
-def fit_curve(curve: PulseCurve, model: str, base: DeviceCard | None = None, *,
+def fit_curve(curve: MeasuredCurve, model: str, base: DeviceCard | None = None, *,
               amplitude_set: float | None = None, amplitude_reset: float | None = None,
               width: float | None = None, fix: Mapping[str, float] | None = None) -> FitResult:
     """Fit ``model``'s card to ``curve`` (see the module docstring for what is fitted).
@@ -260,7 +260,7 @@ def fit_curve(curve: PulseCurve, model: str, base: DeviceCard | None = None, *,
                      rms=rms, rms_window=rms / (g_hi - g_lo), nfev=int(sol.nfev), message=str(sol.message))
 
 
-def _measurement_card(base: DeviceCard, curve: PulseCurve, a_set, a_reset, width, fix) -> DeviceCard:
+def _measurement_card(base: DeviceCard, curve: MeasuredCurve, a_set, a_reset, width, fix) -> DeviceCard:
     """The base card with the measurement's pulse (and, for pulse_nl, NeuroSim's conventions)."""
     prog = base.programming
     prog = dataclasses.replace(prog, amplitude_set=prog.amplitude_set if a_set is None else float(a_set),
@@ -289,7 +289,7 @@ def _measurement_card(base: DeviceCard, curve: PulseCurve, a_set, a_reset, width
         raise SpecError(f"fit: {exc}") from None
 
 
-def _start(card: DeviceCard, curve: PulseCurve, free: list[str]) -> dict[str, float]:
+def _start(card: DeviceCard, curve: MeasuredCurve, free: list[str]) -> dict[str, float]:
     """Start values: the window from the data's extremes, kinetics from coarse grid searches."""
     p = dict(card.params)
     g_lo, g_hi = float(curve.g.min()), float(curve.g.max())

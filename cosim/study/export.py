@@ -140,26 +140,11 @@ def layer_tiles(layer, index: int, x: np.ndarray | None, pulses: dict | None = N
     return out
 
 
-class _Recorder:
-    """A MatVec that remembers the first input vector its layer was asked to multiply."""
-
-    def __init__(self, layer) -> None:
-        self.layer, self.x = layer, None
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        self.x = np.array(x[0], dtype=float)
-        return self.layer.forward(x)
-
-    def backward(self, delta: np.ndarray) -> np.ndarray:
-        return self.layer.backward(delta)
-
-    def weights(self) -> np.ndarray:
-        return self.layer.weights()
-
-
 def training_tiles(result) -> list[TileExport]:
     """Every tile of a :class:`~cosim.train.TrainResult`, benches driven by the first test sample."""
-    rec = [_Recorder(layer) for layer in result.layers]
+    from cosim.train.networks.base import RecordingMatVec
+
+    rec = [RecordingMatVec(layer) for layer in result.layers]
     ranges = [(p.fwd_range, p.bwd_range) for layer in result.layers for p in layer.pairs]
     result.network.predict(rec, result.data.x_test[:1])
     for p, (f, b) in zip((p for layer in result.layers for p in layer.pairs), ranges):
@@ -168,7 +153,7 @@ def training_tiles(result) -> list[TileExport]:
     tiles = []
     for li, (layer, r) in enumerate(zip(result.layers, rec)):
         pulses = {s: (plog.train_set[s][li], plog.train_reset[s][li], plog.program[s][li]) for s in SIDES}
-        tiles += layer_tiles(layer, li, r.x, pulses)
+        tiles += layer_tiles(layer, li, r.x[0], pulses)
     return tiles
 
 

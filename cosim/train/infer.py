@@ -36,6 +36,7 @@ from cosim.errors import InputError, SpecError
 from cosim.train.config import load_device_card
 from cosim.train.infer_config import InferenceConfig
 from cosim.train.networks import Network, float_layers
+from cosim.train.networks.base import FloatLayerWeights, RecordingMatVec
 
 log = logging.getLogger(__name__)
 
@@ -105,27 +106,10 @@ def evaluate(net: Network, layers, x_cal: np.ndarray, x: np.ndarray, y: np.ndarr
     return float(np.mean(pred == y)) if len(y) else 0.0, pred
 
 
-class _Recorder:
-    """A MatVec that keeps its layer's inputs (float path) for the per-tile IR-drop probe."""
-
-    def __init__(self, w: np.ndarray) -> None:
-        self.w, self.x = w, None
-
-    def forward(self, x):
-        self.x = x if self.x is None else self.x
-        return x @ self.w
-
-    def backward(self, d):
-        return d @ self.w.T
-
-    def weights(self):
-        return self.w
-
-
 def tile_irdrop(net: Network, weights, layers: list[TiledLayer], x: np.ndarray) -> list[dict[str, Any]]:
     """Per tile, the IR-drop error of its forward read for the layer inputs the float network
     produces from ``x``: max |I − V·G| / max |V·G| over the batch and columns."""
-    rec = [_Recorder(w) for w in weights]
+    rec = [RecordingMatVec(FloatLayerWeights(w)) for w in weights]
     net.predict(rec, x)
     out = []
     for li, (layer, r) in enumerate(zip(layers, rec)):

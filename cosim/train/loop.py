@@ -140,7 +140,7 @@ def _apply_plan(layer: TiledLayer, li: int, plan, rng, plog: PulseLog, step: int
     if plan.target_plus is not None:
         plog.verify_writes += layer.program(plan.target_plus, plan.target_minus, plan.mask)
     for n_p, n_m in plan.pulses:
-        n_m = None if layer.reference else n_m
+        n_m = layer.minus_pulses(n_m)
         layer.apply_pulses(n_p, n_m, rng, track=False)
         plog.record(li, "+", n_p, step=step, kind="program")
         plog.record(li, "-", n_m, step=step, kind="program")
@@ -241,7 +241,7 @@ def _run_training(config: TrainingConfig, *, progress: bool, output_dir: str | P
     n_devices = sum(layer.n_devices for layer in layers + fast)
 
     def send(tgt: TiledLayer, log_id: int, n_p, n_m, step: int):
-        n_m = None if tgt.reference else n_m
+        n_m = tgt.minus_pulses(n_m)
         rep = tgt.apply_pulses(n_p, n_m, rng_noise)
         plog.record(log_id, "+", n_p, step=step)
         plog.record(log_id, "-", n_m, step=step)

@@ -70,6 +70,25 @@ class FloatLayerWeights:
         self.w += dw
 
 
+class RecordingMatVec:
+    """A MatVec that passes every product to ``inner`` and keeps the first input batch it was
+    asked to multiply (``x``): a probe of what a layer sees, e.g. to drive a tile's test bench."""
+
+    def __init__(self, inner: MatVec) -> None:
+        self.inner, self.x = inner, None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if self.x is None:
+            self.x = np.array(x, dtype=float)
+        return self.inner.forward(x)
+
+    def backward(self, delta: np.ndarray) -> np.ndarray:
+        return self.inner.backward(delta)
+
+    def weights(self) -> np.ndarray:
+        return self.inner.weights()
+
+
 def float_layers(weights: Sequence[np.ndarray]) -> list[FloatLayerWeights]:
     """One :class:`FloatLayerWeights` per weight matrix (copies)."""
     return [FloatLayerWeights(w) for w in weights]

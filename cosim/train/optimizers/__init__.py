@@ -5,16 +5,23 @@ Every optimizer is a class with a frozen config dataclass and per-layer state, a
 (signed int64 pulse counts, n > 0 SET, n < 0 RESET). The caller applies them open-loop and
 tracks the estimates (:func:`advance_estimate`); equations in each class's docstring.
 
-- :mod:`.base`: pair policies (:func:`split_pair_update`), :func:`plan_pulses`,
-  :func:`round_pulses`, :class:`PulseOptimizer`, :class:`LayerState`, the float reference
-  :class:`FloatSGD`.
+- :mod:`.pairs`: the pulse-pair rules, in one place: policies (:data:`PAIR_POLICIES`,
+  :func:`check_policy`, :func:`split_pair_update`), :func:`round_pulses`,
+  :func:`reference_conductance`, :func:`advance_estimate`.
+- :mod:`.base`: :class:`PulseConfig` (the fields every method's config shares: policy,
+  max_pulses, refresh_threshold, write_verify), :func:`plan_pulses`, :class:`PulseOptimizer`,
+  :class:`LayerState`, the float reference :class:`FloatSGD`.
 - :mod:`.baselines`: :class:`SGDPulse` ("sgd-pulse"), :class:`Manhattan` ("manhattan"),
   :class:`MixedPrecision` ("mixed-precision").
 - :mod:`.ssm`: :class:`SSM` ("ssm") with its four switchable parts.
 - :mod:`.tikitaka`: :class:`TikiTaka` ("tiki-taka"), a fast array A transferred into the weights,
   and :func:`symmetry_point`.
 - :mod:`.reinit`: :func:`plan_reinit` ("reference" | "adopt" | "none"), :func:`refresh_plan`,
-  :func:`weights_to_pair`, :func:`reference_conductance`, :class:`ReinitPlan`.
+  :func:`weights_to_pair`, :class:`ReinitPlan`.
+
+A new optimizer is one new module (a :class:`PulseConfig` subclass declaring its own fields with
+:func:`cosim.schema.param`, a :class:`PulseOptimizer` subclass with ``name``, ``config_cls`` and
+``_step``) plus one line in :data:`OPTIMIZERS`.
 
 :data:`OPTIMIZERS` maps names to classes; :func:`make_optimizer` builds one from keyword options.
 """
@@ -27,15 +34,12 @@ from typing import Any
 from cosim.errors import SpecError
 from cosim.schema import close_match
 from cosim.train.optimizers.base import (
-    PAIR_POLICIES,
     FloatSGD,
     FloatSGDConfig,
     LayerState,
+    PulseConfig,
     PulseOptimizer,
-    advance_estimate,
     plan_pulses,
-    round_pulses,
-    split_pair_update,
 )
 from cosim.train.optimizers.baselines import (
     Manhattan,
@@ -45,11 +49,18 @@ from cosim.train.optimizers.baselines import (
     SGDPulse,
     SGDPulseConfig,
 )
+from cosim.train.optimizers.pairs import (
+    PAIR_POLICIES,
+    advance_estimate,
+    check_policy,
+    reference_conductance,
+    round_pulses,
+    split_pair_update,
+)
 from cosim.train.optimizers.reinit import (
     REINIT_MODES,
     ReinitPlan,
     plan_reinit,
-    reference_conductance,
     refresh_plan,
     saturated,
     weights_to_pair,
@@ -80,7 +91,7 @@ def make_optimizer(name: str, **options: Any) -> PulseOptimizer:
 
 
 __all__ = [
-    "OPTIMIZERS", "PAIR_POLICIES", "REINIT_MODES", "SSM", "FloatSGD", "FloatSGDConfig", "LayerState", "Manhattan",
+    "OPTIMIZERS", "PAIR_POLICIES", "PulseConfig", "check_policy", "REINIT_MODES", "SSM", "FloatSGD", "FloatSGDConfig", "LayerState", "Manhattan",
     "ManhattanConfig", "MixedPrecision", "MixedPrecisionConfig", "PulseOptimizer", "ReinitPlan", "SGDPulse",
     "SGDPulseConfig", "SSMConfig", "TikiTaka", "TikiTakaConfig", "advance_estimate", "make_optimizer", "plan_pulses", "plan_reinit",
     "reference_conductance", "refresh_plan", "round_pulses", "saturated", "split_pair_update", "symmetry_point",

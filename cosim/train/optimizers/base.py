@@ -29,52 +29,23 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 
 from cosim.errors import InputError, SpecError
 from cosim.schema import check_fields, param
 from cosim.train.curves import PulseCurve, nominal_steps
-
-PairPolicy = Literal["set-only", "split", "plus-only"]
-Rounding = Literal["nearest", "trunc", "stochastic"]
-PAIR_POLICIES = ("set-only", "split", "plus-only")
-
-
-def split_pair_update(dg_pair: np.ndarray, policy: PairPolicy) -> tuple[np.ndarray, np.ndarray]:
-    """Desired (Δg⁺, Δg⁻) in S for a desired pair change Δ(g⁺ − g⁻) under ``policy``."""
-    if policy == "set-only":
-        return np.maximum(dg_pair, 0.0), np.maximum(-dg_pair, 0.0)
-    if policy == "split":
-        return 0.5 * dg_pair, -0.5 * dg_pair
-    if policy == "plus-only":
-        return dg_pair, np.zeros_like(dg_pair)
-    raise SpecError(f"optimizer.policy must be one of {', '.join(PAIR_POLICIES)}, got {policy!r}")
-
-
-def pair_step(steps: tuple[float, float], policy: PairPolicy) -> float:
-    """Largest nominal pair change of one pulse on each device the policy touches, S."""
-    s_set, s_reset = steps
-    if policy == "set-only":
-        return s_set
-    if policy == "split":
-        return s_set + s_reset
-    return max(s_set, s_reset)
-
-
-def round_pulses(p: np.ndarray, mode: Rounding, rng: np.random.Generator | None) -> np.ndarray:
-    """Integer pulse counts (int64) from real ones."""
-    if mode == "nearest":
-        return (np.sign(p) * np.floor(np.abs(p) + 0.5)).astype(np.int64)
-    if mode == "trunc":
-        return np.trunc(p).astype(np.int64)
-    if mode == "stochastic":
-        if rng is None:
-            raise SpecError("stochastic rounding needs an rng")
-        lo = np.floor(p)
-        return (lo + (rng.random(np.shape(p)) < (p - lo))).astype(np.int64)
-    raise SpecError(f"rounding must be nearest, trunc or stochastic, got {mode!r}")
+from cosim.train.optimizers.pairs import (  # noqa: F401  (advance_estimate, round_pulses: re-exported)
+    PAIR_POLICIES,
+    PairPolicy,
+    Rounding,
+    advance_estimate,
+    pair_step,
+    round_pulses,
+    split_pair_update,
+)
+from cosim.train.optimizers.reinit import plan_reinit, refresh_plan
 
 
 def _real_pulses(dg, g, curve, compensate, steps):
@@ -104,11 +75,6 @@ def plan_pulses(dg_pair: np.ndarray, g_plus: np.ndarray, g_minus: np.ndarray, cu
         counts.append(n)
         realised.append(_nominal_change(n, g, curve, compensate, steps))
     return counts[0], counts[1], realised[0] - realised[1]
-
-
-def advance_estimate(g_est: np.ndarray, n: np.ndarray, curve: PulseCurve) -> np.ndarray:
-    """Open-loop estimate after applying ``n`` pulses: ĝ + ΔG_nominal(ĝ, n), S."""
-    return np.clip(g_est + curve.delta_g(g_est, n), curve.g_min, curve.g_max)
 
 
 def filter_gradient(state: LayerState, grad: np.ndarray, beta: float | None, normalize: bool) -> np.ndarray:
@@ -212,8 +178,6 @@ class PulseOptimizer:
                      g_plus_read: np.ndarray | None = None, g_minus_read: np.ndarray | None = None,
                      g_assumed: float | np.ndarray | None = None) -> Any:
         """The layer's :class:`~.reinit.ReinitPlan` for this method's :attr:`reinit_mode`."""
-        from cosim.train.optimizers.reinit import plan_reinit  # reinit builds on this module
-
         return plan_reinit(self.reinit_mode, w_init, curve, policy=self.config.policy, scale=scale,
                            g_plus_read=g_plus_read, g_minus_read=g_minus_read, g_assumed=g_assumed,
                            write_verify=self.config.write_verify)
@@ -222,8 +186,6 @@ class PulseOptimizer:
                 scale: float) -> Any:
         """A refresh :class:`~.reinit.ReinitPlan` for the saturated pairs, or None when
         ``config.refresh_threshold`` is None or no pair is saturated."""
-        from cosim.train.optimizers.reinit import refresh_plan
-
         if self.config.refresh_threshold is None:
             return None
         plan = refresh_plan(g_plus_read, g_minus_read, curve, policy=self.config.policy, scale=scale,

@@ -33,7 +33,7 @@ import numpy as np
 
 from cosim.errors import InputError, SpecError
 from cosim.train.curves import PulseCurve
-from cosim.train.optimizers.base import PAIR_POLICIES, PairPolicy, round_pulses
+from cosim.train.optimizers.pairs import PairPolicy, check_policy, reference_conductance, round_pulses
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +65,6 @@ class ReinitPlan:
     estimate_minus: np.ndarray
     weights: np.ndarray
     mask: np.ndarray
-
-
-def _check_policy(policy: str) -> None:
-    if policy not in PAIR_POLICIES:
-        raise SpecError(f"optimizer.policy must be one of {', '.join(PAIR_POLICIES)}, got {policy!r}")
-
-
-def reference_conductance(curve: PulseCurve, policy: PairPolicy) -> float:
-    """g_ref, S: g_min for "set-only", the window's middle otherwise."""
-    _check_policy(policy)
-    return float(curve.g_min) if policy == "set-only" else 0.5 * (curve.g_min + curve.g_max)
 
 
 def weights_to_pair(w: np.ndarray, curve: PulseCurve, policy: PairPolicy, scale: float,
@@ -134,7 +123,7 @@ def plan_reinit(mode: ReinitMode, w_init: np.ndarray, curve: PulseCurve, *, poli
     """The starting plan for one layer (modes in the module docstring); ``w_init`` (rows, cols)."""
     if mode not in REINIT_MODES:
         raise SpecError(f"optimizer.reinit_mode must be one of {', '.join(REINIT_MODES)}, got {mode!r}")
-    _check_policy(policy)
+    check_policy(policy)
     w_init = np.asarray(w_init, dtype=float)
     mask = np.ones(w_init.shape, dtype=bool)
     if mode == "adopt":
@@ -158,7 +147,7 @@ def saturated(g_plus: np.ndarray, g_minus: np.ndarray, curve: PulseCurve, policy
               threshold: float) -> np.ndarray:
     """Pairs with a device past ``threshold`` (0..1] of the window: above g_min + threshold·window
     for "set-only", farther than threshold·window/2 from the middle otherwise."""
-    _check_policy(policy)
+    check_policy(policy)
     window = curve.g_max - curve.g_min
     fp, fm = (np.asarray(g_plus) - curve.g_min) / window, (np.asarray(g_minus) - curve.g_min) / window
     if policy == "set-only":

@@ -121,10 +121,16 @@ def test_grounded_unselected_lines_kill_sneak_current():
 
 
 def test_spec_unselected_is_used_when_asked():
+    # unselected=None must read with the spec's own bias: the grounded currents (no sneak current
+    # with ideal wires), not the floating default's, whatever the report's label says.
     g = np.full((3, 3), 1e-5)
-    rep = sneak_report(CrossbarSpec(conductances=g, unselected="grounded"), 0, 0, unselected=None,
-                       g_on=1e-5, g_off=1e-6)
-    assert rep.unselected == "grounded"
+    spec = CrossbarSpec(conductances=g, unselected="grounded")
+    rep = sneak_report(spec, 0, 0, unselected=None, g_on=1e-5, g_off=1e-6)
+    grounded = sneak_report(spec, 0, 0, unselected="grounded", g_on=1e-5, g_off=1e-6)
+    floating = sneak_report(spec, 0, 0, unselected="floating", g_on=1e-5, g_off=1e-6)
+    assert rep.i_sense == pytest.approx(grounded.i_sense, rel=RTOL) and rep.margin == pytest.approx(grounded.margin)
+    assert rep.i_sneak == pytest.approx(0.0, abs=1e-15 * rep.i_sense)
+    assert floating.i_sneak > 1e-3 * floating.i_sense  # the two biases do differ here
 
 
 def test_single_cell_has_no_sneak():

@@ -260,7 +260,7 @@ class NodalEngine(Engine):
     name = "nodal"
 
     def warm_up(self) -> None:
-        """Load the compiled solver kernels now (once per process, 0.4–0.7 s from numba's cache)
+        """Load the compiled solver kernels now (once per process, from numba's on-disk cache)
         instead of in the first read; callers that time their reads call this at set-up."""
         from cosim.circuit.solvers import kernels
 

@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -186,6 +187,12 @@ def atomic_write(path, data: str | bytes, *, what: str = "output file", mkdir: b
         else:
             with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
                 fh.write(data)
+
+
+def save_figure(fig, path, *, what: str = "figure", **savefig: Any) -> None:
+    """A matplotlib figure saved atomically (format from ``path``'s suffix, ``savefig`` options)."""
+    with atomic_path(path, what=what) as tmp:
+        fig.savefig(tmp, **savefig)
 
 
 def atomic_write_text(path, text: str, *, what: str = "output file") -> None:

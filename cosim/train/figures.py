@@ -21,16 +21,11 @@ from typing import Any
 import numpy as np
 
 from cosim.errors import InputError
-from cosim.io import atomic_path, atomic_write
+from cosim.io import atomic_write, save_figure
 from cosim.train.config import config_to_dict, to_toml
 from cosim.train.metrics import write_csv, write_json
 
 log = logging.getLogger(__name__)
-
-
-def _atomic_fig(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
 
 
 def plot_accuracy(epochs: list[dict[str, Any]], path: Path, title: str = "") -> None:
@@ -51,7 +46,7 @@ def plot_accuracy(epochs: list[dict[str, Any]], path: Path, title: str = "") -> 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _atomic_fig(fig, path)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -73,7 +68,7 @@ def plot_pulses(epochs: list[dict[str, Any]], path: Path, title: str = "") -> No
     ax2.plot(e, [100 * r["sparsity"] for r in epochs], "k.-", label="devices pulsed per step")
     ax2.set_ylabel("devices pulsed per step (%)")
     fig.tight_layout()
-    _atomic_fig(fig, path)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -93,7 +88,7 @@ def plot_conductances(conductances: dict[str, list], path: Path, title: str = ""
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _atomic_fig(fig, path)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 

@@ -15,14 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from cosim.errors import InputError
-from cosim.io import atomic_path
+from cosim.io import save_figure
 from cosim.train.infer_config import inference_config_dict
 from cosim.train.metrics import write_csv, write_json
-
-
-def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
 
 
 def plot_irdrop_map(tiles: list[dict], ax_or_path, title: str = "") -> None:
@@ -48,7 +43,7 @@ def plot_irdrop_map(tiles: list[dict], ax_or_path, title: str = "") -> None:
     if im is not None:
         fig.colorbar(im, ax=axes[0].tolist(), label="IR-drop error (% of max ideal current)")
     fig.suptitle(title, fontsize=9)
-    _save(fig, Path(ax_or_path))
+    save_figure(fig, Path(ax_or_path), dpi=110)
     plt.close(fig)
 
 
@@ -69,7 +64,7 @@ def plot_errors(errors: np.ndarray, tolerance: float, path: Path, title: str = "
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 

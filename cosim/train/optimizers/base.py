@@ -125,6 +125,14 @@ def learning_rate(default: float = 0.1) -> Any:
     return param(default, type="float", minimum=0.0, exclusive_min=True)
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ScaledPulseConfig(PulseConfig):
+    """:class:`PulseConfig` plus ``lr``, the learning rate η (> 0, weight units per gradient
+    unit), for the methods that scale their requests by it (sgd-pulse, mixed-precision)."""
+
+    lr: float = learning_rate()
+
+
 @dataclass
 class LayerState:
     """What an optimizer keeps for one layer in the digital periphery.

@@ -16,21 +16,15 @@ from cosim.train.curves import nominal_steps
 from cosim.train.optimizers.base import (
     PulseConfig,
     PulseOptimizer,
-    learning_rate,
+    ScaledPulseConfig,
     plan_pulses,
     split_pair_update,
 )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class SGDPulseConfig(PulseConfig):
-    """Naive pulse SGD; the shared fields are those of :class:`PulseConfig`.
-
-    Attributes:
-        lr: learning rate η (> 0), weight units per gradient unit.
-    """
-
-    lr: float = learning_rate()
+class SGDPulseConfig(ScaledPulseConfig):
+    """Naive pulse SGD: only the shared fields (:class:`ScaledPulseConfig`)."""
 
 
 class SGDPulse(PulseOptimizer):
@@ -84,14 +78,8 @@ class Manhattan(PulseOptimizer):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class MixedPrecisionConfig(PulseConfig):
-    """Mixed-precision accumulate-and-fire; the shared fields are those of :class:`PulseConfig`.
-
-    Attributes:
-        lr: learning rate η (> 0), weight units per gradient unit.
-    """
-
-    lr: float = learning_rate()
+class MixedPrecisionConfig(ScaledPulseConfig):
+    """Mixed-precision accumulate-and-fire: only the shared fields (:class:`ScaledPulseConfig`)."""
 
 
 class MixedPrecision(PulseOptimizer):

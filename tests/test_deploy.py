@@ -169,3 +169,28 @@ def test_cli_infer_writes_outputs(tmp_path, trained):
     assert m["accuracy_ideal_reads"] is not None and m["irdrop_max"] > 0
     assert (out / "irdrop_map.png").is_file() and (out / "programming_error.png").is_file()
     assert main(["infer", "--model", str(tmp_path / "none.onnx")]) == 2
+
+
+def test_drift_power_law_and_refusal(trained):
+    from cosim.train.infer import apply_drift
+
+    net, w, ds = trained
+    card = load_device_card(DeviceConfig(card="imprecise"))
+    assert card.drift is not None
+    import dataclasses
+
+    card = dataclasses.replace(card, drift=dataclasses.replace(card.drift, nu_std=0.0))
+    layer, _ = _layer(card)
+    deploy_layer(layer, np.random.default_rng(3).uniform(-1, 1, layer.shape), DeploySpec(method="ideal"), None)
+    tile = layer.tiles()[0]
+    g0, lo = tile.conductances(), tile.window()[0]
+    apply_drift([layer], card, 100.0, np.random.default_rng(0))
+    want = np.maximum(g0 * 100.0 ** (-card.drift.nu), lo)
+    healthy = ~tile.faults()
+    np.testing.assert_allclose(tile.conductances()[healthy], want[healthy], rtol=1e-9)
+    np.testing.assert_array_equal(tile.conductances()[~healthy], g0[~healthy])
+    with pytest.raises(SpecError, match="deploy.read_time needs a card that defines"):
+        validate_inference_config({"device": {"card": "pulse_nl_default"}, "deploy": {"read_time": 10.0}})
+    cfg = validate_inference_config({"deploy": {"read_time": 1e4, "method": "ideal"}})
+    later = run_inference(net, w, cfg, data=ds).metrics
+    assert later["read_time_after_programming_s"] == 1e4 and later["drift"]["nu"] == 0.02

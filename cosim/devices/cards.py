@@ -18,6 +18,11 @@ Layout of ``models/cards/<name>.toml`` (every number carries a comment citing it
     [variation.d2d]                    # relative std per device, per parameter name
     g_max = 0.15
 
+    [drift]                            # optional: conductance drift after programming
+    nu = 0.02                          # power-law exponent: G(t) = G(t0)·(t/t0)^-nu
+    nu_std = 0.01                      # device-to-device std of nu (absolute)
+    t0 = 1.0                           # s, reference time after programming
+
     [programming]                      # the default pulse
     amplitude_set = 1.6                # V, signed; polarity must raise the conductance
     amplitude_reset = -1.6             # V, signed; opposite polarity
@@ -101,6 +106,30 @@ class VariationSpec:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class DriftSpec:
+    """Conductance drift after programming, G(t) = G(t0)·(t/t0)^(−ν) for t ≥ t0, the power law
+    used for phase-change memory (Ielmini et al., IEEE TED 54(2):308, 2007) and for RRAM
+    relaxation; each device draws its own ν ~ N(nu, nu_std²), floored at 0 (no device grows).
+
+    Attributes:
+        nu: mean drift exponent (≥ 0, < 1). nu_std: its device-to-device std (≥ 0, absolute).
+        t0: time after programming at which G was set, s (> 0).
+    """
+
+    nu: float
+    nu_std: float = 0.0
+    t0: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.nu < 1.0:
+            raise SpecError(f"drift.nu must be in [0, 1), got {self.nu!r}")
+        if not 0.0 <= self.nu_std < 1.0:
+            raise SpecError(f"drift.nu_std must be in [0, 1), got {self.nu_std!r}")
+        if not self.t0 > 0:
+            raise SpecError(f"drift.t0 must be > 0 s, got {self.t0!r}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ProgrammingSpec:
     """Default programming pulses and read voltage.
 
@@ -143,6 +172,7 @@ class DeviceCard:
         params: nominal parameters (read-only mapping name → float, SI).
         variation: non-idealities.
         programming: default pulses and read voltage.
+        drift: conductance drift after programming, or None (the card assumes none).
         name: card name (file stem); description: free text; source: file it came from.
     """
 
@@ -150,6 +180,7 @@ class DeviceCard:
     params: Mapping[str, float]
     variation: VariationSpec = field(default_factory=VariationSpec)
     programming: ProgrammingSpec
+    drift: DriftSpec | None = None
     name: str = ""
     description: str = ""
     source: str = ""
@@ -177,7 +208,8 @@ class DeviceCard:
 
     @property
     def hash(self) -> str:
-        """SHA-256 (hex, 16 chars) of the physics: model, params, variation, programming."""
+        """SHA-256 (hex, 16 chars) of what sets the pulse response: model, params, variation,
+        programming (drift acts after programming and does not enter)."""
         blob = json.dumps({
             "model": self.model, "params": dict(self.params),
             "variation": {**{k: getattr(self.variation, k) for k in
@@ -189,7 +221,8 @@ class DeviceCard:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-_TOP = {"model", "description", "params", "variation", "programming"}
+_TOP = {"model", "description", "params", "variation", "programming", "drift"}
+_DRIFT = ("nu", "nu_std", "t0")
 _VARIATION = {"c2c", "c2c_mode", "d2d", "d2d_distribution", "stuck_on", "stuck_off", "dead"}
 _PROGRAMMING_REQUIRED = ("amplitude_set", "amplitude_reset", "width", "v_read")
 _PROGRAMMING_OPTIONAL = ("rise", "fall")
@@ -234,12 +267,21 @@ def card_from_dict(data: Mapping[str, object], source: str = "") -> DeviceCard:
         else:
             var[key] = _number(value, f"{at}variation.{key}")
     description = data.get("description", "")
+    drift_raw = _table(data["drift"], f"{at}drift") if "drift" in data else None
+    if drift_raw is not None:
+        extra = sorted(set(drift_raw) - set(_DRIFT))
+        if extra:
+            raise SpecError(f"{at}drift.{extra[0]} is not a drift field; expected {', '.join(_DRIFT)}")
+        if "nu" not in drift_raw:
+            raise SpecError(f"{at}drift.nu is missing")
     try:
         variation = VariationSpec(**var)
         programming = ProgrammingSpec(**prog)
+        drift = None if drift_raw is None else DriftSpec(
+            **{k: _number(v, f"{at}drift.{k}") for k, v in drift_raw.items()})
     except SpecError as exc:
         raise SpecError(f"{at}{exc}") from None
-    return DeviceCard(model=model, params=params, variation=variation, programming=programming,
+    return DeviceCard(model=model, params=params, variation=variation, programming=programming, drift=drift,
                       name=Path(source).stem if source else "", description=str(description), source=source)
 
 

@@ -9,11 +9,13 @@
    ``deploy.seed``, with a per-layer :class:`WeightMap` whose full window spans ``w_max``
    ("auto": the layer's largest |w|, so every layer uses the whole window);
 3. ex-situ programming (:func:`cosim.array.deploy.deploy_layer`): error, pulses, time, energy;
-4. the ADC ranges calibrated on ``deploy.calibration`` training images, then the test set read
+4. with ``deploy.read_time``, every device drifted to that time after programming (the card's
+   ``[drift]`` power law; cards without one assume no drift and refuse a read_time);
+5. the ADC ranges calibrated on ``deploy.calibration`` training images, then the test set read
    through the configured engine (DAC → circuit → ADC), optionally with read noise; with wires,
    the same devices also through ideal reads. The nodal engine's ``auto`` method uses the exact
    transfer matrix of each (static) tile for large batches, which makes a test set cheap;
-5. per tile, the IR-drop error of its forward read (largest |I − I_ideal| over the largest
+6. per tile, the IR-drop error of its forward read (largest |I − I_ideal| over the largest
    |I_ideal|, on the first calibration images).
 """
 
@@ -106,6 +108,20 @@ def evaluate(net: Network, layers, x_cal: np.ndarray, x: np.ndarray, y: np.ndarr
     return float(np.mean(pred == y)) if len(y) else 0.0, pred
 
 
+def apply_drift(layers: list[TiledLayer], card, t: float, rng: np.random.Generator) -> None:
+    """Move every healthy device's conductance to where the card's drift puts it ``t`` s after
+    programming (faulty devices keep their values; a device cannot drift below its own window)."""
+    from cosim.devices.drift import drift_factors
+
+    if card.drift is None:
+        raise SpecError(f"card {card.name} defines no [drift]: conductance drift is not modelled for it")
+    for layer in layers:
+        for tile in layer.tiles():
+            g = tile.conductances() * drift_factors(card.drift, tile.shape, t, rng)
+            tile.population.set_conductance(np.maximum(g, tile.window()[0]))
+            tile.invalidate()
+
+
 def tile_irdrop(net: Network, weights, layers: list[TiledLayer], x: np.ndarray) -> list[dict[str, Any]]:
     """Per tile, the IR-drop error of its forward read for the layer inputs the float network
     produces from ``x``: max |I − V·G| / max |V·G| over the batch and columns."""
@@ -168,7 +184,7 @@ def _run_inference(net: Network, weights: list[np.ndarray], cfg: InferenceConfig
         raise SpecError(f"the network takes {n_in} inputs, data set {data.name} has {data.x_test.shape[1]} features")
     card = load_device_card(cfg.device)
     curve = PulseTable.from_card(card)
-    s_dev, s_prog, s_noise = np.random.SeedSequence(d.seed).spawn(3)
+    s_dev, s_prog, s_noise, s_drift = np.random.SeedSequence(d.seed).spawn(4)
     layers = build_deployed(net, weights, cfg, card, curve, s_dev)
     rng_prog = np.random.default_rng(s_prog)
     spec = d.spec()
@@ -176,6 +192,8 @@ def _run_inference(net: Network, weights: list[np.ndarray], cfg: InferenceConfig
     for layer, w in zip(layers, weights):
         writes += deploy_layer(layer, w, spec, rng_prog)
     t_prog = time.perf_counter() - t0
+    if d.read_time is not None:
+        apply_drift(layers, card, d.read_time, np.random.default_rng(s_drift))
     if d.read_noise > 0:
         rng_noise = np.random.default_rng(s_noise)
         for layer in layers:
@@ -196,6 +214,9 @@ def _run_inference(net: Network, weights: list[np.ndarray], cfg: InferenceConfig
         "weight_error": [float(np.linalg.norm(layer.weights() - w) / max(np.linalg.norm(w), 1e-300))
                          for layer, w in zip(layers, weights)],
         "w_max": [layer.wmap.w_max for layer in layers], "read_noise": d.read_noise, "seed": d.seed,
+        "read_time_after_programming_s": d.read_time,
+        "drift": None if card.drift is None else {"nu": card.drift.nu, "nu_std": card.drift.nu_std,
+                                                  "t0": card.drift.t0},
     }
     if has_wires and d.ideal_reads:
         ideal = [with_engine(layer, _options(cfg, "ideal")) for layer in layers]

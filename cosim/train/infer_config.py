@@ -36,7 +36,8 @@ class DeploySection:
     "row-parallel"; tolerance (fraction of the window), max_pulses, max_rounds, t_verify (s):
     write-verify (see cosim.array.deploy); w_max: weight of a full window, the same for every
     layer (> 0), or none: each layer's own largest |w| (the whole window used per layer);
-    read_noise: relative std of each device's read current (≥ 0); seed: devices, c2c noise and
+    read_noise: relative std of each device's read current (≥ 0); read_time: when the test set
+    is read, s after programming (none: at once, no drift; needs a card with [drift]); seed: devices, c2c noise and
     read noise (≥ 0); data_seed: the seeded data split/subsets (use the training run's
     train.seed, so its test images stay unseen); batch: test images per read batch; calibration:
     training images that set the ADC ranges (≥ 1); ideal_reads: also evaluate the same devices
@@ -50,6 +51,7 @@ class DeploySection:
     t_verify: float = param(100e-9, type="float", minimum=0.0, unit="s")
     w_max: float | None = param(None, type="float", minimum=0.0, exclusive_min=True)
     read_noise: float = param(0.0, type="float", minimum=0.0, maximum=1.0)
+    read_time: float | None = param(None, type="float", minimum=0.0, exclusive_min=True, unit="s")
     seed: int = param(0, type="int", minimum=0)
     data_seed: int = param(0, type="int", minimum=0)
     batch: int = param(2000, type="int", minimum=1)
@@ -117,7 +119,13 @@ def validate_inference_config(data: dict[str, Any], *, source: str = "", base_di
     cfg = InferenceConfig(**{k: _section(k, v, base_dir) for k, v in data.items()}, source=source)
     if "w_max" in (data.get("array") or {}):
         raise SpecError.at("array.w_max", "is the training mapping's; deployment scales weights with deploy.w_max")
-    load_device_card(cfg.device)
+    card = load_device_card(cfg.device)
+    if cfg.deploy.read_time is not None:
+        if card.drift is None:
+            raise SpecError.at("deploy.read_time", f"needs a card that defines [drift]; {card.name} assumes none")
+        if cfg.deploy.read_time < card.drift.t0:
+            raise SpecError.at("deploy.read_time", f"must be ≥ the card's drift.t0 = {card.drift.t0:g} s, "
+                                                   f"got {cfg.deploy.read_time!r}")
     return cfg
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from cosim.study.tables import config_fields, distinct, is_number, seed_stats, varying
+from cosim.study.tables import config_fields, is_number, legend_fields, seed_stats, varying
 
 ACC_IDEAL, ACC_PARASITIC, PULSES, CONVERGENCE = "accuracy_ideal", "accuracy_parasitic", "pulses", "convergence"
 SIZE_FIELDS = ("array.rows", "array.cols", "array.size")
@@ -72,8 +72,10 @@ def _size(rec: Mapping[str, Any]) -> tuple[float | None, bool]:
 
 
 def _series(recs: Sequence[Mapping[str, Any]], x_field: str, exclude: Sequence[str]) -> list[str]:
-    fields = [f for f in varying(recs, config_fields(recs)) if f != x_field and f not in exclude]
-    return distinct(recs, [x_field, *fields])[1:]
+    """The fields naming the series of a figure whose x axis is ``x_field``: only those that tell
+    series apart once x is known (:func:`legend_fields`); ``exclude`` are shown by the x axis."""
+    fields = [f for f in varying(recs, config_fields(recs)) if f != x_field and f not in exclude and f != "seed"]
+    return legend_fields(recs, fields, given=[x_field, *exclude])
 
 
 def _plot_stats(ax, stats, x_field: str, series: Sequence[str], metric: str, scale: float,
@@ -168,16 +170,16 @@ def loss_heatmap(rec: Mapping[str, Any]):
     return fig
 
 
-# Fields the training figures already show (size axis, device and optimizer labels) or that
-# only come along with them (an optimizer's own options, its learning rate, the engine).
-_SHOWN = ("array.rows", "array.cols", "array.size", "seed", "train.lr", "train.seed")
-_SHOWN_SECTIONS = ("optimizer.", "device.", "solver.")
+# Fields the training figures already show: the size axis and the device and optimizer labels.
+# Everything else (an optimizer's own options, its learning rate, the engine, the wires) names a
+# series only when it tells series apart beyond those (:func:`legend_fields`).
+_SHOWN = ("array.rows", "array.cols", "array.size", "device.card", "device.model", "device.name",
+          "optimizer.name", "optimizer.kind", "optimizer.type")
 
 
 def _variant_fields(recs) -> list[str]:
-    fields = [f for f in varying(recs, config_fields(recs))
-              if f not in _SHOWN and not f.startswith(_SHOWN_SECTIONS)]
-    return distinct(recs, fields)
+    fields = [f for f in varying(recs, config_fields(recs)) if f not in ("seed", "train.seed")]
+    return legend_fields(recs, fields, given=[f for f in _SHOWN if any(f in r for r in recs)])
 
 
 def _training(recs, metric: str) -> list[dict]:

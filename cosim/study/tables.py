@@ -50,6 +50,29 @@ def varying(recs: Sequence[Mapping[str, Any]], fields: Iterable[str]) -> list[st
     return sorted(out, key=lambda f: FIRST.index(f) if f in FIRST else len(FIRST))
 
 
+def legend_fields(recs: Sequence[Mapping[str, Any]], fields: Sequence[str], given: Sequence[str] = ()) -> list[str]:
+    """The fewest of ``fields`` that still tell the records apart beyond the ``given`` ones.
+
+    Fields are taken in order, names first within a section (``optimizer.name`` before the
+    optimizer's own settings, ``solver.engine`` before its tolerances); one is kept only when it
+    splits records that the given and the kept fields leave together. So fields that move with
+    another (an optimizer's settings with its name, the engine with the wire resistance, r_col
+    with r_row) name a series once, and a legend shows only what distinguishes its entries.
+    """
+    names = (".name", ".kind", ".engine", ".card", ".method")
+    order = sorted(fields, key=lambda f: (FIRST.index(f) if f in FIRST else len(FIRST), not f.endswith(names)))
+    kept: list[str] = []
+    for f in order:
+        if f in given:
+            continue
+        groups: dict[tuple, set] = {}
+        for r in recs:
+            groups.setdefault(tuple(repr(r.get(g)) for g in (*given, *kept)), set()).add(repr(r.get(f)))
+        if any(len(v) > 1 for v in groups.values()):
+            kept.append(f)
+    return kept
+
+
 def distinct(recs: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> list[str]:
     """``fields`` less those equal, in every record, to an earlier kept one (r_col = r_row)."""
     kept: list[str] = []

@@ -91,22 +91,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {write_inference_outputs(res, cfg, Path(args.output_dir))}")
     if args.export_netlists:
         from cosim.array.tapeout import write_tapeout
-        from cosim.study.export import array_line, layer_tiles
+        from cosim.study.export import array_line
+        from cosim.study.inference import deployed_tiles
 
-        tiles = []
-        for li, (layer, xi) in enumerate(zip(res.layers, _layer_inputs(net, weights, res.data.x_test[:1]))):
-            tiles += layer_tiles(layer, li, xi)
         info = {"model": source, "array": array_line(cfg.array.spec_fields()), "deploy": p["method"],
                 "scheme": p["scheme"], "test accuracy": m["accuracy"]}
-        files = write_tapeout(tiles, args.export_netlists, title=f"cosim tape-out: deployed {m['network']}", info=info)
+        files = write_tapeout(deployed_tiles(res, weights), args.export_netlists,
+                              title=f"cosim tape-out: deployed {m['network']}", info=info)
         print(f"wrote {len(files.tiles)} tile netlists, top.cir, devices.csv and README.md to {files.directory}")
     return 0
 
-
-def _layer_inputs(net, weights, x):
-    """Each weight layer's input for sample ``x`` on the float path (bench voltages)."""
-    from cosim.train.infer import _Recorder
-
-    rec = [_Recorder(w) for w in weights]
-    net.predict(rec, x)
-    return [r.x[0] for r in rec]

@@ -230,3 +230,7 @@ register_task("train", run="cosim.study.training:run_training_point", sections="
               cost="cosim.study.training:estimate_seconds", metrics="cosim.study.training:METRICS",
               report="cosim.study.training:report", export="cosim.study.export:export_train",
               doc="in-situ training of a network on tiles: accuracy (ideal and parasitic reads), pulses, convergence")
+register_task("inference", run="cosim.study.inference:run_inference_point", sections="cosim.study.inference:SECTIONS",
+              cost="cosim.study.inference:estimate_seconds", metrics="cosim.study.inference:METRICS",
+              report="cosim.study.inference_report:report", export="cosim.study.inference:export_inference",
+              doc="ex-situ deployment of a trained (ONNX) network onto tiles: accuracy, programming cost, IR drop per tile")

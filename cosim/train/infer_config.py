@@ -117,7 +117,7 @@ def validate_inference_config(data: dict[str, Any], *, source: str = "", base_di
         if key not in SECTIONS:
             raise SpecError(f"[{key}] is not a section of an inference config{did_you_mean(key, SECTIONS)}")
     cfg = InferenceConfig(**{k: _section(k, v, base_dir) for k, v in data.items()}, source=source)
-    if "w_max" in (data.get("array") or {}):
+    if (data.get("array") or {}).get("w_max", 1.0) != 1.0:  # 1.0: the default a study's [array] fills in
         raise SpecError.at("array.w_max", "is the training mapping's; deployment scales weights with deploy.w_max")
     card = load_device_card(cfg.device)
     if cfg.deploy.read_time is not None:

@@ -128,7 +128,7 @@ def bad_store(tmp_path):
     (["--point", "ab"], "too short"),
     (["--point", "fa11"], "failed (ValueError: boom [irdrop.py:12]); nothing to export"),
     (["--point", "9e9d"], "is pending; finish the study"),
-    (["--point", "0dd0"], "is a 'other' point; export knows ir_drop and train points"),
+    (["--point", "0dd0"], "is a 'other' point; export knows ir_drop, train, inference points"),
     ([], "give --point KEY"),
 ])
 def test_bad_points_are_one_line_errors(bad_store, tmp_path, capsys, args, message):

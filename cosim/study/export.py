@@ -76,7 +76,7 @@ def find_point(store_path: str | Path, key: str) -> PointRow:
     if row.status != "done":
         raise InputError(f"point {row.key[:12]} is {row.status}; finish the study (cosim sweep) before exporting it")
     if kind not in exportable():
-        raise InputError(f"point {row.key[:12]} is a {kind!r} point; export knows {' and '.join(exportable())} points")
+        raise InputError(f"point {row.key[:12]} is a {kind!r} point; export knows {', '.join(exportable())} points")
     return row
 
 

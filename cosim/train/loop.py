@@ -200,10 +200,35 @@ def run_training(config: TrainingConfig, *, progress: bool = True, output_dir: s
     return result
 
 
-def _run_training(config: TrainingConfig, *, progress: bool, output_dir: str | Path | None) -> TrainResult:
+@dataclass(eq=False)
+class _Run:
+    """What one training run holds between its named steps (built by :func:`_set_up`)."""
+
+    cfg: TrainingConfig
+    data: Any
+    net: Network
+    curve: Any
+    layers: list[TiledLayer]
+    fast: list[TiledLayer]
+    opt: Any
+    plog: PulseLog
+    rng_opt: np.random.Generator
+    rng_noise: np.random.Generator
+    rng_data: np.random.Generator
+    g_initial: list
+    ref: FloatSGD | None = None
+    ref_layers: list[FloatLayerWeights] = field(default_factory=list)
+
+    @property
+    def n_devices(self) -> int:
+        return sum(layer.n_devices for layer in self.layers + self.fast)
+
+
+def _set_up(cfg: TrainingConfig) -> _Run:
+    """Step 1: data, network, devices on tiles, optimizer and the start plans (the order of the
+    draws is part of the seed's meaning: keep it)."""
     from cosim.devices import PulseTable
 
-    cfg, t_start = config, time.perf_counter()
     tr = cfg.train
     ss = streams(tr.seed)
     s_data, s_init, s_opt, s_dev, s_noise = (ss[k] for k in STREAMS[:5])
@@ -224,111 +249,144 @@ def _run_training(config: TrainingConfig, *, progress: bool, output_dir: str | P
         _apply_plan(layer, li, plan, rng_noise, plog, step=0)
     for a in fast:
         plog.verify_writes += a.program(*opt.fast_start(curve, a.shape))
-    g_initial = [layer.device_arrays(lambda t: t.conductances()) for layer in layers]
-    ref = None
+    run = _Run(cfg=cfg, data=data, net=net, curve=curve, layers=layers, fast=fast, opt=opt, plog=plog,
+               rng_opt=rng_opt, rng_noise=rng_noise, rng_data=rng_data,
+               g_initial=[layer.device_arrays(lambda t: t.conductances()) for layer in layers])
     if tr.reference:
-        ref_layers: list[FloatLayerWeights] = float_layers(w_init)
-        ref = FloatSGD(FloatSGDConfig(lr=tr.reference_lr or tr.lr, beta=tr.reference_beta))
-    refresh_on = getattr(opt.config, "refresh_threshold", None) is not None
+        run.ref_layers = float_layers(w_init)
+        run.ref = FloatSGD(FloatSGDConfig(lr=tr.reference_lr or tr.lr, beta=tr.reference_beta))
+    return run
 
-    def refresh(step: int) -> None:
-        for li, layer in enumerate(layers):
-            gp, gm = layer.read_pairs()
-            plan = opt.refresh(gp, gm, curve, layer.wmap.scale)
-            if plan is not None:
-                _apply_plan(layer, li, plan, rng_noise, plog, step)
 
-    n_devices = sum(layer.n_devices for layer in layers + fast)
+def _send(run: _Run, tgt: TiledLayer, log_id: int, n_p, n_m, step: int):
+    """Pulses to one layer's devices, logged."""
+    n_m = tgt.minus_pulses(n_m)
+    rep = tgt.apply_pulses(n_p, n_m, run.rng_noise)
+    run.plog.record(log_id, "+", n_p, step=step)
+    run.plog.record(log_id, "-", n_m, step=step)
+    return rep
 
-    def send(tgt: TiledLayer, log_id: int, n_p, n_m, step: int):
-        n_m = tgt.minus_pulses(n_m)
-        rep = tgt.apply_pulses(n_p, n_m, rng_noise)
-        plog.record(log_id, "+", n_p, step=step)
-        plog.record(log_id, "-", n_m, step=step)
-        return rep
 
-    steps_per_epoch = -(-len(data.y_train) // tr.batch)
+def _update(run: _Run, grads, lr: float, step: int, energy: float) -> tuple[int, float]:
+    """Step 2b: the optimizer's pulses for every layer (and Tiki-taka's transfer); (devices
+    touched, the running energy proxy ``energy`` plus this step's, J, summed in layer order)."""
+    opt, curve, fast, layers = run.opt, run.curve, run.fast, run.layers
+    touched = 0
+    for li, (layer, g) in enumerate(zip(layers, grads)):
+        target, log_id = (fast[li], len(layers) + li) if fast else (layer, li)
+        n_p, n_m = opt.step(li, g, target.g_plus_est, target.g_minus_est, curve, run.rng_opt,
+                            scale=layer.wmap.scale, lr=lr)
+        sent = [_send(run, target, log_id, n_p, n_m, step)]
+        if fast:  # A holds this step's update before its row is read for the transfer
+            moved = opt.transfer(li, _auto_ranged(fast[li]), layer.g_plus_est, layer.g_minus_est,
+                                 curve, run.rng_opt, scale=layer.wmap.scale)
+            if moved is not None:
+                sent.append(_send(run, layer, li, *moved, step))
+        touched += sum(rep.devices for rep in sent)
+        energy += sum(rep.energy for rep in sent)
+    return touched, energy
+
+
+def _refresh(run: _Run, step: int) -> None:
+    """Re-initialise the saturated pairs the optimizer's refresh plan names (reads the array)."""
+    for li, layer in enumerate(run.layers):
+        gp, gm = layer.read_pairs()
+        plan = run.opt.refresh(gp, gm, run.curve, layer.wmap.scale)
+        if plan is not None:
+            _apply_plan(layer, li, plan, run.rng_noise, run.plog, step)
+
+
+def _epoch_row(run: _Run, epoch: int, lr: float, losses, hits: int, seen: int, pulsed, energy: float,
+               prev: dict, t0: float) -> dict[str, Any]:
+    """Step 3: one row of epochs.csv (test accuracy, this epoch's pulses, device state)."""
+    data, layers = run.data, run.layers
+    test_acc = accuracy(run.net, layers, data.x_test, data.y_test)
+    tot = run.plog.totals()
+    dev = [_device_state(layer) for layer in layers]
+    healthy = max(sum(d["healthy"] for d in dev), 1)
+    return {
+        "epoch": epoch + 1, "lr": lr, "loss": float(np.mean(losses)), "train_acc": hits / max(seen, 1),
+        "test_acc": test_acc,
+        "float_test_acc": accuracy(run.net, run.ref_layers, data.x_test, data.y_test) if run.ref is not None else None,
+        "pulses_set": tot["pulses_set"] - prev["pulses_set"],
+        "pulses_reset": tot["pulses_reset"] - prev["pulses_reset"],
+        "program_pulses": tot["program_pulses"] - prev["program_pulses"],
+        "verify_writes": tot["verify_writes"] - prev["verify_writes"],
+        "sparsity": float(np.mean(pulsed)) if pulsed else 0.0, "energy_J": energy,
+        "saturated_high": sum(d["high"] for d in dev) / healthy,
+        "saturated_low": sum(d["low"] for d in dev) / healthy,
+        "faulty_devices": sum(d["faulty"] for d in dev),
+        "weight_error": _estimate_error(layers),
+        "time_s": time.perf_counter() - t0,
+    }
+
+
+def _epoch(run: _Run, epoch: int, step: int, bar) -> tuple[dict[str, Any], int]:
+    """Step 2: one epoch of mini-batches (forward, backward, pulses, the float reference's step,
+    refreshes); returns its row and the step count after it."""
+    tr, net, data = run.cfg.train, run.net, run.data
+    t0 = time.perf_counter()
+    prev = run.plog.totals()
+    lr = tr.lr * tr.lr_decay ** epoch
+    refresh_on = run.opt.config.refresh_threshold is not None
+    for layer in run.layers:
+        layer.calibrate()
+    losses, hits, seen, pulsed, energy = [], 0, 0, [], 0.0
+    n_devices = run.n_devices
+    for idx in batches(len(data.y_train), tr.batch, run.rng_data):
+        x, y = data.x_train[idx], data.y_train[idx]
+        loss, grads, logits = net.loss_and_grads(run.layers, x, y)
+        losses.append(loss)
+        hits += int(np.sum(logits.argmax(axis=1) == y))
+        seen += len(y)
+        touched, energy = _update(run, grads, lr, step, energy)
+        pulsed.append(touched / n_devices)
+        if run.ref is not None:
+            for li, (m, g) in enumerate(zip(run.ref_layers, net.loss_and_grads(run.ref_layers, x, y)[1])):
+                m.update(run.ref.step(li, g, lr=(tr.reference_lr or tr.lr) * tr.lr_decay ** epoch))
+        step += 1
+        if refresh_on and tr.refresh_every and step % tr.refresh_every == 0:
+            _refresh(run, step)
+        if bar is not None:
+            bar.update(1)
+    if refresh_on and not tr.refresh_every:
+        _refresh(run, step)
+    row = _epoch_row(run, epoch, lr, losses, hits, seen, pulsed, energy, prev, t0)
+    if bar is not None:
+        bar.set_postfix(test=f"{row['test_acc']:.3f}", loss=f"{row['loss']:.3f}")
+    log.info("epoch %d: loss %.4f test %.4f pulses %d", epoch + 1, row["loss"], row["test_acc"],
+             row["pulses_set"] + row["pulses_reset"])
+    return row, step
+
+
+def _run_training(config: TrainingConfig, *, progress: bool, output_dir: str | Path | None) -> TrainResult:
+    """The named steps: set up (1), epochs (2) with their rows (3), the result, the files."""
+    cfg, t_start = config, time.perf_counter()
+    run = _set_up(cfg)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=tr.epochs * steps_per_epoch, desc=f"{opt.name} {cfg.solver.engine}", unit="step",
-                   leave=False, dynamic_ncols=True)
+        steps_per_epoch = -(-len(run.data.y_train) // cfg.train.batch)
+        bar = tqdm(total=cfg.train.epochs * steps_per_epoch, desc=f"{run.opt.name} {cfg.solver.engine}",
+                   unit="step", leave=False, dynamic_ncols=True)
     rows: list[dict[str, Any]] = []
     step = 0
-    prev = plog.totals()
     try:
-        for epoch in range(tr.epochs):
-            t0 = time.perf_counter()
-            lr = tr.lr * tr.lr_decay ** epoch
-            for layer in layers:
-                layer.calibrate()
-            losses, hits, seen, pulsed, energy = [], 0, 0, [], 0.0
-            for idx in batches(len(data.y_train), tr.batch, rng_data):
-                x, y = data.x_train[idx], data.y_train[idx]
-                loss, grads, logits = net.loss_and_grads(layers, x, y)
-                losses.append(loss)
-                hits += int(np.sum(logits.argmax(axis=1) == y))
-                seen += len(y)
-                touched = 0
-                for li, (layer, g) in enumerate(zip(layers, grads)):
-                    target, log_id = (fast[li], len(layers) + li) if fast else (layer, li)
-                    n_p, n_m = opt.step(li, g, target.g_plus_est, target.g_minus_est, curve, rng_opt,
-                                        scale=layer.wmap.scale, lr=lr)
-                    sent = [send(target, log_id, n_p, n_m, step)]
-                    if fast:  # A holds this step's update before its row is read for the transfer
-                        moved = opt.transfer(li, _auto_ranged(fast[li]), layer.g_plus_est, layer.g_minus_est,
-                                             curve, rng_opt, scale=layer.wmap.scale)
-                        if moved is not None:
-                            sent.append(send(layer, li, *moved, step))
-                    touched += sum(rep.devices for rep in sent)
-                    energy += sum(rep.energy for rep in sent)
-                pulsed.append(touched / n_devices)
-                if ref is not None:
-                    for li, (m, g) in enumerate(zip(ref_layers, net.loss_and_grads(ref_layers, x, y)[1])):
-                        m.update(ref.step(li, g, lr=(tr.reference_lr or tr.lr) * tr.lr_decay ** epoch))
-                step += 1
-                if refresh_on and tr.refresh_every and step % tr.refresh_every == 0:
-                    refresh(step)
-                if bar is not None:
-                    bar.update(1)
-            if refresh_on and not tr.refresh_every:
-                refresh(step)
-            test_acc = accuracy(net, layers, data.x_test, data.y_test)
-            tot = plog.totals()
-            dev = [_device_state(layer) for layer in layers]
-            healthy = max(sum(d["healthy"] for d in dev), 1)
-            row = {
-                "epoch": epoch + 1, "lr": lr, "loss": float(np.mean(losses)), "train_acc": hits / max(seen, 1),
-                "test_acc": test_acc,
-                "float_test_acc": accuracy(net, ref_layers, data.x_test, data.y_test) if ref is not None else None,
-                "pulses_set": tot["pulses_set"] - prev["pulses_set"],
-                "pulses_reset": tot["pulses_reset"] - prev["pulses_reset"],
-                "program_pulses": tot["program_pulses"] - prev["program_pulses"],
-                "verify_writes": tot["verify_writes"] - prev["verify_writes"],
-                "sparsity": float(np.mean(pulsed)) if pulsed else 0.0, "energy_J": energy,
-                "saturated_high": sum(d["high"] for d in dev) / healthy,
-                "saturated_low": sum(d["low"] for d in dev) / healthy,
-                "faulty_devices": sum(d["faulty"] for d in dev),
-                "weight_error": _estimate_error(layers),
-                "time_s": time.perf_counter() - t0,
-            }
-            prev = tot
+        for epoch in range(cfg.train.epochs):
+            row, step = _epoch(run, epoch, step, bar)
             rows.append(row)
-            if bar is not None:
-                bar.set_postfix(test=f"{test_acc:.3f}", loss=f"{row['loss']:.3f}")
-            log.info("epoch %d: loss %.4f test %.4f pulses %d", epoch + 1, row["loss"], test_acc,
-                     row["pulses_set"] + row["pulses_reset"])
     finally:
         if bar is not None:
             bar.close()
+    layers = run.layers
     result = TrainResult(
-        metrics=summarize(cfg, rows, plog, layers, n_devices, time.perf_counter() - t_start, fast),
-        epochs=rows, config=cfg, pulse_log=plog, weights=[layer.weights() for layer in layers],
-        float_weights=[m.w.copy() for m in ref_layers] if ref is not None else None,
-        conductances={"initial": g_initial, "final": [layer.device_arrays(lambda t: t.conductances())
-                                                      for layer in layers]},
-        layers=layers, fast_layers=fast, network=net, data=data)
+        metrics=summarize(cfg, rows, run.plog, layers, run.n_devices, time.perf_counter() - t_start, run.fast),
+        epochs=rows, config=cfg, pulse_log=run.plog, weights=[layer.weights() for layer in layers],
+        float_weights=[m.w.copy() for m in run.ref_layers] if run.ref is not None else None,
+        conductances={"initial": run.g_initial, "final": [layer.device_arrays(lambda t: t.conductances())
+                                                          for layer in layers]},
+        layers=layers, fast_layers=run.fast, network=run.net, data=run.data)
     out = output_dir if output_dir is not None else cfg.output.dir
     if out is not None:
         from cosim.train.figures import write_outputs

@@ -70,6 +70,14 @@ def client():
     close_client(c)
 
 
+def test_local_workers_run_compiled_reads_on_one_thread_each(client):
+    # One worker per core already: a read spreading over every core in each would oversubscribe.
+    from cosim.circuit.solvers import kernels
+
+    if "COSIM_THREADS" not in os.environ:
+        assert set(client.run(kernels.threads).values()) == {1}
+
+
 def probe_plan(n: int, **fields):
     probe = {"value": [float(v) for v in range(1, n + 1)], **fields}
     zipped = [["probe.value", *(f"probe.{k}" for k, v in fields.items() if isinstance(v, list))]]

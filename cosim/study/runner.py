@@ -88,8 +88,11 @@ def make_client(workers: int | None = None, scheduler: str | None = None, *, tim
     n = workers or os.cpu_count() or 1
     # No dashboard; the scheduler's own HTTP endpoint takes a free port, so two studies (or a
     # notebook's cluster on :8787) never collide.
+    # One core per worker: the compiled reads would otherwise start a thread per core in each.
+    env = {"COSIM_THREADS": os.environ.get("COSIM_THREADS", "1")}
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}, silence_logs=logging.ERROR)
+                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}, silence_logs=logging.ERROR,
+                           env=env)
     return Client(cluster)
 
 

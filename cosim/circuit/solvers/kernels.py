@@ -4,9 +4,9 @@ Why compiled: a read of a training tile (64×64, 32 input vectors) is a few PCG 
 (32, 64, 64) arrays. In numpy every tridiagonal sweep is one call per line position and every
 vector operation a full pass over 1 MB arrays that do not stay in cache: such a read costs
 22–24 ms in numpy and ~4.4 ms here (benchmarks/bench_scale.py part "kernels" times both), for
-~2 M flops. A cold read is solved one input vector at a time so that vector's 64×64 slabs stay
-in L1/L2; the general loop's CG steps are fused per vector (benchmarks/bench_train.py measures
-the effect on training). They compute the same quantities as the numpy
+~2 M flops. The cold read itself (one input vector per core at a time, in cache) is in
+:mod:`coldread`; the general loop's CG steps are fused per vector here (benchmarks/bench_train.py
+measures the effect on training). They compute the same quantities as the numpy
 path, in the same order per line; sums run in a different order, so results agree to round-off
 (tests/test_kernels.py compares the two paths on random arrays).
 
@@ -29,9 +29,23 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
 
 ENABLED = numba is not None and os.environ.get("COSIM_NUMBA", "1") != "0"
 
-#: Lines swept together in a row solve: independent recurrences in flight hide the latency of
-#: each one's dependency chain, while the block stays in L1.
-_ROW_BLOCK = 16
+
+def threads() -> int:
+    """Threads a compiled read may use: ``COSIM_THREADS`` if set (≥ 1), else numba's count (one
+    per core, or ``NUMBA_NUM_THREADS``). A read's results do not depend on it."""
+    most = numba.config.NUMBA_NUM_THREADS if numba is not None else 1
+    raw = os.environ.get("COSIM_THREADS", "")
+    try:
+        return max(1, min(most, int(raw))) if raw else most
+    except ValueError:
+        raise ValueError(f"COSIM_THREADS must be a whole number of threads, got {raw!r}") from None
+
+
+def set_threads(count: int) -> None:
+    """Run the calling thread's next parallel kernels on ``count`` threads (numba's setting is
+    per calling thread)."""
+    if numba is not None and numba.get_num_threads() != count:
+        numba.set_num_threads(count)
 
 
 def _jit(fn):
@@ -51,20 +65,49 @@ def _safe_ratio(num, den):  # pragma: no cover - compiled
 
 
 @_jit
+def _one_row(lm, dinv, x, i):  # pragma: no cover - compiled
+    # LDLᵀ solve of row line i of an (N, M) slab in place (L y = b, then Lᵀ x = D⁻¹ y with the
+    # scaling folded into the backward sweep); the carried value stays in a register.
+    m = x.shape[1]
+    c = x[i, 0]
+    for j in range(1, m):
+        c = x[i, j] - lm[i, j] * c
+        x[i, j] = c
+    c = x[i, m - 1] * dinv[i, m - 1]
+    x[i, m - 1] = c
+    for j in range(m - 2, -1, -1):
+        c = x[i, j] * dinv[i, j] - lm[i, j + 1] * c
+        x[i, j] = c
+
+
+@_jit
 def _row_slab(lm, dinv, x):  # pragma: no cover - compiled
-    # LDLᵀ solve along axis 1 of one (N, M) slab in place (L y = b, then Lᵀ x = D⁻¹ y with the
-    # scaling folded into the backward sweep); lines swept _ROW_BLOCK at a time.
+    # All row lines of one (N, M) slab, four at a time: four independent recurrences carried in
+    # registers hide each one's latency (1.2 ns per cell at 128², against 2.9–5 ns for sixteen
+    # lines carried through memory, whose power-of-two strides also collide in L1).
     n, m = x.shape
-    for i0 in range(0, n, _ROW_BLOCK):
-        i1 = min(n, i0 + _ROW_BLOCK)
+    i = 0
+    while i + 4 <= n:
+        a, b, c, d = x[i, 0], x[i + 1, 0], x[i + 2, 0], x[i + 3, 0]
         for j in range(1, m):
-            for i in range(i0, i1):
-                x[i, j] -= lm[i, j] * x[i, j - 1]
-        for i in range(i0, i1):
-            x[i, m - 1] *= dinv[i, m - 1]
+            a = x[i, j] - lm[i, j] * a
+            b = x[i + 1, j] - lm[i + 1, j] * b
+            c = x[i + 2, j] - lm[i + 2, j] * c
+            d = x[i + 3, j] - lm[i + 3, j] * d
+            x[i, j], x[i + 1, j], x[i + 2, j], x[i + 3, j] = a, b, c, d
+        a, b = a * dinv[i, m - 1], b * dinv[i + 1, m - 1]
+        c, d = c * dinv[i + 2, m - 1], d * dinv[i + 3, m - 1]
+        x[i, m - 1], x[i + 1, m - 1], x[i + 2, m - 1], x[i + 3, m - 1] = a, b, c, d
         for j in range(m - 2, -1, -1):
-            for i in range(i0, i1):
-                x[i, j] = x[i, j] * dinv[i, j] - lm[i, j + 1] * x[i, j + 1]
+            a = x[i, j] * dinv[i, j] - lm[i, j + 1] * a
+            b = x[i + 1, j] * dinv[i + 1, j] - lm[i + 1, j + 1] * b
+            c = x[i + 2, j] * dinv[i + 2, j] - lm[i + 2, j + 1] * c
+            d = x[i + 3, j] * dinv[i + 3, j] - lm[i + 3, j + 1] * d
+            x[i, j], x[i + 1, j], x[i + 2, j], x[i + 3, j] = a, b, c, d
+        i += 4
+    while i < n:
+        _one_row(lm, dinv, x, i)
+        i += 1
 
 
 @_jit
@@ -211,139 +254,6 @@ def leave_branch(d_r, d_c, drive, has_drive, g_cell, gw, gc, gpl, gpr, gpt, gpb,
                              gpb, pin_r, pin_c, free_r, free_c, l_r[k], l_c[k], branch[k])
 
 
-@_jit
-def cold_solve(g_cell, couple, l_r, dinv_r, l_c, dinv_c, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c,
-               free_r, free_c, is_out, s_r, s_c, rtol, atol, maxiter,
-               d_r, d_c, branch, kcl, kmax, iters):  # pragma: no cover - compiled
-    """pcg.solve from zero IR drops without rebasing, one input vector at a time (its slabs stay
-    in cache for the whole solve); see pcg.solve for the algorithm and the stopping target.
-
-    Inputs per vector k: line reference potentials s_r (B, N), s_c (B, M), V (the cell drive is
-    g_cell·(s_r − s_c)). Writes the IR drops d_c and, if ``d_r`` has B slabs (not 1), d_r; the
-    port currents branch, ℓ1 and ℓ∞ KCL residuals kcl, kmax (the caller certifies them) and
-    iters[k] (−1: not converged in maxiter). Row-space vectors are kept transposed (M, N) so that the row-line
-    sweeps, like the column ones, run along contiguous memory.
-    """
-    bsz = s_r.shape[0]
-    n, m = g_cell.shape
-    dv = np.empty((n, m))
-    r = np.empty((n, m))
-    z = np.empty((n, m))
-    p = np.empty((n, m))
-    w = np.empty((n, m))
-    q = np.empty((n, m))
-    er = np.empty((m, n))
-    t = np.empty((m, n))
-    lt = np.ascontiguousarray(l_r.T)
-    dt = np.ascontiguousarray(dinv_r.T)
-    base_br = np.empty(n + m)
-    lv_r = np.empty((n, m))
-    lv_c = np.empty((n, m))
-    for k in range(bsz):
-        lo = d_c[k]  # the correction is the solution (zero base)
-        # Zero-drop state: the cell drive, its port currents, KCL residual and the output scale
-        # (the larger of its outputs and the ideal zero-wire currents), as in pcg._solve.
-        res0 = 0.0
-        for a in range(n + m):
-            base_br[a] = 0.0
-        i_base, i_ideal = 0.0, 0.0
-        for i in range(n):
-            ri = 0.0
-            for j in range(m):
-                x = g_cell[i, j] * (s_r[k, i] - s_c[k, j])
-                dv[i, j] = x
-                ri += x
-                base_br[i] -= pin_r[i, j] * x
-                base_br[n + j] += pin_c[i, j] * x
-                res0 += abs(x) * (free_r[i, j] + free_c[i, j])
-            if is_out[i]:
-                i_ideal += abs(ri)
-        for j in range(m):
-            cj = 0.0
-            for i in range(n):
-                cj += dv[i, j]
-            if is_out[n + j]:
-                i_ideal += abs(cj)
-        for a in range(n + m):
-            if is_out[a]:
-                i_base += abs(base_br[a])
-        done = res0 <= atol or (i_base - res0 > 0.0 and res0 <= rtol * (i_base - res0))
-        scale = max(i_base, i_ideal)
-        target = max(0.5 * rtol * scale, 0.5 * atol)
-        # Schur right-hand side of the zero state's residual (ρ_R = −drive, ρ_C = +drive on the
-        # free nodes): e_r = A_R⁻¹ ρ_R, r = G e_r + ρ_C.
-        for i in range(n):
-            for j in range(m):
-                er[j, i] = 0.0 if done else -dv[i, j] * free_r[i, j]
-                lo[i, j] = 0.0
-        it = 0
-        if not done:
-            _axis0_solve(lt, dt, er)
-            for i in range(n):
-                for j in range(m):
-                    r[i, j] = couple[i, j] * er[j, i] + dv[i, j] * free_c[i, j]
-            z[:, :] = r
-            _axis0_solve(l_c, dinv_c, z)
-            rz = 0.0
-            for i in range(n):
-                for j in range(m):
-                    p[i, j] = z[i, j]
-                    w[i, j] = r[i, j]
-                    t[j, i] = couple[i, j] * z[i, j]
-                    rz += r[i, j] * z[i, j]
-            it = -1
-            # One CG step in a few passes over the slabs (the arithmetic of cg_update and
-            # cg_direction, fused: t = G p comes with the p update, the forward sweep of the
-            # column solve with the r update, r·z with its backward sweep).
-            for step in range(1, maxiter + 1):
-                _axis0_solve(lt, dt, t)  # t = A_R⁻¹ G p
-                pq = 0.0
-                for i in range(n):
-                    for j in range(m):
-                        v = w[i, j] - couple[i, j] * t[j, i]
-                        q[i, j] = v
-                        pq += p[i, j] * v
-                a = _safe_ratio(rz, pq)
-                for j in range(m):
-                    for i in range(n):
-                        er[j, i] += a * t[j, i]
-                rn = 0.0
-                for i in range(n):
-                    for j in range(m):
-                        lo[i, j] += a * p[i, j]
-                        v = r[i, j] - a * q[i, j]
-                        r[i, j] = v
-                        rn += abs(v)
-                        z[i, j] = v if i == 0 else v - l_c[i, j] * z[i - 1, j]
-                if rn <= target:
-                    it = step
-                    break
-                s = 0.0
-                for j in range(m):
-                    z[n - 1, j] *= dinv_c[n - 1, j]
-                    s += r[n - 1, j] * z[n - 1, j]
-                for i in range(n - 2, -1, -1):
-                    for j in range(m):
-                        v = z[i, j] * dinv_c[i, j] - l_c[i + 1, j] * z[i + 1, j]
-                        z[i, j] = v
-                        s += r[i, j] * v
-                b = _safe_ratio(s, rz)
-                rz = s
-                for i in range(n):
-                    for j in range(m):
-                        v = z[i, j] + b * p[i, j]
-                        p[i, j] = v
-                        w[i, j] = r[i, j] + b * w[i, j]
-                        t[j, i] = couple[i, j] * v
-        iters[k] = it
-        dr = d_r[k if d_r.shape[0] == bsz else 0]
-        for i in range(n):
-            for j in range(m):
-                dr[i, j] = er[j, i]
-        kcl[k], kmax[k] = _leave_slab(dr, lo, dv, True, g_cell, gw, gc, gpl, gpr, gpt, gpb, pin_r,
-                                      pin_c, free_r, free_c, lv_r, lv_c, branch[k])
-
-
 _LOADED: list[bool] = []
 
 
@@ -385,9 +295,11 @@ def _exercise() -> None:
     col_solve(np.zeros((n, m)), one, drive, out[0])
     leave_branch(drive, drive, drive, True, g, wires_r, wires_c, port_r, port_r, port_c, port_c, pin, pin,
                  free, free, out[0], out[1], vec, one_k.copy(), kmax)
-    cold_solve(g, g, np.zeros((n, m)), one, np.zeros((n, m)), one, wires_r, wires_c, port_r, port_r,
-               port_c, port_c, pin, pin, free, free, is_out, np.ones((1, n)), np.zeros((1, m)), 1e-9,
-               0.0, 10, out[0], out[1], vec, one_k.copy(), kmax, iters)
+    from cosim.circuit.solvers import coldread  # imports this module: loaded late
+
+    coldread.cold_read(g, g, np.zeros((n, m)), one, np.zeros((n, m)), one, wires_r, wires_c, port_r, port_r,
+                       port_c, port_c, pin, pin, free, free, is_out, np.ones((1, n)), np.zeros((1, m)), 1e-9,
+                       0.0, 10, 1, out[0], out[1], vec, one_k.copy(), kmax, iters)
     b = [np.zeros((1, n, m)) for _ in range(8)]
     cg_update(g, np.zeros((n, m)), one, *b[:7], one_k.copy(), np.empty(1))
     cg_direction(np.zeros((n, m)), one, b[0], b[1], b[2], b[3], one_k.copy())

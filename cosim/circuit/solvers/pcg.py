@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import blas
 
-from cosim.circuit.solvers import kernels
+from cosim.circuit.solvers import coldread, kernels
 from cosim.circuit.solvers.lineblock import LineBlocks
 from cosim.errors import ConvergenceError
 
@@ -56,6 +56,16 @@ class PcgResult:
     kcl_l1: np.ndarray  # (B,) ‖r‖₁ over all free nodes, A
     iterations: int
     kcl_inf: float | None = None  # ‖r‖∞ over the batch and the free nodes, A (None: not yet known)
+
+    def merge(self, rows: np.ndarray, other: PcgResult, blocks: LineBlocks) -> None:
+        """Take vectors ``rows`` (mask (B,)) from ``other`` (a solve of just those vectors);
+        ``self`` must come from the compiled cold solve (no leave currents)."""
+        if self.d_r is not None:
+            self.d_r[rows] = other.d_r
+        self.d_c[rows], self.branch[rows] = other.d_c, other.branch
+        self.bound[rows], self.kcl_l1[rows] = other.bound, other.kcl_l1
+        self.iterations = max(self.iterations, other.iterations)
+        self.kcl_inf = max(self.kcl_inf, other.max_residual(blocks))
 
     def max_residual(self, blocks: LineBlocks) -> float:
         """Largest KCL residual (A) at any free node of any input vector."""
@@ -197,9 +207,14 @@ def solve(blocks: LineBlocks, drive: np.ndarray | None, out_ports: np.ndarray, *
     """
     with single_thread_blas():
         if x0 is None and shifts is not None and kernels.ENABLED and not _rebase_worth(blocks):
-            res = _solve_compiled(blocks, shifts, out_ports, rtol, maxiter, atol, keep_rows)
-            if res is not None:
-                return res
+            res, bad = _solve_compiled(blocks, shifts, out_ports, rtol, maxiter, atol, keep_rows)
+            if bad.any():
+                # Vectors the cold solve did not certify go through the general loop (restarts,
+                # stall and non-convergence errors); the others keep their compiled result.
+                sub = _solve(blocks, blocks.drive(shifts[0][bad], shifts[1][bad]), out_ports, rtol, maxiter,
+                             None, atol, label)
+                res.merge(bad, sub, blocks)
+            return res
         if drive is None:
             drive = blocks.drive(*shifts)
         return _solve(blocks, drive, out_ports, rtol, maxiter, x0, atol, label)
@@ -210,10 +225,10 @@ def _rebase_worth(blocks: LineBlocks) -> bool:
     return blocks.n_free >= REBASE_MIN_UNKNOWNS or blocks.ir_parameter() >= 10.0
 
 
-def _solve_compiled(blocks, shifts, out_ports, rtol, maxiter, atol, keep_rows=True) -> PcgResult | None:
-    """The cold-start solve of :func:`_solve` (first stage, no rebase) as one compiled pass per
-    input vector (kernels.cold_solve); None when some vector is not certified, so that the caller
-    runs the general loop (restarts, stall and non-convergence errors)."""
+def _solve_compiled(blocks, shifts, out_ports, rtol, maxiter, atol,
+                    keep_rows=True) -> tuple[PcgResult, np.ndarray]:
+    """The cold-start solve of :func:`_solve` (first stage, no rebase) compiled, one input vector
+    per core at a time (coldread.cold_read), and the mask (B,) of vectors it did not certify."""
     b = blocks
     s_r, s_c = (np.ascontiguousarray(a, dtype=float) for a in shifts)
     bsz, n, m = s_r.shape[0], b.n, b.m
@@ -223,15 +238,17 @@ def _solve_compiled(blocks, shifts, out_ports, rtol, maxiter, atol, keep_rows=Tr
     branch, kcl, kmax = np.empty((bsz, n + m)), np.empty(bsz), np.empty(bsz)
     iters = np.empty(bsz, dtype=np.int64)
     g_cell, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r, free_c = b.kernel_args()
-    kernels.cold_solve(g_cell, b.couple, b.rows.l, b.rows.dinv, b.cols.l, b.cols.dinv, gw, gc, gpl, gpr,
+    chunks = min(kernels.threads(), bsz)
+    kernels.set_threads(chunks)
+    coldread.cold_read(g_cell, b.couple, b.rows.l, b.rows.dinv, b.cols.l, b.cols.dinv, gw, gc, gpl, gpr,
                        gpt, gpb, pin_r, pin_c, free_r, free_c, is_out, s_r, s_c, float(rtol), float(atol),
-                       int(maxiter), d_r, d_c, branch, kcl, kmax, iters)
+                       int(maxiter), chunks, d_r, d_c, branch, kcl, kmax, iters)
     i_out = np.abs(branch[:, out_ports]).sum(axis=1)
     bound = _ratio(kcl, i_out - kcl)
-    if np.any(iters < 0) or not np.all((bound <= rtol) | (kcl <= atol)):
-        return None
+    bad = (iters < 0) | ~((bound <= rtol) | (kcl <= atol))
+    ok = ~bad
     return PcgResult(d_r if keep_rows else None, d_c, branch, None, None, bound, kcl,
-                     int(iters.max(initial=0)), float(kmax.max(initial=0.0)))
+                     int(iters[ok].max(initial=0)), float(kmax[ok].max(initial=0.0))), bad
 
 
 _CONTROLLER: list = []

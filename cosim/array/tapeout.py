@@ -32,6 +32,7 @@ import logging
 import os
 import re
 import shutil
+import string
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -43,7 +44,7 @@ import numpy as np
 
 from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit, prepare
 from cosim.circuit.engines.spice import require_ngspice
-from cosim.circuit.netlist_write import default_control, render_ngspice
+from cosim.circuit.netlist_write import crossbar_deck, default_control
 from cosim.circuit.units import format_value
 from cosim.errors import EngineError, InputError, NetlistError
 
@@ -118,22 +119,6 @@ def check_output(output: str | Path, force: bool = False, hint: str = "") -> Pat
     return out
 
 
-def _split_deck(text: str, sub: str, name: str) -> tuple[list[str], list[str], list[str]]:
-    """(header comments, subcircuit lines, bench lines) of a crossbar deck, subckt renamed."""
-    lines = re.sub(rf"\b{re.escape(sub)}\b", name, text).splitlines()
-    try:
-        i_sub = next(k for k, ln in enumerate(lines) if ln.startswith(".subckt "))
-        i_end = next(k for k, ln in enumerate(lines) if ln.startswith(".ends "))
-    except StopIteration:
-        raise NetlistError(f"tile {name}: the netlist writer gave no .subckt block") from None
-    j = i_sub + 1
-    while lines[j].startswith("+"):
-        j += 1
-    params = [ln for ln in lines[:i_sub] if ln.startswith(".param ")]
-    head = [ln for ln in lines[1:i_sub] if ln.startswith("*") and "run: ngspice" not in ln]
-    return head, lines[i_sub:j] + params + lines[j:i_end + 1], lines[i_end + 1:]
-
-
 def _wrap(words: Sequence[str], width: int = 100) -> list[str]:
     lines, cur = [], words[0]
     for w in words[1:]:
@@ -157,10 +142,13 @@ def _tile_files(t: TileExport, title: str) -> tuple[str, str, np.ndarray, dict]:
     """(.sub text, .cir text, nodal currents, JSON record) of one tile."""
     n, m = t.spec.shape
     circuit = build_circuit(t.spec)
-    text, naming = render_ngspice(circuit, values=circuit.source_values(t.inputs[None, :])[0],
-                                  title=f"{title}: tile {t.name}", spec=t.spec,
-                                  control=lambda nm: default_control(circuit, nm))
-    head, sub, bench = _split_deck(text, f"xbar_{n}x{m}", t.name)
+    deck = crossbar_deck(circuit, values=circuit.source_values(t.inputs[None, :])[0],
+                         title=f"{title}: tile {t.name}", spec=t.spec, subckt=t.name,
+                         control=lambda nm: default_control(circuit, nm))
+    naming = deck.naming
+    head = [ln for ln in deck.header if "run: ngspice" not in ln]  # the bench says how it runs
+    sub = [*deck.subckt_open, *deck.params, *deck.subckt_body]  # .param inside: the .sub stands alone
+    bench = ["", *deck.bench, *(["", ".control", *deck.control, ".endc"] if deck.control else []), ".end"]
     sub_text = "\n".join([f"* cosim tape-out subcircuit {t.name} ({title}); include it, see README.md", *head, "",
                           *sub]) + "\n"
     note = [f"* input: {t.input_note}"] if t.input_note else []
@@ -232,61 +220,23 @@ def _span(names: Sequence[str]) -> str:
 
 
 def readme_text(tiles: Sequence[TileExport], records: Sequence[Mapping[str, Any]], manifest: Mapping[str, Any]) -> str:
-    """The tape-out's README.md: files, node names, the sources to probe and the inputs used."""
+    """The tape-out's README.md: files, node names, the sources to probe and the inputs used,
+    from the template ``tapeout_readme.md`` beside this module."""
     import cosim
 
     info = manifest.get("info") or {}
-    lines = [f"# {manifest['title']}", "", f"Written by cosim {cosim.__version__}."]
-    lines += [f"- {k}: {v}" for k, v in info.items() if not isinstance(v, Mapping | list)]
-    lines += ["", "Every netlist runs in ngspice as written, from any folder:", "",
-              "    ngspice -b top.cir              # every tile at once",
-              f"    ngspice -b tiles/{tiles[0].name}.cir   # one tile's test bench", "",
-              "Each prints its sense currents (A) with 17 significant digits (`set numdgt=17`). "
-              "`currents.csv` holds cosim's currents for the same inputs (nodal engine, direct sparse LU, "
-              "on the same resistor network); the netlists reproduce them to 1e-6 relative "
-              "(`cosim export … --verify` runs every deck and checks).", "",
-              "## Files", "", "| file | what |", "|---|---|",
-              "| `top.cir` | top level: every tile subcircuit instantiated once, inputs on nets `<layer>_x<r>` "
-              "(weight row r of a layer), sense ports on nets `<tile>_s<j>` held at the virtual ground by "
-              "0 V sources `v<tile>_s<j>`; rows a tile does not use are tied to ground (0 V) |",
-              "| `tiles/<tile>.sub` | the tile's `.subckt <tile> d0 … d{N-1} s0 … s{M-1}`: wires, driver and "
-              "sense resistances, every device as a resistor of its programmed conductance |",
-              "| `tiles/<tile>.cir` | test bench: includes the subcircuit, drives `d<i>` through sources "
-              "`vd<i>` at the recorded input, holds `s<j>` through `vs<j>`, runs `op` and prints `vs<j>#branch` |",
-              "| `tiles/<tile>.json` | that input (V), cosim's nodal and ideal (V·G) sense currents (A) |",
-              "| `devices.csv` | one line per cell: " + ", ".join(f"`{f}`" for f in DEVICE_FIELDS) + " |",
-              "| `currents.csv` | one line per sense port: cosim's current (A) and the ngspice vectors printing it |",
-              "| `manifest.json` | tiles, files and the run's details (machine-readable) |", "",
-              "## Node names", "",
-              "Inside a subcircuit: ports `d<i>` (driver of row i) and `s<j>` (sense amplifier input of column "
-              "j); `r<i>_<j>` / `c<i>_<j>` the row / column wire at cell (i, j) (row 0 top, column 0 next to the "
-              "drivers; 1T1R cells add `m<i>_<j>` between device and access transistor). Elements: devices "
-              "`rg<i>_<j>`, row segments `rw<i>_<j>`, column segments `rc<i>_<j>`, drivers `rdl<i>`/`rdr<i>`, "
-              "sense resistors `rsb<j>`/`rst<j>`; a 0 Ω one is a 0 V source `v<name>`. ngspice names a node "
-              "`xarr.c3_5` in a bench and `x<tile>.c3_5` in `top.cir` (e.g. `print v(xarr.c3_5)`).", "",
-              "A sense current is the branch current of the source holding its port at v_sense: positive from "
-              "the port into the virtual ground. In a trained network a weight's analog output is I(plus tile) "
-              "− I(minus tile) per column (differential mapping) or I(column) − I(last column) (reference "
-              "mapping), digitised by the tile pair's ADC. The benches are forward reads; the backward "
-              "(transpose) read uses the same subcircuit with the `s` ports driven and the `d` ports sensed.", "",
-              "## Sense currents to probe", "",
-              "| tile | layer | array | bench vectors | top.cir vectors | largest current (A) | input |",
-              "|---|---|---|---|---|---|---|"]
+    probes = []
     for t, rec in zip(tiles, records):
         m = t.spec.n_cols
         big = max(abs(x) for x in rec["currents_A"])
-        lines.append(f"| `{t.name}` | {t.layer or '–'} | {t.spec.n_rows}×{m} {t.spec.cell} | "
-                     f"{_span([f'vs{j}#branch' for j in range(m)])} | "
-                     f"{_span([f'v{t.name}_s{j}#branch' for j in range(m)])} | {big:.6g} | {t.input_note or '–'} |")
-    lines += ["", "## Devices", "",
-              "`conductance_S` is each device's conductance as cosim's reads use it (linear; for a trained "
-              "network the true read conductance I(v_read)/v_read at the card's read voltage after training, "
-              "not the periphery's estimate). "
-              "`state` is the compact model's state variable, `pulses_*` the training SET/RESET and open-loop "
-              "programming pulses the device received, `fault` stuck_on / stuck_off / dead. `device`: plus / "
-              "minus (differential pair), ref (reference column), unused (outside the weight block; still "
-              "loads the wires) or cell (a lone array).", ""]
-    return "\n".join(lines)
+        probes.append(f"| `{t.name}` | {t.layer or '–'} | {t.spec.n_rows}×{m} {t.spec.cell} | "
+                      f"{_span([f'vs{j}#branch' for j in range(m)])} | "
+                      f"{_span([f'v{t.name}_s{j}#branch' for j in range(m)])} | {big:.6g} | {t.input_note or '–'} |")
+    template = string.Template((Path(__file__).with_name("tapeout_readme.md")).read_text(encoding="utf-8"))
+    return template.substitute(
+        title=manifest["title"], version=cosim.__version__, first_tile=tiles[0].name,
+        info="".join(f"- {k}: {v}\n" for k, v in info.items() if not isinstance(v, Mapping | list)),
+        device_fields=", ".join(f"`{f}`" for f in DEVICE_FIELDS), probes="".join(f"{p}\n" for p in probes))
 
 
 def _publish(tmp: Path, out: Path, force: bool) -> None:

@@ -265,6 +265,58 @@ def spice_naming(circuit: Circuit) -> SpiceNaming:
     return _naming(_written(circuit))
 
 
+@dataclass(frozen=True, slots=True)
+class CrossbarDeck:
+    """A crossbar's ngspice deck in the pieces :func:`render_ngspice` joins, for writers that
+    place them apart (the tape-out puts the subcircuit and its test bench in two files).
+
+    Attributes:
+        title: the first line.
+        header: comment lines (array, sides, parasitics, bias, node names).
+        params: ``.param`` lines of the uniform resistances (empty when none is uniform).
+        subckt_open: the ``.subckt <name> <ports>`` line and its continuations.
+        subckt_body: the elements through ``.ends <name>``.
+        bench: the instance of the subcircuit and the sources driving it.
+        control: the ``.control`` … ``.endc`` block (empty when none).
+        naming: how cosim's nodes and sources are named in the deck.
+    """
+
+    title: str
+    header: list[str]
+    params: list[str]
+    subckt_open: list[str]
+    subckt_body: list[str]
+    bench: list[str]
+    control: list[str]
+    naming: SpiceNaming
+
+    def text(self) -> str:
+        params = ["", *self.params] if self.params else []
+        lines = [self.title, *self.header, *params, "", *self.subckt_open, *self.subckt_body, "", *self.bench]
+        lines += ["", ".control", *self.control, ".endc"] if self.control else []
+        return "\n".join([*lines, ".end"]) + "\n"
+
+
+def crossbar_deck(circuit: Circuit, *, values: np.ndarray, title: str | None = None,
+                  spec: CrossbarSpec | None = None, subckt: str | None = None,
+                  control: Callable[[SpiceNaming], Sequence[str]] | None = None) -> CrossbarDeck:
+    """The pieces of a crossbar circuit's deck (see :class:`CrossbarDeck`); ``subckt`` names the
+    subcircuit (default ``xbar_<N>x<M>``)."""
+    c = circuit
+    w = _written(c)
+    lay = c.layout
+    if not w.crossbar:
+        raise NetlistError("crossbar_deck needs a crossbar circuit (built from a spec)")
+    if spec is not None and spec.shape != (lay.n_rows, lay.n_cols):
+        raise NetlistError(f"spec is {spec.shape[0]}x{spec.shape[1]} but the circuit is {lay.n_rows}x{lay.n_cols}")
+    naming = _naming(w)
+    params, sub_open, sub_body, bench = _crossbar_body(c, w, values, subckt or f"xbar_{lay.n_rows}x{lay.n_cols}")
+    return CrossbarDeck(title=" ".join((title or c.title or "cosim circuit").split()),
+                        header=_header(c, spec, w.blocks), params=params, subckt_open=sub_open,
+                        subckt_body=sub_body, bench=bench,
+                        control=list(control(naming)) if control is not None else [], naming=naming)
+
+
 def render_ngspice(circuit: Circuit, *, values: np.ndarray, title: str | None = None,
                    spec: CrossbarSpec | None = None,
                    control: Callable[[SpiceNaming], Sequence[str]] | None = None,
@@ -276,18 +328,14 @@ def render_ngspice(circuit: Circuit, *, values: np.ndarray, title: str | None = 
     """
     c = circuit
     w = _written(c)
-    lay = c.layout
-    if spec is not None and w.crossbar and spec.shape != (lay.n_rows, lay.n_cols):
-        raise NetlistError(f"spec is {spec.shape[0]}x{spec.shape[1]} but the circuit is {lay.n_rows}x{lay.n_cols}")
+    if w.crossbar:
+        deck = crossbar_deck(c, values=values, title=title, spec=spec, control=control)
+        return deck.text(), deck.naming
     naming = _naming(w)
     lines = [" ".join((title or c.title or "cosim circuit").split())]
-    if w.crossbar:
-        lines += _header(c, spec, w.blocks)
-        lines += _crossbar_body(c, w, values)
-    else:
-        lines.append("* cosim circuit netlist, ngspice dialect (run: ngspice -b <this file>)")
-        lines += _resistor_lines(w.res, c.res_a, c.res_b, c.res_g, w.node, None, w.short)
-        lines += _source_lines(c, w.node, w.vsrc, w.isrc, values)
+    lines.append("* cosim circuit netlist, ngspice dialect (run: ngspice -b <this file>)")
+    lines += _resistor_lines(w.res, c.res_a, c.res_b, c.res_g, w.node, None, w.short)
+    lines += _source_lines(c, w.node, w.vsrc, w.isrc, values)
     if control is not None:
         lines += ["", ".control", *control(naming), ".endc"]
     lines.append(".end")
@@ -302,7 +350,9 @@ def _source_lines(c: Circuit, node, vsrc, isrc, values) -> list[str]:
     return lines
 
 
-def _crossbar_body(c: Circuit, w: _Written, values) -> list[str]:
+def _crossbar_body(c: Circuit, w: _Written, values, sub: str
+                   ) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(.param lines, .subckt opening lines, elements through .ends, bench lines)."""
     lay = c.layout
     n, m = lay.n_rows, lay.n_cols
     ports = [f"d{i}" for i in range(n)] + [f"s{j}" for j in range(m)]
@@ -315,11 +365,9 @@ def _crossbar_body(c: Circuit, w: _Written, values) -> list[str]:
             if params.setdefault(name, finite[0]) != finite[0]:  # left/right drivers differ
                 params[name] = None
     params = {k: v for k, v in params.items() if v is not None}
-    body = []
-    if params:
-        body += ["", ".param " + " ".join(f"{k}={format_resistance(v)}" for k, v in params.items())]
-    sub = f"xbar_{n}x{m}"
-    body += [""] + _wrap(f".subckt {sub}", ports)
+    param_lines = [".param " + " ".join(f"{k}={format_resistance(v)}" for k, v in params.items())] if params else []
+    opening = _wrap(f".subckt {sub}", ports)
+    body: list[str] = []
     for prefix, sl in w.blocks.items():
         pname = PARAM_OF_BLOCK.get(prefix)
         idx = range(sl.start, sl.stop)
@@ -328,9 +376,9 @@ def _crossbar_body(c: Circuit, w: _Written, values) -> list[str]:
                                 {k - sl.start: w.short[k] for k in idx if k in w.short})
         if lines:
             body += [f"* {BLOCK_NOTES.get(prefix, prefix)}", *lines]
-    body += [f".ends {sub}", ""] + _wrap(INSTANCE, ports + [sub])
-    body += _source_lines(c, w.node, w.vsrc, [], values)
-    return body
+    body.append(f".ends {sub}")
+    bench = _wrap(INSTANCE, ports + [sub]) + _source_lines(c, w.node, w.vsrc, [], values)
+    return param_lines, opening, body, bench
 
 
 def default_control(circuit: Circuit, naming: SpiceNaming) -> list[str]:

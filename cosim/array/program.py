@@ -315,37 +315,53 @@ def _twin(pop: DevicePopulation) -> DevicePopulation:
     return twin
 
 
-def program_cells(array: CrossbarSpec | ArraySpec, population: DevicePopulation, targets: np.ndarray, *,
-                  scheme: Scheme = "v/2", direction: int = 1, n_pulses: int = 1,
-                  amplitude: float | None = None, width: float | None = None,
-                  options: ProgramOptions | None = None, rng: np.random.Generator | None = None) -> ProgramReport:
-    """Program ``targets`` of ``population`` through the circuit of ``array``; see the module doc.
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """What a programming run applies, checked (step 1 of :func:`program_cells`)."""
 
-    Args:
-        array: the physical array (its conductances, selections and bias fields are replaced).
-        population: the devices, shape (N, M); programmed in place.
-        targets: a boolean mask (programmed with ``n_pulses`` pulses in ``direction``: +1 SET,
-            -1 RESET) or signed integer pulse counts per cell (> 0 SET, < 0 RESET).
-        scheme: "v/2", "v/3" or "row-parallel".
-        amplitude: write-voltage magnitude, V (> 0); the sign follows the model's polarity and
-            the direction. Default: the card's amplitude_set / amplitude_reset.
-        width: pulse width, s (default the card's); ramps are the card's.
-        rng: cycle-to-cycle noise per pulse (None: nominal).
-    """
-    options = options or ProgramOptions()
+    base: CrossbarSpec
+    plan: np.ndarray
+    amps: tuple[float, float]
+    width: float
+    bias: str
+    polarity: int
+
+    def voltage(self, d: int) -> float:
+        """The signed write voltage of direction ``d`` (+1 SET, -1 RESET), V."""
+        return self.polarity * d * (self.amps[0] if d > 0 else self.amps[1])
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What the pulses delivered, accumulated over the steps (step 2 of :func:`program_cells`)."""
+
+    v_sum: np.ndarray
+    v_cnt: np.ndarray
+    half: np.ndarray
+    v_half: np.ndarray
+    v_unsel: np.ndarray
+    t_dev: float = 0.0
+    n_steps: int = 0
+
+    @classmethod
+    def zeros(cls, shape: tuple[int, int]) -> _Tally:
+        return cls(np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=np.int64), np.zeros(shape), np.zeros(shape))
+
+
+def _check_write(array, population: DevicePopulation, targets, scheme: str, direction: int, n_pulses: int,
+                 amplitude: float | None, width: float | None, options: ProgramOptions, rng) -> _Write:
     if scheme not in SCHEMES:
         raise SpecError(f"scheme must be one of {', '.join(SCHEMES)}, got {scheme!r}")
-    card, model = population.card, population.model
+    card = population.card
     if isinstance(array, ArraySpec):
         base = array.crossbar(population.conductance())
     elif isinstance(array, CrossbarSpec):
         base = array
     else:
         raise SpecError(f"array must be a CrossbarSpec or an ArraySpec, got {type(array).__name__}")
-    shape = base.shape
-    if tuple(population.shape) != shape:
-        raise InputError(f"population shape {tuple(population.shape)} differs from the array {shape}")
-    plan = _as_plan(targets, direction, n_pulses, shape)
+    if tuple(population.shape) != base.shape:
+        raise InputError(f"population shape {tuple(population.shape)} differs from the array {base.shape}")
+    plan = _as_plan(targets, direction, n_pulses, base.shape)
     prog = card.programming
     if amplitude is not None and not (np.isfinite(amplitude) and amplitude > 0):
         raise SpecError(f"amplitude is a magnitude and must be > 0 V (the polarity follows the model), got {amplitude!r}")
@@ -359,19 +375,14 @@ def program_cells(array: CrossbarSpec | ArraySpec, population: DevicePopulation,
         if rng is not None and card.variation.c2c > 0:
             raise SpecError("program.substeps other than 1 needs a noise-free run (rng=None): c2c noise is per whole pulse")
     bias = options.row_bias if scheme == "row-parallel" else scheme
+    return _Write(base=base, plan=plan, amps=amps, width=width, bias=bias, polarity=population.model.set_polarity)
 
-    def v_write(d: int) -> float:
-        return model.set_polarity * d * (amps[0] if d > 0 else amps[1])
 
-    g_before = population.conductance()
-    twin = _twin(population) if options.compare_direct else None
-    solver = _Solver(base, population, options)
-    n, m = shape
-    v_sum, v_cnt = np.zeros(shape), np.zeros(shape)
-    half = np.zeros(shape, dtype=np.int64)
-    v_half, v_unsel = np.zeros(shape), np.zeros(shape)
-    t_dev = 0.0
-    steps = _steps(plan, scheme)
+def _pulse_steps(w: _Write, scheme: str, solver: _Solver, options: ProgramOptions, rng) -> _Tally:
+    """Every bias pattern of the plan, one pulse each, through the circuit; what cells saw."""
+    n, m = w.base.shape
+    tally = _Tally.zeros((n, m))
+    steps = _steps(w.plan, scheme)
     for i, cols, d in steps:
         rows_on = np.zeros(n, dtype=bool)
         rows_on[i] = True
@@ -380,30 +391,62 @@ def program_cells(array: CrossbarSpec | ArraySpec, population: DevicePopulation,
         sel = rows_on[:, None] & cols_on[None, :]
         is_half = rows_on[:, None] ^ cols_on[None, :]
         unsel = ~rows_on[:, None] & ~cols_on[None, :]
-        v_mean, t_step = _one_pulse(solver, i, cols, v_write(d), bias, width, options, rng)
-        t_dev += t_step
-        v_sum[sel] += v_mean[sel]
-        np.maximum(v_half, np.where(is_half, np.abs(v_mean), 0.0), out=v_half)
-        np.maximum(v_unsel, np.where(unsel, np.abs(v_mean), 0.0), out=v_unsel)
-        v_cnt[sel] += 1
-        half += is_half
+        v_mean, t_step = _one_pulse(solver, i, cols, w.voltage(d), w.bias, w.width, options, rng)
+        tally.t_dev += t_step
+        tally.v_sum[sel] += v_mean[sel]
+        np.maximum(tally.v_half, np.where(is_half, np.abs(v_mean), 0.0), out=tally.v_half)
+        np.maximum(tally.v_unsel, np.where(unsel, np.abs(v_mean), 0.0), out=tally.v_unsel)
+        tally.v_cnt[sel] += 1
+        tally.half += is_half
+    tally.n_steps = len(steps)
+    return tally
+
+
+def program_cells(array: CrossbarSpec | ArraySpec, population: DevicePopulation, targets: np.ndarray, *,
+                  scheme: Scheme = "v/2", direction: int = 1, n_pulses: int = 1,
+                  amplitude: float | None = None, width: float | None = None,
+                  options: ProgramOptions | None = None, rng: np.random.Generator | None = None) -> ProgramReport:
+    """Program ``targets`` of ``population`` through the circuit of ``array``; see the module doc.
+
+    Named steps: check the write (:func:`_check_write`), pulse every bias pattern
+    (:func:`_pulse_steps`), the direct-write twin for comparison, then the report.
+
+    Args:
+        array: the physical array (its conductances, selections and bias fields are replaced).
+        population: the devices, shape (N, M); programmed in place.
+        targets: a boolean mask (programmed with ``n_pulses`` pulses in ``direction``: +1 SET,
+            -1 RESET) or signed integer pulse counts per cell (> 0 SET, < 0 RESET).
+        scheme: "v/2", "v/3" or "row-parallel".
+        amplitude: write-voltage magnitude, V (> 0); the sign follows the model's polarity and
+            the direction. Default: the card's amplitude_set / amplitude_reset.
+        width: pulse width, s (default the card's); ramps are the card's.
+        rng: cycle-to-cycle noise per pulse (None: nominal).
+    """
+    options = options or ProgramOptions()
+    w = _check_write(array, population, targets, scheme, direction, n_pulses, amplitude, width, options, rng)
+    card, model, plan = population.card, population.model, w.plan
+    g_before = population.conductance()
+    twin = _twin(population) if options.compare_direct else None
+    solver = _Solver(w.base, population, options)
+    tally = _pulse_steps(w, scheme, solver, options, rng)
     g_direct = None
     if twin is not None:
-        v_int = np.where(plan > 0, v_write(1), v_write(-1))
-        twin.apply_pulses(plan, voltage=v_int, width=width, rng=None)
+        v_int = np.where(plan > 0, w.voltage(1), w.voltage(-1))
+        twin.apply_pulses(plan, voltage=v_int, width=w.width, rng=None)
         g_direct = twin.conductance()
     targets_mask = plan != 0
-    v_intended = np.where(targets_mask, np.where(plan > 0, v_write(1), v_write(-1)), np.nan)
+    v_intended = np.where(targets_mask, np.where(plan > 0, w.voltage(1), w.voltage(-1)), np.nan)
     with np.errstate(invalid="ignore"):
-        v_delivered = np.where(targets_mask, v_sum / v_cnt, np.nan)
-    g_lo, g_hi = model.g_window(prog.v_read, dict(card.params))
+        v_delivered = np.where(targets_mask, tally.v_sum / tally.v_cnt, np.nan)
+    g_lo, g_hi = model.g_window(card.programming.v_read, dict(card.params))
     report = ProgramReport(
-        scheme=scheme, bias=bias, amplitude=(float(amps[0]), float(amps[1])), width=width, plan=plan,
+        scheme=scheme, bias=w.bias, amplitude=(float(w.amps[0]), float(w.amps[1])), width=w.width, plan=plan,
         g_before=g_before, g_after=population.conductance(), g_direct=g_direct, v_intended=v_intended,
-        v_delivered=v_delivered, half_selected=half, v_half_max=v_half, v_unselected_max=v_unsel,
-        window=float(g_hi - g_lo), path_resistance=_path_resistance(base), n_steps=len(steps),
-        n_solves=solver.solves, solver=solver.method, time_solve=solver.elapsed, time_devices=t_dev)
-    log.info("programmed %d cells with %s: %d pulses", int(targets_mask.sum()), scheme, len(steps))
+        v_delivered=v_delivered, half_selected=tally.half, v_half_max=tally.v_half,
+        v_unselected_max=tally.v_unsel, window=float(g_hi - g_lo), path_resistance=_path_resistance(w.base),
+        n_steps=tally.n_steps, n_solves=solver.solves, solver=solver.method, time_solve=solver.elapsed,
+        time_devices=tally.t_dev)
+    log.info("programmed %d cells with %s: %d pulses", int(targets_mask.sum()), scheme, tally.n_steps)
     return report
 
 

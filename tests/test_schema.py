@@ -93,3 +93,18 @@ def test_one_description_of_the_array(monkeypatch):
     parser = argparse.ArgumentParser()
     add_solver_options(parser)
     assert "toy" in parser.parse_args(["--engine", "toy"]).engine
+
+
+def test_converters_and_weight_map_declared_once():
+    from cosim.array.mapping import Converters, WeightMap
+    from cosim.train.config import ConvertersConfig
+
+    conv, cfg = fields_of(Converters), fields_of(ConvertersConfig)
+    for name in ("dac_bits", "adc_bits", "adc_headroom", "adc_range"):
+        assert cfg[name] is conv[name]
+    assert cfg["v_read"].default is None and conv["v_read"].default == 0.2  # the config's None = the card's
+    assert fields_of(ArrayConfig)["mapping"] is fields_of(WeightMap)["mapping"]
+    with pytest.raises(SpecError, match=r"^converters\.adc_bits must be ≤ 24, got 40$"):
+        Converters(adc_bits=40)
+    with pytest.raises(SpecError, match=r"^array\.mapping must be one of differential, reference"):
+        WeightMap(g_min=1e-6, g_max=1e-5, w_max=1.0, mapping="single")

@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 
 from cosim.errors import SpecError
+from cosim.schema import check_fields, param
 
 Mapping = Literal["differential", "reference"]
 AdcRange = Literal["calibrated", "batch"]
@@ -41,16 +42,13 @@ class WeightMap:
 
     g_min: float
     g_max: float
-    w_max: float
-    mapping: Mapping = "differential"
+    w_max: float = param(type="float", minimum=0.0, exclusive_min=True, doc="weight of a full conductance window")
+    mapping: Mapping = param("differential", type="str", choices=MAPPINGS)
 
     def __post_init__(self) -> None:
+        check_fields(self, "array")
         if not (0 <= self.g_min < self.g_max and np.isfinite(self.g_max)):
             raise SpecError(f"mapping needs 0 ≤ g_min < g_max, got g_min={self.g_min!r} S, g_max={self.g_max!r} S")
-        if not (self.w_max > 0 and np.isfinite(self.w_max)):
-            raise SpecError(f"array.w_max must be > 0, got {self.w_max!r}")
-        if self.mapping not in MAPPINGS:
-            raise SpecError(f"array.mapping must be 'differential' or 'reference', got {self.mapping!r}")
 
     @property
     def w_per_s(self) -> float:
@@ -125,23 +123,14 @@ class Converters:
             "batch": full scale = the batch's own largest |current| (an ideal auto-ranging ADC).
     """
 
-    v_read: float = 0.2
-    dac_bits: int | None = 8
-    adc_bits: int | None = 8
-    adc_headroom: float = 1.0
-    adc_range: AdcRange = "calibrated"
+    v_read: float = param(0.2, type="float", minimum=0.0, exclusive_min=True, unit="V")
+    dac_bits: int | None = param(8, type="int", minimum=2, maximum=24, none=True)
+    adc_bits: int | None = param(8, type="int", minimum=2, maximum=24, none=True)
+    adc_headroom: float = param(1.0, type="float", minimum=1.0)
+    adc_range: AdcRange = param("calibrated", type="str", choices=("calibrated", "batch"))
 
     def __post_init__(self) -> None:
-        if not (self.v_read > 0 and np.isfinite(self.v_read)):
-            raise SpecError(f"converters.v_read must be > 0 V, got {self.v_read!r}")
-        for name in ("dac_bits", "adc_bits"):
-            b = getattr(self, name)
-            if b is not None and not (isinstance(b, int) and not isinstance(b, bool) and 2 <= b <= 24):
-                raise SpecError(f"converters.{name} must be an integer 2..24 or none, got {b!r}")
-        if not (np.isfinite(self.adc_headroom) and self.adc_headroom >= 1.0):
-            raise SpecError(f"converters.adc_headroom must be ≥ 1, got {self.adc_headroom!r}")
-        if self.adc_range not in ("calibrated", "batch"):
-            raise SpecError(f"converters.adc_range must be 'calibrated' or 'batch', got {self.adc_range!r}")
+        check_fields(self, "converters")
 
     def to_volts(self, x: np.ndarray, x_max: np.ndarray | float) -> np.ndarray:
         """DAC: signed inputs scaled so |x| = x_max gives v_read volts, then quantised."""

@@ -56,6 +56,7 @@ from cosim.array.tile import ArraySpec
 from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit, prepare
 from cosim.devices import DevicePopulation
 from cosim.errors import ConvergenceError, InputError, SpecError
+from cosim.schema import check_fields, param
 
 log = logging.getLogger(__name__)
 
@@ -86,26 +87,19 @@ class ProgramOptions:
     """
 
     solver: SolverOptions = field(default_factory=SolverOptions)
-    row_bias: Literal["v/2", "v/3"] = "v/2"
-    substeps: int | Literal["auto"] = 1
-    coupling: Literal["frozen", "heun"] = "frozen"
-    v_rtol: float = 0.005
-    skip_inert: bool = True
-    chord_rtol: float = 1e-9
-    chord_maxiter: int = 50
-    compare_direct: bool = True
+    row_bias: Literal["v/2", "v/3"] = param("v/2", type="str", choices=("v/2", "v/3"))
+    substeps: int | Literal["auto"] = 1  # checked below: an integer or "auto"
+    coupling: Literal["frozen", "heun"] = param("frozen", type="str", choices=("frozen", "heun"))
+    v_rtol: float = param(0.005, type="float", minimum=0.0, exclusive_min=True)
+    skip_inert: bool = param(True, type="bool")
+    chord_rtol: float = param(1e-9, type="float", minimum=0.0, exclusive_min=True)
+    chord_maxiter: int = param(50, type="int", minimum=1)
+    compare_direct: bool = param(True, type="bool")
 
     def __post_init__(self) -> None:
-        if self.row_bias not in ("v/2", "v/3"):
-            raise SpecError(f"program.row_bias must be 'v/2' or 'v/3', got {self.row_bias!r}")
+        check_fields(self, "program")
         if self.substeps != "auto" and not (isinstance(self.substeps, int) and self.substeps >= 1):
             raise SpecError(f"program.substeps must be an integer ≥ 1 or 'auto', got {self.substeps!r}")
-        if self.coupling not in ("frozen", "heun"):
-            raise SpecError(f"program.coupling must be 'frozen' or 'heun', got {self.coupling!r}")
-        if not self.v_rtol > 0:
-            raise SpecError(f"program.v_rtol must be > 0, got {self.v_rtol!r}")
-        if not self.chord_rtol > 0 or self.chord_maxiter < 1:
-            raise SpecError("program.chord_rtol must be > 0 and program.chord_maxiter ≥ 1")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, eq=False)

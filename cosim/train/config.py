@@ -27,16 +27,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cosim.array.mapping import Converters, WeightMap
 from cosim.array.tile import UPDATE_MODES, ArraySpec
 from cosim.catalog import METHODS
 from cosim.circuit import SolverOptions
 from cosim.errors import SpecError
-from cosim.schema import check_fields, check_keys, did_you_mean, fields_of, param, read_toml
+from cosim.schema import check_fields, check_keys, declare, did_you_mean, fields_of, param, read_toml
 from cosim.train.networks.models import NETWORK_KINDS
 
 DATASETS = ("digits", "mnist", "fashion")
 IMAGE_SHAPES = {"digits": (8, 8, 1), "mnist": (28, 28, 1), "fashion": (28, 28, 1)}
 IDX_STEMS = ("train-images", "train-labels", "t10k-images", "t10k-labels")
+
+
+# The converters and the weight mapping are declared once, by the array layer's classes.
+_CONVERTERS, _WEIGHT_MAP = fields_of(Converters), fields_of(WeightMap)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -97,8 +102,8 @@ class ArrayConfig(ArraySpec):
 
     tile_rows: int | None = param(None, type="int", minimum=1)
     tile_cols: int | None = param(None, type="int", minimum=1)
-    mapping: str = param("differential", type="str", choices=("differential", "reference"))
-    w_max: float = param(1.0, type="float", minimum=0.0, exclusive_min=True)
+    mapping: str = declare(_WEIGHT_MAP["mapping"])
+    w_max: float = declare(_WEIGHT_MAP["w_max"].replace(default=1.0))
 
     def __post_init__(self) -> None:
         ArraySpec.__post_init__(self)  # checks every declared field, these included
@@ -142,11 +147,11 @@ class ConvertersConfig:
     """[converters] v_read: DAC full scale, V (none = the card's read voltage); dac_bits, adc_bits:
     2..24 or none (ideal); adc_headroom ≥ 1; adc_range: "calibrated" (per epoch) | "batch"."""
 
-    v_read: float | None = param(None, type="float", minimum=0.0, exclusive_min=True, unit="V")
-    dac_bits: int | None = param(8, type="int", minimum=2, maximum=24, none=True)
-    adc_bits: int | None = param(8, type="int", minimum=2, maximum=24, none=True)
-    adc_headroom: float = param(1.0, type="float", minimum=1.0)
-    adc_range: str = param("calibrated", type="str", choices=("calibrated", "batch"))
+    v_read: float | None = declare(_CONVERTERS["v_read"].replace(default=None))  # None: the card's
+    dac_bits: int | None = declare(_CONVERTERS["dac_bits"])
+    adc_bits: int | None = declare(_CONVERTERS["adc_bits"])
+    adc_headroom: float = declare(_CONVERTERS["adc_headroom"])
+    adc_range: str = declare(_CONVERTERS["adc_range"])
 
     def __post_init__(self) -> None:
         check_fields(self, "converters")

@@ -21,7 +21,7 @@ SENSE_SIDES = ("bottom", "top", "both")
 CELL_TYPES = ("0T1R", "1T1R")
 UNSELECTED = ("driven", "floating", "grounded", "v/2", "v/3")
 
-METHODS = ("auto", "direct", "pcg", "transfer")
+METHODS = ("auto", "direct", "pcg", "transfer", "amg")
 ORDERINGS = ("auto", "COLAMD", "MMD_AT_PLUS_A", "MMD_ATA", "NATURAL")
 NGSPICE_MODES = ("auto", "shared", "subprocess")
 

@@ -42,7 +42,7 @@ def test_negative_resistor_is_solved_and_checks_ok(tmp_path, capsys):
 @pytest.mark.parametrize("body, line, message", [
     ("r3 b 0 {1e200*1e200-1e200*1e200}\n", 5, "evaluates to nan"),
     ("r3 b 0 {1e200*1e200}\n", 5, "evaluates to inf"),
-    ("r3 b 0 1e999\n", 5, "resistance of r3 is inf"),
+    ("r3 b 0 1e999\n", 5, "the value of r3 is inf"),
     ("v2 c 0 1e999\nr4 c 0 1\n", 5, "the value of v2 is inf"),
     ("i1 0 b 1e999\n", 5, "the value of i1 is inf"),
 ])

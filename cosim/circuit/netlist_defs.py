@@ -191,11 +191,16 @@ def assignments(tokens: list[str], where: str) -> dict[str, tuple[str, str]]:
     """``name=value`` tokens (blanks inside a bare expression re-joined) → {name: (expr, where)}."""
     out: dict[str, tuple[str, str]] = {}
     last = None
+    several = sum(1 for t in tokens if "=" in t and t[:1] not in "{'\"") > 1
     for t in tokens:
         if t == "params:":
             continue
         name, eq, expr = t.partition("=")
         if not eq and last is not None:  # ".param a = 1 + 2": blanks inside a bare expression
+            if several:  # ngspice drops the rest of "a=2 -1" when more assignments share the line
+                raise NetlistError(f"{where}: {last}={out[last][0]} {t}: an expression with blanks "
+                                   "among several assignments is read differently by ngspice; "
+                                   "put it in {…}")
             out[last] = (f"{out[last][0]} {t}", where)
             continue
         if not eq or not name or not expr:
@@ -260,7 +265,7 @@ def definitions(lines: list[Line]) -> Deck:
         word = line.text.split(None, 1)[0]
         cur = stack[-1]
 
-        def condition(line=line, cur=cur):
+        def condition(line=line, cur=cur):  # evaluated only for .if/.elseif lines
             expr = line.text.split(None, 1)[1] if " " in line.text else ""
             if not expr.strip():
                 raise NetlistError(f"{line.where}: {line.text.split()[0]} needs a condition")
@@ -305,6 +310,8 @@ def definitions(lines: list[Line]) -> Deck:
             globals_.update(toks[1:])
         elif word == ".model":
             name, kind, params = _model(toks, line.where)
+            if name in cur.models:  # ngspice silently keeps one of them: refused
+                raise NetlistError(f"{line.where}: model {name} is already defined at {cur.models[name][2]}")
             cur.models[name] = (kind, params, line.where)
         elif word in (".option", ".options", ".opt"):
             _options(toks[1:], line.where, options, nested=len(stack) > 1)

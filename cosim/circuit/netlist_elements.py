@@ -2,7 +2,7 @@
 
 Resistors follow ngspice-39's ``RESupdate_conduct`` (checked on small decks against ngspice):
 ``R`` is the value given, else ``rsh·(l − 2·short)/(w − 2·narrow)`` from an ``R`` model with
-``l``, ``w`` (default ``defw``, 1 µm) and ``rsh`` > 0, else the model's ``r``, else 1 mΩ (which
+``rsh`` > 0 (``l`` and ``w`` default to 10 µm, ``w`` to the model's ``defw`` first), else the model's ``r``, else 1 mΩ (which
 is also what a value of exactly 0 becomes, as in ngspice). Then, with ``ΔT = (temp or the
 circuit temperature) + dtemp − tnom`` (tnom from the model, else ``.options tnom``, 27 °C),
 ``factor = 1.01^(tce·ΔT)`` when a ``tce`` is given (instance or model), else
@@ -21,6 +21,7 @@ from cosim.circuit.netlist_defs import Scope
 from cosim.errors import NetlistError
 
 TNOM_DEFAULT = 27.0  # °C, ngspice's default nominal and circuit temperature
+GEOMETRY_DEFAULT = 10e-6  # m: ngspice-39's l and w of a model resistor given neither (measured)
 R_MIN = 1e-3  # Ω: ngspice's value for a resistor of 0 Ω or no value ("resistance to low")
 _R_INSTANCE = {"r", "resistance", "m", "scale", "tc1", "tc2", "tce", "temp", "dtemp", "l", "w",
                "ac", "noisy", "bv_max", "tc", "model"}
@@ -88,7 +89,7 @@ def resistance(toks: list[str], where: str, scope: Scope, temp: float, tnom: flo
         _finite(x, f"{key} of {name}", where)
     if not value:  # absent or exactly 0: geometry, the model's r, else ngspice's 1 mΩ
         rsh = mp.get("rsh", 0.0)
-        length, width = inst.get("l", 0.0), inst.get("w", mp.get("defw", 1e-6))
+        length, width = inst.get("l", GEOMETRY_DEFAULT), inst.get("w", mp.get("defw", GEOMETRY_DEFAULT))
         if length * width * rsh > 0:
             value = (length - 2 * mp.get("short", 0.0)) / (width - 2 * mp.get("narrow", 0.0)) * rsh
         else:

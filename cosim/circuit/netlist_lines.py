@@ -33,6 +33,8 @@ def _strip_comment(raw: str) -> str:
     cut = raw.find(";")
     if cut >= 0:
         raw = raw[:cut]
+    if "$" not in raw:
+        return raw
     m = re.search(r"(^|\s)\$", raw)
     return raw[: m.start()] if m else raw
 

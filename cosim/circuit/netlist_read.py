@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ import numpy as np
 from cosim.circuit.model import Circuit, Controls, ListNames
 from cosim.circuit.netlist_defs import Deck, Scope, Subckt, assignments, definitions, tokenize
 from cosim.circuit.netlist_elements import (
+    R_MIN,
     TNOM_DEFAULT,
     NonlinearDeck,
     gain,
@@ -42,6 +44,7 @@ from cosim.circuit.netlist_elements import (
     source_value,
 )
 from cosim.circuit.netlist_lines import Line, logical_lines
+from cosim.circuit.units import NUMBER, scale_of
 from cosim.errors import NetlistError
 
 __all__ = ["read_netlist", "tokenize", "NonlinearDeck"]
@@ -49,6 +52,8 @@ log = logging.getLogger(__name__)
 
 GROUND = ("0", "gnd")
 NONLINEAR = set("dmqjbzswan")
+_BAD_NODE = re.compile(r"[=(){}'\",]")
+_PLAIN = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 class _Builder:
@@ -65,7 +70,12 @@ class _Builder:
         self.seen: dict[str, str] = {}
         self.caps: list[tuple[int, int, str, str]] = []
 
-    def node(self, name: str, path: str, ports: dict[str, str]) -> int:
+    def node(self, name: str, path: str, ports: dict[str, str], where: str = "") -> int:
+        if not path and name in self.node_id and name not in ports:  # most nodes of a big flat deck
+            return self.node_id[name]
+        if _BAD_NODE.search(name):
+            raise NetlistError(f"{where}: {name!r} is not a node name (a value or parameter where "
+                               "a node belongs?)")
         if name in GROUND:
             name = "0"
         elif name in self.globals:
@@ -104,7 +114,20 @@ class _Builder:
                                    "is not supported (only R, C and I scale with m)")
             if len(toks) < 3:
                 raise NetlistError(f"{where}: {name} needs two nodes and a value")
-            a, b = (self.node(t, path, ports) for t in toks[1:3])
+            a, b = (self.node(t, path, ports, where) for t in toks[1:3])
+            if len(toks) == 4 and letter in "riv" and _PLAIN.fullmatch(toks[3]):
+                # "R1 a b 0.5": a plain number, no suffix, no parameters (power-grid decks) is
+                # exactly what the general readers below would compute, without their cost
+                x = float(toks[3])
+                if letter == "r":
+                    if x == 0:
+                        x = R_MIN
+                    self.res.append((a, b, mult / x, full))
+                else:
+                    (self.vsrc if letter == "v" else self.isrc).append((a, b, x * mult, full))
+                if math.isinf(x):
+                    raise NetlistError(f"{where}: the value of {name} is {x!r}; a finite number is needed")
+                continue
             if letter == "r":
                 g = resistance(toks, where, scope, self.temp, self.tnom)
                 self.res.append((a, b, g * mult, full))
@@ -128,7 +151,7 @@ class _Builder:
             coef = gain(toks, 5, where, scope)
             if len(toks) < 5:
                 raise NetlistError(f"{where}: {toks[0]} needs two control nodes")
-            cp, cn = (self.node(t, path, ports) for t in toks[3:5])
+            cp, cn = (self.node(t, path, ports, where) for t in toks[3:5])
             self.terms += [(kind, k, cp, coef, where), (kind, k, cn, -coef, where)]
         else:
             coef = gain(toks, 4, where, scope)
@@ -170,7 +193,7 @@ class _Builder:
                 raise NetlistError(f"{sub.params[key][1]}: .param {key} shadows a parameter of {sub_name}")
         # parameters: instance values, then defaults, then the .param lines of the body
         inner = Scope({**sub.params, **sub.defaults}, def_scope, sub.defs, overrides, sub.models)
-        mapped = {port: self.nodes[self.node(node, path, ports)] for port, node in zip(sub.ports, nodes)
+        mapped = {port: self.nodes[self.node(node, path, ports, where)] for port, node in zip(sub.ports, nodes)
                   if port not in GROUND and port not in self.globals}
         inst_path = f"{path}.{name}" if path else name
         self.expand(sub, inner, inst_path, mapped, (*chain, sub_name), mult)
@@ -218,6 +241,12 @@ def _option(deck: Deck, key: str, default: float | None) -> float | None:
     if key not in deck.options:
         return default
     expr, where = deck.options[key]
+    m = NUMBER.fullmatch(expr)
+    if m and m.group(2) and scale_of(m.group(3)) != 1.0:
+        # ngspice's .options reader drops a scale suffix after an exponent (1e3k is 1e3 there,
+        # 1e6 on an element line): refused rather than read either way
+        raise NetlistError(f"{where}: {key}={expr} mixes an exponent and a scale suffix, which "
+                           "ngspice reads differently in .options; write it with one of them")
     value = Scope(deck.top.params, None, {}).value(expr, where)
     if not math.isfinite(value):
         raise NetlistError(f"{where}: {key} must be finite, got {value!r}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,6 +30,7 @@ class OperatingPoint:
 
     nodes: dict[str, float]
     branches: dict[str, float]
+    info: dict = field(default_factory=dict)  # engine details (method, bound, ...); not in the JSON
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """``{"nodes": …, "branches": …}`` with every float written in round-trip precision."""
@@ -61,4 +62,4 @@ def operating_point(circuit: Circuit, *, engine: str = "nodal",
     nodes = {name: float(volts[k]) for k, name in enumerate(node_names)
              if name and np.isfinite(volts[k])}
     branches = {name: float(i) for name, i in zip(src_names, currents)}
-    return OperatingPoint(nodes=dict(sorted(nodes.items())), branches=branches)
+    return OperatingPoint(nodes=dict(sorted(nodes.items())), branches=branches, info=dict(result.info))

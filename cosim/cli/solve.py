@@ -115,7 +115,11 @@ def run(args: argparse.Namespace) -> int:
             op = operating_point(circuit, engine="nodal", options=SolverOptions(engine="nodal"))
         except (TopologyError, EngineError) as exc:
             raise type(exc)(f"{args.netlist}: {exc}") from None
-        nodes, branches, engine = op.nodes, op.branches, "nodal"
+        nodes, branches = op.nodes, op.branches
+        engine = f"nodal ({op.info.get('method', 'direct')}"
+        if "bound_volts" in op.info:
+            engine += f", node voltages certified to {op.info['bound_volts']:.1e} V"
+        engine += ")"
     seconds = time.perf_counter() - t0
     if out_path is not None:
         import json

@@ -36,7 +36,9 @@ class SolverOptions:
     Attributes:
         engine: "ideal" (V·G), "nodal" (sparse modified nodal analysis) or "spice" (ngspice).
         method: nodal solver: "direct" (sparse LU, the reference), "pcg" (structure-aware
-            iterative, crossbars only), "transfer" (precomputed effective matrix), or "auto".
+            iterative, crossbars only), "transfer" (precomputed effective matrix), "amg"
+            (algebraic multigrid CG for large general M-matrix circuits, e.g. power grids), or
+            "auto".
         rtol: target relative error of the output currents for iterative methods (unitless, >0).
         maxiter: iteration cap for iterative methods (≥ 1).
         ordering: fill-reducing ordering for the direct LU ("auto", "COLAMD", "MMD_AT_PLUS_A",

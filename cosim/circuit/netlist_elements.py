@@ -55,7 +55,7 @@ def resistance(toks: list[str], where: str, scope: Scope, temp: float, tnom: flo
             if model is None and scope.model(t) is not None:
                 model = t
             elif value is None:
-                value = scope.value(t, where)
+                value = scope.element_value(t, where)
             else:
                 raise NetlistError(f"{where}: unexpected {t!r} after the value of {name}")
             continue
@@ -64,11 +64,11 @@ def resistance(toks: list[str], where: str, scope: Scope, temp: float, tnom: flo
         if key == "model":
             model = expr
         elif key in ("r", "resistance"):
-            value = scope.value(expr, where)
+            value = scope.element_value(expr, where)
         elif key == "tc":
             raise NetlistError(f"{where}: tc= on {name}: write tc1= and tc2=")
         elif key not in ("ac", "noisy", "bv_max"):  # AC resistance, noise, SOA: not DC
-            inst[key] = scope.value(expr, where)
+            inst[key] = scope.element_value(expr, where)
     mp: dict[str, float] = {}
     if model is not None:
         found = scope.model(model)
@@ -80,7 +80,7 @@ def resistance(toks: list[str], where: str, scope: Scope, temp: float, tnom: flo
         for key, (expr, w) in params.items():
             if key not in _R_MODEL:
                 raise NetlistError(f"{w}: unsupported resistor model parameter {key!r} in {model}")
-            mp[key] = scope.value(expr, w)
+            mp[key] = scope.element_value(expr, w)
     elif value is None:
         raise NetlistError(f"{where}: resistor {name} has no value")
     if value is not None:
@@ -114,7 +114,7 @@ def resistance(toks: list[str], where: str, scope: Scope, temp: float, tnom: flo
 
 def _args(text: str, where: str, scope: Scope) -> list[float]:
     items = re.findall(r"\{[^}]*\}|'[^']*'|[^\s,()]+", text)
-    return [scope.value(x, where) for x in items]
+    return [scope.element_value(x, where) for x in items]
 
 
 def _at_zero(kind: str, args: list[float], where: str, name: str) -> float:
@@ -170,7 +170,7 @@ def source_value(toks: list[str], where: str, scope: Scope) -> float:
             nxt = rest[k + 1] if k + 1 < len(rest) else None
             takes = nxt is not None and nxt not in ("dc", "ac") and not _FUNC.match(nxt) and not _kv(nxt)[1]
             if t == "dc" and takes:
-                dc = scope.value(nxt, where)
+                dc = scope.element_value(nxt, where)
             k += 2 if takes else 1
             if t == "ac" and takes and k < len(rest) and rest[k] not in ("dc", "ac") \
                     and not _FUNC.match(rest[k]) and not _kv(rest[k])[1]:
@@ -178,13 +178,13 @@ def source_value(toks: list[str], where: str, scope: Scope) -> float:
             continue
         key, eq, expr = _kv(t)
         if eq and key == "dc":
-            dc = scope.value(expr, where)
+            dc = scope.element_value(expr, where)
         elif eq and key == "ac":
             pass
         elif eq and key == "m" and name[0] == "i":
-            mult = scope.value(expr, where)
+            mult = scope.element_value(expr, where)
         elif k == 0 and not eq:
-            dc = scope.value(t, where)
+            dc = scope.element_value(t, where)
         else:
             raise NetlistError(f"{where}: unsupported {t!r} on source {name}")
         k += 1
@@ -204,7 +204,7 @@ def gain(toks: list[str], count: int, where: str, scope: Scope) -> float:
         key, _, g = g.partition("=")
         if key != "gain":
             raise NetlistError(f"{where}: unsupported {key}= on {name}")
-    return _finite(scope.value(g, where), f"the gain of {name}", where)
+    return _finite(scope.element_value(g, where), f"the gain of {name}", where)
 
 
 class NonlinearDeck(NetlistError):

@@ -198,8 +198,11 @@ def _walk(text: str, where: str) -> list[str]:
     return toks
 
 
-def assignments(tokens: list[str], where: str) -> dict[str, tuple[str, str]]:
-    """``name=value`` tokens (blanks inside a bare expression re-joined) → {name: (expr, where)}."""
+def assignments(tokens: list[str], where: str, join: bool = True) -> dict[str, tuple[str, str]]:
+    """``name=value`` tokens (blanks inside a bare expression re-joined) → {name: (expr, where)}.
+
+    ``join=False`` (instance lines) refuses such blanks: ngspice keeps only the first part there.
+    """
     out: dict[str, tuple[str, str]] = {}
     last = None
     several = sum(1 for t in tokens if "=" in t and t[:1] not in "{'\"") > 1
@@ -207,7 +210,7 @@ def assignments(tokens: list[str], where: str) -> dict[str, tuple[str, str]]:
         if t == "params:":
             continue
         name, eq, expr = t.partition("=")
-        if not eq and last is not None:  # ".param a = 1 + 2": blanks inside a bare expression
+        if not eq and last is not None and join:  # ".param a = 1 + 2": blanks in a bare expression
             if several:  # ngspice drops the rest of "a=2 -1" when more assignments share the line
                 raise NetlistError(f"{where}: {last}={out[last][0]} {t}: an expression with blanks "
                                    "among several assignments is read differently by ngspice; "

@@ -177,7 +177,7 @@ class _Builder:
             raise NetlistError(f"{where}: instance {name} gives {len(nodes)} nodes but subcircuit "
                                f"{sub_name} has {len(sub.ports)} ports ({' '.join(sub.ports)})")
         overrides = {}
-        for key, (expr, w) in assignments(args[first_kw:], where).items():
+        for key, (expr, w) in assignments(args[first_kw:], where, join=False).items():
             if key == "m" and key not in sub.defaults and key not in sub.params:
                 m = scope.value(expr, w)
                 if not (m > 0 and math.isfinite(m)):

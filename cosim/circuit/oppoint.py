@@ -47,8 +47,10 @@ def operating_point(circuit: Circuit, *, engine: str = "nodal",
     if engine == "ideal":
         raise EngineError("the ideal engine has no operating point; use engine 'nodal' or 'spice'")
     options = options or SolverOptions()
-    prepared = prepare(circuit, dataclasses.replace(options, engine=engine))
-    result = prepared.solve(np.zeros((1, circuit.n_inputs)), want_nodes=True)
+    # huge (finite) values may overflow on the way; the result is checked below instead
+    with np.errstate(over="ignore", invalid="ignore"):
+        prepared = prepare(circuit, dataclasses.replace(options, engine=engine))
+        result = prepared.solve(np.zeros((1, circuit.n_inputs)), want_nodes=True)
     if circuit.spice_names:  # read from a deck: the names are ngspice's already
         node_names, src_names = ["", *circuit.node_names[1:]], list(circuit.vsrc_names)
     else:

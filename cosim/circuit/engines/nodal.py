@@ -77,7 +77,8 @@ class DirectSolver:
             return rhs, {}
         x = self.lu.solve(np.asfortranarray(rhs))
         if not np.isfinite(x).all():
-            raise TopologyError("the nodal solve produced non-finite potentials; the circuit is singular")
+            raise TopologyError("the nodal solve produced non-finite potentials: the circuit is singular "
+                                "or its values overflow double precision")
         return x, {"ordering": self.ordering, "lu_nnz": int(self.lu.L.nnz + self.lu.U.nnz)}
 
 

@@ -10,7 +10,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 NGSPICE_MODE ?= required
 
-.PHONY: demo test system venv bench lint clean
+.PHONY: demo test fuzz system venv bench lint clean
 
 # The main job: a small design study (digits MLP in situ on 16..128 tiles, 0 and 2.5 Ω wires,
 # SSM vs sgd-pulse) on a local Dask cluster, then its report; see `cosim demo --help`.
@@ -20,6 +20,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest --ngspice=$(NGSPICE_MODE) $(PYTEST_ARGS)
+
+# The fuzz tests at 10,000+ generated cases each (a nightly-style run; `make test` runs a few
+# hundred of each): exit 0 or 2, never a traceback or an internal error.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -m fuzz --ngspice=$(NGSPICE_MODE) $(PYTEST_ARGS)
 
 # Debian packages: ngspice (+ -dev for the unversioned libngspice.so PySpice loads), binutils
 # (`ld`, which verilogae links with), chromium (the report's headless-browser test).

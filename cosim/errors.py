@@ -57,6 +57,10 @@ class InputError(CosimError, ValueError):
     """An input array or file has the wrong shape, dtype or content."""
 
 
+class OutputError(CosimError, OSError):
+    """An output cannot be written: full disk, read-only file system, a name too long."""
+
+
 class NetlistError(CosimError):
     """A SPICE netlist cannot be parsed or written (message names file and line)."""
 

@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from cosim.errors import InputError
+from cosim.errors import CosimError, InputError, OutputError
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ def _load_npy(path: Path, what: str) -> np.ndarray:
         raise InputError(f"{what} file {path} cannot be read: the file is empty")
     if magic != b"\x93NUMPY":  # np.load would try to unpickle anything else
         raise InputError(f"{what} file {path} cannot be read: not a valid .npy file (no NumPy header)")
+    _check_npy_header(path, what)
     try:
         arr = np.load(path, allow_pickle=False)
     except ValueError as exc:  # truncated data, or an object array (needs pickle)
@@ -89,6 +91,36 @@ def _load_npy(path: Path, what: str) -> np.ndarray:
     if np.iscomplexobj(arr):
         raise InputError(f"{what} file {path} holds complex numbers; expected real values")
     return np.asarray(arr, dtype=float)
+
+
+def _check_npy_header(path: Path, what: str) -> None:
+    """Read the header alone and refuse, before numpy allocates anything, a header that does not
+    parse or that claims more data than the file holds (a 128-byte file saying 1e8 × 1e8)."""
+    from numpy.lib import format as npf
+
+    from cosim.guards import check_memory, fmt_bytes
+
+    try:
+        with path.open("rb") as fh:
+            version = npf.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = npf.read_array_header_1_0(fh)
+            elif version in ((2, 0), (3, 0)):
+                shape, _, dtype = npf.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f"unknown .npy version {version}")
+            offset = fh.tell()
+    except Exception as exc:  # numpy raises ValueError, SyntaxError or tokenize's TokenError here
+        raise InputError(f"{what} file {path} cannot be read: not a valid .npy file "
+                         f"(bad header: {' '.join(str(exc).split())[:120]})") from None
+    claimed = math.prod(shape) * dtype.itemsize
+    held = path.stat().st_size - offset
+    if dtype.hasobject:
+        return  # np.load refuses it with its own message (pickle)
+    if claimed > held:
+        raise InputError(f"{what} file {path} cannot be read: its header claims shape {tuple(shape)} "
+                         f"({fmt_bytes(claimed)}) but the file holds {fmt_bytes(held)} of data (truncated?)")
+    check_memory(claimed * (1 if dtype == np.float64 else 2), f"{what} file {path} (shape {tuple(shape)})")
 
 
 def parse_csv(text: str, *, where: str) -> np.ndarray:
@@ -137,6 +169,7 @@ def check_output_path(path, *, what: str, exts: Sequence[str] | None = ARRAY_SAV
     path = Path(path)
     if exts is not None:
         _check_ext(path, exts, what)
+    _check_name_length(path, what)  # first: stat() of such a name raises ENAMETOOLONG
     if path.is_dir():
         raise InputError(f"{what} {path} is a folder, expected a file name")
     parent = path.parent if str(path.parent) else Path(".")
@@ -145,6 +178,44 @@ def check_output_path(path, *, what: str, exts: Sequence[str] | None = ARRAY_SAV
     if not os.access(parent, os.W_OK):
         raise InputError(f"{what} {path}: folder {parent} is not writable")
     return path
+
+
+def _check_name_length(path: Path, what: str) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        limit = os.pathconf(parent if parent.is_dir() else ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    n = len(os.fsencode(path.name))
+    if n > limit:
+        raise InputError(f"{what} {path.name[:40]}…: the file name is {n} bytes long, over the file "
+                         f"system's limit of {limit}")
+
+
+def make_output_dir(path, *, what: str) -> Path | None:
+    """Create the folder ``path`` (and missing parents) for outputs; the topmost folder this
+    created (to remove if the work fails), or None when it existed. Errors are one line."""
+    path = Path(path)
+    top = None
+    for p in [path, *path.parents]:
+        if p.exists():
+            if not p.is_dir():
+                raise InputError(f"{what} {path}: {p} is a file, not a folder")
+            break
+        top = p
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{what} {path}: cannot create the folder ({exc.strerror or exc})") from None
+    probe = path / ".cosim-write-test"
+    try:  # a folder that exists is not yet one we may write (read-only mount, /proc, permissions)
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        if top is not None:
+            shutil.rmtree(top, ignore_errors=True)
+        raise InputError(f"{what} {path}: cannot write into the folder ({exc.strerror or exc})") from None
+    return top
 
 
 @contextmanager
@@ -159,14 +230,17 @@ def atomic_path(path, *, what: str = "output file", mkdir: bool = False) -> Iter
     """
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
-    if mkdir:
-        parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=parent)
+        if mkdir:
+            parent.mkdir(parents=True, exist_ok=True)
+        # a short temporary name: the target's own may already be at the file system's limit
+        fd, name = tempfile.mkstemp(prefix=f".{path.stem[:32]}.", suffix=f".tmp{path.suffix[:16]}", dir=parent)
     except FileNotFoundError:
         raise InputError(f"{what} {path}: folder {parent} does not exist") from None
     except PermissionError:
         raise InputError(f"{what} {path}: folder {parent} is not writable") from None
+    except OSError as exc:  # a file where a folder should be, a read-only file system, /proc …
+        raise InputError(f"{what} {path}: cannot write in folder {parent} ({exc.strerror or exc})") from None
     os.close(fd)
     tmp = Path(name)
     try:
@@ -174,8 +248,8 @@ def atomic_path(path, *, what: str = "output file", mkdir: bool = False) -> Iter
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        if isinstance(exc, IsADirectoryError | PermissionError):
-            raise InputError(f"{what} {path} cannot be written: {exc.strerror}") from None
+        if isinstance(exc, OSError) and not isinstance(exc, CosimError):
+            raise OutputError(f"{what} {path} cannot be written: {exc.strerror or exc}") from None
         raise
 
 

@@ -117,7 +117,6 @@ def test_unreadable_csv_names_file_and_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args,words", [
-    (["curve", "--card", CARDS / "vteam_default.toml", "--pulses", 5, "--amplitude", 0.1], ["does not move"]),
     (["curve", "--card", CARDS / "vteam_default.toml", "--pulses", 5, "--amplitude", -0.3], ["--amplitude"]),
     (["curve", "--card", CARDS / "vteam_default.toml", "--pulses", 0], ["--pulses"]),
     (["curve", "--card", CARDS / "vteam_default.toml", "--pulses", 5, "--output", "c.txt"], ["--output"]),

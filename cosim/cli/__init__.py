@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cosim", description="SPICE-coupled co-simulation of memristor crossbar arrays.")
     parser.add_argument("--version", action="version", version=f"cosim {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (repeat for debug)")
+    parser.add_argument("--max-memory", metavar="SIZE",
+                        help="memory a command may plan to use, e.g. 64G (default: the machine's physical "
+                             "memory, or a lower ulimit/cgroup limit); sets COSIM_MAX_MEMORY")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in SUBCOMMANDS:  # a sub-command that fails to import is a bug: its traceback shows
         importlib.import_module(f"cosim.cli.{name}").register(sub)
@@ -50,7 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from cosim.guards import ENV
+
+    before = os.environ.get(ENV)
     try:
+        if args.max_memory is not None:
+            from cosim.guards import parse_bytes
+
+            parse_bytes(args.max_memory)  # refuse a bad size before any work
+            os.environ[ENV] = args.max_memory  # the guards and the study's worker processes read it
         return int(args.func(args) or 0)
     except CosimError as exc:
         # One line for the user; multi-line details (ngspice's captured output) only with -v.
@@ -75,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         hint = "" if args.verbose else "; rerun with -v for the traceback"
         print(f"cosim: internal error: {type(exc).__name__}: {text}{hint}", file=sys.stderr)
         return EXIT_INTERNAL
+    finally:  # main() may be called in-process (tests, notebooks): leave the environment as found
+        if before is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = before
 
 
 if __name__ == "__main__":

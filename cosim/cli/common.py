@@ -54,6 +54,17 @@ def positive_int(text: str) -> int:
     return n
 
 
+def seed(text: str) -> int:
+    """argparse type: a random seed, an integer in [0, 2**63)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got {text!r}") from None
+    if not 0 <= n < 2**63:
+        raise argparse.ArgumentTypeError(f"a seed must be in [0, 2**63), got {n}")
+    return n
+
+
 def index_list(text: str) -> list[int]:
     """argparse type: ``"0-7,10,12-13"`` → [0, …, 7, 10, 12, 13] (sorted, unique)."""
     out: set[int] = set()
@@ -87,7 +98,7 @@ def add_array_options(parser: argparse.ArgumentParser, *, random: bool) -> None:
                        help=f"lowest conductance of the random array, S (default {DEFAULT_G_MIN:g})")
         g.add_argument("--g-max", type=value, metavar="S",
                        help=f"highest conductance of the random array, S (default {DEFAULT_G_MAX:g})")
-        g.add_argument("--seed", type=int, default=0,
+        g.add_argument("--seed", type=seed, default=0,
                        help="seed of the random array and random inputs (default 0: reproducible)")
     for name, shape in (("r_row", "a .npy/.csv of M-1 values (shared by all rows) or N×(M-1)"),
                         ("r_col", "N-1 values or (N-1)×M"), ("r_driver", "one per row"),
@@ -158,8 +169,10 @@ def _resistance(text: str, opt: str, files: dict[str, str]) -> float | np.ndarra
 
 def conductances_from_args(args: argparse.Namespace) -> tuple[np.ndarray, str]:
     """(N×M conductances in S, where they came from) from --conductance or the random options."""
+    from cosim.guards import check_memory, read_bytes
     from cosim.io import load_array
 
+    engine, batch = getattr(args, "engine", "nodal"), getattr(args, "batch", None) or 1
     random_opts = {k: getattr(args, k.replace("-", "_"), None) for k in ("rows", "cols", "g-min", "g-max")}
     if args.conductance is not None:
         given = [f"--{k}" for k, v in random_opts.items() if v is not None]
@@ -169,6 +182,7 @@ def conductances_from_args(args: argparse.Namespace) -> tuple[np.ndarray, str]:
         if g.ndim != 2:
             raise InputError(f"--conductance {args.conductance} must be a 2-D N×M array of siemens, "
                              f"got shape {g.shape}")
+        check_memory(read_bytes(*g.shape, batch, engine=engine), f"a {g.shape[0]}×{g.shape[1]} array ({engine} read)")
         return g, args.conductance
     if args.rows is None or args.cols is None:
         raise SpecError("give --conductance G.npy, or --rows N and --cols M for a random array")
@@ -178,6 +192,9 @@ def conductances_from_args(args: argparse.Namespace) -> tuple[np.ndarray, str]:
         raise SpecError(f"--g-min must be ≥ 0 S, got {g_min!r}")
     if g_max < g_min:
         raise SpecError(f"--g-max ({g_max!r} S) must be ≥ --g-min ({g_min!r} S)")
+    check_memory(read_bytes(args.rows, args.cols, batch, engine=engine),
+                 f"--rows {args.rows} --cols {args.cols}" + (f" --batch {batch}" if batch > 1 else "")
+                 + f" ({engine} read)")
     rng = np.random.default_rng(args.seed)
     g = rng.uniform(g_min, g_max, size=(args.rows, args.cols))
     return g, f"random uniform in [{g_min:g}, {g_max:g}] S, seed {args.seed}"

@@ -108,6 +108,7 @@ def run_curve(args: argparse.Namespace) -> int:
     from cosim.devices import MODELS, PulseTable, load_card
     from cosim.devices.cards import VariationSpec
     from cosim.devices.fit import MeasuredCurve, simulate_curve
+    from cosim.guards import check_memory
     from cosim.io import atomic_write_text, check_output_path
 
     out = check_output_path(args.output, what="--output", exts=(".csv",)) if args.output else None
@@ -127,30 +128,47 @@ def run_curve(args: argparse.Namespace) -> int:
         prog = dataclasses.replace(prog, width=args.width)
     card = dataclasses.replace(card, programming=prog, variation=VariationSpec())
     n = args.pulses
+    # 2n + 1 rows of conductance, pulse number, polarity and their CSV text: measured 640 MB
+    # peak for n = 1e6 (vteam card), so 300 B per pulse is a lower bound
+    check_memory(300.0 * n, f"device curve --pulses {n}")
     direction = np.r_[0, np.ones(n, int), -np.ones(n, int)]
     seq = MeasuredCurve(pulse=np.arange(2 * n + 1), g=np.zeros(2 * n + 1), direction=direction)
     g = simulate_curve(card, seq)[0]
     g_set, g_reset = g[: n + 1], g[n:]
-    for name, branch, amp in (("SET", g_set, prog.amplitude_set), ("RESET", g_reset, prog.amplitude_reset)):
-        if branch[-1] == branch[0]:
-            raise SpecError(f"the {name} pulse ({amp!r} V, {prog.width!r} s) does not move the {card.model} "
-                            f"device of {args.card} from {branch[0]:.4g} S (below its threshold there?)")
     g_lo, g_hi = (float(b) for b in model.g_window(prog.v_read, dict(card.params)))
-    table = PulseTable.from_curves(card.hash, g_lo, g_hi, g_set, g_reset, 0.0, "state",
-                                   complete=(model.hard_bounds and g_set[-1] >= g_hi * (1 - 1e-12),
-                                             model.hard_bounds and g_reset[-1] <= g_lo * (1 + 1e-12)))
     span = g_hi - g_lo
+    # A branch that does not move (a pulse below the device's threshold at that state) is a
+    # result to report: 0 levels, asymmetry undefined; the table needs two moving branches.
+    still = [name for name, b in (("SET", g_set), ("RESET", g_reset)) if b[-1] == b[0]]
+    table = None if still else PulseTable.from_curves(
+        card.hash, g_lo, g_hi, g_set, g_reset, 0.0, "state",
+        complete=(model.hard_bounds and g_set[-1] >= g_hi * (1 - 1e-12),
+                  model.hard_bounds and g_reset[-1] <= g_lo * (1 + 1e-12)))
     print(f"{card.name or args.card}: {card.model}, SET {prog.amplitude_set:g} V / RESET {prog.amplitude_reset:g} V, "
           f"{prog.width:g} s pulses, read at {prog.v_read:g} V")
     print(f"window {g_lo:.4g} .. {g_hi:.4g} S")
     for k, (name, branch) in enumerate((("SET", g_set), ("RESET", g_reset))):
-        print(f"{name:<5} {n} pulses: {branch[0]:.4g} -> {branch[-1]:.4g} S "
-              f"({100 * abs(branch[-1] - branch[0]) / span:.1f} % of the window), levels {table.levels[k]}, "
-              f"nonlinearity {table.nonlinearity[k]:.3g}")
-    print(f"asymmetry {table.asymmetry:.3g} (0 = mirror-symmetric steps)")
+        moved = f"{branch[0]:.4g} -> {branch[-1]:.4g} S ({100 * abs(branch[-1] - branch[0]) / span:.1f} % of the window)"
+        if name in still:
+            print(f"{name:<5} {n} pulses: does not move from {branch[0]:.4g} S (below the device's threshold "
+                  "there), levels 0")
+        elif table is None:
+            print(f"{name:<5} {n} pulses: {moved}")
+        else:
+            print(f"{name:<5} {n} pulses: {moved}, levels {table.levels[k]}, "
+                  f"nonlinearity {table.nonlinearity[k]:.3g}")
+    if table is None:
+        which = "branch does not" if len(still) == 1 else "branches do not"
+        print(f"asymmetry undefined (the {' and '.join(still)} {which} move)")
+    else:
+        print(f"asymmetry {table.asymmetry:.3g} (0 = mirror-symmetric steps)")
     if out:
         names = np.where(direction > 0, "set", np.where(direction < 0, "reset", "none"))
-        text = "pulse,g_S,direction\n" + "".join(f"{p},{float(v)!r},{d}\n" for p, v, d in zip(seq.pulse, g, names))
+        # shortest round-trip text, formatted once per distinct value (a saturated curve repeats)
+        uniq, inv = np.unique(g, return_inverse=True)
+        g_text = np.array([repr(v) for v in uniq.tolist()], dtype=object)[inv]
+        rows = zip(map(str, seq.pulse.tolist()), g_text.tolist(), names.tolist())
+        text = "pulse,g_S,direction\n" + "\n".join(map(",".join, rows)) + "\n"
         atomic_write_text(out, text, what="--output")
         print(f"wrote {out}")
     if plot:
@@ -177,6 +195,11 @@ def run_fit(args: argparse.Namespace) -> int:
             fix[name.strip()] = None
         if fix[name.strip()] is None:
             raise SpecError(f"--fix expects NAME=VALUE with a number, got {item!r}")
+    for opt, amp in (("--amplitude-set", args.amplitude_set), ("--amplitude-reset", args.amplitude_reset)):
+        if amp is not None and amp == 0:
+            raise SpecError(f"{opt} is the signed amplitude of the measured pulses and cannot be 0 V")
+    if args.width is not None and not args.width > 0:
+        raise SpecError(f"--width must be > 0 s, got {args.width!r}")
     curve = read_curve_csv(args.data)
     base = load_card(args.card) if args.card else default_base(args.model)
     res = fit_curve(curve, args.model, base, amplitude_set=args.amplitude_set,

@@ -53,6 +53,8 @@ def load_inputs(path: str, n_inputs: int, *, g_path: str, g_shape: tuple[int, in
             f"--voltages {path} has shape {v.shape} but --conductance {g_path} has shape {tuple(g_shape)}: "
             f"expected (B, {n_inputs}) or ({n_inputs},) volts, one per {lines[:-1]} "
             f"(a {'transpose' if transpose else 'forward'} read drives the {lines})")
+    if v.size == 0:
+        raise InputError(f"--voltages {path} holds no input vector (shape {v.shape}); give at least one")
     finite_or_raise(v, what=f"--voltages {path}: V", unit="volts")
     return np.atleast_2d(v), v.ndim == 1
 

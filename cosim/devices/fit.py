@@ -150,10 +150,29 @@ def simulate_curve(card: DeviceCard, curve: MeasuredCurve, params: Mapping[str, 
     v_read = card.programming.v_read
     pulses = {d: card.programming.pulse(d) for d in (1, -1)}
     out = np.empty((k, curve.g.size))
-    for r, (n, d) in enumerate(zip(curve.steps, curve.direction)):
-        for _ in range(int(n) if d else 0):
-            x = integrate_pulse(model, x, p, pulses[int(d)], _NUMERICS)
-        out[:, r] = model.conductance(x, v_read, p)
+    # A pulse is a deterministic map of the state: once one leaves every state exactly where it
+    # was (a hard bound, or steps below one ulp), every further pulse of that polarity does too,
+    # so the rest of that run of pulses is skipped and its reads repeated (1e6-pulse curves and
+    # long measured sweeps spend almost all their pulses there).
+    steps = np.asarray(curve.steps, dtype=int)
+    direction = np.asarray(curve.direction, dtype=int)
+    ends = np.r_[np.flatnonzero(np.diff(direction)) + 1, direction.size]  # runs of one polarity
+    start = 0
+    for end in ends:
+        d = int(direction[start])
+        for r in range(start, end):
+            stuck = False
+            for _ in range(int(steps[r]) if d else 0):
+                x_new = integrate_pulse(model, x, p, pulses[d], _NUMERICS)
+                if np.array_equal(x_new, x):
+                    stuck = True
+                    break
+                x = x_new
+            out[:, r] = model.conductance(x, v_read, p)
+            if stuck:  # the rest of this run changes nothing
+                out[:, r + 1:end] = out[:, r:r + 1]
+                break
+        start = end
     return out
 
 

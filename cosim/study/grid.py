@@ -16,12 +16,14 @@ import hashlib
 import itertools
 import json
 import logging
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import cosim
-from cosim.errors import SpecError
+from cosim.errors import CosimError, SpecError
+from cosim.guards import check_memory, check_points, read_bytes
 from cosim.schema import did_you_mean
 from cosim.study.config import StudyConfig
 from cosim.study.tasks import Task, get_task
@@ -186,6 +188,9 @@ def plan(config: StudyConfig) -> StudyPlan:
     prefix = f"{config.source}: " if config.source != "<dict>" else ""
     try:
         axes = _axes(config, task)
+        # Count before expanding: a million-point grid is refused in microseconds, not minutes.
+        n_points = math.prod(len(f) for f in _factors(config, axes)) * len(config.seeds)
+        check_points(n_points, f"study {config.name!r}")
         points: list[Point] = []
         seen: set[str] = set()
         labels: set[str] = set()
@@ -195,6 +200,7 @@ def plan(config: StudyConfig) -> StudyPlan:
             except SpecError as exc:
                 raise SpecError(f"{exc}" + (f" (grid point {label})" if label else "")) from None
             labels.add(label)
+            _check_point_memory(resolved, label)
             key = point_key(resolved, task)
             if key in seen:
                 log.info("grid point %s duplicates an earlier one after resolution; run once", label)
@@ -204,7 +210,20 @@ def plan(config: StudyConfig) -> StudyPlan:
         _check_export(config, points)
     except SpecError as exc:
         raise SpecError(f"{prefix}{exc}") from None
+    except CosimError as exc:  # a size guard's refusal
+        raise type(exc)(f"{prefix}{exc}") from None
     return StudyPlan(config=config, task=task, points=points, grid_size=len(labels), axes=axes)
+
+
+def _check_point_memory(point: dict, label: str) -> None:
+    """Refuse a point whose array cannot fit in memory (a lower bound: one nodal read)."""
+    array = point.get("array")
+    if not isinstance(array, dict) or "rows" not in array or "cols" not in array:
+        return
+    batch = point.get("read", {}).get("batch", 1) if isinstance(point.get("read"), dict) else 1
+    where = f" (grid point {label})" if label else ""
+    check_memory(read_bytes(array["rows"], array["cols"], batch),
+                 f"array.rows × array.cols = {array['rows']} × {array['cols']}{where}")
 
 
 def _check_export(config: StudyConfig, points: list[Point]) -> None:

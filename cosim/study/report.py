@@ -24,13 +24,14 @@ import html
 import io
 import json
 import logging
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cosim.errors import InputError
-from cosim.io import atomic_write
+from cosim.io import atomic_write, make_output_dir
 from cosim.study.export import export_spec, selected_points
 from cosim.study.store import Store
 from cosim.study.tables import META, config_fields, records, scalar_metrics, varying, write_csv
@@ -205,12 +206,18 @@ def write_report(store_path: str | Path, out_dir: str | Path, *, point: str | No
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder")
+        raise InputError(f"--output {out}: exists and is not a folder")
     st = _gather(store_path, point)
-    files = ReportFiles(html=out / "index.html")
-    grid, failed = _common_tables(st, out, files)
-    ctx = ReportContext(out=out, records=st.records, done=st.done, grid=grid, files=files, point=st.point)
-    parts = _task_sections(ctx) + _failures_and_provenance(st, failed, grid, files)
-    atomic_write(files.html, _page(st, store_path, grid, parts), mkdir=True)
+    made = make_output_dir(out, what="--output")
+    try:
+        files = ReportFiles(html=out / "index.html")
+        grid, failed = _common_tables(st, out, files)
+        ctx = ReportContext(out=out, records=st.records, done=st.done, grid=grid, files=files, point=st.point)
+        parts = _task_sections(ctx) + _failures_and_provenance(st, failed, grid, files)
+        atomic_write(files.html, _page(st, store_path, grid, parts), mkdir=True)
+    except BaseException:
+        if made is not None:  # a folder this call created holds only a partial report: remove it
+            shutil.rmtree(made, ignore_errors=True)
+        raise
     log.info("report of %s written to %s", store_path, files.html)
     return files

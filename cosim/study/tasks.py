@@ -145,6 +145,9 @@ def register_task(kind: str, run: Callable[..., Any] | str, *, sections: Ref,
 
 def get_task(kind: str) -> Task:
     """The task registered as ``kind``; :class:`SpecError` with a did-you-mean otherwise."""
+    if not isinstance(kind, str):
+        raise SpecError(f"task.kind must be one task name (a string such as \"ir_drop\"), got {kind!r}; "
+                        f"registered: {', '.join(TASKS)}")
     try:
         return TASKS[kind]
     except KeyError:

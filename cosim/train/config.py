@@ -187,6 +187,11 @@ class OptimizerConfig:
     def __post_init__(self) -> None:
         if "lr" in self.options:
             raise SpecError.at("optimizer.lr", "is not used; set the learning rate as train.lr")
+        if not isinstance(self.name, str):
+            from cosim.train.optimizers import OPTIMIZERS
+
+            raise SpecError.at("optimizer.name", f"must be one optimizer name (a string: {', '.join(OPTIMIZERS)}), "
+                                                 f"got {self.name!r}")
         self.build()  # validates names, types and ranges
 
     def build(self):

@@ -32,7 +32,7 @@ DECKS = {
     "r_model": (".model rm r (rsh=50 tc1=0.01 narrow=0.1u short=0.2u tnom=50)\n.model rr r r=2k\n"
                 "v1 1 0 1\nr1 1 2 rm l=10u w=1.1u\nr2 2 0 1k\nr3 1 3 2k rm\nr4 3 0 1k\n"
                 "r5 1 4 rr\nr6 4 0 1k\nr7 1 5 rm\nr8 5 0 1k\nr9 1 6 rm w=2u\nr10 6 0 1k\n.temp 100\n"),
-    "scale_m_zero": "v1 1 0 1\nr1 1 2 1k scale=2 m=4\nr2 2 0 1k\nr3 1 3 0\nr4 3 0 1\n",
+    "scale_m_zero": ".model rg r (rsh=25)\nv1 1 0 1\nr1 1 2 1k scale=2 m=4\nr2 2 0 1k\nr3 1 3 0\nr4 3 0 1\nr5 1 4 rg 0\nr6 4 0 1\n",
     # issue 15: negative resistors are legal; ports named gnd or .global stay global
     "negative_r": "v1 a 0 1\nr1 a b 1k\nr2 b 0 3k\nr3 b 0 -6k\n",
     "port_named_gnd": ".subckt two gnd q\nr1 gnd q 1k\n.ends\nv1 a 0 1\nx1 a b two\nr2 b 0 3k\n",

@@ -11,7 +11,10 @@ Public names:
 - :func:`assemble_nodal` (mna.py): the reduced nodal system.
 - :func:`write_netlist` / :func:`save_text` (netlist_write.py): ngspice decks (a ``.subckt``
   per array, ``.param`` lines, ``.op`` + full-precision prints).
-- :func:`read_netlist` (netlist_read.py): the SPICE subset designers hand around → Circuit.
+- :func:`read_netlist` (netlist_read.py, with netlist_lines/defs/elements and expressions.py):
+  the decks designers hand around → Circuit, with ngspice's DC semantics, or a one-line refusal.
+- :func:`cosim.circuit.spice_deck.run_deck`: ngspice's own ``op`` of a deck file as written.
+- :mod:`cosim.circuit.amg`: certified AMG-CG for large general M-matrix circuits (power grids).
 - :func:`operating_point` / :class:`OperatingPoint` (oppoint.py): node voltages and source
   currents by ngspice's names, from any engine.
 - :func:`cosim.circuit.topology.check_topology`: floating nodes, source loops (networkx;

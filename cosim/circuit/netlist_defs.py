@@ -19,6 +19,7 @@ from cosim.errors import NetlistError
 # a token: words with {…} (one level of nesting inside), '…' or "…" parts, no blanks outside them
 _TOKENS = re.compile(r"""(?:\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}|'[^']*'|"[^"]*"|[^\s{'"])+""")
 _NAME = re.compile(r"\s*[a-z_][a-z0-9_.]*\s*")
+_SPECIAL = re.compile(r"[{'\"=]")
 _IDENT = re.compile(r"[a-z_][a-z0-9_.]*")
 # directives with no effect on a linear DC operating point (analyses, output, hints)
 IGNORED = {".op", ".tran", ".dc", ".ac", ".noise", ".tf", ".sens", ".pz", ".disto", ".four",
@@ -152,7 +153,7 @@ class Scope:
 
 def tokenize(text: str, where: str) -> list[str]:
     """Split on blanks, keeping ``{…}``, ``'…'`` and ``"…"`` whole and gluing ``a = b`` to ``a=b``."""
-    if not any(ch in text for ch in "{'\"="):
+    if not _SPECIAL.search(text):
         return text.split()  # most lines of a large deck
     toks = _TOKENS.findall(text)
     if "".join("".join(toks).split()) != "".join(text.split()):  # deeper nesting or unbalanced
@@ -278,6 +279,9 @@ def definitions(lines: list[Line]) -> Deck:
     for line in lines:
         word = line.text.split(None, 1)[0]
         cur = stack[-1]
+        if word[0] != "." and conds.active:  # an element line: most of a large deck
+            cur.body.append((tokenize(line.text, line.where), line.where))
+            continue
 
         def condition(line=line, cur=cur):  # evaluated only for .if/.elseif lines
             expr = line.text.split(None, 1)[1] if " " in line.text else ""

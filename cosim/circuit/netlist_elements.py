@@ -87,7 +87,9 @@ def resistance(toks: list[str], where: str, scope: Scope, temp: float, tnom: flo
         _finite(value, f"the resistance of {name}", where)
     for key, x in (*inst.items(), *mp.items()):
         _finite(x, f"{key} of {name}", where)
-    if not value:  # absent or exactly 0: geometry, the model's r, else ngspice's 1 mΩ
+    if value == 0:  # an explicit 0 is ngspice's 1 mΩ, even with a model (checked)
+        value = R_MIN
+    elif value is None:  # absent: geometry, the model's r, else ngspice's 1 mΩ
         rsh = mp.get("rsh", 0.0)
         length, width = inst.get("l", GEOMETRY_DEFAULT), inst.get("w", mp.get("defw", GEOMETRY_DEFAULT))
         if length * width * rsh > 0:

@@ -114,7 +114,8 @@ class _Builder:
                                    "is not supported (only R, C and I scale with m)")
             if len(toks) < 3:
                 raise NetlistError(f"{where}: {name} needs two nodes and a value")
-            a, b = (self.node(t, path, ports, where) for t in toks[1:3])
+            a = self.node(toks[1], path, ports, where)
+            b = self.node(toks[2], path, ports, where)
             if len(toks) == 4 and letter in "riv" and _PLAIN.fullmatch(toks[3]):
                 # "R1 a b 0.5": a plain number, no suffix, no parameters (power-grid decks) is
                 # exactly what the general readers below would compute, without their cost

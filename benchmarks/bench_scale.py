@@ -32,7 +32,12 @@ says "1 run". "err" is the relative ℓ1 error of the output currents against th
    against compiled pcg), and the transfer's port response after a 2 % update of a 64² tile,
    warm-started against cold.
 
-    python benchmarks/bench_scale.py [--parts read-1024 read-big batch-256 train-64 ir warm kernels]
+8. reads: the compiled read on 1 and 2 threads (a 64-input read of a 128² training-like tile,
+   wall and CPU time); one small read (256², 1–10 µS, one vector: prepare, whole solve and the
+   part outside the compiled kernel); a batch of 64 inputs against one input through the same
+   prepared array (n ∈ {256, 512, 1024}, 1–100 µS; 1024²: 1 run).
+
+    python benchmarks/bench_scale.py [--parts read-1024 read-big batch-256 train-64 ir warm kernels reads]
                                      [--big 4096] [--repeats 3]
 
 The machine has 2 cores shared with other work; the load average is printed with each part.
@@ -55,7 +60,7 @@ from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit
 from cosim.circuit.engines import nodal
 from cosim.circuit.mna import assemble_nodal
 
-PARTS = ("read-1024", "read-big", "batch-256", "train-64", "ir", "warm", "kernels")
+PARTS = ("read-1024", "read-big", "batch-256", "train-64", "ir", "warm", "kernels", "reads")
 
 
 def spec_of(n: int, *, r: float = 1.0, seed: int = 0) -> CrossbarSpec:
@@ -321,6 +326,52 @@ def part_kernels(repeats: int) -> None:
           f"cold {1e3 * t[False]:.1f} ms (policy: {'warm' if pcg.warm_can_pay(new) else 'cold'})")
 
 
+def part_reads(repeats: int) -> None:
+    from cosim.circuit.solvers import coldread, kernels
+
+    nodal.ENGINE.warm_up()
+    rng = np.random.default_rng(11)
+    print(f"reads  ({load()}; {kernels.threads()} threads available)")
+    spec = CrossbarSpec(conductances=rng.uniform(0.0, 2.2e-5, (128, 128)), r_row=1.0, r_col=1.0)
+    prep = nodal.ENGINE.prepare(build_circuit(spec), SolverOptions(method="pcg"))
+    v = rng.uniform(0.0, 0.2, (64, 128))
+    line = "  128², 64 inputs (0–22 µS):"
+    for threads in ("1", "2"):
+        os.environ["COSIM_THREADS"] = threads
+        cpu0 = time.process_time()
+        wall = _min_time(lambda: prep.solve(v), 5 * repeats)
+        cpu = (time.process_time() - cpu0) / (5 * repeats + 1)
+        line += f"  {threads} thread(s) {1e3 * wall:.1f} ms wall ({1e6 * wall / 64:.0f} µs/vector, CPU {1e3 * cpu:.1f} ms)"
+    os.environ.pop("COSIM_THREADS")
+    print(line)
+    spec = CrossbarSpec(conductances=rng.uniform(1e-6, 1e-5, (256, 256)), r_row=1.0, r_col=1.0)
+    circuit = build_circuit(spec)
+    t_prep, prep = median_time(lambda: nodal.ENGINE.prepare(circuit, SolverOptions()), repeats)
+    v = rng.uniform(0.0, 0.3, (1, 256))
+    inner, real = [], coldread.cold_read
+
+    def timed(*a):
+        t0 = time.perf_counter()
+        real(*a)
+        inner.append(time.perf_counter() - t0)
+
+    coldread.cold_read = timed
+    try:
+        t_read, res = median_time(lambda: prep.solve(v), 10 * repeats)
+    finally:
+        coldread.cold_read = real
+    print(f"  256², 1–10 µS, one input: prepare {1e3 * t_prep:.1f} ms; read {1e3 * t_read:.2f} ms (median of "
+          f"{10 * repeats}; {res.info['method']}, {res.info['iterations']} iterations), of which outside the "
+          f"compiled kernel {1e3 * (t_read - statistics.median(inner)):.2f} ms")
+    print("      n   one input s   64 inputs s   ratio  (64 inputs ≤ 8× one: target)")
+    for n in (256, 512, 1024):
+        prep = nodal.ENGINE.prepare(build_circuit(spec_of(n)), SolverOptions(method="pcg"))
+        v = rng.uniform(0.0, 0.3, (64, n))
+        t1, _ = median_time(lambda p=prep, v=v: p.solve(v[:1]), repeats)
+        t64, _ = median_time(lambda p=prep, v=v: p.solve(v), 1 if n >= 1024 else repeats)
+        print(f"  {n:5d} {t1:13.3f} {t64:13.3f} {t64 / t1:7.1f}")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
@@ -344,6 +395,8 @@ def main(argv=None) -> None:
             part_warm(args.repeats)
         elif part == "kernels":
             part_kernels(args.repeats)
+        elif part == "reads":
+            part_reads(args.repeats)
         else:
             part_ir(args.repeats)
         sys.stdout.flush()

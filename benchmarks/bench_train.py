@@ -4,7 +4,7 @@ Cases (SSM on the imprecise card, 8-bit converters, float reference off so only 
 training is timed):
 
 - digits MLP 64-64-10 on 64×64 tiles (8 tiles), batch 32, full training set (1347 samples);
-- MNIST-format MLP 784-100-10 on 128×128 tiles (16 tiles), batch 64, a ``--subset`` of the
+- MNIST-format MLP 784-100-10 on ``--tiles`` n×n tiles (default 128×128, 16 tiles), batch 64, a ``--subset`` of the
   training set and ``--test-subset`` of the test set (default: Debian's Fashion-MNIST in
   /usr/share/datasets/fashion-mnist — same format and shapes as MNIST; ``--data DIR`` for
   MNIST itself). Skipped with a note when no IDX files are found.
@@ -16,18 +16,26 @@ initial programming), split into reads (circuit preparation + solves, tile count
 (device pulses and writes) and bookkeeping (the rest: DAC/ADC, network algebra, optimizer,
 estimates, metrics). The ratio is nodal/ideal in the same process.
 
+The compiled reads use every core unless ``COSIM_THREADS`` says otherwise (the line under each
+case says how many).
+
     .venv/bin/python benchmarks/bench_train.py [--repeats 1] [--epochs 1] [--r-wire 1.0]
-        [--data DIR] [--subset 2048] [--test-subset 500] [--skip-mnist]
+        [--data DIR] [--subset 2048] [--test-subset 500] [--tiles 128 256] [--skip-mnist]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 from pathlib import Path
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def load() -> str:
+    return "load avg {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 def run(cfg, epochs: int) -> dict:
@@ -60,8 +68,11 @@ def case(name: str, base: list[str], args) -> None:
     for engine, r in out.items():
         print(f"{engine:<8}{r['epoch']:>9.2f}{r['reads']:>9.2f}{r['updates']:>11.2f}{r['book']:>15.2f}"
               f"{100 * r['acc']:>9.1f}%")
+    from cosim.circuit.solvers import kernels
+
     print(f"nodal / ideal epoch time: {n['epoch'] / i['epoch']:.1f}× "
-          f"(reads {n['reads'] / max(i['reads'], 1e-9):.0f}×; r = {args.r_wire:g} Ω/segment)")
+          f"(reads {n['reads'] / max(i['reads'], 1e-9):.0f}×; r = {args.r_wire:g} Ω/segment; compiled reads on "
+          f"{kernels.threads()} thread(s); {load()})")
 
 
 def main() -> None:
@@ -72,10 +83,13 @@ def main() -> None:
     ap.add_argument("--data", help="MNIST-format IDX folder (default: Debian's Fashion-MNIST if installed)")
     ap.add_argument("--subset", type=int, default=2048)
     ap.add_argument("--test-subset", type=int, default=500)
+    ap.add_argument("--tiles", type=int, nargs="+", default=[128], help="tile sizes n (n×n) of the MNIST case")
     ap.add_argument("--skip-mnist", action="store_true")
+    ap.add_argument("--skip-digits", action="store_true")
     args = ap.parse_args()
     logging.disable(logging.WARNING)
-    case("digits MLP 64-64-10, 64×64 tiles, batch 32", ["array.rows=64", "array.cols=64"], args)
+    if not args.skip_digits:
+        case("digits MLP 64-64-10, 64×64 tiles, batch 32", ["array.rows=64", "array.cols=64"], args)
     if args.skip_mnist:
         return
     data = Path(args.data) if args.data else FASHION
@@ -83,9 +97,10 @@ def main() -> None:
         print(f"\nMNIST-format case skipped: no IDX folder ({data}); pass --data DIR")
         return
     kind = "fashion" if data == FASHION else "mnist"
-    case(f"{kind} MLP 784-100-10, 128×128 tiles, batch 64, {args.subset} training samples",
-         [f'data.name="{kind}"', f'data.dir="{data}"', f"data.subset={args.subset}",
-          f"data.test_subset={args.test_subset}", "array.rows=128", "array.cols=128", "train.batch=64"], args)
+    for n in args.tiles:
+        case(f"{kind} MLP 784-100-10, {n}×{n} tiles, batch 64, {args.subset} training samples",
+             [f'data.name="{kind}"', f'data.dir="{data}"', f"data.subset={args.subset}",
+              f"data.test_subset={args.test_subset}", f"array.rows={n}", f"array.cols={n}", "train.batch=64"], args)
 
 
 if __name__ == "__main__":

@@ -126,12 +126,15 @@ def test_mixed_batches_equal_direct_and_do_not_depend_on_threads(case, transpose
     v = mixed_inputs(rng, prep.circuit.n_inputs)
     calls, real = [], coldread.cold_read
     monkeypatch.setattr(coldread, "cold_read", lambda *a: calls.append(a[22]) or real(*a))
+    monkeypatch.setenv("COSIM_THREADS", "2")
+    prep.solve(v)  # a small read stays on the calling thread
+    monkeypatch.setattr(kernels, "PARALLEL_MIN_WORK", 0)
     runs = {}
     for threads in ("1", "2", "3"):
         monkeypatch.setenv("COSIM_THREADS", threads)
         runs[threads] = prep.solve(v)
     singles = [prep.solve(v[k:k + 1]).currents[0] for k in range(v.shape[0])]
-    assert calls[:3] == [1, min(2, kernels.threads()), min(3, kernels.threads())]  # chunks per run
+    assert calls[:4] == [1, 1, min(2, kernels.threads()), min(3, kernels.threads())]  # chunks per run
     exp = direct(spec, transpose).solve(v)
     assert rel_l1(runs["1"].currents, exp.currents) <= TOL
     for got in runs.values():

@@ -1,29 +1,33 @@
 """Compiled cold reads: PCG from zero IR drops, one input vector per core at a time, in cache.
 
 The algorithm and the stopping rule are those of :func:`pcg.solve`'s first stage (no rebase);
-this module arranges the arithmetic for the memory hierarchy and the cores:
+this module arranges the arithmetic for the memory hierarchy and the cores. A CG step is bound
+by the traffic between the per-core L2 and the registers, so the work is laid out to touch
+each slab as few times as possible:
 
-- **One vector's working set in the per-core L2 (2 MB here).** A vector's solve keeps five
-  (N, M) work slabs (r, z, p, A_C·p, t) plus its output, and reads five coefficient slabs: 1.4 MB
-  at 128×128, where the earlier kernel's eleven slabs (2.3 MB) spilled to the shared L3. The
-  drive g·(s_r − s_c) and S·p are recomputed where used instead of stored, and the row IR drops
-  are solved once from the converged column drops (one row sweep) instead of being carried
-  along every step.
+- **Five work slabs per vector** (r, z, p, A_C·p, t), plus its output: the drive g·(s_r − s_c)
+  and S·p are recomputed where used, and the row IR drops are solved once from the converged
+  column drops instead of being carried along every step (the earlier kernel kept eleven).
+- **Three passes per CG step.** (1) Four rows at a time: the new direction p and A_C·p, t = G p,
+  the row-line solve t = A_R⁻¹ G p of those four lines (recurrences carried in registers) and
+  their share of p·Sp, all while the rows sit in L1; (2) the updates of the iterate and the
+  residual with ‖r‖₁ and the forward sweep of z = A_C⁻¹ r; (3) its backward sweep with r·z.
+  All inner loops run along contiguous memory (no transposed slabs); reductions vectorise
+  (compiled with reassociation allowed).
 - **Both cores.** Input vectors are independent: ``numba.prange`` splits the batch into one
   contiguous chunk per thread (:func:`kernels.threads`); each chunk allocates its slabs once.
-- **Vectorised reductions.** The kernels are compiled with reassociation allowed, so that the
-  dot products and ℓ1 norms vectorise; a vector's arithmetic is still fixed by the compiled code
-  alone: it does not depend on the batch, the chunking or the thread count (tested).
 
-Row-space slabs are kept transposed (M, N) so that the row-line sweeps, like the column ones,
-run along contiguous memory.
+A vector's arithmetic is fixed by the compiled code alone: it does not depend on the batch, the
+chunking or the thread count (tests/test_kernels.py checks bit-identity). Per vector at 128×128
+(0–22 µS, 1 Ω, 4 iterations) this is 0.55 ms of CPU against 1.06 ms for the earlier kernel
+(benchmarks/bench_scale.py part "kernels").
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from cosim.circuit.solvers.kernels import _axis0_solve, _row_slab, _safe_ratio, numba
+from cosim.circuit.solvers.kernels import _one_row, _row_block4, _row_slab, _safe_ratio, numba
 
 _FLAGS = {"reassoc", "contract"}  # not nnan/ninf: _safe_ratio tests for non-finite ratios
 
@@ -80,10 +84,59 @@ def _leave(dr, dc, sr, sc, g_cell, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, fre
 
 
 @_jit
+def _rows(lt, dt, t, i0, i1):  # pragma: no cover - compiled
+    # Row lines i0 … i1−1 (at most four) of t in place.
+    if i1 - i0 == 4:
+        _row_block4(lt, dt, t, i0)
+    else:
+        for i in range(i0, i1):
+            _one_row(lt, dt, t, i)
+
+
+@_jit
+def _back_cols(z, r, l_c, dinv_c):  # pragma: no cover - compiled
+    # Backward half of z = A_C⁻¹ r (the forward half is fused into the caller's pass); r·z.
+    n, m = z.shape
+    s = 0.0
+    for j in range(m):
+        z[n - 1, j] *= dinv_c[n - 1, j]
+        s += r[n - 1, j] * z[n - 1, j]
+    for i in range(n - 2, -1, -1):
+        for j in range(m):
+            v = z[i, j] * dinv_c[i, j] - l_c[i + 1, j] * z[i + 1, j]
+            z[i, j] = v
+            s += r[i, j] * v
+    return s
+
+
+@_jit
+def _direction_rows(z, p, r, w, couple, lt, dt, t, beta, first):  # pragma: no cover - compiled
+    # p = z + βp, w = r + βw (= A_C p), t = A_R⁻¹ G p and p·Sp (Sp = w − G t) in one pass, four
+    # rows at a time: each block's rows are swept and summed while still in L1.
+    n, m = z.shape
+    pq = 0.0
+    i0 = 0
+    while i0 < n:
+        i1 = min(n, i0 + 4)
+        for i in range(i0, i1):
+            for j in range(m):
+                pv = z[i, j] if first else z[i, j] + beta * p[i, j]
+                p[i, j] = pv
+                w[i, j] = r[i, j] if first else r[i, j] + beta * w[i, j]
+                t[i, j] = couple[i, j] * pv
+        _rows(lt, dt, t, i0, i1)
+        for i in range(i0, i1):
+            for j in range(m):
+                pq += p[i, j] * (w[i, j] - couple[i, j] * t[i, j])
+        i0 = i1
+    return pq
+
+
+@_jit
 def _vector(g_cell, couple, lt, dt, l_c, dinv_c, free_r, free_c, is_out, sr, sc, pin_r, pin_c, rtol,
             atol, maxiter, lo, r, z, p, w, t):  # pragma: no cover - compiled
     # One input vector (line potentials sr (N,), sc (M,)): column drops into lo (N, M), row drops
-    # into t (M, N, transposed); returns the iteration count (−1: not converged, 0: no solve).
+    # into t (N, M); returns the iteration count (−1: not converged, 0: no solve).
     n, m = g_cell.shape
     # Zero-drop state: port currents, KCL residual, output scale (the larger of the outputs
     # and the ideal zero-wire currents) and the stopping target, as in pcg._solve.
@@ -118,32 +171,26 @@ def _vector(g_cell, couple, lt, dt, l_c, dinv_c, free_r, free_c, is_out, sr, sc,
     target = max(0.5 * rtol * max(i_base, i_ideal), 0.5 * atol)
     # Schur right-hand side of the zero state's residual (ρ_R = −drive, ρ_C = +drive on the
     # free nodes): t = A_R⁻¹ ρ_R, r = G t + ρ_C; z = A_C⁻¹ r.
-    for i in range(n):
-        for j in range(m):
-            t[i, j] = -(g_cell[i, j] * (sr[i] - sc[j])) * free_r[i, j]
-    _row_slab(lt, dt, t)
-    for i in range(n):
-        for j in range(m):
-            v = couple[i, j] * t[i, j] + g_cell[i, j] * (sr[i] - sc[j]) * free_c[i, j]
-            r[i, j] = v
-            z[i, j] = v
-    _axis0_solve(l_c, dinv_c, z)
-    rz = 0.0
-    for i in range(n):
-        for j in range(m):
-            p[i, j] = z[i, j]
-            w[i, j] = r[i, j]
-            t[i, j] = couple[i, j] * z[i, j]
-            rz += r[i, j] * z[i, j]
-    # A CG step in four passes: t = A_R⁻¹ G p (row sweeps); p·Sp with Sp = w − G t; the
-    # updates of lo and r with ‖r‖₁ and the forward column sweep of z = A_C⁻¹ r; its backward
-    # sweep with r·z; then the new direction with t = G p for the next step.
-    for step in range(1, maxiter + 1):
-        _row_slab(lt, dt, t)
-        pq = 0.0
-        for i in range(n):
+    i0 = 0
+    while i0 < n:  # four rows at a time, each block swept while in L1
+        i1 = min(n, i0 + 4)
+        for i in range(i0, i1):
             for j in range(m):
-                pq += p[i, j] * (w[i, j] - couple[i, j] * t[i, j])
+                t[i, j] = -(g_cell[i, j] * (sr[i] - sc[j])) * free_r[i, j]
+        _rows(lt, dt, t, i0, i1)
+        for i in range(i0, i1):
+            for j in range(m):
+                v = couple[i, j] * t[i, j] + g_cell[i, j] * (sr[i] - sc[j]) * free_c[i, j]
+                r[i, j] = v
+                z[i, j] = v if i == 0 else v - l_c[i, j] * z[i - 1, j]
+        i0 = i1
+    rz = _back_cols(z, r, l_c, dinv_c)
+    b = 0.0
+    # A CG step in three passes: the new direction with t = A_R⁻¹ G p and p·Sp (row blocks);
+    # the updates of lo and r with ‖r‖₁ and the forward column sweep of z = A_C⁻¹ r; its
+    # backward sweep with r·z.
+    for step in range(1, maxiter + 1):
+        pq = _direction_rows(z, p, r, w, couple, lt, dt, t, b, step == 1)
         a = _safe_ratio(rz, pq)
         rn = 0.0
         for i in range(n):
@@ -160,23 +207,9 @@ def _vector(g_cell, couple, lt, dt, l_c, dinv_c, free_r, free_c, is_out, sr, sc,
                     t[i, j] = couple[i, j] * lo[i, j] - g_cell[i, j] * (sr[i] - sc[j]) * free_r[i, j]
             _row_slab(lt, dt, t)
             return step
-        s = 0.0
-        for j in range(m):
-            z[n - 1, j] *= dinv_c[n - 1, j]
-            s += r[n - 1, j] * z[n - 1, j]
-        for i in range(n - 2, -1, -1):
-            for j in range(m):
-                v = z[i, j] * dinv_c[i, j] - l_c[i + 1, j] * z[i + 1, j]
-                z[i, j] = v
-                s += r[i, j] * v
+        s = _back_cols(z, r, l_c, dinv_c)
         b = _safe_ratio(s, rz)
         rz = s
-        for i in range(n):
-            for j in range(m):
-                v = z[i, j] + b * p[i, j]
-                p[i, j] = v
-                w[i, j] = r[i, j] + b * w[i, j]
-                t[i, j] = couple[i, j] * v
     return -1
 
 

@@ -30,6 +30,12 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
 ENABLED = numba is not None and os.environ.get("COSIM_NUMBA", "1") != "0"
 
 
+#: Smallest read (input vectors × cells) split over threads: a parallel region costs a thread
+#: wake-up and a join (tens of µs on idle cores, milliseconds when the cores are shared: a 32²
+#: read took 16 ms on two busy threads against ~1 ms on one); 2¹⁸ cell-vectors are ~1 ms of work.
+PARALLEL_MIN_WORK = 2**18
+
+
 def threads() -> int:
     """Threads a compiled read may use: ``COSIM_THREADS`` if set (≥ 1), else numba's count (one
     per core, or ``NUMBA_NUM_THREADS``). A read's results do not depend on it."""
@@ -81,29 +87,36 @@ def _one_row(lm, dinv, x, i):  # pragma: no cover - compiled
 
 
 @_jit
-def _row_slab(lm, dinv, x):  # pragma: no cover - compiled
-    # All row lines of one (N, M) slab, four at a time: four independent recurrences carried in
+def _row_block4(lm, dinv, x, i):  # pragma: no cover - compiled
+    # Row lines i … i+3 of an (N, M) slab at once: four independent recurrences carried in
     # registers hide each one's latency (1.2 ns per cell at 128², against 2.9–5 ns for sixteen
     # lines carried through memory, whose power-of-two strides also collide in L1).
-    n, m = x.shape
+    m = x.shape[1]
+    a, b, c, d = x[i, 0], x[i + 1, 0], x[i + 2, 0], x[i + 3, 0]
+    for j in range(1, m):
+        a = x[i, j] - lm[i, j] * a
+        b = x[i + 1, j] - lm[i + 1, j] * b
+        c = x[i + 2, j] - lm[i + 2, j] * c
+        d = x[i + 3, j] - lm[i + 3, j] * d
+        x[i, j], x[i + 1, j], x[i + 2, j], x[i + 3, j] = a, b, c, d
+    a, b = a * dinv[i, m - 1], b * dinv[i + 1, m - 1]
+    c, d = c * dinv[i + 2, m - 1], d * dinv[i + 3, m - 1]
+    x[i, m - 1], x[i + 1, m - 1], x[i + 2, m - 1], x[i + 3, m - 1] = a, b, c, d
+    for j in range(m - 2, -1, -1):
+        a = x[i, j] * dinv[i, j] - lm[i, j + 1] * a
+        b = x[i + 1, j] * dinv[i + 1, j] - lm[i + 1, j + 1] * b
+        c = x[i + 2, j] * dinv[i + 2, j] - lm[i + 2, j + 1] * c
+        d = x[i + 3, j] * dinv[i + 3, j] - lm[i + 3, j + 1] * d
+        x[i, j], x[i + 1, j], x[i + 2, j], x[i + 3, j] = a, b, c, d
+
+
+@_jit
+def _row_slab(lm, dinv, x):  # pragma: no cover - compiled
+    # All row lines of one (N, M) slab, four at a time, then the rest one by one.
+    n = x.shape[0]
     i = 0
     while i + 4 <= n:
-        a, b, c, d = x[i, 0], x[i + 1, 0], x[i + 2, 0], x[i + 3, 0]
-        for j in range(1, m):
-            a = x[i, j] - lm[i, j] * a
-            b = x[i + 1, j] - lm[i + 1, j] * b
-            c = x[i + 2, j] - lm[i + 2, j] * c
-            d = x[i + 3, j] - lm[i + 3, j] * d
-            x[i, j], x[i + 1, j], x[i + 2, j], x[i + 3, j] = a, b, c, d
-        a, b = a * dinv[i, m - 1], b * dinv[i + 1, m - 1]
-        c, d = c * dinv[i + 2, m - 1], d * dinv[i + 3, m - 1]
-        x[i, m - 1], x[i + 1, m - 1], x[i + 2, m - 1], x[i + 3, m - 1] = a, b, c, d
-        for j in range(m - 2, -1, -1):
-            a = x[i, j] * dinv[i, j] - lm[i, j + 1] * a
-            b = x[i + 1, j] * dinv[i + 1, j] - lm[i + 1, j + 1] * b
-            c = x[i + 2, j] * dinv[i + 2, j] - lm[i + 2, j + 1] * c
-            d = x[i + 3, j] * dinv[i + 3, j] - lm[i + 3, j + 1] * d
-            x[i, j], x[i + 1, j], x[i + 2, j], x[i + 3, j] = a, b, c, d
+        _row_block4(lm, dinv, x, i)
         i += 4
     while i < n:
         _one_row(lm, dinv, x, i)

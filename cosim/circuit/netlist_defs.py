@@ -303,6 +303,10 @@ def definitions(lines: list[Line]) -> Deck:
             elif word == ".endif":
                 opened.pop()
             continue
+        if conds.stack and word in (".param", ".option", ".options", ".opt"):
+            # ngspice applies these whatever the condition (checked): no reading of them is safe
+            raise NetlistError(f"{line.where}: {word} inside .if/.else is applied by ngspice whether "
+                               "or not its branch is taken; move it out of the block")
         if not conds.active:
             continue
         toks = tokenize(line.text, line.where)

@@ -156,22 +156,35 @@ class SeriesCell:
         with np.errstate(invalid="ignore", divide="ignore"):
             m = (g1 * u_r + g2 * u_c) / (g1 + g2)
         m = np.clip(np.where(np.isfinite(m), m, 0.5 * (lo + hi)), lo, hi)
+        # Steps below a few ulps of the terminal potentials are rounding: the cell is solved.
+        floor = 4.0 * np.finfo(float).eps * (np.abs(u_r) + np.abs(u_c))
+        # f at the bracket ends (f(lo) ≥ 0 ≥ f(hi)) for the regula-falsi fallback.
+        f_lo, f_hi = self._mismatch(u_r, u_c, lo), self._mismatch(u_r, u_c, hi)
         for _ in range(self.maxiter):
             i_d, _, gd_b = self.device.branch(u_r, m)
             i_t, gt_a, _ = self.access.branch(m, u_c)
             f = i_d - i_t  # non-increasing in m: df = ∂i_d/∂m − ∂i_t/∂m ≤ 0
             df = gd_b - gt_a
-            if np.all(np.abs(f) <= self.tol * np.maximum(np.abs(i_d), np.abs(i_t))):
+            small = np.abs(f) <= self.tol * np.maximum(np.abs(i_d), np.abs(i_t))
+            if np.all(small):
                 return m
-            # f ≥ 0 means the root lies above m: shrink the bracket, then Newton or bisection.
-            lo = np.where(f > 0, m, lo)
-            hi = np.where(f < 0, m, hi)
+            # f > 0 means the root lies above m: shrink the bracket. Newton where its step stays
+            # inside; otherwise the Illinois regula falsi (Newton overshoots where the selector's
+            # exponential and the device's curvature disagree, and bisection would take ~50 steps).
+            up, down = f > 0, f < 0
+            f_lo = np.where(up, f, np.where(down, 0.5 * f_lo, f_lo))
+            f_hi = np.where(down, f, np.where(up, 0.5 * f_hi, f_hi))
+            lo = np.where(up, m, lo)
+            hi = np.where(down, m, hi)
             with np.errstate(invalid="ignore", divide="ignore"):
                 step = m - f / df
-            inside = np.isfinite(step) & (step > lo) & (step < hi)
-            new = np.where(f == 0, m, np.where(inside, step, 0.5 * (lo + hi)))
-            if np.all(new == m):
-                return m
+                falsi = lo + f_lo * (hi - lo) / (f_lo - f_hi)
+            # Closed bracket: at convergence both steps land on an end of it.
+            inside = np.isfinite(step) & (step >= lo) & (step <= hi)
+            ok_falsi = np.isfinite(falsi) & (falsi >= lo) & (falsi <= hi)
+            new = np.where(small, m, np.where(inside, step, np.where(ok_falsi, falsi, 0.5 * (lo + hi))))
+            if np.all(small | (np.abs(new - m) <= floor)):
+                return new
             m = new
         i_d = self.device.branch(u_r, m)[0]
         i_t = self.access.branch(m, u_c)[0]
@@ -180,6 +193,9 @@ class SeriesCell:
             raise ConvergenceError(f"series cell: the internal node did not converge in {self.maxiter} "
                                    f"steps (relative current mismatch {worst:.1e})")
         return m
+
+    def _mismatch(self, u_r, u_c, m) -> np.ndarray:
+        return self.device.branch(u_r, m)[0] - self.access.branch(m, u_c)[0]
 
     def branch(self, u_r, u_c) -> Branch:
         """(cell current row → column, ∂i/∂u_r, ∂i/∂u_c) with the internal node eliminated."""

@@ -99,3 +99,13 @@ def test_small_deck_does_not_load_the_compiled_kernels(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "d.cir")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "LOADED []" in proc.stdout
+
+
+def test_a_read_circuit_with_controlled_sources_is_not_written_back(tmp_path):
+    from cosim.circuit.netlist_read import read_netlist
+    from cosim.circuit.netlist_write import write_netlist
+    from cosim.errors import NetlistError
+
+    c = read_netlist(tmp_path / "e.cir", text="t\nv1 a 0 1\nr1 a 0 1k\ne1 b 0 a 0 2\nr2 b 0 1k\n.end\n")
+    with pytest.raises(NetlistError, match="controlled sources"):
+        write_netlist(c)

@@ -29,6 +29,7 @@ DECKS = {
     # temperature forms
     "tc2_tce_temp": ("v1 1 0 10\nr1 1 2 1k tc1=0.01 tc2=1e-4\nr2 2 0 1k\nr3 1 3 1k tce=2 tc1=0.5\n"
                      "r4 3 0 1k\nr5 1 4 1k temp=50 tc1=0.01\nr6 4 0 1k\n.options temp=85 tnom=20\n"),
+    "temp_precedence": ".temp 100\nv1 1 0 1\nr1 1 2 1k tc1=0.01\nr2 2 0 1k\n.options temp=50 tnom=20\n",
     "r_model": (".model rm r (rsh=50 tc1=0.01 narrow=0.1u short=0.2u tnom=50)\n.model rr r r=2k\n"
                 "v1 1 0 1\nr1 1 2 rm l=10u w=1.1u\nr2 2 0 1k\nr3 1 3 2k rm\nr4 3 0 1k\n"
                 "r5 1 4 rr\nr6 4 0 1k\nr7 1 5 rm\nr8 5 0 1k\nr9 1 6 rm w=2u\nr10 6 0 1k\n.temp 100\n"),

@@ -340,7 +340,7 @@ def definitions(lines: list[Line]) -> Deck:
         elif word == ".temp":
             if len(toks) != 2:
                 raise NetlistError(f"{line.where}: .temp takes one temperature (°C); cosim solves one operating point")
-            options["temp"] = (toks[1], line.where)
+            options[".temp"] = (toks[1], line.where)  # wins over .options temp (ngspice, checked)
         elif word in IGNORED:
             continue
         elif word.startswith("."):

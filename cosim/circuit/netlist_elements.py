@@ -93,13 +93,19 @@ def resistance(toks: list[str], where: str, scope: Scope, temp: float, tnom: flo
         rsh = mp.get("rsh", 0.0)
         length, width = inst.get("l", GEOMETRY_DEFAULT), inst.get("w", mp.get("defw", GEOMETRY_DEFAULT))
         if length * width * rsh > 0:
-            value = (length - 2 * mp.get("short", 0.0)) / (width - 2 * mp.get("narrow", 0.0)) * rsh
+            w_eff = width - 2 * mp.get("narrow", 0.0)
+            if w_eff == 0:
+                raise NetlistError(f"{where}: {name}'s effective width w − 2·narrow is 0")
+            value = (length - 2 * mp.get("short", 0.0)) / w_eff * rsh
         else:
             value = mp.get("r", mp.get("res", 0.0)) or R_MIN
     t_dev = inst["temp"] if "temp" in inst else temp + inst.get("dtemp", 0.0)
     dt = t_dev - mp.get("tnom", tnom)
     if "tce" in inst or "tce" in mp:
-        factor = 1.01 ** (inst.get("tce", mp.get("tce", 0.0)) * dt)
+        try:
+            factor = 1.01 ** (inst.get("tce", mp.get("tce", 0.0)) * dt)
+        except OverflowError:
+            factor = math.inf  # refused below with the resistance it gives
     else:
         tc1, tc2 = inst.get("tc1", mp.get("tc1", 0.0)), inst.get("tc2", mp.get("tc2", 0.0))
         factor = (tc2 * dt + tc1) * dt + 1.0
@@ -116,7 +122,7 @@ def resistance(toks: list[str], where: str, scope: Scope, temp: float, tnom: flo
 
 def _args(text: str, where: str, scope: Scope) -> list[float]:
     items = re.findall(r"\{[^}]*\}|'[^']*'|[^\s,()]+", text)
-    return [scope.element_value(x, where) for x in items]
+    return [_finite(scope.element_value(x, where), "a transient source value", where) for x in items]
 
 
 def _at_zero(kind: str, args: list[float], where: str, name: str) -> float:

@@ -273,7 +273,7 @@ def read_netlist(source: str | Path, *, text: str | None = None) -> Circuit:
     base = path.resolve() if str(source) else Path.cwd() / "<text>"
     logical_lines(base, text, str(source) or "<text>", True, ((base, None),), lines, title)
     deck = definitions(lines)
-    temp = _option(deck, "temp", TNOM_DEFAULT)
+    temp = _option(deck, ".temp", _option(deck, "temp", TNOM_DEFAULT))
     tnom = _option(deck, "tnom", TNOM_DEFAULT)
     rshunt = _option(deck, "rshunt", None)
     b = _Builder(deck, temp, tnom)

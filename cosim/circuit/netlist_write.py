@@ -230,6 +230,9 @@ class _Written:
 
 
 def _written(c: Circuit) -> _Written:
+    if c.controls is not None:
+        raise NetlistError("a circuit with controlled sources (E/F/G/H) is not written back as a "
+                           "deck; run ngspice on the original file (cosim solve --engine spice)")
     lay = c.layout
     blocks = _res_blocks(c) if lay is not None else {}
     node = _all_names(c.node_names)

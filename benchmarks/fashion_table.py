@@ -119,7 +119,7 @@ def report(recs: list[dict], cases: list[str]) -> str:
                 out.append(f"| {net.upper()} | {w} | {method} | | not run | | | | 0 |")
                 continue
             o, t = ms[0]["config"]["optimizer"], ms[0]["config"]["train"]
-            rate = f"n_pulses = {o['n_pulses']}" if method == "manhattan" else f"{t['lr']:g}"
+            rate = f"threshold = {o['threshold']:g}" if method == "manhattan" else f"{t['lr']:g}"
             out.append(f"| {net.upper()} | {w} | {method} | {rate} | {fmt([r['final_test_acc'] for r in ms], 100)} "
                        f"| {fmt([r['pulses_total'] for r in ms], 1, 0)} | {fmt([r['sparsity'] for r in ms], 100, 2)} "
                        f"| {fmt([r['convergence_epoch'] for r in ms], 1, 1)} | {len(ms)} |")

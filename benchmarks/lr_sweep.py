@@ -7,12 +7,13 @@ still filling its store (it reports what is there, and says how many points each
 For every method it prints, per rate: mean ± std over seeds of the final test accuracy and of the
 training pulses (SET + RESET, fast array included for Tiki-taka); then the tuned table (each
 method at the rate with the best mean accuracy) and the pulses each method needs to reach a
-common accuracy (``--target``, default: the tuned SSM accuracy less one point), so that "SSM
-spends fewer pulses" is checked at equal accuracy. The float reference's curve comes from the
+common accuracy (``--target``, default: the tuned SSM accuracy less one point, and the tuned
+sgd-pulse accuracy), so that "SSM spends fewer pulses" is checked at equal accuracy. The float reference's curve comes from the
 sgd-pulse points, which train it at the same rate (``train.reference_lr = "none"``).
 
 ``--output DIR`` writes ``lr_sweep.png`` (accuracy and pulses against the rate, one column per
-method), ``lr_sweep.csv`` and ``tuned.md``.
+method, the dotted line at its tuned rate, the dashed one at the float reference's tuned
+accuracy), ``lr_sweep.csv`` and ``tuned.md``.
 
     .venv/bin/python benchmarks/lr_sweep.py benchmarks/results/lr_digits_mlp.sqlite \
         --output benchmarks/results/lr_digits_mlp
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 METHOD_ORDER = ("float", "sgd-pulse", "manhattan", "mixed-precision", "ssm", "tiki-taka")
-RATE_LABEL = {"manhattan": "n_pulses (device steps per update)",
+RATE_LABEL = {"manhattan": "threshold (|dL/dW| below which no pulse)",
               "ssm": "train.lr (largest step, weight units)", "float": "train.lr (weight / gradient units)"}
 
 
@@ -52,7 +53,9 @@ def samples(recs: list[dict]) -> list[dict]:
     out = []
     for r in recs:
         method = r["optimizer.name"]
-        rate = r["optimizer.n_pulses"] if method == "manhattan" else r["train.lr"]
+        if method == "manhattan" and r["optimizer.n_pulses"] != 1:
+            continue  # the sweep varies its threshold at one pulse per update (the rate it has)
+        rate = r["optimizer.threshold"] if method == "manhattan" else r["train.lr"]
         out.append({"method": method, "rate": float(rate), "seed": r["seed"], "acc": r["final_test_acc"],
                     "pulses": r["pulses_total"], "conv": r.get("convergence_epoch")})
         if method == "sgd-pulse" and r.get("train.reference_lr") is None and r.get("float_final_test_acc") is not None:
@@ -102,10 +105,10 @@ def _count(m: float, s: float) -> str:
 
 
 def _rate(method: str, rate: float) -> str:
-    return f"n_pulses = {rate:g}" if method == "manhattan" else f"{rate:g}"
+    return f"threshold = {rate:g}" if method == "manhattan" else f"{rate:g}"
 
 
-def report(cur: dict[str, list[dict]], target: float | None) -> str:
+def report(cur: dict[str, list[dict]], targets: list[float] | None = None) -> str:
     lines = ["| method | rate | test accuracy (%) | training pulses | convergence epoch | seeds |",
              "|---|---|---|---|---|---|"]
     for m, rows in cur.items():
@@ -119,9 +122,10 @@ def report(cur: dict[str, list[dict]], target: float | None) -> str:
     for m, r in best.items():
         lines.append(f"| {m} | {_rate(m, r['rate'])} | {_pct(r['acc'], r['acc_std'])} "
                      f"| {_count(r['pulses'], r['pulses_std'])} | {r['seeds']} |")
-    if target is None and "ssm" in best:
-        target = best["ssm"]["acc"] - 0.01
-    if target is not None:
+    targets = list(targets or [])
+    if not targets:  # SSM's tuned accuracy less a point, and sgd-pulse's tuned accuracy
+        targets = [best[m]["acc"] - d for m, d in (("ssm", 0.01), ("sgd-pulse", 0.0)) if m in best]
+    for target in targets:
         lines += ["", f"Fewest pulses at a mean accuracy ≥ {100 * target:.1f} % (any rate of the grid):", ""]
         for m, rows in cur.items():
             if m == "float":
@@ -140,8 +144,9 @@ def figure(cur: dict[str, list[dict]], path: Path, title: str) -> None:
 
     methods = list(cur)
     fig = Figure(figsize=(2.6 * len(methods), 5.2), layout="constrained")
-    axes = fig.subplots(2, len(methods), squeeze=False, sharey="row")
+    axes = fig.subplots(2, len(methods), squeeze=False, sharey="row", sharex="col")
     best = tuned(cur)
+    ref = best.get("float")
     for k, m in enumerate(methods):
         rows = cur[m]
         x = [r["rate"] for r in rows]
@@ -149,6 +154,8 @@ def figure(cur: dict[str, list[dict]], path: Path, title: str) -> None:
         top.errorbar(x, [100 * r["acc"] for r in rows], yerr=[100 * r["acc_std"] for r in rows], marker="o",
                      capsize=3)
         top.axvline(best[m]["rate"], color="grey", lw=0.8, ls=":")
+        if ref is not None and m != "float":
+            top.axhline(100 * ref["acc"], color="grey", lw=0.8, ls="--", label="float at its tuned rate")
         top.set_title(m)
         if m != "float":
             bottom.errorbar(x, [r["pulses"] for r in rows], yerr=[r["pulses_std"] for r in rows], marker="o",
@@ -157,10 +164,15 @@ def figure(cur: dict[str, list[dict]], path: Path, title: str) -> None:
         else:
             bottom.text(0.5, 0.5, "no pulses\n(software)", ha="center", va="center", transform=bottom.transAxes)
         for ax in (top, bottom):
-            ax.set_xscale("log", base=2 if m == "manhattan" else 10)
+            if m == "manhattan":  # its grid starts at threshold 0 (fire on every nonzero gradient)
+                ax.set_xscale("symlog", linthresh=min([r["rate"] for r in rows if r["rate"] > 0] or [1e-3]))
+            else:
+                ax.set_xscale("log")
             ax.grid(alpha=0.3)
         bottom.set_xlabel(RATE_LABEL.get(m, "train.lr (weight / gradient units)"), fontsize=8)
     axes[0][0].set_ylabel("final test accuracy (%)")
+    if ref is not None and len(methods) > 1:
+        axes[0][1].legend(fontsize=7, loc="lower left")
     axes[1][0].set_ylabel("training pulses")
     fig.suptitle(title)
     tmp = path.with_name(f".{path.name}.tmp.png")
@@ -174,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("store", help="SQLite store of a learning-rate sweep (cosim sweep configs/study_lr_*.toml)")
     ap.add_argument("--output", help="folder for lr_sweep.png, lr_sweep.csv and tuned.md")
-    ap.add_argument("--target", type=float, help="accuracy (fraction) for the equal-accuracy pulse check "
-                                                  "(default: tuned SSM's less 0.01)")
+    ap.add_argument("--target", type=float, nargs="+", help="accuracies (fractions) for the equal-accuracy pulse "
+                    "check (default: tuned SSM's less 0.01, and tuned sgd-pulse's)")
     ap.add_argument("--title", help="figure title (default: the store's name)")
     args = ap.parse_args(argv)
     try:

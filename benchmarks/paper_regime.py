@@ -73,9 +73,16 @@ def run_one(key: tuple) -> dict:
 
 
 def load(path: Path) -> list[dict]:
+    """The stored runs, the first of each (net, method, condition, seed, epochs) only (two
+    invocations sharing a results file may both have run one)."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    out: dict[tuple, dict] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            out.setdefault((r["net"], r["method"], r["condition"], r["seed"], r["epochs_arg"]), r)
+    return list(out.values())
 
 
 def report(rows: list[dict], nets: list[str]) -> str:

@@ -65,9 +65,9 @@ def _study(name: str, sets: list[str]):
 def test_lr_sweeps_dry_run_from_the_shipped_configs(tmp_path, capsys, fashion_dir):
     assert cosim(["sweep", str(CONFIGS / "study_lr_digits_mlp.toml"), "--store", str(tmp_path / "s.sqlite"),
                   "--dry-run"]) == 0
-    assert "69 points = 23 grid points × 3 seeds" in capsys.readouterr().out
+    assert "81 points = 27 grid points × 3 seeds" in capsys.readouterr().out
     assert not (tmp_path / "s.sqlite").exists()
-    assert len(_study("lr_digits_cnn", []).points) == 23
+    assert len(_study("lr_digits_cnn", []).points) == 27
     fashion = _study("lr_fashion_mlp", [f'data.dir="{fashion_dir}"'])
     names = {p.config["optimizer"]["name"] for p in fashion.points}
     assert names == {"sgd-pulse", "manhattan", "mixed-precision", "ssm", "tiki-taka"}
@@ -83,16 +83,16 @@ def test_lr_sweep_tiny_grid_for_real(tmp_path):
     store_path = tmp_path / "lr.sqlite"
     with Store(store_path) as store:
         summary = run_study(study, store, workers=0, progress=False)
-    assert summary.done == 23 and summary.failed == 0
+    assert summary.done == 27 and summary.failed == 0
     with Store(store_path) as store:
-        assert run_study(study, store, workers=0, progress=False).skipped_done == 23  # resumes: nothing left
+        assert run_study(study, store, workers=0, progress=False).skipped_done == 27  # resumes: nothing left
     lr = _script("lr_sweep")
     assert lr.main([str(store_path), "--output", str(tmp_path / "out")]) == 0
     cur = lr.curves(lr.samples(lr.load(str(store_path))))
     assert list(cur) == ["float", "sgd-pulse", "manhattan", "mixed-precision", "ssm", "tiki-taka"]
-    assert [r["rate"] for r in cur["manhattan"]] == [1, 2, 4]
+    assert [r["rate"] for r in cur["manhattan"]] == [0.0, 0.003, 0.01, 0.03, 0.1]
     assert [r["rate"] for r in cur["ssm"]] == [0.0003, 0.001, 0.003, 0.01, 0.03]
-    assert all(r["pulses"] > 0 for m in cur if m != "float" for r in cur[m])
+    assert all(max(r["pulses"] for r in cur[m]) > 0 for m in cur if m != "float")  # (tiny rates may fire none)
     text = (tmp_path / "out" / "tuned.md").read_text()
     assert "Each method at its tuned rate" in text and "Fewest pulses" in text
     assert (tmp_path / "out" / "lr_sweep.png").stat().st_size > 10_000

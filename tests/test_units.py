@@ -79,3 +79,9 @@ def test_eval_expression(expr, value):
 def test_eval_expression_errors_name_where(expr, message):
     with pytest.raises(NetlistError, match=rf"^f\.cir:3: .*{message}"):
         eval_expression(expr, lambda n: 1.0, where="f.cir:3")
+
+
+def test_an_e_without_digits_is_an_empty_exponent_as_in_ngspice():
+    # ngspice-39 reads 10eu as 10u and 1emeg as 1meg (found by the netlist fuzzer, checked)
+    assert parse_value("10eu") == pytest.approx(1e-5, rel=1e-15)
+    assert parse_value("1emeg") == 1e6 and parse_value("10e") == 10.0 and parse_value("3elephant") == 3.0

@@ -54,6 +54,8 @@ def parse_value(text: str, *, where: str = "") -> float:
     # A scale factor can only be the first letters; an exponent-less "e" is a unit letter too.
     # Powers of ten join the exponent so the decimal is rounded once: "10u" is exactly 1e-05.
     mantissa, exp, letters = m.group(1), int(m.group(2) or 0), m.group(3)
+    if m.group(2) is None and letters[:1] in ("e", "E"):
+        letters = letters[1:]  # ngspice: an "e" with no digits is an empty exponent, 10eu is 10u
     sm = _SCALE_RE.match(letters)
     key = sm.group(0).lower() if sm else ""
     if key == "mil":

@@ -54,6 +54,12 @@ def load_array(path, *, what: str) -> np.ndarray:
     """
     path = Path(path)
     _check_ext(path, ARRAY_LOAD_EXTS, what)
+    try:
+        path.stat()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # a name too long, a loop of links …: exists() would raise these
+        raise InputError(f"{what} file {str(path)[:60]}… cannot be read: {exc.strerror or exc}") from None
     if not path.exists():
         raise InputError(f"{what} file {path} does not exist")
     if path.is_dir():

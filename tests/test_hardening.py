@@ -181,3 +181,25 @@ def test_train_set_overrides_of_the_wrong_type(setting, words):
     cfg = models_dir().parent / "configs" / "digits_mlp_ssm.toml"
     line = refused(["train", "--config", cfg, "--check", "--set", setting])
     assert all(w in line for w in words), line
+
+
+# -- found by tests/test_fuzz_cli.py -------------------------------------------------------------
+@pytest.mark.parametrize("argv", [
+    ["netlist", "--conductance", "a" * 300 + ".npy"],
+    ["device", "curve", "--pulses", 3, "--card", "a" * 300 + ".toml"],
+    ["report", "a" * 300 + ".sqlite", "--output", "x"],
+    ["solve", "a" * 300 + ".cir"],
+])
+def test_input_names_too_long(argv):
+    assert "too long" in refused(argv).lower()
+
+
+def test_curve_with_few_strong_pulses_has_no_overflow_and_no_nan():
+    """1 V on the 0.2 V vteam card: trial stages far outside the bounds must not warn (pytest
+    turns warnings into errors), and an asymmetry with no interior to measure is undefined."""
+    from cosim.devices.paths import models_dir
+
+    rc, out, err = run(["device", "curve", "--card", models_dir() / "cards" / "vteam_default.toml",
+                        "--amplitude", 1, "--pulses", 3])
+    assert rc == 0, err
+    assert "asymmetry undefined" in out and "nan" not in out

@@ -14,6 +14,7 @@ difference), 2 bad input, 3 internal error (a bug: please report it), 130 interr
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -79,18 +80,30 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cosim: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in (errno.ENAMETOOLONG, errno.ELOOP):
+            return _internal(exc, args.verbose)
+        # only a path the user typed can be too long or loop: bad input, wherever it surfaced
+        name = str(exc.filename or "")
+        print(f"cosim: error: {name[:60]}{'…' if len(name) > 60 else ''}: {exc.strerror}", file=sys.stderr)
+        return 2
     except Exception as exc:  # the last line of defence: one line, never a raw traceback
-        if args.verbose:
-            traceback.print_exc(file=sys.stderr)
-        text = " ".join(str(exc).split())[:300] or "(no message)"
-        hint = "" if args.verbose else "; rerun with -v for the traceback"
-        print(f"cosim: internal error: {type(exc).__name__}: {text}{hint}", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _internal(exc, args.verbose)
     finally:  # main() may be called in-process (tests, notebooks): leave the environment as found
         if before is None:
             os.environ.pop(ENV, None)
         else:
             os.environ[ENV] = before
+
+
+def _internal(exc: BaseException, verbose: int) -> int:
+    """One line for an exception cosim did not expect (the traceback too with -v)."""
+    if verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    text = " ".join(str(exc).split())[:300] or "(no message)"
+    hint = "" if verbose else "; rerun with -v for the traceback"
+    print(f"cosim: internal error: {type(exc).__name__}: {text}{hint}", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -160,6 +160,9 @@ def run_curve(args: argparse.Namespace) -> int:
     if table is None:
         which = "branch does not" if len(still) == 1 else "branches do not"
         print(f"asymmetry undefined (the {' and '.join(still)} {which} move)")
+    elif not np.isfinite(table.asymmetry):
+        print("asymmetry undefined (no conductance a full pulse away from both ends of the curves: "
+              "more pulses, or smaller steps)")
     else:
         print(f"asymmetry {table.asymmetry:.3g} (0 = mirror-symmetric steps)")
     if out:

@@ -42,6 +42,7 @@ import numpy as np
 
 from cosim.array.tile import Tile
 from cosim.errors import SpecError
+from cosim.schema import check_fields, fields_of, param
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,8 @@ SCHEMES = ("direct", "v/2", "v/3", "row-parallel")
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DeploySpec:
-    """How weights are written (see the module docstring).
+    """How weights are written (see the module docstring); fields checked with the shared
+    toolkit (errors name ``deploy.<field>``).
 
     Attributes:
         method: "ideal" | "open-loop" | "write-verify".
@@ -63,26 +65,20 @@ class DeploySpec:
         t_verify: time of one verify read, s (≥ 0; 100 ns assumed: one sense cycle).
     """
 
-    method: Method = "write-verify"
-    scheme: str = "direct"
-    tolerance: float = 0.02
-    max_pulses: int = 500
-    max_rounds: int = 30
-    t_verify: float = 100e-9
+    method: str = param("write-verify", type="str", choices=METHODS, doc="how weights are written")
+    scheme: str = param("direct", type="str", choices=SCHEMES, doc="how pulses reach the devices")
+    tolerance: float = param(0.02, type="float", minimum=0.0, exclusive_min=True, maximum=1.0, exclusive_max=True,
+                             doc="write-verify acceptance, fraction of the nominal window")
+    max_pulses: int = param(500, type="int", minimum=1, doc="write-verify pulse budget per device")
+    max_rounds: int = param(30, type="int", minimum=1, doc="write-verify rounds")
+    t_verify: float = param(100e-9, type="float", minimum=0.0, unit="s", doc="time of one verify read")
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise SpecError(f"deploy.method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if self.scheme not in SCHEMES:
-            raise SpecError(f"deploy.scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}")
-        if not (isinstance(self.tolerance, int | float) and 0 < self.tolerance < 1):
-            raise SpecError(f"deploy.tolerance must lie in (0, 1) (fraction of the window), got {self.tolerance!r}")
-        for k in ("max_pulses", "max_rounds"):
-            v = getattr(self, k)
-            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
-                raise SpecError(f"deploy.{k} must be an integer ≥ 1, got {v!r}")
-        if not (isinstance(self.t_verify, int | float) and self.t_verify >= 0):
-            raise SpecError(f"deploy.t_verify must be ≥ 0 s, got {self.t_verify!r}")
+        check_fields(self, "deploy")
+
+    def spec(self) -> DeploySpec:
+        """The programming part alone (a subclass adds inference settings)."""
+        return DeploySpec(**{k: getattr(self, k) for k in fields_of(DeploySpec)})
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cosim.array.deploy import METHODS, SCHEMES, DeploySpec
+from cosim.array.deploy import DeploySpec
 from cosim.errors import SpecError
 from cosim.schema import check_fields, check_keys, did_you_mean, fields_of, param, read_toml
 from cosim.train.config import (
@@ -31,24 +31,18 @@ PHYSICAL = ("data", "array", "device", "converters", "solver")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class DeploySection:
-    """[deploy] method: "ideal" | "open-loop" | "write-verify"; scheme: "direct" | "v/2" | "v/3" |
-    "row-parallel"; tolerance (fraction of the window), max_pulses, max_rounds, t_verify (s):
-    write-verify (see cosim.array.deploy); w_max: weight of a full window, the same for every
-    layer (> 0), or none: each layer's own largest |w| (the whole window used per layer);
-    read_noise: relative std of each device's read current (≥ 0); read_time: when the test set
-    is read, s after programming (none: at once, no drift; needs a card with [drift]); seed: devices, c2c noise and
-    read noise (≥ 0); data_seed: the seeded data split/subsets (use the training run's
-    train.seed, so its test images stay unseen); batch: test images per read batch; calibration:
-    training images that set the ADC ranges (≥ 1); ideal_reads: also evaluate the same devices
-    through ideal reads when the solver has wires."""
+class DeploySection(DeploySpec):
+    """[deploy] the programming (:class:`~cosim.array.deploy.DeploySpec`: method, scheme,
+    tolerance, max_pulses, max_rounds, t_verify) plus how the deployed network is read:
+    w_max: weight of a full window, the same for every layer (> 0), or none: each layer's own
+    largest |w| (the whole window used per layer); read_noise: relative std of each device's
+    read current (≥ 0); read_time: when the test set is read, s after programming (none: at
+    once, no drift; needs a card with [drift]); seed: devices, c2c noise and read noise (≥ 0);
+    data_seed: the seeded data split/subsets (use the training run's train.seed, so its test
+    images stay unseen); batch: test images per read batch; calibration: training images that
+    set the ADC ranges (≥ 1); ideal_reads: also evaluate the same devices through ideal reads
+    when the solver has wires."""
 
-    method: str = param("write-verify", type="str", choices=METHODS)
-    scheme: str = param("direct", type="str", choices=SCHEMES)
-    tolerance: float = param(0.02, type="float", minimum=0.0, exclusive_min=True, maximum=1.0, exclusive_max=True)
-    max_pulses: int = param(500, type="int", minimum=1)
-    max_rounds: int = param(30, type="int", minimum=1)
-    t_verify: float = param(100e-9, type="float", minimum=0.0, unit="s")
     w_max: float | None = param(None, type="float", minimum=0.0, exclusive_min=True)
     read_noise: float = param(0.0, type="float", minimum=0.0, maximum=1.0)
     read_time: float | None = param(None, type="float", minimum=0.0, exclusive_min=True, unit="s")
@@ -57,13 +51,6 @@ class DeploySection:
     batch: int = param(2000, type="int", minimum=1)
     calibration: int = param(256, type="int", minimum=1)
     ideal_reads: bool = param(True, type="bool")
-
-    def __post_init__(self) -> None:
-        check_fields(self, "deploy")
-
-    def spec(self) -> DeploySpec:
-        return DeploySpec(method=self.method, scheme=self.scheme, tolerance=self.tolerance,
-                          max_pulses=self.max_pulses, max_rounds=self.max_rounds, t_verify=self.t_verify)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -189,11 +189,18 @@ def _training(recs, metric: str) -> list[dict]:
     keep = [r for r in recs
             if is_number(r.get(metric)) or (metric == CONVERGENCE and isinstance(r.get(metric), list) and r[metric])]
     fields = _variant_fields(keep)
+    # a device every run shares tells no series apart: the figures' titles name it instead
+    one_device = len({device_label(r) for r in keep}) == 1
     for r in keep:
         x, square = _size(r)
-        out.append({**r, "_size": x, "_square": square, "_device": device_label(r),
+        out.append({**r, "_size": x, "_square": square, "_device": "" if one_device else device_label(r),
                     "_optimizer": optimizer_label(r), "_variant": ", ".join(fmt_field(f, r.get(f)) for f in fields)})
     return out
+
+
+def _device_title(recs) -> str:
+    devices = {device_label(r) for r in recs}
+    return f" — device {devices.pop()}" if len(devices) == 1 else ""
 
 
 def _label(*parts: str) -> str:
@@ -218,7 +225,8 @@ def accuracy_vs_size(recs: Sequence[Mapping[str, Any]]):
                         color=color, linestyle=style)
     _size_axis(ax, [p["_size"] for p in pts], all(p["_square"] for p in pts))
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("accuracy vs array size (solid: ideal read, dashed: parasitic read)")
+    ax.set_title("accuracy vs array size (solid: ideal read, dashed: parasitic read)" + _device_title(pts),
+                 fontsize="medium")
     ax.legend(fontsize="small")
     return fig
 
@@ -254,7 +262,7 @@ def pulses_and_convergence(recs: Sequence[Mapping[str, Any]]):
         ax.set_xticks(range(len(combos)), [_label(opt, dev) + (f"\n{var}" if var else "") for dev, opt, var in combos],
                       fontsize="small")
         ax.set_ylabel("programming pulses per training run (count)")
-        ax.set_title("training cost per optimizer")
+        ax.set_title("training cost per optimizer" + _device_title(pulses), fontsize="medium")
         ax.grid(True, axis="y", alpha=0.3)
         if len(sizes) > 1:
             ax.legend(fontsize="small", title="array size")

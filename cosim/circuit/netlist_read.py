@@ -248,7 +248,7 @@ def _option(deck: Deck, key: str, default: float | None) -> float | None:
         # 1e6 on an element line): refused rather than read either way
         raise NetlistError(f"{where}: {key}={expr} mixes an exponent and a scale suffix, which "
                            "ngspice reads differently in .options; write it with one of them")
-    value = Scope(deck.top.params, None, {}).value(expr, where)
+    value = Scope(deck.top.params, None, {}).element_value(expr, where)  # ngspice evaluates no bare expression here
     if not math.isfinite(value):
         raise NetlistError(f"{where}: {key} must be finite, got {value!r}")
     return value

@@ -149,18 +149,23 @@ def main(argv: list[str] | None = None) -> int:
             from cosim.study.runner import run_study
             from cosim.study.store import Store
 
-            logging.getLogger("cosim").setLevel(logging.ERROR)  # device-clipping notices would flood the output
-            plans = []
-            for net in dict.fromkeys(c.split(":")[0] for c in args.cases):
-                p = study_plan(net, args.data, args.sets)
-                pts = [pt for pt in p.points if case_of(pt.config) in args.cases]
-                plans.append(dataclasses.replace(p, points=pts))
-            store_path.parent.mkdir(parents=True, exist_ok=True)
-            with Store(store_path) as store:
-                for p in plans:
-                    if p.points:
-                        print(f"{p.config.name}: {len(p.points)} points for {', '.join(args.cases)}", flush=True)
-                        run_study(p, store, workers=args.workers, progress=False)
+            quiet = logging.getLogger("cosim")
+            level = quiet.level
+            quiet.setLevel(logging.ERROR)  # device-clipping notices would flood the output
+            try:  # main() also runs in-process (tests): leave the logger as found
+                plans = []
+                for net in dict.fromkeys(c.split(":")[0] for c in args.cases):
+                    p = study_plan(net, args.data, args.sets)
+                    pts = [pt for pt in p.points if case_of(pt.config) in args.cases]
+                    plans.append(dataclasses.replace(p, points=pts))
+                store_path.parent.mkdir(parents=True, exist_ok=True)
+                with Store(store_path) as store:
+                    for p in plans:
+                        if p.points:
+                            print(f"{p.config.name}: {len(p.points)} points for {', '.join(args.cases)}", flush=True)
+                            run_study(p, store, workers=args.workers, progress=False)
+            finally:
+                quiet.setLevel(level)
         print(report(records(store_path), args.cases))
     except CosimError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -6,6 +6,7 @@ ngspice makes them fail; with ``if_available`` they skip with the reason.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 
@@ -44,3 +45,21 @@ def pytest_collection_modifyitems(config, items):
 def rng():
     """A seeded generator: every stochastic test is reproducible."""
     return np.random.default_rng(12345)
+
+
+def _cosim_logging() -> dict:
+    manager = logging.root.manager
+    return {name: (lg.level, lg.disabled, lg.propagate) for name, lg in list(manager.loggerDict.items())
+            if isinstance(lg, logging.Logger) and name.split(".")[0] == "cosim"} | {"": manager.disable}
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found():
+    """A test (or the code it runs in-process) that raises a cosim logger's level, disables it or
+    cuts its propagation silences every later test's caplog assertions: fail the culprit instead."""
+    before = _cosim_logging()
+    yield
+    after = _cosim_logging()
+    changed = {k: (before.get(k), v) for k, v in after.items() if k in before and before[k] != v}
+    new = {k: v for k, v in after.items() if k not in before and v != (logging.NOTSET, False, True)}
+    assert not changed and not new, f"logging left changed: {changed or new}"

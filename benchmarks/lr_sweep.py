@@ -51,11 +51,15 @@ def samples(recs: list[dict]) -> list[dict]:
     """One sample per (method, rate, seed): accuracy and pulses; the float reference from the
     points that trained it at their own rate."""
     out = []
+    seen = set()
     for r in recs:
         method = r["optimizer.name"]
-        if method == "manhattan" and r["optimizer.n_pulses"] != 1:
+        if method == "manhattan" and r.get("optimizer.n_pulses", 1) != 1:
             continue  # the sweep varies its threshold at one pulse per update (the rate it has)
-        rate = r["optimizer.threshold"] if method == "manhattan" else r["train.lr"]
+        rate = r.get("optimizer.threshold", 0.0) if method == "manhattan" else r["train.lr"]
+        if (method, rate, r["seed"]) in seen:  # one setting written two ways (a default spelled out)
+            continue
+        seen.add((method, rate, r["seed"]))
         out.append({"method": method, "rate": float(rate), "seed": r["seed"], "acc": r["final_test_acc"],
                     "pulses": r["pulses_total"], "conv": r.get("convergence_epoch")})
         if method == "sgd-pulse" and r.get("train.reference_lr") is None and r.get("float_final_test_acc") is not None:

@@ -25,9 +25,9 @@ ENV = "COSIM_MAX_MEMORY"
 # baseline was 438 B/cell (batch 1); the direct LU needs more (5.6 kB/cell at 512²).
 NODAL_BYTES_PER_CELL = 400
 # A planned study point (resolved config dict, key, label): planning 40,000 ir_drop points took
-# 1.9 kB and 0.56 ms each on the reference machine (shared, so indicative).
+# 1.9 kB each on the reference machine.
 POINT_BYTES = 1900
-# Beyond this a study is refused before any planning: 50,000 points already take about 30 s to
+# Beyond this a study is refused before any planning: so many points take tens of seconds to
 # plan and as many Dask tasks; split a bigger study (fewer seeds or grid values per store).
 MAX_POINTS = 50_000
 _UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40, "p": 2**50}

@@ -49,12 +49,17 @@ def did_you_mean(name: Any, choices: Iterable) -> str:
     return f"; expected one of {', '.join(choices)}"
 
 
-def check_keys(section: str, values: Mapping[str, Any], known: Iterable[str]) -> None:
-    """Refuse a key of ``values`` that is not in ``known``, with a did-you-mean."""
+def check_keys(section: str, values: Mapping[str, Any], known: Iterable[str], what: str = "") -> None:
+    """Refuse a key of ``values`` that is not in ``known``, with a did-you-mean.
+
+    The error reads ``section.key is not a field of [section]``, or ``… is not a <what>`` when
+    ``what`` is given (``"variation field"``).
+    """
     known = list(known)
     for key in values:
         if key not in known:
-            raise SpecError.at(f"{section}.{key}", f"is not a field of [{section}]{did_you_mean(key, known)}")
+            noun = what or f"field of [{section}]"
+            raise SpecError.at(f"{section}.{key}", f"is not a {noun}{did_you_mean(key, known)}")
 
 
 def read_toml(path: str | Path, what: str = "config") -> dict[str, Any]:
@@ -95,6 +100,8 @@ class Field:
         minimum / maximum: inclusive numeric bounds; ``exclusive_min`` / ``exclusive_max`` make
             them strict.
         none: None is accepted although the default is not None ("none" in TOML).
+        interval: errors state a two-sided range as an interval (``must be in [0, 1)``) and
+            choices as ``'a' or 'b'``, the wording of the device cards' model parameters.
     """
 
     type: FieldType
@@ -107,6 +114,7 @@ class Field:
     exclusive_min: bool = False
     exclusive_max: bool = False
     none: bool = False
+    interval: bool = False
 
     @property
     def required(self) -> bool:
@@ -175,6 +183,8 @@ def check_field(name: str, spec: Field, value: Any, ctx: Context | None = None) 
 
 def _bounded(name: str, spec: Field, value: Any) -> Any:
     unit = f" {spec.unit}" if spec.unit else ""
+    if spec.interval:
+        _in_interval(name, spec, value, unit)
     if spec.choices is not None and value not in spec.choices:
         hint = close_match(value, spec.choices) if isinstance(value, str) else ""
         raise SpecError.at(name, f"must be one of {', '.join(map(str, spec.choices))}, got {value!r}{hint}")
@@ -187,6 +197,19 @@ def _bounded(name: str, spec: Field, value: Any) -> Any:
             op = "<" if spec.exclusive_max else "≤"
             raise SpecError.at(name, f"must be {op} {spec.maximum:g}{unit}, got {value!r}")
     return value
+
+
+def _in_interval(name: str, spec: Field, value: Any, unit: str) -> None:
+    if spec.choices is not None and value not in spec.choices:
+        names = [repr(c) for c in spec.choices]
+        listed = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
+        raise SpecError.at(name, f"must be {listed}, got {value!r}")
+    if spec.minimum is None or spec.maximum is None:
+        return  # one-sided: the usual "must be ≥ x" wording below
+    lo, hi = spec.minimum, spec.maximum
+    if (value <= lo if spec.exclusive_min else value < lo) or (value >= hi if spec.exclusive_max else value > hi):
+        left, right = "(" if spec.exclusive_min else "[", ")" if spec.exclusive_max else "]"
+        raise SpecError.at(name, f"must be in {left}{lo:g}, {hi:g}{right}{unit}, got {value!r}")
 
 
 # -- frozen dataclasses ----------------------------------------------------------------------

@@ -18,7 +18,7 @@ from cosim.catalog import ARRAY_FIELDS, ENGINES, TILE_FIELDS
 from cosim.circuit import CrossbarSpec, SolverOptions
 from cosim.cli.common import add_array_options, add_solver_options
 from cosim.errors import SpecError
-from cosim.schema import Field, Section, check_field, fields_of
+from cosim.schema import Field, Section, check_field, check_keys, fields_of
 from cosim.study.irdrop import SECTIONS as IR_SECTIONS
 from cosim.train.config import ArrayConfig, load_config
 from cosim.train.optimizers import make_optimizer
@@ -108,3 +108,28 @@ def test_converters_and_weight_map_declared_once():
         Converters(adc_bits=40)
     with pytest.raises(SpecError, match=r"^array\.mapping must be one of differential, reference"):
         WeightMap(g_min=1e-6, g_max=1e-5, w_max=1.0, mapping="single")
+
+
+def test_interval_wording_and_named_unknown_keys():
+    """The device cards' wording: a two-sided range as an interval, choices as 'a' or 'b'."""
+    f = Field(type="float", default=0.0, minimum=0.0, maximum=1.0, exclusive_max=True, unit="s", interval=True)
+    assert check_field("x", f, 0.5) == 0.5
+    for bad in (1.0, -0.1):
+        with pytest.raises(SpecError) as info:
+            check_field("x", f, bad)
+        assert str(info.value) == f"x must be in [0, 1) s, got {bad!r}" and info.value.path == "x"
+    c = Field(type="str", default="a", choices=("a", "b", "c"), interval=True)
+    with pytest.raises(SpecError, match=r"^m must be 'a', 'b' or 'c', got 'd'$"):
+        check_field("m", c, "d")
+    with pytest.raises(SpecError, match=r"^s\.x is not a thing field; did you mean 'y'\?|expected one of y"):
+        check_keys("s", {"x": 1}, ["y"], what="thing field")
+
+
+def test_device_card_sections_use_the_toolkit():
+    from cosim.devices.cards import DriftSpec, ProgrammingSpec, VariationSpec, card_from_dict
+    assert {"c2c", "d2d", "stuck_on"} <= set(fields_of(VariationSpec))
+    assert fields_of(DriftSpec)["nu"].required and fields_of(ProgrammingSpec)["width"].unit == "s"
+    with pytest.raises(SpecError) as info:
+        card_from_dict({"model": "vteam", "params": {}, "programming": {"amplitude_set": -1, "amplitude_reset": 1,
+                        "width": 1e-9, "v_read": 0.1}, "drift": {"nu": 2.0}}, "c.toml")
+    assert str(info.value) == "c.toml: drift.nu must be in [0, 1), got 2.0" and info.value.path == "drift.nu"

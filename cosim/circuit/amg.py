@@ -31,17 +31,16 @@ from cosim.errors import ConvergenceError, EngineError
 log = logging.getLogger(__name__)
 
 #: Reduced systems with at least this many unknowns go to AMG when ``method="auto"`` (and the
-#: system is an M-matrix); smaller ones to SuperLU. Measured on benchmarks/bench_powergrid.py's
-#: IBM-like grids (one BLAS thread, shared 2-core machine): SuperLU 1.6 s vs AMG-CG 2.2 s at
-#: 8e4 unknowns, 4.7 s vs 6.5 s at 2.5e5, with SuperLU's fill growing faster (4.3e6 → 1.6e7
-#: non-zeros) while AMG's memory stays linear; the crossing is extrapolated to ~4e5.
+#: system is an M-matrix); smaller ones to SuperLU. Calibrated with benchmarks/bench_powergrid.py
+#: (IBM-like grids, one BLAS thread): SuperLU is faster at the sizes measured, but its fill grows
+#: faster than AMG's linear memory; the crossing is extrapolated from those timings.
 AMG_MIN_UNKNOWNS = 400_000
 _REFINE = 8  # restarts on the true residual before giving up
 
 
 def _one_blas_thread():
-    """pyamg's many small BLAS calls with several OpenBLAS threads on a busy machine spin-wait:
-    50x slower setup measured (8.4 s vs 0.17 s at 2e4 unknowns)."""
+    """pyamg's many small BLAS calls with several OpenBLAS threads on a busy machine spin-wait,
+    the set-up becomes many times slower than on one thread."""
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1, user_api="blas")

@@ -30,7 +30,7 @@ from cosim.circuit.engines.base import SolverOptions, prepare
 from cosim.circuit.spec import UNSELECTED, CrossbarSpec, Unselected
 from cosim.errors import SpecError
 
-# networkx enumerates ~25k paths/s here: more than this (~10 s) means the array is not "small".
+# Enumerating more paths than this with networkx takes seconds: the array is then not "small".
 MAX_PATHS = 250_000
 
 

@@ -25,7 +25,7 @@ from cosim.cli.common import (
     value,
 )
 
-DEFAULT_SPICE_MAX = 128 * 128  # ngspice takes minutes beyond (DESIGN.md §5: 93–175 s at 128²)
+DEFAULT_SPICE_MAX = 128 * 128  # ngspice takes minutes beyond (DESIGN.md §5; benchmarks/bench_engines.py)
 
 
 def engine_list(text: str) -> list[str]:

@@ -32,14 +32,16 @@ Layout of ``models/cards/<name>.toml`` (every number carries a comment citing it
     v_read = 0.2                       # V
 
 Every problem raises :class:`SpecError` naming the file and the field (``card.toml:
-params.k_off must be in (0, 1e+06] m/s (OFF rate constant (> 0)), got -1.0``).
+params.k_off must be in (0, 1e+06] m/s (OFF rate constant (> 0)), got -1.0``). The [variation],
+[drift] and [programming] tables are frozen dataclasses on the shared toolkit (:mod:`cosim.schema`,
+``param``/``check_fields``/``check_keys``); ``params`` follows the model's own
+:class:`~cosim.devices.params.ParamSpec` rows.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,16 +51,16 @@ from typing import Literal
 from cosim.devices.pulse import Pulse
 from cosim.devices.registry import MODELS
 from cosim.errors import SpecError
-from cosim.schema import read_toml
+from cosim.schema import Field, check_field, check_fields, check_keys, fields_of, param, read_toml
 
 C2CMode = Literal["state", "conductance"]
 D2DDistribution = Literal["lognormal", "normal"]
 
 
-def _number(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise SpecError(f"{where} must be a finite number, got {value!r}")
-    return float(value)
+_FRACTION = dict(type="float", minimum=0.0, maximum=1.0, interval=True)
+_REL_STD = dict(type="float", minimum=0.0, maximum=1.0, exclusive_max=True, interval=True)
+#: rule of each per-parameter entry of [variation.d2d]
+D2D_STD = Field(**_REL_STD, doc="relative std of a per-device multiplier")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -78,31 +80,21 @@ class VariationSpec:
             devices read their own g_max, stuck-off their g_min, dead ones 0 S.
     """
 
-    c2c: float = 0.0
-    c2c_mode: C2CMode = "state"
-    d2d: Mapping[str, float] = field(default_factory=dict)
-    d2d_distribution: D2DDistribution = "lognormal"
-    stuck_on: float = 0.0
-    stuck_off: float = 0.0
-    dead: float = 0.0
+    c2c: float = param(0.0, **_REL_STD, doc="cycle-to-cycle relative std")
+    c2c_mode: C2CMode = param("state", type="str", choices=("state", "conductance"), interval=True)
+    d2d: Mapping[str, float] = param({}, type="table", doc="relative std per parameter name")
+    d2d_distribution: D2DDistribution = param("lognormal", type="str", choices=("lognormal", "normal"),
+                                              interval=True)
+    stuck_on: float = param(0.0, **_FRACTION, doc="fraction of devices stuck at g_max")
+    stuck_off: float = param(0.0, **_FRACTION, doc="fraction of devices stuck at g_min")
+    dead: float = param(0.0, **_FRACTION, doc="fraction of devices reading 0 S")
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.c2c < 1.0:
-            raise SpecError(f"variation.c2c must be in [0, 1) (relative std), got {self.c2c!r}")
-        if self.c2c_mode not in ("state", "conductance"):
-            raise SpecError(f"variation.c2c_mode must be 'state' or 'conductance', got {self.c2c_mode!r}")
-        if self.d2d_distribution not in ("lognormal", "normal"):
-            raise SpecError("variation.d2d_distribution must be 'lognormal' or 'normal', "
-                            f"got {self.d2d_distribution!r}")
-        for name, std in self.d2d.items():
-            if not 0.0 <= std < 1.0:
-                raise SpecError(f"variation.d2d.{name} must be in [0, 1) (relative std), got {std!r}")
-        for name in ("stuck_on", "stuck_off", "dead"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise SpecError(f"variation.{name} must be a fraction in [0, 1], got {getattr(self, name)!r}")
+        check_fields(self, "variation")
+        d2d = {name: check_field(f"variation.d2d.{name}", D2D_STD, std) for name, std in self.d2d.items()}
         if self.stuck_on + self.stuck_off + self.dead > 1.0:
-            raise SpecError("variation.stuck_on + stuck_off + dead must be ≤ 1")
-        object.__setattr__(self, "d2d", MappingProxyType(dict(self.d2d)))
+            raise SpecError.at("variation.stuck_on", "+ stuck_off + dead must be ≤ 1")
+        object.__setattr__(self, "d2d", MappingProxyType(d2d))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -116,17 +108,13 @@ class DriftSpec:
         t0: time after programming at which G was set, s (> 0).
     """
 
-    nu: float
-    nu_std: float = 0.0
-    t0: float = 1.0
+    nu: float = param(**_REL_STD, doc="mean drift exponent")
+    nu_std: float = param(0.0, **_REL_STD, doc="device-to-device std of the exponent")
+    t0: float = param(1.0, type="float", minimum=0.0, exclusive_min=True, unit="s",
+                      doc="time after programming at which G was set")
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.nu < 1.0:
-            raise SpecError(f"drift.nu must be in [0, 1), got {self.nu!r}")
-        if not 0.0 <= self.nu_std < 1.0:
-            raise SpecError(f"drift.nu_std must be in [0, 1), got {self.nu_std!r}")
-        if not self.t0 > 0:
-            raise SpecError(f"drift.t0 must be > 0 s, got {self.t0!r}")
+        check_fields(self, "drift")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -141,21 +129,17 @@ class ProgrammingSpec:
         v_read: read voltage, V (non-zero).
     """
 
-    amplitude_set: float
-    amplitude_reset: float
-    width: float
-    rise: float = 0.0
-    fall: float = 0.0
-    v_read: float
+    amplitude_set: float = param(type="float", unit="V", doc="signed SET amplitude")
+    amplitude_reset: float = param(type="float", unit="V", doc="signed RESET amplitude")
+    width: float = param(type="float", minimum=0.0, exclusive_min=True, unit="s", doc="flat-top width")
+    rise: float = param(0.0, type="float", minimum=0.0, unit="s", doc="rise ramp")
+    fall: float = param(0.0, type="float", minimum=0.0, unit="s", doc="fall ramp")
+    v_read: float = param(type="float", unit="V", doc="read voltage")
 
     def __post_init__(self) -> None:
-        if self.width <= 0:
-            raise SpecError(f"programming.width must be > 0 s, got {self.width!r}")
-        for name in ("rise", "fall"):
-            if getattr(self, name) < 0:
-                raise SpecError(f"programming.{name} must be ≥ 0 s, got {getattr(self, name)!r}")
+        check_fields(self, "programming")
         if self.v_read == 0:
-            raise SpecError("programming.v_read must be non-zero V")
+            raise SpecError.at("programming.v_read", "must be non-zero V")
 
     def pulse(self, direction: int) -> Pulse:
         """The default SET (direction > 0) or RESET (< 0) pulse."""
@@ -221,76 +205,52 @@ class DeviceCard:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-_TOP = {"model", "description", "params", "variation", "programming", "drift"}
-_DRIFT = ("nu", "nu_std", "t0")
-_VARIATION = {"c2c", "c2c_mode", "d2d", "d2d_distribution", "stuck_on", "stuck_off", "dead"}
-_PROGRAMMING_REQUIRED = ("amplitude_set", "amplitude_reset", "width", "v_read")
-_PROGRAMMING_OPTIONAL = ("rise", "fall")
+_TOP = ("model", "description", "params", "variation", "programming", "drift")
+_TABLE = Field(type="table")
+
+
+def _section(data: Mapping[str, object], key: str, cls: type) -> dict:
+    """The [key] table checked for unknown and missing fields of ``cls`` (values: by ``cls``)."""
+    raw = check_field(key, _TABLE, data.get(key, {}))
+    declared = fields_of(cls)
+    check_keys(key, raw, declared, what=f"{key} field")
+    for name, rule in declared.items():
+        if rule.required and name not in raw:
+            raise SpecError.at(f"{key}.{name}", "is missing")
+    return raw
+
+
+def _parts(data: Mapping[str, object]) -> dict:
+    for key in data:
+        if key not in _TOP:
+            raise SpecError(f"unknown top-level key {key!r}; expected {', '.join(sorted(_TOP))}", path=str(key),
+                            reason="is not a top-level key")
+    for key in ("model", "params", "programming"):
+        if key not in data:
+            raise SpecError.at(key, "is missing")
+    model = data["model"]
+    if not isinstance(model, str):
+        raise SpecError.at("model", f"must be a string, got {model!r}")
+    if model not in MODELS:
+        raise SpecError(f"model {model!r} is unknown; expected one of {', '.join(MODELS)}", path="model",
+                        reason="is unknown")
+    params = check_field("params", _TABLE, data["params"])
+    programming = ProgrammingSpec(**_section(data, "programming", ProgrammingSpec))
+    variation = VariationSpec(**_section(data, "variation", VariationSpec))
+    drift = DriftSpec(**_section(data, "drift", DriftSpec)) if "drift" in data else None
+    return dict(model=model, params=params, programming=programming, variation=variation, drift=drift,
+                description=str(data.get("description", "")))
 
 
 def card_from_dict(data: Mapping[str, object], source: str = "") -> DeviceCard:
     """Build a :class:`DeviceCard` from parsed TOML; errors name ``source`` and the field."""
-    at = f"{source}: " if source else ""
-    unknown = sorted(set(data) - _TOP)
-    if unknown:
-        raise SpecError(f"{at}unknown top-level key {unknown[0]!r}; expected {', '.join(sorted(_TOP))}")
-    for key in ("model", "params", "programming"):
-        if key not in data:
-            raise SpecError(f"{at}{key} is missing")
-    model = data["model"]
-    if not isinstance(model, str):
-        raise SpecError(f"{at}model must be a string, got {model!r}")
-    if model not in MODELS:
-        raise SpecError(f"{at}model {model!r} is unknown; expected one of {', '.join(MODELS)}")
-    params = _table(data["params"], f"{at}params")
-    prog_raw = _table(data["programming"], f"{at}programming")
-    extra = sorted(set(prog_raw) - set(_PROGRAMMING_REQUIRED) - set(_PROGRAMMING_OPTIONAL))
-    if extra:
-        raise SpecError(f"{at}programming.{extra[0]} is not a programming field")
-    prog = {}
-    for key in _PROGRAMMING_REQUIRED:
-        if key not in prog_raw:
-            raise SpecError(f"{at}programming.{key} is missing")
-    for key in _PROGRAMMING_REQUIRED + _PROGRAMMING_OPTIONAL:
-        if key in prog_raw:
-            prog[key] = _number(prog_raw[key], f"{at}programming.{key}")
-    var_raw = _table(data.get("variation", {}), f"{at}variation")
-    extra = sorted(set(var_raw) - _VARIATION)
-    if extra:
-        raise SpecError(f"{at}variation.{extra[0]} is not a variation field; expected {', '.join(sorted(_VARIATION))}")
-    var = {}
-    for key, value in var_raw.items():
-        if key == "d2d":
-            var[key] = {k: _number(v, f"{at}variation.d2d.{k}") for k, v in _table(value, f"{at}variation.d2d").items()}
-        elif key in ("c2c_mode", "d2d_distribution"):
-            var[key] = value
-        else:
-            var[key] = _number(value, f"{at}variation.{key}")
-    description = data.get("description", "")
-    drift_raw = _table(data["drift"], f"{at}drift") if "drift" in data else None
-    if drift_raw is not None:
-        extra = sorted(set(drift_raw) - set(_DRIFT))
-        if extra:
-            raise SpecError(f"{at}drift.{extra[0]} is not a drift field; expected {', '.join(_DRIFT)}")
-        if "nu" not in drift_raw:
-            raise SpecError(f"{at}drift.nu is missing")
     try:
-        variation = VariationSpec(**var)
-        programming = ProgrammingSpec(**prog)
-        drift = None if drift_raw is None else DriftSpec(
-            **{k: _number(v, f"{at}drift.{k}") for k, v in drift_raw.items()})
+        parts = _parts(data)
     except SpecError as exc:
-        raise SpecError(f"{at}{exc}") from None
-    return DeviceCard(model=model, params=params, variation=variation, programming=programming, drift=drift,
-                      name=Path(source).stem if source else "", description=str(description), source=source)
+        raise exc.prefixed(source) if source else exc from None
+    return DeviceCard(**parts, name=Path(source).stem if source else "", source=source)
 
 
 def load_card(path: str | Path) -> DeviceCard:
     """Read and validate a device card TOML file."""
     return card_from_dict(read_toml(path, "device card"), str(path))
-
-
-def _table(value: object, where: str) -> dict:
-    if not isinstance(value, Mapping):
-        raise SpecError(f"{where} must be a table, got {value!r}")
-    return dict(value)

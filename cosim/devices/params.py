@@ -4,6 +4,12 @@ A model lists its parameters as :class:`ParamSpec` rows; :func:`check_value` and
 :func:`check_params` refuse anything outside the stated range with a :class:`SpecError` naming the
 field (``params.k_off must be > 0 m/s, got -1.0``). Ranges are physical-plausibility bounds, wide
 enough for any published device and narrow enough to catch unit mistakes (nm typed as m).
+
+This stays apart from :mod:`cosim.schema` (which checks config fields, the card's [variation],
+[drift] and [programming] included) because a model parameter is a different thing: its range
+is also a device mask over arrays (:meth:`ParamSpec.ok`, used to redraw out-of-range devices),
+it is exported to Verilog-A, and a model's set is checked as a whole with cross-parameter
+constraints.
 """
 
 from __future__ import annotations

@@ -65,8 +65,8 @@ class DevicePopulation:
         """Draw d2d parameters and fault masks for ``shape`` devices from ``seed``.
 
         backend: "numpy" (default: the fastest measured, see benchmarks/bench_devices.py),
-        "compiled" (verilogae rate functions from models/*.va; equal to 1e-10 but 2-4x slower
-        here, its per-element call cost being ~0.25 µs against numpy's ~0.03 µs) or "auto"
+        "compiled" (verilogae rate functions from models/*.va; equal to 1e-10 but slower, its
+        per-element call cost being higher, see benchmarks/bench_devices.py) or "auto"
         (compiled when available, else numpy). integrator: pulse numerics (default: exact where
         the model has a closed form, else adaptive Dormand–Prince).
         """

@@ -135,8 +135,8 @@ SECTIONS = {
 def estimate_seconds(point: dict) -> float:
     """Rough single-core seconds: sparse LU grows ~cells^1.5, each solve ~cells^1.2.
 
-    Fitted to scipy ``splu`` on this project's 2-core reference machine (DESIGN.md §5); the
-    estimate only has to tell a one-minute study from a one-day one.
+    Fitted to scipy ``splu`` (DESIGN.md §5; benchmarks/bench_scale.py part "ir" measures it);
+    the estimate only has to tell a one-minute study from a one-day one.
     """
     cells = point["array"]["rows"] * point["array"]["cols"]
     return 0.05 + 3.5e-8 * cells ** 1.55 + point["read"]["batch"] * 4e-8 * cells ** 1.2

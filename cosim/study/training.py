@@ -90,12 +90,17 @@ def tile_ir_drop(layer, *, seed: int) -> dict[str, Any]:
     }
 
 
-def estimate_seconds(point: dict[str, Any]) -> float:
-    """Rough single-core seconds of a point: reads per epoch × cost per read.
+# Cost model of a training point, calibrated on the digits MLP with benchmarks/bench_train.py
+# (ideal and nodal epochs, with and without the compiled kernels, COSIM_NUMBA=0): seconds per
+# sample of ideal reads; nodal reads add (factor, exponent) × (cells/4096)^exponent of that.
+IDEAL_SAMPLE_S = 1e-3
+NODAL_COMPILED, NODAL_NUMPY = (0.8, 1.5), (8.0, 0.3)
+CNN_FACTOR = 6.0
 
-    Calibrated on the digits MLP on this project's 2-core machine: ideal reads ~1 ms per sample;
-    nodal reads with the compiled kernels ~1.8 ms at 64×64 and ~11 ms at 128×128 tiles (the
-    demo study), without them ~9 s per epoch at 64×64. It only has to tell minutes from hours.
+
+def estimate_seconds(point: dict[str, Any]) -> float:
+    """Rough single-core seconds of a point: reads per epoch × cost per read (the constants
+    above). It only has to tell minutes from hours.
     """
     from cosim.circuit.solvers import kernels
 
@@ -103,10 +108,10 @@ def estimate_seconds(point: dict[str, Any]) -> float:
     samples = data.get("subset") or (60000 if data.get("name") in ("mnist", "fashion") else 1347)
     cells = array["rows"] * array["cols"]
     nodal = point["solver"]["engine"] != "ideal"
-    k, p = (0.8, 1.5) if kernels.ENABLED else (8.0, 0.3)
-    per_sample = 1e-3 * (1 + (k if nodal else 0.0) * (cells / 4096) ** p)
+    k, p = NODAL_COMPILED if kernels.ENABLED else NODAL_NUMPY
+    per_sample = IDEAL_SAMPLE_S * (1 + (k if nodal else 0.0) * (cells / 4096) ** p)
     if point["network"]["kind"] == "cnn":
-        per_sample *= 6.0
+        per_sample *= CNN_FACTOR
     return 1.0 + train["epochs"] * samples * per_sample
 
 

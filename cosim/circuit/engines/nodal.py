@@ -14,8 +14,8 @@ Methods (``SolverOptions.method``), registered in :data:`METHODS`:
 - "transfer": for crossbars, the exact effective transfer matrix computed once (batched PCG),
   then every read is a matmul.
 - "auto": direct for small arrays and for circuits the line-block path does not handle (the
-  reason is in ``info["auto"]``), else the cheaper of direct and pcg by a cost model measured on
-  this machine; for a large batch the crossbar path switches to the transfer by itself.
+  reason is in ``info["auto"]``), else the cheaper of direct and pcg by a cost model calibrated
+  with benchmarks/bench_scale.py; for a large batch the crossbar path switches to the transfer by itself.
 
 Forward and transpose reads of one array share one preparation: :func:`prepare_pair`, or
 ``prepared.for_circuit(build_circuit(spec, transpose=True))``. After a training update,
@@ -162,19 +162,17 @@ class NodalPrepared(Prepared):
 # -- method registry and the automatic choice ---------------------------------------------------
 
 #: Arrays with at most this many cells always use the direct path (exact to round-off, and
-#: cheap: < 50 ms). With the compiled kernels the PCG read is 2.6–4.8x faster than SuperLU from
-#: 8×8 to 64×64 (preparation and one 32-input read, benchmarks/bench_scale.py part "kernels"),
-#: so only arrays up to 8×8 keep that rule (SMALL_CELLS_COMPILED) and the cost model below
-#: decides the rest.
+#: cheap). With the compiled kernels the PCG read beats SuperLU above 8×8 (preparation and one
+#: 32-input read, benchmarks/bench_scale.py part "kernels"), so only arrays up to 8×8 keep that
+#: rule (SMALL_CELLS_COMPILED) and the cost model below decides the rest.
 SMALL_CELLS, SMALL_CELLS_COMPILED = 48 * 48, 8 * 8
-# Cost model (s), fitted with benchmarks/bench_scale.py (part "ir") on the 2-core reference
-# machine: SuperLU (minimum degree) on u unknowns ≈ T_LU0 + C_LU·u^1.5 (0.14 s at 128², 1.0 s at
-# 256², 66 s at 1024²); one PCG iteration ≈ C_IT·u + C_STEP·(N+M) (vector passes plus, on the
-# numpy path, the per-step overhead of the column sweeps); iterations to 1e-9 ≈
-# 2 + 2.2·sqrt(N·M·r·g) (3 at 0.08, 20 at 82, 87 at 1320), plus about 3 iterations' worth of
-# extraction, checks and refinement. Compiled kernels: 0.17 ms per iteration at 128² and 0.72 ms
-# at 256² where a vector's solve stays in cache (below pcg.REBASE_MIN_UNKNOWNS), the numpy
-# path's per-element cost above it (memory bound, 5 ms per iteration at 512²).
+# Cost model (s); its constants are calibrated with benchmarks/bench_scale.py (parts "ir" and
+# "kernels"; results in benchmarks/results/bench_scale.txt): SuperLU (minimum degree) on u
+# unknowns ≈ T_LU0 + C_LU·u^1.5; one PCG iteration ≈ C_IT·u + C_STEP·(N+M) (vector passes plus,
+# on the numpy path, the per-step overhead of the column sweeps); iterations to 1e-9 ≈
+# 2 + 2.2·sqrt(N·M·r·g), plus about 3 iterations' worth of extraction, checks and refinement.
+# Compiled kernels: C_IT_COMPILED per unknown where a vector's solve stays in cache (below
+# pcg.REBASE_MIN_UNKNOWNS), the numpy path's per-element cost above it (memory bound).
 C_LU, T_LU0, T_PCG0 = 2.0e-8, 1.0e-3, 2.0e-4
 C_IT, C_STEP = 1.2e-8, 2.0e-6
 C_IT_COMPILED = 6.0e-9

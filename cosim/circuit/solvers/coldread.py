@@ -18,9 +18,8 @@ each slab as few times as possible:
   contiguous chunk per thread (:func:`kernels.threads`); each chunk allocates its slabs once.
 
 A vector's arithmetic is fixed by the compiled code alone: it does not depend on the batch, the
-chunking or the thread count (tests/test_kernels.py checks bit-identity). A 64-input read of a
-128×128 training tile (0–22 µS, 1 Ω) took 44.8 ms of CPU on one core against 84.2 ms for the
-earlier kernel in the same run (README, speed section).
+chunking or the thread count (tests/test_kernels.py checks bit-identity). Its speed against the
+earlier kernel is measured by benchmarks/bench_scale.py part "reads" (README, speed section).
 """
 
 from __future__ import annotations

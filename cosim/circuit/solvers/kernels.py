@@ -2,12 +2,11 @@
 
 Why compiled: a read of a training tile (64×64, 32 input vectors) is a few PCG iterations on
 (32, 64, 64) arrays. In numpy every tridiagonal sweep is one call per line position and every
-vector operation a full pass over 1 MB arrays that do not stay in cache: such a read costs
-22–24 ms in numpy and ~4.4 ms here (benchmarks/bench_scale.py part "kernels" times both), for
-~2 M flops. The cold read itself (one input vector per core at a time, in cache) is in
-:mod:`coldread`; the general loop's CG steps are fused per vector here (benchmarks/bench_train.py
-measures the effect on training). They compute the same quantities as the numpy
-path, in the same order per line; sums run in a different order, so results agree to round-off
+vector operation a full pass over 1 MB arrays that do not stay in cache, for ~2 M flops: the
+compiled read is several times faster (benchmarks/bench_scale.py part "kernels" times both).
+The cold read itself (one input vector per core at a time, in cache) is in :mod:`coldread`; the
+general loop's CG steps are fused per vector here (benchmarks/bench_train.py measures the effect
+on training). They compute the same quantities as the numpy path, in the same order per line; sums run in a different order, so results agree to round-off
 (tests/test_kernels.py compares the two paths on random arrays).
 
 ``ENABLED`` is false without numba or with ``COSIM_NUMBA=0`` in the environment; callers then
@@ -31,8 +30,8 @@ ENABLED = numba is not None and os.environ.get("COSIM_NUMBA", "1") != "0"
 
 
 #: Smallest read (input vectors × cells) split over threads: a parallel region costs a thread
-#: wake-up and a join (tens of µs on idle cores, milliseconds when the cores are shared: a 32²
-#: read took 16 ms on two busy threads against ~1 ms on one); 2¹⁸ cell-vectors are ~1 ms of work.
+#: wake-up and a join, cheap on idle cores but far more than a small read's own work when the
+#: cores are shared (benchmarks/bench_scale.py part "reads" compares threads on small reads).
 PARALLEL_MIN_WORK = 2**18
 
 
@@ -89,8 +88,8 @@ def _one_row(lm, dinv, x, i):  # pragma: no cover - compiled
 @_jit
 def _row_block4(lm, dinv, x, i):  # pragma: no cover - compiled
     # Row lines i … i+3 of an (N, M) slab at once: four independent recurrences carried in
-    # registers hide each one's latency (1.2 ns per cell at 128², against 2.9–5 ns for sixteen
-    # lines carried through memory, whose power-of-two strides also collide in L1).
+    # registers hide each one's latency, where sixteen lines carried through memory were slower
+    # (their power-of-two strides also collide in L1; benchmarks/bench_scale.py part "kernels").
     m = x.shape[1]
     a, b, c, d = x[i, 0], x[i + 1, 0], x[i + 2, 0], x[i + 3, 0]
     for j in range(1, m):
@@ -273,8 +272,9 @@ _LOADED: list[bool] = []
 def load() -> None:
     """Compile (first run) or load from numba's cache (later runs) every kernel, once per process.
 
-    Called when a tile is built (NodalEngine.warm_up), so the one-time cost (0.4–0.7 s from the
-    cache) lands in set-up rather than in the first read of a timed loop. If compiling fails
+    Called when a tile is built (NodalEngine.warm_up), so the one-time cost (a fraction of a
+    second from the cache; README, speed section) lands in set-up rather than in the first read
+    of a timed loop. If compiling fails
     (a broken LLVM, an unwritable cache with no fallback), the numpy path takes over, with a
     warning: slower, never wrong.
     """

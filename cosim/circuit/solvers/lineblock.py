@@ -166,7 +166,7 @@ class LineBlocks:
 
     # -- device-dependent part ---------------------------------------------------------------
     def _set_devices(self, g_dev: np.ndarray) -> None:
-        # In place wherever possible: at 4096² every full-array pass costs ~0.1 s and 134 MB.
+        # In place wherever possible: at 4096² every full-array copy is 134 MB.
         self.g_dev = g_dev
         if self.g_acc is None:
             g_cell = g_dev

@@ -396,7 +396,7 @@ def warm_pays(blocks: LineBlocks, basis_ports: np.ndarray, ports: np.ndarray) ->
     The guess is only as good as the new reads are close to the span of the old ones (it is
     exact in the span, up to the conductance change). Fresh inputs outside that span gain a
     digit at most, which saves no iteration of a fast-converging array; the guess then costs
-    more than it saves (measured 15–25 % per read at 64²–128², 1–10 Ω).
+    more than it saves (benchmarks/bench_scale.py part "warm").
     """
     if not warm_can_pay(blocks):
         return False

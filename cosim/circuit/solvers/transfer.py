@@ -98,10 +98,9 @@ class PortResponse:
                 warm: PortResponse | None = None) -> PortResponse:
         """Excite the smaller family; ``warm`` (same array, old devices) seeds every solve where
         a warm start pays: with the compiled kernels a cold solve of an array that converges in
-        a few iterations costs less than the warm start's set-up (14 ms cold against 24–36 ms warm
-        for the 64 excitations of a 64×64 tile after a 2 % update, benchmarks/bench_scale.py part
-        "kernels"), so the warm start
-        is kept where :func:`pcg.warm_can_pay`."""
+        a few iterations costs less than the warm start's set-up (the 64 excitations of a 64×64
+        tile after a 2 % update, benchmarks/bench_scale.py part "kernels"), so the warm start is
+        kept where :func:`pcg.warm_can_pay`."""
         n, m = blocks.n, blocks.m
         family = "rows" if n <= m else "cols"
         ports = np.arange(n) if family == "rows" else n + np.arange(m)

@@ -31,6 +31,7 @@ import numpy as np
 from cosim.devices.base import DeviceModel, Params
 from cosim.devices.pulse import Pulse
 from cosim.errors import ConvergenceError, SpecError
+from cosim.schema import check_fields, param
 
 log = logging.getLogger(__name__)
 
@@ -65,19 +66,15 @@ class IntegratorOptions:
         max_steps: adaptive steps allowed per device and piece before ConvergenceError.
     """
 
-    method: Method = "auto"
-    rtol: float = 1e-7
-    atol: float = 1e-9
-    substeps: int = 200
-    max_steps: int = 100_000
+    method: Method = param("auto", type="str", choices=METHODS, doc="pulse integration method")
+    rtol: float = param(1e-7, type="float", minimum=0.0, exclusive_min=True, doc="relative error per step")
+    atol: float = param(1e-9, type="float", minimum=0.0, exclusive_min=True,
+                        doc="absolute error per step, fraction of the state range")
+    substeps: int = param(200, type="int", minimum=1, doc="fixed RK4 steps per linear piece")
+    max_steps: int = param(100_000, type="int", minimum=1, doc="adaptive steps per device and piece")
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise SpecError(f"integrator.method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if not (self.rtol > 0 and self.atol > 0):
-            raise SpecError(f"integrator.rtol and atol must be > 0, got {self.rtol!r}, {self.atol!r}")
-        if self.substeps < 1 or self.max_steps < 1:
-            raise SpecError("integrator.substeps and max_steps must be ≥ 1")
+        check_fields(self, "integrator")
 
 
 @dataclass(kw_only=True, slots=True)

@@ -159,6 +159,7 @@ ERRORS = [
     (".if (1)\nr1 a 0 1\n", 2, ".if is not closed"),
     # found by the fuzzer (tests/test_fuzz_netlist.py), each checked against ngspice-39
     ("r1 a 0 3.1+04\n", 2, "not a number or a parameter name"),
+    ("r1, a 0 1\n", 2, "'r1,' is not an element name"),
     (".if (0)\n.param r=1\n.endif\n", 3, ".param inside .if/.else is applied by ngspice"),
     (".model m r r=1\n.model m r r=2\n", 3, "model m is already defined at"),
     ("r1 a l=2 1\n", 2, "'l=2' is not a node name"),

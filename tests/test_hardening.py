@@ -203,3 +203,11 @@ def test_curve_with_few_strong_pulses_has_no_overflow_and_no_nan():
                         "--amplitude", 1, "--pulses", 3])
     assert rc == 0, err
     assert "asymmetry undefined" in out and "nan" not in out
+
+
+def test_absurd_pulse_amplitude_is_refused_not_crashed():
+    # Found by the CLI fuzzer: at 1e30 V the integrator's stages overflow (inf - inf). The step is
+    # rejected like any other, and the integration gives up with its one-line ConvergenceError.
+    line = refused(["device", "curve", "--card", "models/cards/vteam_default.toml", "--amplitude", "1e+30",
+                    "--pulses", "3"])
+    assert "adaptive pulse integration" in line

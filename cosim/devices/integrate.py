@@ -219,15 +219,19 @@ def _dopri(model, x, params, amp, duration, f0, f1, t_start, t_end, lo, hi, opti
         hs = np.minimum(h[idx], te - ts)
         lo_i, hi_i = lo[idx], hi[idx]
         ks = [k1[idx]]
-        for s in range(1, 7):
-            y = xs + hs * sum(coef * k for coef, k in zip(_A[s], ks) if coef != 0.0)
-            if hard:
-                y = np.clip(y, lo_i, hi_i)
-            ks.append(model.state_rate(y, a * (f0 + slope * (ts + _C[s] * hs)), p))
-        y5 = y  # the 7th stage is evaluated at the 5th-order solution (FSAL)
-        err = np.abs(hs * sum(e * k for e, k in zip(_E, ks) if e != 0.0))
-        tol = scale_abs[idx] + options.rtol * np.maximum(np.abs(xs), np.abs(y5))
-        ratio = err / tol
+        # A step so long that a stage overflows (absurd amplitudes) is a rejected step, not a crash:
+        # its non-finite error ratio shrinks the step like any other rejection.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for s in range(1, 7):
+                y = xs + hs * sum(coef * k for coef, k in zip(_A[s], ks) if coef != 0.0)
+                if hard:
+                    y = np.clip(y, lo_i, hi_i)
+                ks.append(model.state_rate(y, a * (f0 + slope * (ts + _C[s] * hs)), p))
+            y5 = y  # the 7th stage is evaluated at the 5th-order solution (FSAL)
+            err = np.abs(hs * sum(e * k for e, k in zip(_E, ks) if e != 0.0))
+            tol = scale_abs[idx] + options.rtol * np.maximum(np.abs(xs), np.abs(y5))
+            ratio = err / tol
+        ratio = np.where(np.isfinite(ratio), ratio, np.inf)
         ok = ratio <= 1.0
         acc = idx[ok]
         if acc.size:

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -207,7 +208,12 @@ def unprivileged() -> tuple[list[str], dict] | None:
     py = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}", path="/usr/bin:/usr/local/bin")
     if not py or not shutil.which("setpriv"):
         return None
-    paths = os.pathsep.join([os.environ.get("PYTHONPATH", ""), *site.getsitepackages()])
+    import cosim
+
+    # PYTHONPATH entries get no .pth processing, so an editable install's finder would not load:
+    # put the folder holding this very cosim package first.
+    here = str(Path(cosim.__file__).resolve().parents[1])
+    paths = os.pathsep.join([here, os.environ.get("PYTHONPATH", ""), *site.getsitepackages()])
     return (["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", py, "-m", "cosim.cli"],
             {"PYTHONPATH": paths})
 

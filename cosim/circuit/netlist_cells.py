@@ -106,7 +106,7 @@ def cells_deck(circuit: Circuit, cell: Cell, values: np.ndarray, *, raw: str = "
 def ngspice_read(circuit: Circuit, cell: Cell, inputs: np.ndarray, *, keep: str | Path | None = None) -> np.ndarray:
     """Output currents (B, n_outputs) in A of ``circuit`` with ``cell``'s laws, solved by ngspice
     (one ``ngspice -b`` run per input vector). EngineError names the deck when ngspice fails."""
-    from cosim.circuit.engines.spice import MISSING, _read_raw, ngspice_binary  # noqa: PLC0415
+    from cosim.circuit.engines.spice import MISSING, ngspice_binary, read_raw  # noqa: PLC0415
 
     binary = ngspice_binary()
     if binary is None:
@@ -126,7 +126,7 @@ def ngspice_read(circuit: Circuit, cell: Cell, inputs: np.ndarray, *, keep: str 
             if proc.returncode != 0 or not raw.exists() or "aborted" in text:
                 tail = "\n".join(ln for ln in text.splitlines() if ln.strip())[-1500:]
                 raise EngineError(f"ngspice failed on {deck} (exit status {proc.returncode}):\n{tail}")
-            op = {k.lower(): val for k, val in _read_raw(raw).items()}
+            op = {k.lower(): val for k, val in read_raw(raw).items()}
             branch = np.array([[op[f"i({name})"] for name in circuit.vsrc_names]])
             out[b] = circuit.outputs_from_branches(branch)[0]
     return out

@@ -30,18 +30,6 @@ def _first_error(output: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-def _read_raw(path: Path) -> dict[str, float]:
-    import numpy as np
-
-    data = path.read_bytes()
-    cut = data.index(b"Binary:\n") + len(b"Binary:\n")
-    header = data[:cut].decode("latin-1").splitlines()
-    start = header.index("Variables:") + 1
-    names = [ln.split("\t")[2] if "\t" in ln else ln.split()[1] for ln in header[start:-1] if ln.strip()]
-    values = np.frombuffer(data[cut:cut + 8 * len(names)], dtype="<f8")
-    return dict(zip(names, values.tolist()))
-
-
 def run_deck(path: Path, text: str, *, timeout: float | None = None) -> tuple[dict[str, float], dict[str, float]]:
     """(node volts by name, source/inductor branch amperes by element name) from ngspice's ``op``.
 
@@ -65,7 +53,7 @@ def run_deck(path: Path, text: str, *, timeout: float | None = None) -> tuple[di
         output = proc.stdout + "\n" + proc.stderr
         if proc.returncode != 0 or not raw.exists() or "simulation(s) aborted" in output:
             raise EngineError(f"ngspice failed on {path} (exit status {proc.returncode}): {_first_error(output)}")
-        vectors = _read_raw(raw)
+        vectors = spice.read_raw(raw)
     nodes, branches = {}, {}
     for name, value in vectors.items():
         low = name.lower()

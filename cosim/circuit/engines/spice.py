@@ -122,7 +122,7 @@ def _vectors(ng) -> dict[str, float]:
     return out
 
 
-def _read_raw(path: Path) -> dict[str, float]:
+def read_raw(path: Path) -> dict[str, float]:
     """One operating point from an ngspice binary raw file: {"v(node)"/"i(src)": value}."""
     data = path.read_bytes()
     cut = data.index(b"Binary:\n") + len(b"Binary:\n")
@@ -222,7 +222,7 @@ class SpicePrepared(Prepared):
         # ngspice -b exits 0 even when an op aborts; then no raw file is written for it
         if proc.returncode != 0 or "simulation(s) aborted" in output or not all(p.exists() for p in raws):
             raise self._fail(path, f"exit status {proc.returncode}", output)
-        return [{k.lower(): v for k, v in _read_raw(p).items()} for p in raws]
+        return [{k.lower(): v for k, v in read_raw(p).items()} for p in raws]
 
     # -- the protocol -----------------------------------------------------------------------
     def solve(self, inputs, *, want_nodes: bool = False, want_cells: bool = False) -> ReadResult:

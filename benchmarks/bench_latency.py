@@ -1,9 +1,10 @@
 """Wall time of `cosim solve` on a 10-element deck, interpreter start included, against floors.
 
 Prints the median of --repeat runs (fresh processes) of: a bare interpreter, importing what the
-solve path cannot avoid (numpy, scipy.sparse.linalg for SuperLU), `cosim solve` on the deck,
-and ngspice on the same file. The solve path loads no compiled kernels, networkx or PySpice
-(tests/test_cli_solve.py checks that), so what is left above the import floor is cosim itself.
+solve path cannot avoid (numpy), importing scipy.sparse.linalg (what SuperLU would add; a small
+deck is solved dense and never loads it), `cosim solve` on the deck, and ngspice on the same
+file. The solve path loads no scipy, compiled kernels, networkx or PySpice (tests/test_cli_solve.py
+and tests/test_mna_dense.py check that), so what is left above the numpy floor is cosim itself.
 
     python benchmarks/bench_latency.py --repeat 11
 """
@@ -42,6 +43,7 @@ def main() -> None:
         deck.write_text(DECK)
         cases = {
             "python -c pass": [py, "-c", "pass"],
+            "import numpy": [py, "-c", "import numpy"],
             "import numpy, scipy.sparse.linalg": [py, "-c", "import numpy, scipy.sparse.linalg"],
             "cosim solve ten.cir": [py, "-c", "import sys; from cosim.cli import main; sys.exit(main())",
                                     "solve", str(deck)],

@@ -22,11 +22,14 @@ current iterate, i.e. iterative refinement on the true residual) until that boun
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from cosim.errors import ConvergenceError, EngineError
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 log = logging.getLogger(__name__)
 

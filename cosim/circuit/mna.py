@@ -1,4 +1,4 @@
-"""Modified nodal analysis of a :class:`Circuit`, assembled with scipy.sparse.
+"""Modified nodal analysis of a :class:`Circuit`, assembled with scipy.sparse (or dense numpy).
 
 Exact treatment of the two limits: 0 Ω resistors (``g = inf``) merge their nodes before
 assembly (union by connected components), and nodes held by a voltage source to ground become
@@ -17,22 +17,83 @@ and nothing large is cancelled.
 ``assemble_nodal`` is pure and solver-agnostic: direct and iterative solvers take its
 ``NodalSystem`` and return the unknowns; ``NodalSystem.recover`` turns them into node voltages,
 source branch currents and a KCL residual.
+
+Small circuits (up to :data:`DENSE_MAX` nodes) are assembled from the same triplets into dense
+arrays instead, and scipy is never imported: `cosim solve` of a small deck is dominated by
+interpreter and import time, and scipy.sparse costs more than the whole solve (issue 13).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
 from cosim.circuit.model import Circuit
 from cosim.errors import TopologyError
 
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+
 # g / (other conductance at its two nodes) above which a resistor gets a branch: the nodal form
 # loses about log10 of this ratio in digits (1e6: ≤ 1e-10 relative, inside every solver's rtol).
 STIFF_RATIO = 1e6
+# nodes up to which the system is dense: a 300² LU costs ~1 ms, far below scipy's import
+DENSE_MAX = 300
+
+
+def components(n: int, a: np.ndarray, b: np.ndarray) -> tuple[int, np.ndarray]:
+    """(count, labels) of the connected components of ``n`` vertices with edges ``a[k]–b[k]``.
+
+    Labels are numbered by each component's smallest vertex, as scipy's connected_components
+    does, so the dense and sparse paths order their unknowns alike.
+    """
+    if n > DENSE_MAX:
+        import scipy.sparse as sp
+        from scipy.sparse.csgraph import connected_components
+
+        graph = sp.coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(n, n))
+        return connected_components(graph, directed=False)
+    root = list(range(n))
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = root[i]
+        return i
+
+    for i, j in zip(a.tolist(), b.tolist()):
+        ri, rj = find(i), find(j)
+        if ri != rj:
+            root[max(ri, rj)] = min(ri, rj)  # the smallest vertex stays the root
+    roots = np.array([find(i) for i in range(n)], dtype=np.int64)
+    uniq, labels = np.unique(roots, return_inverse=True)
+    return int(uniq.size), labels.astype(np.int32)
+
+
+def _matrix(vals: np.ndarray, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int],
+            dense: bool) -> Any:
+    """Triplets summed into a dense array or a CSR matrix: the one assembly both paths share."""
+    if dense:
+        m = np.zeros(shape)
+        np.add.at(m, (rows, cols), vals)
+        return m
+    import scipy.sparse as sp
+
+    return sp.coo_matrix((vals, (rows, cols)), shape=shape).tocsr()
+
+
+def _block(blocks: list[list[Any]], dense: bool) -> Any:
+    """Block matrix (``None`` = zeros) as a dense array or CSC."""
+    if not dense:
+        import scipy.sparse as sp
+
+        return sp.bmat(blocks, format="csc")
+    rows = [next(b.shape[0] for b in row if b is not None) for row in blocks]
+    cols = [next(row[j].shape[1] for row in blocks if row[j] is not None) for j in range(len(blocks[0]))]
+    return np.block([[np.zeros((r, cols[j])) if b is None else np.asarray(b) for j, b in enumerate(row)]
+                     for r, row in zip(rows, blocks)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +109,15 @@ class NodalSystem:
     labels: np.ndarray  # node → merged-node label
     n_labels: int
     ground: int  # label of ground
-    lap: sp.csr_matrix  # (n_labels, n_labels) conductance Laplacian over labels
+    lap: sp.csr_matrix | np.ndarray  # (n_labels, n_labels) conductance Laplacian over labels
     free: np.ndarray  # labels that are unknowns
     free_pos: np.ndarray  # label → position among unknowns, -1 otherwise
     known: np.ndarray  # labels with a known potential (excluding ground)
     known_src: np.ndarray  # for each known label, the source index fixing it
     known_sign: np.ndarray  # +1 when the source's + terminal is the known label, else -1
     fsrc: np.ndarray  # indices of floating voltage sources
-    a: sp.csc_matrix  # the system matrix
-    l_fk: sp.csr_matrix  # coupling of free labels to known labels
+    a: sp.csc_matrix | np.ndarray  # the system matrix (dense for small circuits)
+    l_fk: sp.csr_matrix | np.ndarray  # coupling of free labels to known labels
     inj: np.ndarray  # (n_labels,) current injected by current sources, A
     spd: bool  # True when ``a`` is symmetric positive definite (no floating sources)
     defined: np.ndarray  # (n_labels,) bool: label has a potential (free, known or ground)
@@ -65,6 +126,7 @@ class NodalSystem:
     e_terms: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     f_terms: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
     stiff: np.ndarray | None = None
+    dense: bool = False  # lap, a, l_fk are numpy arrays
 
     @property
     def n_free(self) -> int:
@@ -124,7 +186,7 @@ class NodalSystem:
         # A grounded source supplies what its known node sends away.
         branch[self.known_src] = -self.known_sign[:, None] * leave[self.known]
         resid = leave[self.free]
-        scale = np.abs(self.lap).sum(axis=1).A1[self.free, None] * np.abs(pot[self.free]).max(initial=0)
+        scale = np.asarray(np.abs(self.lap).sum(axis=1)).ravel()[self.free, None] * np.abs(pot[self.free]).max(initial=0)
         denom = max(float(np.abs(branch).max(initial=0)), float(scale.max(initial=0)), 1e-300)
         return pot, branch.T, float(np.abs(resid).max(initial=0) / denom)
 
@@ -134,8 +196,7 @@ def _merge_shorts(circuit: Circuit) -> tuple[np.ndarray, int]:
     n = circuit.n_nodes
     if not short.any():
         return np.arange(n), n
-    graph = sp.coo_matrix((np.ones(short.sum()), (circuit.res_a[short], circuit.res_b[short])), shape=(n, n))
-    n_lab, labels = connected_components(graph, directed=False)
+    n_lab, labels = components(n, circuit.res_a[short], circuit.res_b[short])
     return labels, n_lab
 
 
@@ -152,8 +213,7 @@ def inert_nodes(circuit: Circuit) -> np.ndarray:
     live = c.res_g != 0  # NaN is refused by the reader; negative conductances conduct
     a = np.concatenate([c.res_a[live], c.vsrc_p])
     b = np.concatenate([c.res_b[live], c.vsrc_n])
-    _, lab = connected_components(sp.coo_matrix((np.ones(a.size, np.int8), (a, b)), shape=(n, n)),
-                                  directed=False)
+    _, lab = components(n, a, b)
     bad = np.zeros(lab.max() + 1 if n else 0, dtype=bool)
     bad[lab[0]] = True
     bad[lab[c.vsrc_p]] = True
@@ -188,9 +248,14 @@ def _controls(c: Circuit, labels: np.ndarray, n_lab: int):
     return (rows, np.concatenate([q, q]), np.concatenate([g, -g])), forced
 
 
-def assemble_nodal(circuit: Circuit) -> NodalSystem:
-    """Assemble the reduced nodal system; raises :class:`TopologyError` on shorted sources."""
+def assemble_nodal(circuit: Circuit, *, dense: bool | None = None) -> NodalSystem:
+    """Assemble the reduced nodal system; raises :class:`TopologyError` on shorted sources.
+
+    ``dense`` (default: up to :data:`DENSE_MAX` nodes) gives numpy arrays instead of scipy.sparse.
+    """
     c = circuit
+    if dense is None:
+        dense = c.n_nodes <= DENSE_MAX
     labels, n_lab = _merge_shorts(c)
     ground = int(labels[0])
     finite = (c.res_g != 0) & np.isfinite(c.res_g)  # negative resistors are legal elements
@@ -204,11 +269,8 @@ def assemble_nodal(circuit: Circuit) -> NodalSystem:
     deg = np.bincount(la, weights=g, minlength=n_lab) + np.bincount(lb, weights=g, minlength=n_lab)
     extra, forced = _controls(c, labels, n_lab)
     er, ec, ev = extra if extra is not None else (np.zeros(0, int), np.zeros(0, int), np.zeros(0))
-    lap = sp.coo_matrix(
-        (np.concatenate([-g, -g, deg, ev]),
-         (np.concatenate([la, lb, np.arange(n_lab), er]), np.concatenate([lb, la, np.arange(n_lab), ec]))),
-        shape=(n_lab, n_lab),
-    ).tocsr()
+    lap = _matrix(np.concatenate([-g, -g, deg, ev]), np.concatenate([la, lb, np.arange(n_lab), er]),
+                  np.concatenate([lb, la, np.arange(n_lab), ec]), (n_lab, n_lab), dense)
 
     pl, nl = labels[c.vsrc_p], labels[c.vsrc_n]
     bad = pl == nl
@@ -268,27 +330,28 @@ def assemble_nodal(circuit: Circuit) -> NodalSystem:
             rows.append(pos[ok])
             cols.append(np.arange(nf)[ok])
             vals.append(np.full(ok.sum(), sign))
-        bmat = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                             shape=(free.size, nf)).tocsr()
+        bmat = _matrix(np.concatenate(vals), np.concatenate(rows), np.concatenate(cols),
+                       (free.size, nf), dense)
         if c.controls is None:
-            a = sp.bmat([[a_ff, bmat], [bmat.T, None]], format="csc")
+            a = _block([[a_ff, bmat], [bmat.T, None]], dense)
         else:
-            a, e_terms, f_terms = _bordered(c, labels, free_pos, fsrc, a_ff, bmat)
+            a, e_terms, f_terms = _bordered(c, labels, free_pos, fsrc, a_ff, bmat, dense)
     else:
-        a = a_ff.tocsc()
+        a = a_ff if dense else a_ff.tocsc()
     if s_idx.size:
-        a = _with_stiff(a, free_pos, sa, sb, c.res_g[s_idx])
+        a = _with_stiff(a, free_pos, sa, sb, c.res_g[s_idx], dense)
     return NodalSystem(
         circuit=c, labels=labels, n_labels=n_lab, ground=ground, lap=lap, free=free,
         free_pos=free_pos, known=known_lab, known_src=known_src, known_sign=known_sign,
-        fsrc=fsrc, a=a, l_fk=l_fk.tocsr(), inj=inj,
+        fsrc=fsrc, a=a, l_fk=l_fk if dense else l_fk.tocsr(), inj=inj,
         spd=fsrc.size == 0 and bool((g > 0).all()) and c.controls is None and not s_idx.size,
         defined=used | is_known, e_terms=e_terms, f_terms=f_terms, stiff=s_idx if s_idx.size else None,
+        dense=dense,
     )
 
 
-def _with_stiff(a: sp.spmatrix, free_pos: np.ndarray, sa: np.ndarray, sb: np.ndarray,
-                g: np.ndarray) -> sp.csc_matrix:
+def _with_stiff(a: Any, free_pos: np.ndarray, sa: np.ndarray, sb: np.ndarray,
+                g: np.ndarray, dense: bool) -> Any:
     """``a`` bordered by one branch per stiff resistor: ±1 incidence on its free nodes, −1/g."""
     ns = g.size
     rows, cols, vals = [], [], []
@@ -298,9 +361,9 @@ def _with_stiff(a: sp.spmatrix, free_pos: np.ndarray, sa: np.ndarray, sb: np.nda
         rows.append(pos[ok])
         cols.append(np.arange(ns)[ok])
         vals.append(np.full(ok.sum(), sign))
-    inc = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                        shape=(a.shape[0], ns)).tocsr()
-    return sp.bmat([[a, inc], [inc.T, sp.diags(-1.0 / g)]], format="csc")
+    inc = _matrix(np.concatenate(vals), np.concatenate(rows), np.concatenate(cols), (a.shape[0], ns), dense)
+    corner = _matrix(-1.0 / g, np.arange(ns), np.arange(ns), (ns, ns), dense)
+    return _block([[a, inc], [inc.T, corner]], dense)
 
 
 def has_stiff(circuit: Circuit) -> bool:
@@ -342,7 +405,7 @@ def _stiff(la: np.ndarray, lb: np.ndarray, g: np.ndarray, n_lab: int) -> np.ndar
     return is_max[:k] & is_max[k:] & (rest > 0) & (ag > STIFF_RATIO * rest)
 
 
-def _bordered(c: Circuit, labels, free_pos, fsrc, a_ff, bmat):
+def _bordered(c: Circuit, labels, free_pos, fsrc, a_ff, bmat, dense: bool):
     """The MNA matrix with controlled sources (no longer symmetric) and their rhs/KCL terms."""
     ctl = c.controls
     nf, n_free = fsrc.size, a_ff.shape[0]
@@ -355,13 +418,13 @@ def _bordered(c: Circuit, labels, free_pos, fsrc, a_ff, bmat):
     c_top = np.concatenate([fpos, fpos])
     v_top = np.concatenate([fcoef, -fcoef])
     ok = r_top >= 0
-    top = bmat + sp.coo_matrix((v_top[ok], (r_top[ok], c_top[ok])), shape=(n_free, nf)).tocsr()
+    top = bmat + _matrix(v_top[ok], r_top[ok], c_top[ok], (n_free, nf), dense)
     # E: −gain·v(node) in the constraint row; known nodes go to the rhs
     er, eq = pos_f[ctl.v_node_src], free_pos[labels[ctl.v_node]]
     ok = eq >= 0
-    left = bmat.T + sp.coo_matrix((-ctl.v_node_coef[ok], (er[ok], eq[ok])), shape=(nf, n_free)).tocsr()
+    left = bmat.T + _matrix(-ctl.v_node_coef[ok], er[ok], eq[ok], (nf, n_free), dense)
     # H: −r·i(ctrl) in the constraint row
-    corner = sp.coo_matrix((-ctl.v_curr_coef, (pos_f[ctl.v_curr_src], pos_f[ctl.v_curr])), shape=(nf, nf))
-    a = sp.bmat([[a_ff, top], [left, corner]], format="csc")
+    corner = _matrix(-ctl.v_curr_coef, pos_f[ctl.v_curr_src], pos_f[ctl.v_curr], (nf, nf), dense)
+    a = _block([[a_ff, top], [left, corner]], dense)
     e_terms = (er[~ok], labels[ctl.v_node][~ok], ctl.v_node_coef[~ok])
     return a, e_terms, (fa, fb, fpos, fcoef)

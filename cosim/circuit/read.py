@@ -6,10 +6,11 @@ import dataclasses
 
 import numpy as np
 
-from cosim.circuit.build import build_circuit
 from cosim.circuit.engines.base import ReadResult, SolverOptions, prepare
 from cosim.circuit.model import Circuit
 from cosim.circuit.spec import CrossbarSpec
+
+# build (scipy.sparse) is imported by `read`: reading a netlist does not need it
 
 
 def solve_circuit(circuit: Circuit, inputs: np.ndarray, options: SolverOptions, *,
@@ -26,6 +27,8 @@ def read(spec: CrossbarSpec, inputs: np.ndarray, *, engine: str | None = None,
     ``engine="spice"`` is shorthand for ``options.replace(engine="spice")``: the options alone
     pick the engine from there on. A single input vector (N,) gives B = 1.
     """
+    from cosim.circuit.build import build_circuit
+
     options = options or SolverOptions()
     if engine is not None:
         options = dataclasses.replace(options, engine=engine)

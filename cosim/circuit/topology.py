@@ -26,10 +26,8 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
-from cosim.circuit.mna import inert_nodes
+from cosim.circuit.mna import components, inert_nodes
 from cosim.circuit.model import Circuit
 from cosim.errors import TopologyError
 
@@ -38,8 +36,7 @@ log = logging.getLogger(__name__)
 
 def _labels(n: int, a: np.ndarray, b: np.ndarray) -> tuple[int, np.ndarray]:
     """Connected components of ``n`` vertices joined by edges ``a[k]–b[k]``."""
-    graph = sp.coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(n, n))
-    return connected_components(graph, directed=False)
+    return components(n, a, b)  # scipy only for large circuits
 
 
 def _dc_labels(circuit: Circuit) -> np.ndarray:

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse.linalg as spla
 
 from cosim.circuit.engines.base import Engine, Prepared, ReadResult, SolverOptions, cell_currents
 from cosim.circuit.mna import NodalSystem, assemble_nodal, has_stiff
@@ -51,11 +50,26 @@ log = logging.getLogger(__name__)
 
 
 class DirectSolver:
-    """Sparse LU (SuperLU) of the reduced system; the reference every other path must match."""
+    """Sparse LU (SuperLU) of the reduced system; the reference every other path must match.
+
+    A small system assembled dense is solved by LAPACK (numpy.linalg) instead: same refusal of an
+    exactly singular matrix, same results to rounding, and no scipy import.
+    """
 
     name = "direct"
 
     def __init__(self, system: NodalSystem, options: SolverOptions):
+        self.dense = system.dense
+        if self.dense:
+            self.ordering, self.lu = "dense", None
+            # LAPACK's LU meets an exactly zero pivot where SuperLU does; slogdet exposes it
+            if system.a.shape[0] and np.linalg.slogdet(system.a)[0] == 0:
+                raise TopologyError(
+                    "the circuit's nodal matrix is singular (Factor is exactly singular); look for "
+                    "floating nodes or voltage-source loops with `cosim solve --check`")
+            return
+        import scipy.sparse.linalg as spla
+
         ordering = options.ordering
         if ordering == "auto":
             # A symmetric pattern orders best on A+Aᵀ (minimum degree); COLAMD for MNA borders.
@@ -73,13 +87,21 @@ class DirectSolver:
             ) from None
 
     def solve(self, rhs: np.ndarray, system: NodalSystem) -> tuple[np.ndarray, dict]:
-        if self.lu is None:
+        if self.dense and system.a.shape[0]:
+            try:
+                x = np.linalg.solve(system.a, rhs)
+            except np.linalg.LinAlgError:
+                x = np.full_like(rhs, np.nan)
+            info: dict = {"ordering": "dense"}
+        elif self.lu is None:
             return rhs, {}
-        x = self.lu.solve(np.asfortranarray(rhs))
+        else:
+            x = self.lu.solve(np.asfortranarray(rhs))
+            info = {"ordering": self.ordering, "lu_nnz": int(self.lu.L.nnz + self.lu.U.nnz)}
         if not np.isfinite(x).all():
             raise TopologyError("the nodal solve produced non-finite potentials: the circuit is singular "
                                 "or its values overflow double precision")
-        return x, {"ordering": self.ordering, "lu_nnz": int(self.lu.L.nnz + self.lu.U.nnz)}
+        return x, info
 
 
 @dataclass(slots=True)
@@ -247,7 +269,7 @@ def _prepare_general(circuit: Circuit, options: SolverOptions, *, spec=None, rea
     from cosim.circuit import amg
 
     t0 = time.perf_counter()
-    system = assemble_nodal(circuit)
+    system = assemble_nodal(circuit, dense=False if options.method == "amg" else None)
     n = system.a.shape[0]
     if options.method == "amg" and not system.spd:
         raise EngineError("method 'amg' needs a circuit of positive resistors whose sources all "

@@ -23,7 +23,6 @@ from cosim.cli import main
 from tests.netlist_gen import random_deck
 
 NETLISTS = sorted((Path(__file__).parent.parent / "netlists").glob("*.cir"))
-SKIP = ("time", "ordering", "lu_nnz")  # timings and the factorisation's own bookkeeping
 
 
 def run(tmp_path, capsys, monkeypatch, text: str, dense_max: int, *extra):

@@ -37,7 +37,7 @@ from cosim.circuit.model import as_batch
 class DensePrepared(Prepared):
     def __init__(self, circuit):
         self.circuit = circuit
-        self.system = assemble_nodal(circuit)
+        self.system = assemble_nodal(circuit, dense=False)
         self.a = self.system.a.toarray()
 
     def solve(self, inputs, *, want_nodes=False, want_cells=False):

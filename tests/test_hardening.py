@@ -211,3 +211,14 @@ def test_absurd_pulse_amplitude_is_refused_not_crashed():
     line = refused(["device", "curve", "--card", "models/cards/vteam_default.toml", "--amplitude", "1e+30",
                     "--pulses", "3"])
     assert "adaptive pulse integration" in line
+
+
+@pytest.mark.parametrize("engine", ["ideal", "nodal"])
+def test_read_whose_currents_overflow_is_refused(tmp_path, engine):
+    # Found by `make fuzz`: two rows of 64 S at 2.8e306 V sum past float's range in the matmul
+    # (a RuntimeWarning turned internal error). The read now refuses it in one line.
+    np.savetxt(tmp_path / "g.csv", [[64.0], [64.0]], delimiter=",")
+    np.savetxt(tmp_path / "v.csv", [[2.8e306, 2.8e306]], delimiter=",")
+    line = refused(["read", "--conductance", tmp_path / "g.csv", "--voltages", tmp_path / "v.csv",
+                    "--engine", engine, "--output", tmp_path / "i.npy"])
+    assert "overflows" in line and not (tmp_path / "i.npy").exists()

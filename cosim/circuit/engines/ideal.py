@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from cosim.circuit.engines.base import Engine, Prepared, ReadResult, SolverOptions
 from cosim.circuit.model import Circuit, as_batch
 from cosim.errors import EngineError
@@ -24,7 +26,11 @@ class IdealPrepared(Prepared):
         lay = self.circuit.layout
         v, _ = as_batch(inputs, self.circuit.n_inputs)
         t0 = time.perf_counter()
-        currents = (v - lay.ideal_offset) @ lay.ideal_g
+        with np.errstate(over="ignore", invalid="ignore"):  # absurd inputs: refused below, not warned
+            currents = (v - lay.ideal_offset) @ lay.ideal_g
+        if not np.isfinite(currents).all():
+            raise EngineError(f"the ideal read overflows: inputs up to {np.abs(v).max():.3g} V on conductances up to "
+                              f"{np.abs(lay.ideal_g).max():.3g} S give currents beyond floating point")
         cells = None
         if want_cells:
             g = lay.ideal_g.T if lay.transpose else lay.ideal_g

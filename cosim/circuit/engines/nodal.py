@@ -120,9 +120,13 @@ class NodalPrepared(Prepared):
         c = self.circuit
         v, _ = as_batch(inputs, c.n_inputs)
         t0 = time.perf_counter()
-        rhs, vk = self.system.rhs(c.source_values(v))
-        x, info = self.solver.solve(rhs, self.system)
-        pot, branch, resid = self.system.recover(x, vk)
+        with np.errstate(over="ignore", invalid="ignore"):  # absurd inputs: refused below, not warned
+            rhs, vk = self.system.rhs(c.source_values(v))
+            x, info = self.solver.solve(rhs, self.system)
+            pot, branch, resid = self.system.recover(x, vk)
+        if not np.isfinite(branch).all():
+            raise EngineError(f"the nodal solve overflows: a source current is beyond ±1.8e308 A (inputs up to "
+                              f"{np.abs(v).max(initial=0):.3g} V); check the values of the sources and resistors")
         currents = c.outputs_from_branches(branch)
         nodes = cells = None
         if want_nodes or want_cells:

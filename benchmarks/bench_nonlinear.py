@@ -25,10 +25,9 @@ The machine may be shared: ratios are within one run, medians of ``--repeats``.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
+from bench_scale import median_time  # a sibling script (benchmarks/ is on sys.path)
 
 from cosim.array.cells import device_law, load_access_card
 from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit, read
@@ -51,15 +50,6 @@ def arrays(n: int, seed: int = 0):
                         r_sense=1.0)
     x = rng.uniform(0.0, 0.3, (1, n))
     return spec, law, x
-
-
-def median_time(fn, repeats: int):
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def part1(sizes, repeats):

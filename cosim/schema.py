@@ -32,6 +32,14 @@ from cosim.errors import SpecError
 
 FieldType = Literal["int", "float", "str", "bool", "path", "table", "list[int]", "list[float]", "list[str]"]
 _REQUIRED = object()
+# The ceiling of an integer field that declares no maximum of its own: every count cosim reads
+# (epochs, batch, rows, subset, iterations) is far below it, and a value above it (epochs = 1e30)
+# is a typo or a hostile input that would otherwise reach an allocation or a loop.
+INT_MAX = 2**31 - 1
+# Seeds span what numpy's generators take from the command line (--seed): [0, 2**63).
+SEED_MAX = 2**63 - 1
+# Beyond 2**53 a float no longer holds every integer: 1e30 is not the integer a user typed.
+_EXACT_FLOAT_INT = 2**53
 
 
 def close_match(name: Any, choices: Iterable) -> str:
@@ -140,7 +148,8 @@ def _scalar(name: str, ftype: str, value: Any, ctx: Context | None, nullable: bo
         return bool(value)
     if ftype == "int":
         if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
-            if isinstance(value, float) and value.is_integer():
+            if isinstance(value, float | np.floating) and float(value).is_integer() \
+                    and abs(value) <= _EXACT_FLOAT_INT:
                 return int(value)
             raise SpecError.at(name, f"must be an integer{alt}, got {value!r}")
         return int(value)
@@ -192,6 +201,8 @@ def _bounded(name: str, spec: Field, value: Any) -> Any:
         if value <= spec.minimum if spec.exclusive_min else value < spec.minimum:
             op = ">" if spec.exclusive_min else "≥"
             raise SpecError.at(name, f"must be {op} {spec.minimum:g}{unit}, got {value!r}")
+    if spec.type in ("int", "list[int]") and spec.maximum is None and abs(value) > INT_MAX:
+        raise SpecError.at(name, f"must be ≤ {INT_MAX:,} in size, got {value!r}")
     if spec.maximum is not None:
         if value >= spec.maximum if spec.exclusive_max else value > spec.maximum:
             op = "<" if spec.exclusive_max else "≤"

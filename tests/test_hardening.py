@@ -145,9 +145,12 @@ def test_max_memory_override_and_its_errors():
 
 
 @pytest.mark.parametrize(("body", "words"), [
-    ('[study]\nseeds = 100000\n[task]\nkind = "ir_drop"\n[array]\nsize = [4, 8, 16, 32]\n',
-     ["4e+05 points", "limit of 50,000"]),
-    ('[task]\nkind = "ir_drop"\n[array]\nrows = 1e12\ncols = 4\n', ["1000000000000 × 4", "PiB"]),
+    ('[study]\nseeds = 20000\n[task]\nkind = "ir_drop"\n[array]\nsize = [4, 8, 16, 32]\n',
+     ["8e+04 points", "limit of 50,000"]),
+    ('[study]\nseeds = 100000\n[task]\nkind = "ir_drop"\n', ["study.seeds must be ≤ 50000, got 100000"]),
+    ('[study]\nseeds = 1000000000000\n[task]\nkind = "ir_drop"\n', ["study.seeds must be ≤ 50000"]),
+    ('[task]\nkind = "ir_drop"\n[array]\nrows = 1e12\ncols = 4\n', ["array.rows must be ≤ 2,147,483,647"]),
+    ('[task]\nkind = "ir_drop"\n[array]\nrows = 1e9\ncols = 4000\n', ["1000000000 × 4000", "PiB"]),
     ('[task]\nkind = ["ir_drop"]\n', ["task.kind must be one task name", "['ir_drop']"]),
     ('[task]\nkind = 1.5\n', ["task.kind must be one task name", "1.5"]),
     ('[study]\nseeds = 1e30\n[task]\nkind = "ir_drop"\n', ["study.seeds"]),

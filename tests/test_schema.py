@@ -18,7 +18,7 @@ from cosim.catalog import ARRAY_FIELDS, ENGINES, TILE_FIELDS
 from cosim.circuit import CrossbarSpec, SolverOptions
 from cosim.cli.common import add_array_options, add_solver_options
 from cosim.errors import SpecError
-from cosim.schema import Field, Section, check_field, check_keys, fields_of
+from cosim.schema import INT_MAX, SEED_MAX, Field, Section, check_field, check_keys, fields_of
 from cosim.study.irdrop import SECTIONS as IR_SECTIONS
 from cosim.train.config import ArrayConfig, load_config
 from cosim.train.optimizers import make_optimizer
@@ -54,6 +54,37 @@ def test_type_and_range_errors_are_one_line_with_the_field(build, message):
         build()
     assert str(info.value) == message and "\n" not in str(info.value)
     assert info.value.path == message.split()[0]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["train.epochs=1e30"], "train.epochs must be an integer, got 1e+30"),  # not exact as a float
+    (["train.epochs=1e12"], "train.epochs must be ≤ 2,147,483,647 in size, got 1000000000000"),
+    (["train.batch=99999999999999999999"], "train.batch must be ≤ 2,147,483,647 in size"),
+    (["train.batch=2.5"], "train.batch must be an integer, got 2.5"),
+    (["data.subset=1e10"], "data.subset must be ≤ 2,147,483,647 in size, got 10000000000"),
+    (["train.seed=1e19"], "train.seed must be an integer, got 1e+19"),
+    (["train.seed=18446744073709551616"], "train.seed must be ≤ 9.22337e+18"),
+    (["train.epochs=inf"], "train.epochs must be an integer, got inf"),
+    (["train.epochs=nan"], "train.epochs must be an integer, got nan"),
+])
+def test_integer_fields_refuse_huge_and_inexact_values(overrides, message):
+    """Issue 15: `train.epochs = 1e30` was coerced to a 31-digit integer and accepted."""
+    with pytest.raises(SpecError) as info:
+        load_config(None, overrides)
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+def test_integer_ceiling_and_exact_floats():
+    assert check_field("n", Field(type="int"), 2.0**31 - 1) == INT_MAX  # integral floats still read
+    assert check_field("n", Field(type="int"), INT_MAX) == INT_MAX
+    assert check_field("s", Field(type="int", maximum=SEED_MAX), 2**62) == 2**62  # a field's own maximum wins
+    assert check_field("v", Field(type="list[int]"), [1.0, 2]) == [1, 2]
+    for bad in (INT_MAX + 1, -INT_MAX - 1, 1e16, float(2**53 + 2)):
+        with pytest.raises(SpecError):
+            check_field("n", Field(type="int"), bad)
+    with pytest.raises(SpecError, match=r"v\[1\] must be ≤ 2,147,483,647"):
+        check_field("v", Field(type="list[int]"), [1, 10**12])
+    assert load_config(None, ["train.epochs=3.0", "train.seed=4294967296"]).train.seed == 2**32
 
 
 def test_nullable_vector_and_exclusive_bounds():

@@ -124,7 +124,7 @@ def test_device_card_hook_sets_window(tmp_path, monkeypatch):
     (doc(device={"card": "no_such_card.toml"}), "device.card: file not found"),
     (doc(read={"inputs": "ramp"}), "read.inputs must be one of uniform, binary, full"),
     (doc(solver={"methd": "pcg"}), "did you mean 'method'"),
-    (doc(study={"seeds": 0}), "study.seeds must be a count ≥ 1"),
+    (doc(study={"seeds": 0}), "study.seeds must be ≥ 1"),
     (doc(study={"seed": 3}), "did you mean 'seeds'"),
     (doc(study={"metrics": ["ir_err_mx"]}), "did you mean 'ir_err_max'"),
     (doc(study={"zip": [["array.rows", "array.cols"]]}), "not a list in the config"),

@@ -19,6 +19,7 @@ import numpy as np
 
 from cosim.catalog import ARRAY_FIELDS, ENGINES, METHODS, NGSPICE_MODES
 from cosim.errors import CosimError, InputError, SpecError
+from cosim.schema import SEED_MAX
 
 if TYPE_CHECKING:
     from cosim.circuit.engines.base import ReadResult, SolverOptions
@@ -60,7 +61,7 @@ def seed(text: str) -> int:
         n = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got {text!r}") from None
-    if not 0 <= n < 2**63:
+    if not 0 <= n <= SEED_MAX:
         raise argparse.ArgumentTypeError(f"a seed must be in [0, 2**63), got {n}")
     return n
 

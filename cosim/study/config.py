@@ -23,7 +23,8 @@ from typing import Any
 
 from cosim.circuit.netlist_write import WRITERS
 from cosim.errors import SpecError
-from cosim.schema import Context, Field, Section, check_field, check_keys, did_you_mean, read_toml
+from cosim.guards import MAX_POINTS
+from cosim.schema import SEED_MAX, Context, Field, Section, check_field, check_keys, did_you_mean, read_toml
 from cosim.study.tasks import get_task
 
 RESERVED = ("study", "task", "export")
@@ -90,16 +91,15 @@ class StudyConfig:
 
 
 def _seeds(value: Any) -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 1:
-            raise SpecError(f"study.seeds must be a count ≥ 1 or a list of integers, got {value!r}")
-        return tuple(range(value))
-    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) for s in value):
-        if len(set(value)) != len(value):
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # a count: at most a study's point limit (more could not be planned), checked before range()
+        count = check_field("study.seeds", Field(type="int", minimum=1, maximum=MAX_POINTS), value)
+        return tuple(range(count))
+    if isinstance(value, list) and value:
+        seeds = check_field("study.seeds", Field(type="list[int]", minimum=0, maximum=SEED_MAX), value)
+        if len(set(seeds)) != len(seeds):
             raise SpecError(f"study.seeds lists a seed twice: {value!r}")
-        if any(s < 0 for s in value):
-            raise SpecError(f"study.seeds must be ≥ 0, got {value!r}")
-        return tuple(value)
+        return tuple(seeds)
     raise SpecError(f"study.seeds must be a count ≥ 1 or a non-empty list of integers, got {value!r}")
 
 

@@ -32,7 +32,16 @@ from cosim.array.tile import UPDATE_MODES, ArraySpec
 from cosim.catalog import METHODS
 from cosim.circuit import SolverOptions
 from cosim.errors import SpecError
-from cosim.schema import check_fields, check_keys, declare, did_you_mean, fields_of, param, read_toml
+from cosim.schema import (
+    SEED_MAX,
+    check_fields,
+    check_keys,
+    declare,
+    did_you_mean,
+    fields_of,
+    param,
+    read_toml,
+)
 from cosim.train.networks.models import NETWORK_KINDS
 
 DATASETS = ("digits", "mnist", "fashion")
@@ -213,7 +222,7 @@ class TrainSection:
     batch: int = param(32, type="int", minimum=1)
     lr: float = param(0.1, type="float", minimum=0.0, exclusive_min=True)
     lr_decay: float = param(1.0, type="float", minimum=0.0, exclusive_min=True, maximum=1.0)
-    seed: int = param(0, type="int", minimum=0)
+    seed: int = param(0, type="int", minimum=0, maximum=SEED_MAX)
     reference: bool = param(True, type="bool")
     reference_lr: float | None = param(0.5, type="float", minimum=0.0, exclusive_min=True, none=True)
     reference_beta: float | None = param(0.9, type="float", minimum=0.0, maximum=1.0, exclusive_max=True,

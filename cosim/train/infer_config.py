@@ -15,7 +15,7 @@ from typing import Any
 
 from cosim.array.deploy import DeploySpec
 from cosim.errors import SpecError
-from cosim.schema import check_fields, check_keys, did_you_mean, fields_of, param, read_toml
+from cosim.schema import SEED_MAX, check_fields, check_keys, did_you_mean, fields_of, param, read_toml
 from cosim.train.config import (
     ArrayConfig,
     ConvertersConfig,
@@ -46,8 +46,8 @@ class DeploySection(DeploySpec):
     w_max: float | None = param(None, type="float", minimum=0.0, exclusive_min=True)
     read_noise: float = param(0.0, type="float", minimum=0.0, maximum=1.0)
     read_time: float | None = param(None, type="float", minimum=0.0, exclusive_min=True, unit="s")
-    seed: int = param(0, type="int", minimum=0)
-    data_seed: int = param(0, type="int", minimum=0)
+    seed: int = param(0, type="int", minimum=0, maximum=SEED_MAX)
+    data_seed: int = param(0, type="int", minimum=0, maximum=SEED_MAX)
     batch: int = param(2000, type="int", minimum=1)
     calibration: int = param(256, type="int", minimum=1)
     ideal_reads: bool = param(True, type="bool")

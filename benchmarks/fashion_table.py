@@ -79,13 +79,16 @@ def study_plan(net: str, data: str, sets: list[str]):
     return plan(parse_study(doc, source=str(path), base_dir=path.parent))
 
 
-def records(store_path: Path) -> list[dict]:
+def records(store_path: Path, keys: set[str] | None = None) -> list[dict]:
+    """The finished points of the store (only those whose key is in ``keys`` when given: points of
+    an earlier version of the config, e.g. before a rate was retuned, stay stored but out of the table)."""
     from cosim.study.store import Store
 
     if not store_path.is_file():
         return []
     with Store(store_path, create=False) as store:
-        return [{"config": r.config, **r.metrics} for r in store.rows("done")]
+        return [{"key": r.key, "config": r.config, **r.metrics} for r in store.rows("done")
+                if keys is None or r.key in keys]
 
 
 def _data_line(cfg: dict) -> str:
@@ -132,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--store", default=str(ROOT / "benchmarks" / "results" / "fashion_table.sqlite"))
     ap.add_argument("--data", default=DEFAULT_DATA, help=f"folder of the Fashion-MNIST IDX files (default {DEFAULT_DATA})")
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
+    ap.add_argument("--methods", nargs="+", choices=METHODS, metavar="METHOD",
+                    help="run only these methods' points (default all: " + ", ".join(METHODS) + ")")
+    ap.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="run only these seeds' points (default all)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="override a field of every point (repeatable)")
     ap.add_argument("--workers", type=int, default=0, help="Dask workers (0: run in this process, the default)")
@@ -141,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
 
     store_path = Path(args.store)
     try:
+        nets = dict.fromkeys(c.split(":")[0] for c in args.cases)
+        keys = {pt.key for net in nets for pt in study_plan(net, args.data, args.sets).points}
         if not args.report:
             problem = check_data(args.data)
             if problem:
@@ -154,9 +162,11 @@ def main(argv: list[str] | None = None) -> int:
             quiet.setLevel(logging.ERROR)  # device-clipping notices would flood the output
             try:  # main() also runs in-process (tests): leave the logger as found
                 plans = []
-                for net in dict.fromkeys(c.split(":")[0] for c in args.cases):
+                for net in nets:
                     p = study_plan(net, args.data, args.sets)
-                    pts = [pt for pt in p.points if case_of(pt.config) in args.cases]
+                    pts = [pt for pt in p.points if case_of(pt.config) in args.cases
+                           and (not args.methods or method_label(pt.config["optimizer"]) in args.methods)
+                           and (not args.seeds or pt.config["seed"] in args.seeds)]
                     plans.append(dataclasses.replace(p, points=pts))
                 store_path.parent.mkdir(parents=True, exist_ok=True)
                 with Store(store_path) as store:
@@ -166,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                             run_study(p, store, workers=args.workers, progress=False)
             finally:
                 quiet.setLevel(level)
-        print(report(records(store_path), args.cases))
+        print(report(records(store_path, keys), args.cases))
     except CosimError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -14,9 +14,16 @@ on the ideal engine or 1 Ω per segment on the nodal engine, seeds 0-2; results 
   onto the same devices with the faults removed (same d2d and c2c spread);
 - beside it, the stored in-situ accuracies of SSM and the baselines (same seeds).
 
+The Fashion-MNIST cases (``fashion-mlp:none``, ``fashion-mlp:wires``) do the same for the
+points of ``configs/study_fashion_table_mlp.toml``: the float reference of the SSM point of each
+seed (its config resolved from the study, ``--set`` applied as ``benchmarks/fashion_table.py``
+applies it) is retrained, deployed and read; the in-situ columns are the done points of the
+Fashion table's store (``--fashion-store``).
+
 Results go to ``--results`` (JSON lines, resumable); the Markdown table is printed.
 
     python benchmarks/insitu_exsitu.py [--cases mlp:none mlp:wires cnn:none cnn:wires] [--seeds 0 1 2] [--report]
+    python benchmarks/insitu_exsitu.py --cases fashion-mlp:none fashion-mlp:wires
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 IN_SITU = ["ssm", "sgd-pulse", "manhattan", "mixed-precision"]
 EX_SITU = ["open-loop", "write-verify", "write-verify, no faults"]
 NO_FAULTS = {"stuck_on": 0.0, "stuck_off": 0.0, "dead": 0.0}
+CASES = ("mlp:none", "mlp:wires", "cnn:none", "cnn:wires")  # digits, stored in --train-table
+FASHION_CASES = ("fashion-mlp:none", "fashion-mlp:wires")  # stored in --fashion-store
 
 
 def float_reference(cfg):
@@ -59,18 +68,31 @@ def float_reference(cfg):
     return net, [m.w for m in mats], data
 
 
-def deploy_one(key: tuple) -> dict:
-    logging.disable(logging.WARNING)
+def deploy_one(key: tuple) -> list[dict]:
+    """The ex-situ rows of one digits case and seed: ``key`` = (net, wires, seed, epochs, r_wire)."""
     from train_table import config_for
 
+    net_kind, wires, seed, epochs, r_wire = key
+    return deploy(config_for(net_kind, wires, "ssm", seed, epochs, r_wire), net_kind, wires, seed)
+
+
+def deploy(cfg, net_kind: str, wires: str, seed: int) -> list[dict]:
+    """The float reference of training config ``cfg`` deployed each way of EX_SITU onto its tiles."""
+    before = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # device-clipping notices would flood the output
+    try:  # main() also runs in-process (tests): leave logging as found
+        return _deploy(cfg, net_kind, wires, seed)
+    finally:
+        logging.disable(before)
+
+
+def _deploy(cfg, net_kind: str, wires: str, seed: int) -> list[dict]:
     from cosim.train.config import section_dict
     from cosim.train.infer import run_inference
     from cosim.train.infer_config import validate_inference_config
     from cosim.train.loop import accuracy
     from cosim.train.networks import float_layers
 
-    net_kind, wires, seed, epochs, r_wire = key
-    cfg = config_for(net_kind, wires, "ssm", seed, epochs, r_wire)
     t0 = time.perf_counter()
     net, w, data = float_reference(cfg)
     float_acc = accuracy(net, float_layers(w), data.x_test, data.y_test)
@@ -98,6 +120,29 @@ def load(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
 
 
+def fashion_points(data: str, sets: list[str]) -> dict[tuple, object]:
+    """The Fashion table study's points, {(case, method, seed): Point}; case as in this script
+    (``fashion-mlp:none``), method as in the Fashion table (``ssm − momentum``)."""
+    from fashion_table import case_of, method_label, study_plan
+
+    return {("fashion-" + case_of(p.config), method_label(p.config["optimizer"]), p.config["seed"]): p
+            for p in study_plan("mlp", data, sets).points}
+
+
+def fashion_in_situ(store: Path, points: dict[tuple, object]) -> list[dict]:
+    """The done points of the Fashion table store that belong to ``points``, as in-situ rows."""
+    from fashion_table import records
+
+    by_key = {p.key: k for k, p in points.items()}
+    rows = []
+    for r in records(store, set(by_key)):
+        case, method, seed = by_key[r["key"]]
+        net, wires = case.split(":")
+        rows.append({"net": net, "wires": wires, "seed": seed, "method": method, **{
+            m: r[m] for m in ("final_test_acc", "float_final_test_acc", "pulses_total", "program_pulses")}})
+    return rows
+
+
 def report(ex: list[dict], ins: list[dict], cases) -> str:
     from cosim.train.ablation import fmt
 
@@ -123,17 +168,31 @@ def report(ex: list[dict], ins: list[dict], cases) -> str:
     return "\n".join(out)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> int:
+    from fashion_table import DEFAULT_DATA, check_data
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", default=str(ROOT / "benchmarks/results/insitu_exsitu.jsonl"))
     ap.add_argument("--train-table", default=str(ROOT / "benchmarks/results/train_table.jsonl"))
-    ap.add_argument("--cases", nargs="+", default=["mlp:none", "mlp:wires", "cnn:none", "cnn:wires"])
+    ap.add_argument("--fashion-store", default=str(ROOT / "benchmarks/results/fashion_table.sqlite"))
+    ap.add_argument("--data", default=DEFAULT_DATA, help="folder of the Fashion-MNIST IDX files")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="override a field of every Fashion point, as fashion_table.py --set does (repeatable)")
+    ap.add_argument("--cases", nargs="+", default=["mlp:none", "mlp:wires", "cnn:none", "cnn:wires"],
+                    choices=[*CASES, *FASHION_CASES])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--report", action="store_true")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     cases = [tuple(c.split(":")) for c in args.cases]
     path = Path(args.results)
     ins = load(Path(args.train_table))
+    fashion = {}
+    if any(c in FASHION_CASES for c in args.cases):
+        if not args.report and (problem := check_data(args.data)):
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+        fashion = fashion_points(args.data, args.sets)
+        ins += fashion_in_situ(Path(args.fashion_store), fashion)
     if not args.report:
         done = {(r["net"], r["wires"], r["seed"]) for r in load(path)}
         for net, wires in cases:
@@ -141,9 +200,18 @@ def main() -> None:
                 if (net, wires, seed) in done:
                     continue
                 stored = [r for r in ins if (r["net"], r["wires"], r["seed"], r["method"]) == (net, wires, seed, "ssm")]
-                r_wire = stored[0]["r_wire"] if stored else 1.0
-                epochs = stored[0]["epochs"] if stored else 10
-                rows = deploy_one((net, wires, seed, epochs, r_wire))
+                if net.startswith("fashion-"):
+                    from cosim.study.training import point_config
+
+                    point = fashion.get((f"{net}:{wires}", "ssm", seed))
+                    if point is None:
+                        print(f"error: the Fashion table study has no seed {seed}", file=sys.stderr)
+                        return 2
+                    rows = deploy(point_config(point.config), net, wires, seed)
+                else:
+                    r_wire = stored[0]["r_wire"] if stored else 1.0
+                    epochs = stored[0]["epochs"] if stored else 10
+                    rows = deploy_one((net, wires, seed, epochs, r_wire))
                 if stored and abs(rows[0]["float_acc"] - stored[0]["float_final_test_acc"]) > 1e-12:
                     print(f"warning: {net}/{wires}/seed {seed}: reproduced float accuracy {rows[0]['float_acc']:.4f} "
                           f"!= stored {stored[0]['float_final_test_acc']:.4f}", flush=True)
@@ -154,7 +222,8 @@ def main() -> None:
                       + ", ".join(f"{r['method']} {100 * r['accuracy']:.1f} %" for r in rows)
                       + f" ({rows[-1]['wall_s']:.0f} s)", flush=True)
     print(report(load(path), ins, cases))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -145,3 +145,38 @@ def test_train_with_a_truncated_idx_file_is_one_line(tmp_path, capsys, fashion_d
                   'data.name="fashion"', "--epochs", "1", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "t10k-labels-idx1-ubyte: IDX data is 35 bytes" in err
+
+
+def test_fashion_in_situ_vs_ex_situ_on_tiny_data(tmp_path, capsys, fashion_dir):
+    """The Fashion half of the in-situ vs ex-situ table: chosen methods of the table study run
+    (``--methods``/``--seeds``), then the SSM point's float reference is retrained from its seed,
+    which must reproduce the stored float accuracy exactly, and deployed three ways."""
+    ft, ie = _script("fashion_table"), _script("insitu_exsitu")
+    store, results = tmp_path / "f.sqlite", tmp_path / "ie.jsonl"
+    sets = []
+    for s in ("data.subset=none", "data.test_subset=none", "train.epochs=1", "network.hidden=[8]",
+              "array.rows=64", "array.cols=64"):
+        sets += ["--set", s]
+    common = ["--data", str(fashion_dir), *sets]
+    assert ft.main([*common, "--store", str(store), "--cases", "mlp:none", "--methods", "ssm", "sgd-pulse",
+                    "--seeds", "1"]) == 0
+    with Store(store, create=False) as s:
+        done = [ft.method_label(r.config["optimizer"]) for r in s.rows("done")]
+        assert sorted(done) == ["sgd-pulse", "ssm"] and {r.config["seed"] for r in s.rows()} == {1}
+    capsys.readouterr()
+    assert ie.main([*common, "--fashion-store", str(store), "--results", str(results),
+                    "--cases", "fashion-mlp:none", "--seeds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "warning" not in out  # the float reference reproduced the stored run's
+    rows = ie.load(results)
+    assert [r["method"] for r in rows] == ie.EX_SITU and {r["seed"] for r in rows} == {1}
+    wv = next(r for r in rows if r["method"] == "write-verify, no faults")
+    assert wv["pulses"] > 0 and 0 <= wv["accuracy"] <= 1
+    with Store(store, create=False) as s:
+        ssm = next(r.metrics for r in s.rows("done") if ft.method_label(r.config["optimizer"]) == "ssm")
+    assert rows[0]["float_acc"] == ssm["float_final_test_acc"]
+    line = next(x for x in out.splitlines() if x.startswith("| FASHION-MLP | 0 (ideal) |"))
+    cells = [c.strip() for c in line.split("|")[1:-1]]
+    assert cells[6] == f"{100 * ssm['final_test_acc']:.1f}" and cells[8] == "–"  # ssm stored, manhattan not run
+    assert ie.main(["--data", str(tmp_path / "none"), "--cases", "fashion-mlp:none"]) == 2
+    assert "apt install dataset-fashion-mnist" in capsys.readouterr().err

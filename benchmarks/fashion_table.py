@@ -148,12 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     store_path = Path(args.store)
     try:
         nets = dict.fromkeys(c.split(":")[0] for c in args.cases)
-        keys = {pt.key for net in nets for pt in study_plan(net, args.data, args.sets).points}
+        problem = check_data(args.data)
+        if problem and not args.report:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+        # The table keeps to the config's current points (keys include the resolved data folder, so
+        # a report without the folder shows every stored point)
+        keys = None if problem else {pt.key for net in nets for pt in study_plan(net, args.data, args.sets).points}
         if not args.report:
-            problem = check_data(args.data)
-            if problem:
-                print(f"error: {problem}", file=sys.stderr)
-                return 2
             from cosim.study.runner import run_study
             from cosim.study.store import Store
 

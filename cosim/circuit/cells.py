@@ -78,6 +78,12 @@ class Sinh:
     def small_signal(self, v_ref=0.0) -> np.ndarray:
         return _f(self.g_lin) + _f(self.a) / _f(self.v0)
 
+    @classmethod
+    def from_small_signal(cls, g, v0) -> Sinh:
+        """i = g·v0·sinh(v/v0): small-signal conductance g (S), nonlinearity voltage v0 (V);
+        ohmic (i = g·v) in the limit v0 → ∞."""
+        return cls(_f(g) * _f(v0), _f(v0))
+
 
 @dataclass(frozen=True, slots=True)
 class Mosfet:

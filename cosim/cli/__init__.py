@@ -26,7 +26,7 @@ from cosim.errors import CosimError
 
 # Module names under cosim.cli, in the order `cosim --help` lists them.
 EXIT_INTERNAL = 3  # an exception cosim did not expect: a bug, never a user's mistake
-SUBCOMMANDS = ["read", "netlist", "solve", "compare", "device", "train", "infer", "sweep", "report", "export", "demo"]
+SUBCOMMANDS = ["read", "netlist", "solve", "compare", "sneak", "device", "train", "infer", "sweep", "report", "export", "demo"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,133 @@
+"""Read margin of passive and 1S1R arrays (cosim.circuit.margin), against independent truth.
+
+- Hand-solved 2×2, negligible wire resistance (0.1 mΩ): with floating lines the only sneak path of cell (0, 0)
+  is (0,1) → (1,1) → (1,0) in series; three identical cells in series each take exactly v/3
+  (same law, same current), so the sneak current is the law at v/3. With V/2 (V/3) the
+  half-selected cell (1, 0) sees v/2 (v/3) straight into the sense amplifier and (1, 1) sees 0
+  (−v/3 between its lines, none of it reaching column 0). Cell currents of a series cell come
+  from scipy's brentq on the scalar KCL of its internal node (1e-15 relative), independent of
+  the array solver. Tolerance 1e-6: the wires' ~2e-7 (see the test).
+- ngspice on the same circuit (netlist_cells decks: sinh devices and selectors as B-sources),
+  8×8 and 12×12 with wires, every margin scheme, passive and 1S1R: ≤ 1e-6 relative (ngspice's
+  RELTOL 1e-8 and cosim's 1e-6 certificate; measured ≤ 1e-9).
+- Physics a designer checks: ideal margin of the cell alone; the margin falls with size for
+  passive arrays; a selector raises it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+
+from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit
+from cosim.circuit.cells import Ohmic, SeriesCell, Sinh
+from cosim.circuit.margin import MARGIN_SCHEMES, pattern, read_margin
+from cosim.circuit.netlist_cells import ngspice_read
+from cosim.errors import SpecError
+
+SEL = Sinh(1e-9, 0.08, 1e-10)       # the constructed selector card's law
+ON, OFF = Sinh(2e-5, 0.25), Sinh(2e-7, 0.25)   # sinh devices: small-signal 80 uS and 0.8 uS
+V = 1.0
+
+
+def series_current(dev: Sinh, sel: Sinh, v: float) -> float:
+    """Current of device + selector in series at v (V), by brentq on the internal node."""
+    if v == 0:
+        return 0.0
+    f = lambda m: dev.branch(v, m)[0] - sel.branch(m, 0.0)[0]  # noqa: E731
+    m = brentq(f, min(0.0, v), max(0.0, v), xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
+    return float(sel.branch(m, 0.0)[0])
+
+
+def law_current(dev: Sinh, sel, v: float) -> float:
+    return float(dev.branch(v, 0.0)[0]) if sel is None else series_current(dev, sel, v)
+
+
+@pytest.mark.parametrize("access", [None, SEL], ids=["passive", "1s1r"])
+@pytest.mark.parametrize("scheme", MARGIN_SCHEMES)
+def test_two_by_two_by_hand(scheme, access):
+    # 0.1 mΩ wires: the line-block solver needs a resistance per segment. They drop ≤ 4e-8 V
+    # (≤ 1e-4 A through ≤ 4 segments), which moves a sinh cell's current by ≤ ~2e-7 relative.
+    # The certificate is loosened to 1e-5 because 1e4 S wires put its rounding floor near 1e-6.
+    spec = CrossbarSpec(conductances=np.ones((2, 2)), r_row=1e-4, r_col=1e-4)
+    rep = read_margin(spec, ON, OFF, access=access, cell=(0, 0), v_read=V, unselected=scheme,
+                      options=SolverOptions(rtol=1e-5))
+    share = {"floating": V / 3, "v/2": V / 2, "v/3": V / 3}[scheme]
+    # ON read: selected ON, the other three OFF; OFF read: the reverse.
+    want_on = law_current(ON, access, V) + law_current(OFF, access, share)
+    want_off = law_current(OFF, access, V) + law_current(ON, access, share)
+    np.testing.assert_allclose([rep.i_on, rep.i_off], [want_on, want_off], rtol=1e-6)
+    np.testing.assert_allclose([rep.i_cell_on, rep.i_cell_off],
+                               [law_current(ON, access, V), law_current(OFF, access, V)], rtol=1e-6)
+    assert rep.kind == ("0T1R" if access is None else "1S1R")
+
+
+@pytest.mark.ngspice
+@pytest.mark.parametrize("n", [8, 12])
+@pytest.mark.parametrize("access", [None, SEL], ids=["passive", "1s1r"])
+@pytest.mark.parametrize("scheme", MARGIN_SCHEMES)
+def test_worst_case_reads_equal_ngspice(n, access, scheme):
+    spec = CrossbarSpec(conductances=np.ones((n, n)), r_row=2.0, r_col=1.5, r_driver=3.0, r_sense=1.0)
+    cell = (1, n - 2)
+    rep = read_margin(spec, ON, OFF, access=access, cell=cell, v_read=V, unselected=scheme)
+    rows, cols = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    rows[cell[0]] = cols[cell[1]] = True
+    rspec = spec.replace(selected_rows=rows, selected_cols=cols, unselected=scheme, v_select=V)
+    circuit = build_circuit(rspec)
+    x = np.zeros((1, n))
+    x[0, cell[0]] = V
+    mask = np.zeros((n, n), dtype=bool)
+    mask[cell] = True
+    for sel_on, got in ((mask, rep.i_on), (~mask, rep.i_off)):
+        dev = pattern(ON, OFF, sel_on)
+        law = dev if access is None else SeriesCell(dev, access)
+        want = ngspice_read(circuit, law, x)[0, cell[1]]
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_selector_raises_the_margin_and_size_lowers_it():
+    def margin(n, access, scheme):
+        spec = CrossbarSpec(conductances=np.ones((n, n)), r_row=1.0, r_col=1.0)
+        return read_margin(spec, Ohmic(1e-4), Ohmic(1e-6), access=access, v_read=V, unselected=scheme).margin
+
+    for scheme in MARGIN_SCHEMES:
+        passive = [margin(n, None, scheme) for n in (4, 16)]
+        one_s = [margin(n, SEL, scheme) for n in (4, 16)]
+        assert passive[1] < passive[0] and one_s[1] < one_s[0]
+        assert one_s[1] > passive[1]
+
+
+def test_ideal_margin_and_refusals():
+    spec = CrossbarSpec(conductances=np.ones((3, 3)), r_row=1.0, r_col=1.0)
+    rep = read_margin(spec, Ohmic(1e-4), Ohmic(1e-6), v_read=0.2)
+    assert rep.cell == (0, 2) and rep.margin_ideal == pytest.approx(0.99, rel=1e-12)
+    with pytest.raises(SpecError, match="unselected must be one of"):
+        read_margin(spec, Ohmic(1e-4), Ohmic(1e-6), unselected="driven")
+    with pytest.raises(SpecError, match="ON law must conduct more"):
+        read_margin(spec, Ohmic(1e-6), Ohmic(1e-4))
+    with pytest.raises(SpecError, match="one kind"):
+        read_margin(spec, Ohmic(1e-4), Sinh(1e-7, 0.25))
+    with pytest.raises(SpecError, match="inside 3x3"):
+        read_margin(spec, Ohmic(1e-4), Ohmic(1e-6), cell=(3, 0))
+
+
+def test_cli_table_equals_the_library(tmp_path):
+    from clirun import check, refused, run
+
+    out = tmp_path / "m.csv"
+    rc, text, err = run(["sneak", "--sizes", "3,5", "--v-nl", "0.25", "--v-read", "0.8", "--r-row", "2",
+                         "-o", out])
+    check(rc, text, err)
+    assert rc == 0 and "1S1R" in text and "floating" in text
+    rows = [ln.split(",") for ln in out.read_text().splitlines()[1:]]
+    assert len(rows) == 2 * 2 * 3
+    kind, n, _, scheme = rows[-1][:4]
+    spec = CrossbarSpec(conductances=np.ones((5, 5)), r_row=2.0, r_col=1.0)
+    rep = read_margin(spec, Sinh.from_small_signal(1e-4, 0.25), Sinh.from_small_signal(1e-6, 0.25), access=SEL,
+                      v_read=0.8, unselected=scheme)
+    assert (kind, n) == ("1S1R", "5") and float(rows[-1][10 - 1]) == rep.margin
+    assert "--g-on must exceed" in refused(["sneak", "--g-on", "1u", "--g-off", "2u"])
+    assert "--r-row and --r-col must be > 0" in refused(["sneak", "--r-row", "0"])
+    assert "needs a selector card" in refused(["sneak", "--selector", "nmos_l1_default"])
+    assert "--unselected must be" in refused(["sneak", "--unselected", "driven"])

@@ -18,7 +18,9 @@ from cosim.schema import Field
 
 DRIVE_SIDES = ("left", "right", "both")
 SENSE_SIDES = ("bottom", "top", "both")
-CELL_TYPES = ("0T1R", "1T1R")
+CELL_TYPES = ("0T1R", "1T1R", "device", "1S1R", "1T1R-mos")
+#: Cell kinds whose cells obey a nonlinear I–V law (``CrossbarSpec.law``), read by Newton's method.
+NONLINEAR_CELLS = ("device", "1S1R", "1T1R-mos")
 UNSELECTED = ("driven", "floating", "grounded", "v/2", "v/3")
 
 METHODS = ("auto", "direct", "pcg", "transfer", "amg")
@@ -47,8 +49,15 @@ ARRAY_FIELDS: dict[str, Field] = {
     "sense": Field(type="str", default="bottom", choices=SENSE_SIDES,
                    doc="column end(s) the sense amplifiers reach"),
     "cell": Field(type="str", default="0T1R", choices=CELL_TYPES,
-                  doc="cell type: device only, or device plus access transistor"),
+                  doc="cell: 0T1R (the device as its read conductance, ohmic), 1T1R (that plus r_access), "
+                      "device (the device's own I(V, state)), 1S1R (device I(V) + selector), "
+                      "1T1R-mos (device I(V) + level-1 access transistor)"),
     "r_access": Field(**_OHM, doc="on-resistance of the 1T1R access transistor (ignored for 0T1R)"),
+    "access_card": Field(type="str", default=None,
+                         doc="selector (1S1R) or transistor (1T1R-mos) card: a TOML path or a name in "
+                             "models/cards/cells (default selector_default / nmos_l1_default)"),
+    "v_gate": Field(type="float", default=None, minimum=0.0, maximum=20.0, unit="V",
+                    doc="selected word-line (gate) voltage of 1T1R-mos cells (default: the card's)"),
     "unselected": Field(type="str", default="driven", choices=UNSELECTED,
                         doc="bias of lines not selected (driven: held by their own periphery at 0 V / v_sense)"),
     "v_select": Field(type="float", default=None, unit="V",
@@ -57,3 +66,6 @@ ARRAY_FIELDS: dict[str, Field] = {
 
 # The fields a tile's array takes from ARRAY_FIELDS (its reads keep every line driven).
 TILE_FIELDS = ("r_row", "r_col", "r_driver", "r_sense", "drive", "sense", "cell", "r_access")
+# The fields that say which access element a nonlinear cell carries: the array layer turns them
+# (with the device card) into ``CrossbarSpec.law``, which the circuit layer solves.
+CELL_FIELDS = ("access_card", "v_gate")

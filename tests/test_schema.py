@@ -38,7 +38,7 @@ def test_errors_carry_the_field_path_as_data():
 @pytest.mark.parametrize(("build", "message"), [
     (lambda: ArraySpec(r_row=-1.0), "array.r_row must be ≥ 0 Ω, got -1.0"),
     (lambda: ArraySpec(drive="up"), "array.drive must be one of left, right, both, got 'up'"),
-    (lambda: ArrayConfig(cell="1t1r"), "array.cell must be one of 0T1R, 1T1R, got '1t1r'"),
+    (lambda: ArrayConfig(cell="1t1r"), "array.cell must be one of 0T1R, 1T1R, device, 1S1R, 1T1R-mos, got '1t1r'"),
     (lambda: SolverOptions(engine="nodel"), "solver.engine must be one of ideal, nodal, spice, got 'nodel'; "
                                             "did you mean 'nodal'?"),
     (lambda: SolverOptions(rtol="x"), "solver.rtol must be a finite number, got 'x'"),

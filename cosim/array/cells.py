@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cosim.circuit.cells import Law, Mosfet, Ohmic, Sinh
+from cosim.circuit.cells import Cell, Law, Mosfet, Ohmic, SeriesCell, Sinh
 from cosim.devices.base import DeviceModel, Params
 from cosim.devices.params import ParamSpec, check_params, check_value
 from cosim.devices.paths import models_dir
@@ -145,3 +145,86 @@ def load_access_card(path: str | Path) -> AccessCard:
         raise SpecError(f"{path}: [bias] applies to the access transistor (nmos_l1) only")
     return AccessCard(model=data.get("model", ""), params=dict(data.get("params", {})),
                       v_gate=bias.get("v_gate"), name=path.stem, source=str(path))
+
+
+# -- cell kinds (cosim.catalog.CELL_TYPES) → the law a CrossbarSpec carries ---------------------
+
+#: The shipped access card each series cell kind uses when ``array.access_card`` is not given.
+DEFAULT_ACCESS = {"1S1R": "selector_default", "1T1R-mos": "nmos_l1_default"}
+_ACCESS_MODEL = {"1S1R": "selector", "1T1R-mos": "nmos_l1"}
+
+
+def check_cell_fields(cell: str, access_card: str | None, v_gate: float | None, at: str = "array") -> None:
+    """Refuse access-element settings the cell kind does not use (they would be ignored)."""
+    if access_card is not None and cell not in DEFAULT_ACCESS:
+        raise SpecError.at(f"{at}.access_card", f"applies to cells 1S1R and 1T1R-mos, not {cell!r}")
+    if v_gate is not None and cell != "1T1R-mos":
+        raise SpecError.at(f"{at}.v_gate", f"applies to cell 1T1R-mos (the access transistor's gate), not {cell!r}")
+
+
+def access_card_for(cell: str, access_card: str | None = None, v_gate: float | None = None) -> AccessCard | None:
+    """The access element of a cell kind (None for the ohmic kinds and "device"), checked:
+    a 1S1R cell needs a selector card, a 1T1R-mos cell a transistor card."""
+    if cell not in DEFAULT_ACCESS:
+        check_cell_fields(cell, access_card, v_gate)
+        return None
+    card = load_access_card(access_card or DEFAULT_ACCESS[cell])
+    if card.model != _ACCESS_MODEL[cell]:
+        raise SpecError.at("array.access_card", f"{card.source}: a {cell} cell needs a {_ACCESS_MODEL[cell]} card, "
+                                                f"got model {card.model!r}")
+    if v_gate is not None:
+        if cell != "1T1R-mos":
+            raise SpecError.at("array.v_gate", f"applies to cell 1T1R-mos, not {cell!r}")
+        card = AccessCard(model=card.model, params=card.params, v_gate=v_gate, name=card.name, source=card.source)
+    return card
+
+
+def compose(cell: str, device: Law, access: AccessCard | None, shape: tuple[int, int]) -> Cell:
+    """The law of a nonlinear cell kind: the device alone, or in series with ``access`` (every
+    row's gate at the selected word-line voltage; the circuit turns unselected rows off)."""
+    if cell == "device":
+        return device
+    if access is None:
+        raise SpecError(f"cell {cell!r} needs an access card")
+    return SeriesCell(device, access.law(np.ones(shape[0], dtype=bool), shape))
+
+
+def population_law(population) -> Law:
+    """The I(V) law of every device of ``population`` at its present state, (rows, cols):
+    per-device parameters, stuck devices at their window's end, dead devices open."""
+    shape = population.shape
+    params = {k: (np.reshape(v, shape) if np.ndim(v) else v) for k, v in population.params.items()}
+    state = population.state
+    if not population.healthy.all():
+        lo, hi = (np.broadcast_to(b, shape) for b in population.model.state_bounds(params))
+        to_on = population.model.bound_toward(+1, params)
+        on = np.broadcast_to(to_on, shape)
+        off = np.where(on == hi, lo, hi)
+        state = np.where(population.stuck_on.reshape(shape), on, np.where(population.stuck_off.reshape(shape), off, state))
+    law = device_law(population.model, state, params)
+    dead = population.dead.reshape(shape)
+    if dead.any():
+        if isinstance(law, Sinh):
+            law = Sinh(np.where(dead, 0.0, law.a), law.v0, np.where(dead, 0.0, law.g_lin))
+        else:
+            law = Ohmic(np.where(dead, 0.0, law.g))
+    return law
+
+
+def law_from_conductances(g: np.ndarray, card, v_read: float | None = None) -> Law:
+    """The device law of cells whose read conductances at ``v_read`` (default the card's) are
+    ``g`` (S): each state is the card's model state with that conductance (nominal parameters).
+    Refuses conductances outside the card's window, which no state reaches."""
+    from cosim.devices import get_model  # noqa: PLC0415
+
+    model = get_model(card.model)
+    params = dict(card.params)
+    v = card.programming.v_read if v_read is None else float(v_read)
+    lo, hi = (float(np.min(b)) for b in model.g_window(v, params))
+    g = np.asarray(g, dtype=float)
+    if g.min() < lo * (1 - 1e-9) or g.max() > hi * (1 + 1e-9):
+        raise SpecError(f"conductances {g.min():.4g}..{g.max():.4g} S lie outside the {card.model} window "
+                        f"{lo:.4g}..{hi:.4g} S at {v:g} V of card {getattr(card, 'name', '')!r}; "
+                        "no device state reads them")
+    state = model.state_for_conductance(np.clip(g, lo, hi), v, params)
+    return device_law(model, state, params)

@@ -33,7 +33,8 @@ from typing import Literal
 
 import numpy as np
 
-from cosim.catalog import ARRAY_FIELDS, TILE_FIELDS
+from cosim.array.cells import access_card_for, check_cell_fields, compose, population_law
+from cosim.catalog import ARRAY_FIELDS, CELL_FIELDS, NONLINEAR_CELLS, TILE_FIELDS
 from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit, get_engine
 from cosim.circuit.engines.base import Prepared, prepare_again
 from cosim.errors import InputError, SpecError
@@ -54,6 +55,9 @@ class ArraySpec:
         r_row, r_col: wire resistance per segment, Ω ≥ 0.
         r_driver, r_sense: periphery resistances, Ω ≥ 0.
         drive, sense, cell, r_access: as in :class:`CrossbarSpec`.
+        access_card, v_gate: the access element of 1S1R and 1T1R-mos cells (a card under
+            models/cards/cells or a path; the gate voltage overriding the card's), refused for
+            the other kinds.
 
     Every field but the size is declared once, in :data:`cosim.catalog.ARRAY_FIELDS`; errors
     name them ``array.<field>``.
@@ -69,9 +73,17 @@ class ArraySpec:
     sense: str = declare(ARRAY_FIELDS["sense"])
     cell: str = declare(ARRAY_FIELDS["cell"])
     r_access: float = declare(ARRAY_FIELDS["r_access"])
+    access_card: str | None = declare(ARRAY_FIELDS["access_card"])
+    v_gate: float | None = declare(ARRAY_FIELDS["v_gate"])
 
     def __post_init__(self) -> None:
         check_fields(self, "array")
+        check_cell_fields(self.cell, self.access_card, self.v_gate)
+
+    @property
+    def nonlinear(self) -> bool:
+        """Whether the cells are read through their I–V law (Newton) rather than a conductance."""
+        return self.cell in NONLINEAR_CELLS
 
     @property
     def has_wires(self) -> bool:
@@ -81,11 +93,16 @@ class ArraySpec:
 
     def tile_fields(self) -> dict:
         """The physical fields (those of :data:`~cosim.catalog.TILE_FIELDS`) as a dict."""
-        return {k: getattr(self, k) for k in ("rows", "cols", *TILE_FIELDS)}
+        return {k: getattr(self, k) for k in ("rows", "cols", *TILE_FIELDS, *CELL_FIELDS)}
 
-    def crossbar(self, g: np.ndarray) -> CrossbarSpec:
-        """The CrossbarSpec of this array holding conductances ``g`` (S)."""
-        return CrossbarSpec(conductances=g, **{k: getattr(self, k) for k in TILE_FIELDS})
+    def crossbar(self, g: np.ndarray, law=None) -> CrossbarSpec:
+        """The CrossbarSpec of this array holding conductances ``g`` (S) and, for the nonlinear
+        cells, the devices' I–V ``law`` (the access element is added here)."""
+        if self.nonlinear:
+            if law is None:
+                raise SpecError.at("array.cell", f"{self.cell!r} cells need the devices' I-V law, not only conductances")
+            law = compose(self.cell, law, access_card_for(self.cell, self.access_card, self.v_gate), np.shape(g))
+        return CrossbarSpec(conductances=g, law=law, **{k: getattr(self, k) for k in TILE_FIELDS})
 
     def replace(self, **changes) -> ArraySpec:
         return dataclasses.replace(self, **changes)
@@ -215,7 +232,8 @@ class Tile:
         other = self._prepared.get(not transpose)
         fresh_other = other if other is not None and (not transpose) not in self._stale else None
         g = self.conductances()
-        prep = prepare_again(self.options, g, lambda: build_circuit(self.array.crossbar(g), transpose=transpose),
+        law = population_law(self.population) if self.array.nonlinear else None
+        prep = prepare_again(self.options, g, lambda: build_circuit(self.array.crossbar(g, law), transpose=transpose),
                              previous=prep if self.reuse else None, partner=fresh_other if self.reuse else None)
         self._prepared[transpose] = prep
         self._stale.discard(transpose)

@@ -16,10 +16,13 @@ the very same resistors, which is what makes the two reciprocal.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from cosim.circuit.cells import Mosfet, SeriesCell
 from cosim.circuit.model import Circuit, CrossbarLayout, GridNames
 from cosim.circuit.spec import CrossbarSpec
 
@@ -140,12 +143,14 @@ def build_circuit(spec: CrossbarSpec, *, transpose: bool = False) -> Circuit:
     if spec.unselected == "floating" and not (rows_on.all() and cols_on.all()) or (one_t and not rows_on.all()):
         res_g = _open_islands(len(node_names), res_a, res_b, res_g, vsrc_p)
 
-    ideal = spec.conductances * rows_on[:, None] * cols_on[None, :]
+    mask = rows_on[:, None] & cols_on[None, :]
+    ideal = spec.conductances * mask
     if transpose:
-        ideal = ideal.T
+        ideal, mask = ideal.T, mask.T
     layout = CrossbarLayout(
         n_rows=n, n_cols=m, transpose=transpose, row_node0=r0, col_node0=c0, mid_node0=m0,
         cell_res0=cell_res0, access_res0=access_res0, ideal_g=ideal, ideal_offset=spec.v_sense,
+        ideal_mask=mask,
     )
     kind = "transpose" if transpose else "forward"
     return Circuit(
@@ -155,8 +160,18 @@ def build_circuit(spec: CrossbarSpec, *, transpose: bool = False) -> Circuit:
         vsrc_names=GridNames([("vd", (n,)), ("vs", (m,))]),
         n_inputs=n_in, out_src=out_src, out_index=out_line, n_outputs=n_out,
         title=f"{n}x{m} {spec.cell} crossbar, {kind} read", layout=layout,
-        key=f"{spec.key()}-{kind}",
+        key=f"{spec.key()}-{kind}", cell_law=_gated(spec),
     )
+
+
+def _gated(spec: CrossbarSpec):
+    """The spec's cell law with the access transistors of unselected rows off (gate at 0 V)."""
+    law = spec.law
+    if isinstance(law, SeriesCell) and isinstance(law.access, Mosfet):
+        on = spec.selected_rows[:, None]
+        gate = np.where(on, np.broadcast_to(np.asarray(law.access.v_gate, dtype=float), spec.shape), 0.0)
+        law = dataclasses.replace(law, access=dataclasses.replace(law.access, v_gate=gate))
+    return law
 
 
 def _open_islands(n_nodes, res_a, res_b, res_g, src_nodes) -> np.ndarray:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -116,6 +117,7 @@ class CrossbarLayout:
     access_res0: int  # -1 for 0T1R
     ideal_g: np.ndarray  # (n_inputs, n_outputs) conductance of the intended MVM, S
     ideal_offset: float  # volts subtracted from every input in the ideal read
+    ideal_mask: np.ndarray | None = None  # (n_inputs, n_outputs) cells the intended read counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +190,10 @@ class Circuit:
     key: str = ""
     controls: Controls | None = None
     spice_names: bool = False  # names are already ngspice's (a circuit read from a deck)
+    #: Nonlinear cells (:mod:`cosim.circuit.cells`): their I–V replaces the cell resistors'
+    #: conductances (which stay as the read conductances). Engines that do not model it refuse
+    #: the circuit (:func:`cosim.circuit.engines.base.prepare`).
+    cell_law: Any = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

@@ -54,34 +54,34 @@ def _two_terminal(prefix: str, ij: tuple[int, int], a: str, b: str, law) -> str:
     raise NetlistError(f"no two-terminal netlist form for {type(law).__name__}")
 
 
-def cells_deck(circuit: Circuit, cell: Cell, values: np.ndarray, *, raw: str = "op.raw") -> str:
-    """The deck of ``circuit`` (a 0T1R crossbar from build_circuit) with ``cell``'s laws as its
-    cells and its sources at ``values`` (n_vsrc,) V; the control block runs ``op`` and writes
-    every node voltage and source current to the binary raw file ``raw``."""
-    lay = circuit.layout
-    if lay is None or lay.mid_node0 >= 0:
-        raise NetlistError("cells_deck writes 0T1R crossbar circuits (series elements come with the cell law)")
-    n, m = lay.n_rows, lay.n_cols
-    names = circuit.node_names
+#: Simulator options every deck with nonlinear cells carries: gmin off the MOSFET junctions (see
+#: the module docstring) and tolerances tight enough that ngspice's own Newton stops within 1e-8
+#: relative (its defaults, reltol 1e-3, would leave errors far above cosim's certified bound).
+OPTIONS = ".options gmin=1e-18 reltol=1e-8 abstol=1e-18 vntol=1e-12 itl1=500"
 
-    def node(k: int) -> str:
-        return "0" if k == 0 else str(names[k])
 
-    lines = [f"* {circuit.title}, nonlinear cells ({type(cell).__name__})"]
+def cell_lines(cell: Cell, shape: tuple[int, int], row_node, col_node) -> tuple[list[str], list[str]]:
+    """The netlist text of an array's nonlinear cells, the one place each cell kind is written.
+
+    ``row_node(i, j)`` / ``col_node(i, j)`` give the names of cell (i, j)'s terminals. Returns
+    (preamble: the access transistor's ``.model`` and the word-line sources ``vwl{k}``, one per
+    distinct gate voltage; elements: one line per cell, two for a series cell).
+    """
+    n, m = shape
+    pre: list[str] = []
     gates: dict[float, str] = {}
     mos = cell.access if isinstance(cell, SeriesCell) and isinstance(cell.access, Mosfet) else None
     if mos is not None:
-        lines.append(f".model {_MODEL} nmos level=1 vto={fv(_scalar(mos.vt, 'vt'))} kp={fv(_scalar(mos.beta, 'beta'))} "
-                     f"lambda={fv(_scalar(mos.lam, 'lambda'))} gamma=0 is=0 js=0")
+        pre.append(f".model {_MODEL} nmos level=1 vto={fv(_scalar(mos.vt, 'vt'))} kp={fv(_scalar(mos.beta, 'beta'))} "
+                   f"lambda={fv(_scalar(mos.lam, 'lambda'))} gamma=0 is=0 js=0")
         v_gate = np.broadcast_to(np.asarray(mos.v_gate, dtype=float), (n, m))
         for k, v in enumerate(np.unique(v_gate)):
             gates[float(v)] = f"wl{k}"
-            lines.append(f"vwl{k} wl{k} 0 {fv(v)}")
-    cells = range(lay.cell_res0, lay.cell_res0 + n * m)
-    for k in range(circuit.res_g.size):
-        a, b, g = node(circuit.res_a[k]), node(circuit.res_b[k]), circuit.res_g[k]
-        if k in cells:
-            i, j = divmod(k - lay.cell_res0, m)
+            pre.append(f"vwl{k} wl{k} 0 {fv(v)}")
+    lines = []
+    for i in range(n):
+        for j in range(m):
+            a, b = row_node(i, j), col_node(i, j)
             if isinstance(cell, SeriesCell):
                 mid = f"m{i}_{j}"
                 lines.append(_two_terminal("g", (i, j), a, mid, cell.device))
@@ -91,15 +91,37 @@ def cells_deck(circuit: Circuit, cell: Cell, values: np.ndarray, *, raw: str = "
                     lines.append(_two_terminal("s", (i, j), mid, b, cell.access))
             else:
                 lines.append(_two_terminal("g", (i, j), a, b, cell))
-        elif np.isinf(g):
+    return pre, [ln for ln in lines if ln]
+
+
+def cells_deck(circuit: Circuit, cell: Cell, values: np.ndarray, *, raw: str = "op.raw") -> str:
+    """A flat deck of ``circuit`` (a 0T1R crossbar from build_circuit) with ``cell``'s laws as
+    its cells and its sources at ``values`` (n_vsrc,) V; the control block runs ``op`` and
+    writes every node voltage and source current to the binary raw file ``raw``."""
+    lay = circuit.layout
+    if lay is None or lay.mid_node0 >= 0:
+        raise NetlistError("cells_deck writes 0T1R crossbar circuits (series elements come with the cell law)")
+    n, m = lay.n_rows, lay.n_cols
+    names = circuit.node_names
+
+    def node(k: int) -> str:
+        return "0" if k == 0 else str(names[k])
+
+    pre, cells = cell_lines(cell, (n, m), lambda i, j: f"r{i}_{j}", lambda i, j: f"c{i}_{j}")
+    lines = [f"* {circuit.title}, nonlinear cells ({type(cell).__name__})", *pre, *cells]
+    cell_range = range(lay.cell_res0, lay.cell_res0 + n * m)
+    for k in range(circuit.res_g.size):
+        if k in cell_range:
+            continue
+        a, b, g = node(circuit.res_a[k]), node(circuit.res_b[k]), circuit.res_g[k]
+        if np.isinf(g):
             lines.append(f"v{circuit.res_names[k]} {a} {b} 0")
         elif g > 0:
             lines.append(f"r{circuit.res_names[k]} {a} {b} {fv(1.0 / g)}")
     for k in range(circuit.vsrc_p.size):
         lines.append(f"{circuit.vsrc_names[k]} {node(circuit.vsrc_p[k])} {node(circuit.vsrc_n[k])} "
                      f"{fv(float(values[k]))}")
-    lines += [".options gmin=1e-18 reltol=1e-8 abstol=1e-18 vntol=1e-12 itl1=500",
-              ".control", "set filetype=binary", "op", f"write {raw}", "quit 0", ".endc", ".end", ""]
+    lines += [OPTIONS, ".control", "set filetype=binary", "op", f"write {raw}", "quit 0", ".endc", ".end", ""]
     return "\n".join(ln for ln in lines if ln)
 
 

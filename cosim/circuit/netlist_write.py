@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cosim.circuit import netlist_cells
 from cosim.circuit.model import Circuit, GridNames, as_batch
 from cosim.circuit.spec import CrossbarSpec
 from cosim.circuit.units import format_resistance, format_value
@@ -166,6 +167,8 @@ def _header(circuit: Circuit, spec: CrossbarSpec | None, blocks: dict[str, slice
     lay = circuit.layout
     n, m = lay.n_rows, lay.n_cols
     cell = "1T1R" if lay.mid_node0 >= 0 else "0T1R"
+    if circuit.cell_law is not None:
+        cell = f"nonlinear ({spec.cell if spec is not None else type(circuit.cell_law).__name__})"
     if lay.transpose:
         read = f"transpose read: inputs drive the column ports s0..s{m - 1}, outputs are the currents of vd0..vd{n - 1}"
     else:
@@ -181,7 +184,10 @@ def _header(circuit: Circuit, spec: CrossbarSpec | None, blocks: dict[str, slice
         f"* drive side: {drive}; sense side: {sense}",
     ]
     dev = g[blocks["rg"]]
-    if dev.size:
+    if circuit.cell_law is not None:
+        lines.append("* cells: I-V laws as behavioural sources bg/bs{i}_{j} and level-1 MOSFETs mt{i}_{j}, "
+                     "as cosim's Newton read solves them (cosim/circuit/netlist_cells.py)")
+    elif dev.size:
         lines.append(f"* device conductances: {format_value(dev.min())}..{format_value(dev.max())} S")
     for label, keys in (("r_row", ("rw",)), ("r_col", ("rc",)), ("r_driver", ("rdl", "rdr")),
                         ("r_sense", ("rsb", "rst")), ("r_access", ("ra",))):
@@ -369,9 +375,17 @@ def _crossbar_body(c: Circuit, w: _Written, values, sub: str
                 params[name] = None
     params = {k: v for k, v in params.items() if v is not None}
     param_lines = [".param " + " ".join(f"{k}={format_resistance(v)}" for k, v in params.items())] if params else []
+    if c.cell_law is not None:
+        param_lines.append(netlist_cells.OPTIONS)
     opening = _wrap(f".subckt {sub}", ports)
     body: list[str] = []
     for prefix, sl in w.blocks.items():
+        if prefix == "rg" and c.cell_law is not None:
+            a, b = c.res_a[sl], c.res_b[sl]
+            pre, cells = netlist_cells.cell_lines(c.cell_law, (n, m), lambda i, j: w.node[a[i * m + j]],  # noqa: B023
+                                                  lambda i, j: w.node[b[i * m + j]])  # noqa: B023
+            body += [f"* {BLOCK_NOTES['rg']}, nonlinear", *pre, *cells]
+            continue
         pname = PARAM_OF_BLOCK.get(prefix)
         idx = range(sl.start, sl.stop)
         lines = _resistor_lines(w.res[sl], c.res_a[sl], c.res_b[sl], g[sl], w.node,

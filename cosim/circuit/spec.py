@@ -14,13 +14,14 @@ from typing import Literal
 
 import numpy as np
 
-from cosim.catalog import ARRAY_FIELDS, CELL_TYPES, DRIVE_SIDES, SENSE_SIDES, UNSELECTED
+from cosim.catalog import ARRAY_FIELDS, CELL_TYPES, DRIVE_SIDES, NONLINEAR_CELLS, SENSE_SIDES, UNSELECTED
+from cosim.circuit.cells import Cell, Mosfet, Ohmic, SeriesCell, Sinh
 from cosim.errors import SpecError
 from cosim.schema import check_fields, declare
 
 DriveSide = Literal["left", "right", "both"]
 SenseSide = Literal["bottom", "top", "both"]
-CellType = Literal["0T1R", "1T1R"]
+CellType = Literal["0T1R", "1T1R", "device", "1S1R", "1T1R-mos"]
 Unselected = Literal["driven", "floating", "grounded", "v/2", "v/3"]
 
 __all__ = ["CELL_TYPES", "DRIVE_SIDES", "SENSE_SIDES", "UNSELECTED", "CrossbarSpec"]
@@ -85,6 +86,44 @@ def _mask(name: str, value, n: int) -> np.ndarray:
     return out
 
 
+def _law_parts(law) -> list:
+    """The elementary laws of ``law`` (a series cell's two, or itself)."""
+    return [law.device, law.access] if isinstance(law, SeriesCell) else [law]
+
+
+def _check_law(cell: str, law, shape: tuple[int, int]) -> None:
+    if cell not in NONLINEAR_CELLS:
+        if law is not None:
+            raise SpecError.at("spec.law", f"applies to the nonlinear cells ({', '.join(NONLINEAR_CELLS)}), "
+                                           f"not cell {cell!r}")
+        return
+    want = {"device": "a two-terminal law (Ohmic or Sinh)", "1S1R": "a SeriesCell with a Sinh selector",
+            "1T1R-mos": "a SeriesCell with a Mosfet access transistor"}[cell]
+    ok = {"device": isinstance(law, Ohmic | Sinh),
+          "1S1R": isinstance(law, SeriesCell) and isinstance(law.access, Sinh),
+          "1T1R-mos": isinstance(law, SeriesCell) and isinstance(law.access, Mosfet)}[cell]
+    if not ok:
+        raise SpecError.at("spec.law", f"must be {want} for cell {cell!r}, got {type(law).__name__}")
+    for part in _law_parts(law):
+        for f in dataclasses.fields(part):
+            a = np.asarray(getattr(part, f.name), dtype=float)
+            try:
+                np.broadcast_shapes(a.shape, shape)
+            except ValueError:
+                raise SpecError.at(f"spec.law.{f.name}", f"has shape {a.shape}, which does not broadcast "
+                                                          f"to the array's {shape}") from None
+            if not np.isfinite(a).all():
+                raise SpecError.at(f"spec.law.{f.name}", "must be finite")
+
+
+def _hash_law(h, law) -> None:
+    for part in _law_parts(law):
+        h.update(type(part).__name__.encode())
+        for f in dataclasses.fields(part):
+            a = np.ascontiguousarray(np.asarray(getattr(part, f.name), dtype=float))
+            h.update(f.name.encode() + str(a.shape).encode() + a.tobytes())
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CrossbarSpec:
     """A passive (0T1R) or 1T1R crossbar with its wires and periphery.
@@ -100,8 +139,19 @@ class CrossbarSpec:
         v_sense: virtual-ground potential of the sense amplifiers, V.
         drive: which end(s) of each row the driver reaches ("both" = one driver wired to both).
         sense: which end(s) of each column reach the sense amplifier.
-        cell: "0T1R" (device only) or "1T1R" (device in series with an access transistor).
+        cell: "0T1R" (each device a resistor of its read conductance), "1T1R" (that in series
+            with an access transistor of on-resistance ``r_access``), or a nonlinear cell whose
+            I–V is ``law``: "device" (the device's own I(V, state)), "1S1R" (the device in series
+            with a two-terminal selector) or "1T1R-mos" (the device in series with a level-1
+            access transistor whose gate is the word line).
         r_access: on-resistance of the 1T1R access transistor, Ω ≥ 0 (ignored for 0T1R).
+        law: the cells' I–V (:mod:`cosim.circuit.cells`, parameters broadcasting to (N, M)),
+            required by the nonlinear cells and refused by the others: a two-terminal law for
+            "device", a :class:`SeriesCell` with a :class:`Sinh` selector for "1S1R" or a
+            :class:`Mosfet` for "1T1R-mos" (its ``v_gate`` is the *selected* word-line voltage;
+            unselected rows are built with the gate at 0 V). :mod:`cosim.array.cells` makes it
+            from a device card and state. ``conductances`` then only name the cells' read
+            conductances (what the ohmic kinds would use); no nonlinear read uses them.
         selected_rows / selected_cols: boolean masks or index lists of the lines in use; the rest
             are biased by ``unselected``. None selects all.
         unselected: bias of unselected lines: "driven" (held at 0 V / v_sense by their own
@@ -125,6 +175,7 @@ class CrossbarSpec:
     selected_cols: np.ndarray | None = None
     unselected: Unselected = declare(ARRAY_FIELDS["unselected"])
     v_select: float | None = declare(ARRAY_FIELDS["v_select"])
+    law: Cell | None = None
     _key: str = field(default="", repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -148,6 +199,7 @@ class CrossbarSpec:
         set_(self, "r_col", _resistance_array("r_col", self.r_col, (n - 1, m), 0))
         set_(self, "r_driver", _line_array("r_driver", self.r_driver, n))
         set_(self, "r_sense", _line_array("r_sense", self.r_sense, m))
+        _check_law(self.cell, self.law, (n, m))
         set_(self, "selected_rows", _mask("selected_rows", self.selected_rows, n))
         set_(self, "selected_cols", _mask("selected_cols", self.selected_cols, m))
         partial = not (self.selected_rows.all() and self.selected_cols.all())
@@ -186,6 +238,8 @@ class CrossbarSpec:
                 h.update(f.name.encode())
                 if isinstance(v, np.ndarray):
                     h.update(str(v.shape).encode() + np.ascontiguousarray(v).tobytes())
+                elif f.name == "law" and v is not None:
+                    _hash_law(h, v)
                 else:
                     h.update(repr(v).encode())
             object.__setattr__(self, "_key", h.hexdigest()[:16])

@@ -116,6 +116,15 @@ def add_array_options(parser: argparse.ArgumentParser, *, random: bool) -> None:
     g.add_argument("--selected-cols", type=index_list, metavar="LIST",
                    help="columns in use, 0-based (default all)")
     g.add_argument("--v-select", type=value, metavar="V", help=f"{ARRAY_FIELDS['v_select'].doc}, V")
+    g.add_argument("--access-card", metavar="CARD", help=ARRAY_FIELDS["access_card"].doc)
+    g.add_argument("--v-gate", type=value, metavar="V", help=f"{ARRAY_FIELDS['v_gate'].doc}, V")
+    g.add_argument("--device-card", metavar="CARD",
+                   help="device card (a name in models/cards or a TOML path) whose I(V, state) the nonlinear "
+                        "cells follow (--cell device, 1S1R, 1T1R-mos); the conductances are then each "
+                        "device's read conductance at --v-read")
+    g.add_argument("--v-read", type=value, metavar="V",
+                   help="voltage at which the conductances of nonlinear cells were read, V (default: the "
+                        "device card's v_read)")
 
 
 def add_solver_options(parser: argparse.ArgumentParser, *, engine: bool = True,
@@ -213,15 +222,55 @@ def spec_from_args(args: argparse.Namespace, conductances: np.ndarray | None = N
     kw: dict[str, Any] = {}
     for field in ("r_row", "r_col", "r_driver", "r_sense"):
         kw[field] = _resistance(str(getattr(args, field)), _option(field), files)
+    law = cell_law_from_args(args, conductances)
     try:
         return CrossbarSpec(
             conductances=conductances, v_sense=args.v_sense, drive=args.drive, sense=args.sense,
             cell=args.cell, r_access=args.r_access, unselected=args.unselected,
             selected_rows=args.selected_rows, selected_cols=args.selected_cols,
-            v_select=args.v_select, **kw,
+            v_select=args.v_select, law=law, **kw,
         )
     except SpecError as exc:
         raise _spec_error(exc, files) from None
+
+
+def cell_law_from_args(args: argparse.Namespace, conductances: np.ndarray):
+    """The nonlinear cells' law the options describe (None for 0T1R/1T1R); the options that a
+    cell kind would ignore are refused."""
+    from cosim.catalog import NONLINEAR_CELLS
+
+    cell = args.cell
+    given = {"--access-card": args.access_card, "--v-gate": args.v_gate, "--device-card": args.device_card,
+             "--v-read": args.v_read}
+    if cell not in NONLINEAR_CELLS:
+        extra = [k for k, v in given.items() if v is not None]
+        if extra:
+            raise SpecError(f"{extra[0]} applies to the nonlinear cells (--cell device, 1S1R, 1T1R-mos), "
+                            f"not --cell {cell}")
+        return None
+    if args.access_card is not None and cell == "device":
+        raise SpecError("--access-card applies to --cell 1S1R and 1T1R-mos, not --cell device")
+    if args.v_gate is not None and cell != "1T1R-mos":
+        raise SpecError(f"--v-gate applies to --cell 1T1R-mos, not --cell {cell}")
+    if args.device_card is None:
+        raise SpecError(f"--cell {cell} reads the devices' own I-V: give --device-card CARD (e.g. "
+                        "stanford_pku_default); --conductance is then each device's read conductance")
+    from cosim.array.cells import access_card_for, compose, law_from_conductances
+    from cosim.devices import load_card
+    from cosim.devices.paths import models_dir
+
+    path = Path(args.device_card)
+    if not path.suffix and not path.exists():
+        path = models_dir() / "cards" / f"{path.name}.toml"
+    try:
+        device = law_from_conductances(conductances, load_card(path), args.v_read)
+    except SpecError as exc:
+        raise SpecError(f"--device-card {args.device_card}: {exc}") from None
+    try:
+        access = access_card_for(cell, args.access_card, args.v_gate)
+    except SpecError as exc:
+        raise SpecError(f"--access-card {args.access_card or '(default)'}: {exc.reason or exc}") from None
+    return compose(cell, device, access, conductances.shape)
 
 
 def options_from_args(args: argparse.Namespace, *, engine: str | None = None) -> SolverOptions:
@@ -273,6 +322,8 @@ def describe_spec(spec: CrossbarSpec) -> str:
              f"r_driver {fmt_ohm(spec.r_driver)}", f"r_sense {fmt_ohm(spec.r_sense)}"]
     if spec.cell == "1T1R":
         parts.append(f"r_access {spec.r_access:g} Ω")
+    if spec.law is not None:
+        parts.append(f"cells follow their I-V law ({type(spec.law).__name__})")
     if not (spec.selected_rows.all() and spec.selected_cols.all()):
         parts.append(f"{int(spec.selected_rows.sum())}×{int(spec.selected_cols.sum())} selected, "
                      f"unselected {spec.unselected}")

@@ -7,6 +7,10 @@ ideal engine (I = V·G), and report
 - ``ir_err_max`` / ``ir_err_mean``: worst and mean relative error of the output currents,
   |I_parasitic − I_ideal| / |I_ideal| over every column and input vector (unitless; outputs with
   |I_ideal| below 1e-9 of the largest are left out, since a relative error of ~0 A is noise);
+- with a nonlinear ``array.cell`` (device, 1S1R, 1T1R-mos: ``device.card`` required, the drawn
+  conductances being the devices' read conductances at the card's v_read), both reads follow
+  the cells' I–V: the parasitic one by Newton, the ideal one with each cell at its applied
+  voltage (selector or transistor included), so the error is the wires' alone;
 - ``v_cell_min`` / ``v_cell_mean``: in the worst-case read (every row driven at ``v_read``, the
   pattern that draws the most current), the voltage across each cell (row node − column node;
   for 1T1R the device and its access transistor together) as a fraction of the applied
@@ -26,8 +30,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from cosim.array.cells import access_card_for, check_cell_fields
 from cosim.array.tile import ArraySpec
-from cosim.catalog import METHODS
+from cosim.catalog import METHODS, NONLINEAR_CELLS
 from cosim.errors import InputError, SpecError
 from cosim.schema import Field, Section, fields_of
 
@@ -53,6 +58,9 @@ def _array(values: dict, name: str) -> dict:
         values["r_row"] = values["r_col"] = r_wire
     values["r_row"] = values["r_row"] or 0.0
     values["r_col"] = values["r_col"] or 0.0
+    check_cell_fields(values["cell"], values["access_card"], values["v_gate"], name)
+    if values["cell"] in NONLINEAR_CELLS:
+        access_card_for(values["cell"], values["access_card"], values["v_gate"])  # the card exists and fits
     return values
 
 
@@ -219,7 +227,16 @@ def point_array(point: dict):
     g = draw_conductances(rng, (a["rows"], a["cols"]), dev)
     inputs = draw_inputs(rng, rd["batch"], a["rows"], rd)
     array = ArraySpec(**{k: a[k] for k in fields_of(ArraySpec)})
-    return array.crossbar(g), inputs
+    law = None
+    if array.nonlinear:
+        if dev["card"] is None:
+            raise SpecError(f"array.cell {array.cell!r} reads the devices' own I-V: give device.card "
+                            "(the device whose window the conductances are drawn in)")
+        from cosim.array.cells import law_from_conductances
+        from cosim.devices import load_card
+
+        law = law_from_conductances(g, load_card(dev["card"]))
+    return array.crossbar(g, law), inputs
 
 
 def run_ir_drop(point: dict) -> dict:

@@ -122,11 +122,19 @@ class Prepared:
         when the engine cannot update in place."""
         return None
 
+    def for_cells(self, circuit: Circuit) -> Prepared | None:
+        """The read of ``circuit``, this array with new nonlinear cells (``cell_law``), started
+        from this read's last solution; None when the engine has nothing to reuse."""
+        return None
+
 
 class Engine:
     """Base of the engines; register an instance in :data:`cosim.catalog.ENGINES`."""
 
     name: ClassVar[str]
+    #: Whether the engine solves circuits whose cells obey nonlinear laws (``Circuit.cell_law``);
+    #: :func:`prepare` refuses such a circuit for an engine that does not, never reading it ohmic.
+    nonlinear_cells: ClassVar[bool] = False
 
     def warm_up(self) -> None:
         """One-time set-up (compiled kernels) done when an array is built, not in its first
@@ -152,7 +160,11 @@ def get_engine(name: str) -> Engine:
 
 def prepare(circuit: Circuit, options: SolverOptions, *, spec: Any = None) -> Prepared:
     """The one way to prepare a circuit: by the engine ``options.engine`` names."""
-    return get_engine(options.engine).prepare(circuit, options, spec=spec)
+    engine = get_engine(options.engine)
+    if circuit.cell_law is not None and not engine.nonlinear_cells:
+        raise EngineError(f"engine {options.engine!r} does not model nonlinear cells "
+                          f"({type(circuit.cell_law).__name__} law); use engine nodal, spice or ideal")
+    return engine.prepare(circuit, options, spec=spec)
 
 
 def prepare_again(options: SolverOptions, g: np.ndarray, build: Callable[[], Circuit], *,
@@ -168,6 +180,10 @@ def prepare_again(options: SolverOptions, g: np.ndarray, build: Callable[[], Cir
         if prep is not None:
             return prep
     circuit = build()
+    if previous is not None and circuit.cell_law is not None:
+        prep = previous.for_cells(circuit)
+        if prep is not None:
+            return prep
     if partner is not None:
         prep = partner.for_circuit(circuit)
         if prep is not None:

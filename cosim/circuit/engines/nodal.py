@@ -309,6 +309,7 @@ METHODS: dict[str, Callable[..., Any]] = {
 
 class NodalEngine(Engine):
     name = "nodal"
+    nonlinear_cells = True  # by Newton on the line blocks (engines/nodal_cells.py)
 
     def warm_up(self) -> None:
         """Load the compiled solver kernels now (once per process, from numba's on-disk cache)
@@ -323,6 +324,10 @@ class NodalEngine(Engine):
 
         ``spec``, when the circuit was built from one, lets ``update_conductances`` rebuild it.
         """
+        if circuit.cell_law is not None:
+            from cosim.circuit.engines import nodal_cells
+
+            return nodal_cells.prepare(circuit, options)
         if options.check_topology and circuit.layout is None:
             from cosim.circuit.topology import check_topology
 

@@ -250,7 +250,8 @@ class SpicePrepared(Prepared):
             currents=c.outputs_from_branches(branch), engine="spice",
             elapsed=time.perf_counter() - t0, branch_currents=branch,
             node_voltages=nodes if want_nodes else None,
-            cell_currents=cell_currents(c, nodes) if want_cells else None,
+            cell_currents=(law_currents(c, nodes) if c.cell_law is not None else cell_currents(c, nodes))
+            if want_cells else None,
             residual=resid, info={"mode": self.mode, "deck": str(self.deck_path), "ops": bsz},
         )
 
@@ -264,8 +265,15 @@ def kcl_residual(c: Circuit, nodes: np.ndarray, branch: np.ndarray, shorts: np.n
     """
     v = np.nan_to_num(nodes)
     live = (c.res_g > 0) & np.isfinite(c.res_g)
+    if c.cell_law is not None:  # the cells carry their laws' currents, not res_g's
+        lay = c.layout
+        live[lay.cell_res0:lay.cell_res0 + lay.n_rows * lay.n_cols] = False
     a, b, g = c.res_a[live], c.res_b[live], c.res_g[live]
     i_res = g * (v[:, a] - v[:, b])
+    if c.cell_law is not None:
+        cells = law_currents(c, nodes).reshape(v.shape[0], -1)
+        k = np.arange(lay.cell_res0, lay.cell_res0 + lay.n_rows * lay.n_cols)
+        a, b, i_res = np.concatenate([a, c.res_a[k]]), np.concatenate([b, c.res_b[k]]), np.hstack([i_res, cells])
     leave = np.zeros_like(v)
     np.add.at(leave.T, a, i_res.T)
     np.add.at(leave.T, b, -i_res.T)
@@ -278,8 +286,18 @@ def kcl_residual(c: Circuit, nodes: np.ndarray, branch: np.ndarray, shorts: np.n
     return float(np.abs(leave[:, 1:]).max(initial=0) / scale)
 
 
+def law_currents(c: Circuit, nodes: np.ndarray) -> np.ndarray:
+    """Cell currents (B, N, M), A, of a circuit with nonlinear cells at node voltages ``nodes``."""
+    lay = c.layout
+    k = np.arange(lay.cell_res0, lay.cell_res0 + lay.n_rows * lay.n_cols)
+    v = np.nan_to_num(nodes)
+    shape = (v.shape[0], lay.n_rows, lay.n_cols)
+    return c.cell_law.branch(v[:, c.res_a[k]].reshape(shape), v[:, c.res_b[k]].reshape(shape))[0]
+
+
 class SpiceEngine(Engine):
     name = "spice"
+    nonlinear_cells = True  # written as behavioural sources and level-1 MOSFETs (netlist_cells.py)
 
     def prepare(self, circuit: Circuit, options: SolverOptions, *, spec=None) -> SpicePrepared:
         """Write the deck and pick the way to run ngspice (``options.ngspice``)."""

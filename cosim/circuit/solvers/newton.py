@@ -100,21 +100,24 @@ def _kcl(blocks: LineBlocks, d_r, d_c, drive, out_ports):
 
 def solve(blocks: LineBlocks, cell: Cell, shifts: tuple[np.ndarray, np.ndarray], out_ports: np.ndarray, *,
           rtol: float, maxiter: int, label: str = "crossbar", atol: float = 0.0,
-          max_newton: int = MAX_NEWTON) -> NewtonResult:
+          max_newton: int = MAX_NEWTON, x0: tuple[np.ndarray, np.ndarray] | None = None) -> NewtonResult:
     """Solve a batch of nonlinear reads; ``blocks`` carries the wires and ports (its cell
     conductances are replaced), ``shifts`` the line reference potentials (B, N), (B, M) V.
 
     Each input vector is solved on its own: its cells' differential conductances are its own
-    (a batch shares no Jacobian)."""
+    (a batch shares no Jacobian). ``x0``: row and column IR drops (B, N, M) V to start from (a
+    previous solve of the same inputs on nearly the same cells) instead of the ohmic solution."""
     s_r, s_c = (np.ascontiguousarray(a, dtype=float) for a in shifts)
+    start = (lambda b: None) if x0 is None else (lambda b: (x0[0][b:b + 1], x0[1][b:b + 1]))  # noqa: E731
     parts = [_solve_one(blocks, cell, s_r[b:b + 1], s_c[b:b + 1], out_ports, rtol, maxiter, label, atol,
-                        max_newton, b) for b in range(s_r.shape[0])]
+                        max_newton, b, start(b)) for b in range(s_r.shape[0])]
     cat = lambda k: np.concatenate([getattr(p, k) for p in parts])  # noqa: E731
     return NewtonResult(cat("d_r"), cat("d_c"), cat("branch"), cat("cells"), cat("bound"),
                         max((p.steps for p in parts), default=0), sum(p.iterations for p in parts), cat("kcl_l1"))
 
 
-def _solve_one(blocks, cell, s_r, s_c, out_ports, rtol, maxiter, label, atol, max_newton, index) -> NewtonResult:
+def _solve_one(blocks, cell, s_r, s_c, out_ports, rtol, maxiter, label, atol, max_newton, index,
+               x0=None) -> NewtonResult:
     n, m = blocks.n, blocks.m
     lim = v_limit(cell)
     # Ohmic start with the zero-bias small-signal conductances (source at the sense potential).
@@ -122,10 +125,13 @@ def _solve_one(blocks, cell, s_r, s_c, out_ports, rtol, maxiter, label, atol, ma
     g0 = np.where(np.isfinite(g0), g0, 0.0)
     scale = max((float(a[np.isfinite(a)].max(initial=0.0)) for a in (g0, blocks.gw, blocks.gc)), default=0.0)
     g_floor = G_FLOOR * (scale if scale > 0 else 1.0)
-    lin = blocks.with_devices(np.maximum(g0, g_floor))
-    res = pcg.solve(lin, None, out_ports, rtol=max(rtol, 1e-6), maxiter=maxiter, label=label,
-                    shifts=(s_r, s_c), keep_rows=True)
-    d_r, d_c, its = res.d_r, res.d_c, res.iterations
+    if x0 is not None and np.isfinite(x0[0]).all() and np.isfinite(x0[1]).all():
+        d_r, d_c, its = np.array(x0[0], dtype=float), np.array(x0[1], dtype=float), 0
+    else:
+        lin = blocks.with_devices(np.maximum(g0, g_floor))
+        res = pcg.solve(lin, None, out_ports, rtol=max(rtol, 1e-6), maxiter=maxiter, label=label,
+                        shifts=(s_r, s_c), keep_rows=True)
+        d_r, d_c, its = res.d_r, res.d_c, res.iterations
     for step in range(max_newton + 1):
         i, g_d, drive = _evaluate(cell, s_r, s_c, d_r, d_c, g_floor)
         lin = blocks.with_devices(g_d)
@@ -166,34 +172,21 @@ def read_nonlinear(spec, cell: Cell, inputs, options=None, *, transpose: bool = 
 
     ``spec.conductances`` are not used (the cells' laws replace them). ``options.rtol`` is the
     certified bound on the output currents, ``options.maxiter`` the PCG cap per Newton step.
+    The same read as the nodal engine on a spec with ``cell``/``law`` set (which also gates
+    1T1R-mos transistors of unselected rows); this form takes the law as it is.
     """
-    import time  # noqa: PLC0415
+    import dataclasses  # noqa: PLC0415
 
     from cosim.circuit.build import build_circuit  # noqa: PLC0415 - solvers stay below build
-    from cosim.circuit.engines.base import ReadResult, SolverOptions  # noqa: PLC0415
-    from cosim.circuit.model import as_batch  # noqa: PLC0415
-    from cosim.circuit.solvers.lineblock import Unsupported  # noqa: PLC0415
-    from cosim.errors import EngineError, SpecError  # noqa: PLC0415
+    from cosim.circuit.engines.base import SolverOptions  # noqa: PLC0415
+    from cosim.circuit.engines.nodal_cells import prepare  # noqa: PLC0415
+    from cosim.errors import SpecError  # noqa: PLC0415
 
     options = options or SolverOptions()
     if spec.cell != "0T1R":
         raise SpecError("read_nonlinear takes the series element in the cell law (SeriesCell); "
                         "give a 0T1R spec, not spec.cell='1T1R' with r_access")
-    circuit = build_circuit(spec, transpose=transpose)
-    try:
-        blocks = LineBlocks.from_circuit(circuit)
-    except Unsupported as exc:
-        raise EngineError(f"nonlinear reads need the line-block structure: {exc}") from None
-    v, _ = as_batch(inputs, circuit.n_inputs)
-    t0 = time.perf_counter()
-    ports = circuit.source_values(v)
-    s_r, s_c = blocks.shifts(ports)
-    label = circuit.title or "crossbar"
-    res = solve(blocks, cell, (s_r, s_c), circuit.out_src, rtol=options.rtol, maxiter=options.maxiter,
-                label=label, max_newton=max_newton)
-    nodes = blocks.node_voltages(res.d_r, res.d_c, s_r, s_c, ports) if want_nodes else None
-    return ReadResult(currents=circuit.outputs_from_branches(res.branch), engine="nodal",
-                      elapsed=time.perf_counter() - t0, branch_currents=res.branch, node_voltages=nodes,
-                      cell_currents=res.cells, residual=float(np.max(res.bound, initial=0.0)),
-                      info={"method": "newton", "newton_steps": res.steps, "iterations": res.iterations,
-                            "error_bound": float(np.max(res.bound, initial=0.0))})
+    circuit = dataclasses.replace(build_circuit(spec, transpose=transpose), cell_law=cell)
+    prepared = prepare(circuit, options.replace(method="pcg"))
+    prepared.max_newton = max_newton
+    return prepared.solve(inputs, want_nodes=want_nodes, want_cells=True)

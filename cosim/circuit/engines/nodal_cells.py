@@ -1,0 +1,97 @@
+"""The nodal engine on a crossbar whose cells obey nonlinear laws (``Circuit.cell_law``).
+
+The nodal engine hands such circuits here (:meth:`NodalEngine.prepare`): the line blocks of
+the wires and ports are extracted once, and every solve runs damped Newton on them
+(:func:`cosim.circuit.solvers.newton.solve`), each step a line-block PCG solve of the cells'
+companion models. Only the structure-aware path exists for nonlinear cells, so a method other
+than "auto"/"pcg" is refused rather than silently swapped.
+
+A prepared read may carry a *warm start*: the line potentials of a previous solve of the same
+input vectors (:meth:`NewtonPrepared.update_conductances`, what a tile uses after its devices
+moved a little). Newton then starts there instead of at the ohmic solution; the answer is the
+same fixed point, certified the same way, only reached in fewer steps.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cosim.circuit.engines.base import Prepared, ReadResult, SolverOptions
+from cosim.circuit.model import Circuit, as_batch
+from cosim.circuit.solvers import newton
+from cosim.circuit.solvers.lineblock import LineBlocks, Unsupported
+from cosim.errors import EngineError, SpecError
+
+
+@dataclass(slots=True)
+class NewtonPrepared(Prepared):
+    """A nonlinear crossbar read: its line blocks, options and an optional warm start."""
+
+    circuit: Circuit
+    options: SolverOptions
+    blocks: LineBlocks
+    #: (inputs (B, n_inputs), d_r (B, N, M), d_c (B, N, M)) of the last solve, for a warm start.
+    last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    start: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    max_newton: int = newton.MAX_NEWTON
+
+    def solve(self, inputs, *, want_nodes: bool = False, want_cells: bool = False) -> ReadResult:
+        c = self.circuit
+        v, _ = as_batch(inputs, c.n_inputs)
+        t0 = time.perf_counter()
+        ports = c.source_values(v)
+        s_r, s_c = self.blocks.shifts(ports)
+        x0 = None
+        if self.start is not None and self.start[0].shape == v.shape:
+            x0 = self.start[1:]
+        res = newton.solve(self.blocks, c.cell_law, (s_r, s_c), c.out_src, rtol=self.options.rtol,
+                           maxiter=self.options.maxiter, label=c.title or "crossbar", x0=x0,
+                           max_newton=self.max_newton)
+        self.last = (v.copy(), res.d_r, res.d_c)
+        nodes = self.blocks.node_voltages(res.d_r, res.d_c, s_r, s_c, ports) if want_nodes else None
+        bound = float(np.max(res.bound, initial=0.0))
+        return ReadResult(currents=c.outputs_from_branches(res.branch), engine="nodal",
+                          elapsed=time.perf_counter() - t0, branch_currents=res.branch, node_voltages=nodes,
+                          cell_currents=res.cells if want_cells else None, residual=bound,
+                          info={"method": "newton", "newton_steps": res.steps, "iterations": res.iterations,
+                                "error_bound": bound, "warm": x0 is not None})
+
+    def for_circuit(self, circuit: Circuit, *, spec: Any = None) -> Prepared | None:
+        return None  # the other read direction has other ports; its blocks are extracted anew
+
+    def for_cells(self, circuit: Circuit) -> NewtonPrepared | None:
+        """This read on ``circuit`` (the same array with new cell laws: its line blocks are
+        kept), warm-started from the last solve; None when the wires or ports differ."""
+        old = self.circuit
+        same = (circuit.layout is not None and old.layout is not None
+                and circuit.layout.transpose == old.layout.transpose and circuit.res_g.shape == old.res_g.shape
+                and np.array_equal(circuit.vsrc_dc, old.vsrc_dc) and _same_wires(circuit, old))
+        if not same:
+            return None
+        return NewtonPrepared(circuit, self.options, self.blocks, None, self.last, self.max_newton)
+
+
+def _same_wires(a: Circuit, b: Circuit) -> bool:
+    """Whether every element but the cells is the same in both circuits."""
+    lay = a.layout
+    keep = np.ones(a.res_g.size, dtype=bool)
+    keep[lay.cell_res0:lay.cell_res0 + lay.n_rows * lay.n_cols] = False
+    return bool(np.array_equal(a.res_g[keep], b.res_g[keep]) and np.array_equal(a.res_a, b.res_a)
+                and np.array_equal(a.res_b, b.res_b))
+
+
+def prepare(circuit: Circuit, options: SolverOptions) -> NewtonPrepared:
+    """``circuit`` (with ``cell_law``) prepared for Newton reads; one-line refusals otherwise."""
+    if options.method not in ("auto", "pcg"):
+        raise SpecError(f"solver.method {options.method!r} does not solve nonlinear cells; the nodal engine "
+                        "reads them by Newton on the line-block PCG (method 'auto' or 'pcg')")
+    try:
+        blocks = LineBlocks.from_circuit(circuit)
+    except Unsupported as exc:
+        raise EngineError(f"nonlinear cells need the line-block structure: {exc}") from None
+    return NewtonPrepared(circuit, options, blocks)
+

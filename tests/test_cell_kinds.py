@@ -1,0 +1,187 @@
+"""Cell kinds above the circuit: ``CrossbarSpec(cell=…, law=…)`` read by every engine, the CLI
+options, the tile's reads and the refusals.
+
+Truths checked:
+- nodal (Newton) vs ngspice running the deck cosim's own netlist writer emits for the spec
+  (the spice engine), per nonlinear kind, forward and transpose, with a bias scheme: ≤ 1e-6
+  relative on the output currents (ngspice at RELTOL 1e-8, cosim certified to 1e-10; see
+  tests/test_newton_ngspice.py for why 1e-6);
+- the small-signal limit: inputs of 10 µV make a sinh cell ohmic to (v/v0)²/6 ≈ 3e-10, so the
+  nonlinear read equals the 0T1R read with the cells' small-signal conductance to 1e-9;
+- without wires every cell sees its input exactly, so the nodal read equals the ideal engine's
+  cell-law read (an independent sum of the laws) to the solver's 1e-10;
+- a tile on nonlinear cells reads (forward and transpose) what the nodal engine reads on the
+  spec built from its devices' states, and stuck/dead devices keep their fault in the law.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cosim.array.cells import access_card_for, compose, law_from_conductances, population_law
+from cosim.catalog import ENGINES
+from cosim.circuit import CrossbarSpec, SolverOptions, read
+from cosim.circuit.engines.base import Engine
+from cosim.devices import get_model, load_card
+from cosim.devices.paths import models_dir
+from cosim.errors import EngineError, SpecError
+from tests.clirun import run as run_cli
+
+KINDS = ("device", "1S1R", "1T1R-mos")
+
+
+def _spku(n, m, seed=0):
+    card = load_card(models_dir() / "cards" / "stanford_pku_default.toml")
+    p = dict(card.params)
+    rng = np.random.default_rng(seed)
+    gaps = rng.uniform(p["g_min"], p["g_max"], (n, m))
+    return card, get_model("stanford_pku").conductance(gaps, card.programming.v_read, p), rng
+
+
+def spec_of(kind, n=8, m=6, seed=0, **kw):
+    card, g, rng = _spku(n, m, seed)
+    law = compose(kind, law_from_conductances(g, card), access_card_for(kind), g.shape) if kind in KINDS else None
+    return CrossbarSpec(conductances=g, cell=kind, law=law, **kw), rng
+
+
+@pytest.mark.ngspice
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("transpose", [False, True])
+def test_nodal_matches_ngspice_on_the_written_deck(kind, transpose):
+    bias = dict(r_row=1.0, r_col=2.0, r_driver=1.0, r_sense=1.0, selected_rows=[0, 2, 5], selected_cols=[1, 2, 3],
+                unselected="v/2", v_select=0.3)
+    spec, rng = spec_of(kind, **bias)
+    x = rng.uniform(0.0, 0.3, (2, spec.n_cols if transpose else spec.n_rows))
+    nodal = read(spec, x, transpose=transpose)
+    assert nodal.info["method"] == "newton"
+    spice = read(spec, x, transpose=transpose, options=SolverOptions(engine="spice", ngspice="subprocess"))
+    scale = np.abs(spice.currents).max()
+    np.testing.assert_allclose(nodal.currents, spice.currents, rtol=0, atol=1e-6 * scale)
+    assert spice.residual < 1e-6
+
+
+@pytest.mark.parametrize("kind", ("device", "1S1R"))
+def test_small_signal_limit_is_the_ohmic_read(kind):
+    spec, rng = spec_of(kind, r_row=2.0, r_col=2.0, r_driver=1.0, r_sense=1.0)
+    x = rng.uniform(0.0, 1e-5, (2, spec.n_rows))
+    nl = read(spec, x, options=SolverOptions(rtol=1e-12))
+    g0 = spec.law.small_signal()
+    lin = read(spec.replace(cell="0T1R", law=None, conductances=np.broadcast_to(g0, spec.shape)), x,
+               options=SolverOptions(method="direct"))
+    np.testing.assert_allclose(nl.currents, lin.currents, rtol=1e-9, atol=1e-9 * np.abs(lin.currents).max())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("transpose", [False, True])
+def test_without_wires_nodal_equals_the_ideal_cell_law_read(kind, transpose):
+    spec, rng = spec_of(kind, selected_cols=[0, 2, 3, 5], unselected="grounded")
+    x = rng.uniform(0.0, 0.3, (3, spec.n_cols if transpose else spec.n_rows))
+    ideal = read(spec, x, engine="ideal", transpose=transpose, want_cells=True)
+    assert ideal.info["method"] == "cell law"
+    # the ideal read by hand: each cell's law at (input, 0 V), summed per sensed line
+    v_r, v_c = (np.zeros((3, spec.n_rows, spec.n_cols)) for _ in range(2))
+    if transpose:
+        v_c += x[:, None, :]
+    else:
+        v_r += x[:, :, None]
+    cells = spec.law.branch(v_r, v_c)[0] * spec.selected_cols[None, None, :]
+    by_hand = -cells.sum(axis=2) if transpose else cells.sum(axis=1)
+    np.testing.assert_allclose(ideal.currents, by_hand, rtol=1e-12)
+    nodal = read(spec, x, transpose=transpose)
+    np.testing.assert_allclose(nodal.currents, ideal.currents, rtol=0, atol=1e-9 * np.abs(ideal.currents).max())
+
+
+class _OhmicOnly(Engine):
+    """An engine that never heard of nonlinear cells (the base class's default)."""
+
+    name = "ohmic_only"
+
+    def prepare(self, circuit, options, *, spec=None):  # pragma: no cover - must not be reached
+        raise AssertionError("prepare() let a nonlinear circuit through")
+
+
+OHMIC_ONLY = _OhmicOnly()
+
+
+def test_spec_refuses_a_law_that_does_not_fit(monkeypatch):
+    spec, _ = spec_of("1S1R")
+    with pytest.raises(SpecError, match="spec.law applies to the nonlinear cells"):
+        spec.replace(cell="0T1R")
+    with pytest.raises(SpecError, match="spec.law must be a SeriesCell with a Mosfet"):
+        spec.replace(cell="1T1R-mos")
+    with pytest.raises(SpecError, match="spec.law must be a two-terminal law"):
+        spec.replace(cell="device", law=None)
+    other = spec.replace(law=compose("1S1R", law_from_conductances(spec.conductances * 1.01, _spku(1, 1)[0]),
+                                     access_card_for("1S1R"), spec.shape))
+    assert other.key() != spec.key()  # caches keyed by the spec see a new law
+    monkeypatch.setitem(ENGINES, "ohmic_only", "tests.test_cell_kinds:OHMIC_ONLY")
+    with pytest.raises(EngineError, match="engine 'ohmic_only' does not model nonlinear cells"):
+        read(spec, np.zeros(8), engine="ohmic_only")
+
+
+def test_cli_read_and_compare_solve_nonlinear_cells(tmp_path):
+    card, g, rng = _spku(6, 5, 1)
+    np.save(tmp_path / "G.npy", g)
+    np.save(tmp_path / "V.npy", rng.uniform(0, 0.3, (2, 6)))
+    common = ["--conductance", str(tmp_path / "G.npy"), "--voltages", str(tmp_path / "V.npy"), "--r-row", "1",
+              "--r-col", "1"]
+    code, out, err = run_cli(["read", *common, "--cell", "1S1R", "--device-card", "stanford_pku_default",
+                              "-o", str(tmp_path / "I.npy")])
+    assert code == 0, err
+    assert "engine nodal (newton)" in out and "1S1R array" in out
+    spec = CrossbarSpec(conductances=g, r_row=1.0, r_col=1.0, cell="1S1R",
+                        law=compose("1S1R", law_from_conductances(g, card), access_card_for("1S1R"), g.shape))
+    np.testing.assert_allclose(np.load(tmp_path / "I.npy"), read(spec, np.load(tmp_path / "V.npy")).currents,
+                               rtol=1e-12)
+    code, out, err = run_cli(["compare", *common, "--cell", "1T1R-mos", "--device-card", "stanford_pku_default",
+                              "--v-gate", "2.5", "--engines", "ideal,nodal"])
+    assert code == 0, err and "1T1R-mos array" in out
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--cell", "device"], "--cell device reads the devices' own I-V: give --device-card"),
+    (["--cell", "1S1R", "--device-card", "stanford_pku_default", "--v-gate", "2"], "--v-gate applies to --cell 1T1R-mos"),
+    (["--access-card", "selector_default"], "--access-card applies to the nonlinear cells"),
+    (["--cell", "1S1R", "--device-card", "stanford_pku_default", "--access-card", "nmos_l1_default"],
+     "a 1S1R cell needs a selector card"),
+    (["--cell", "device", "--device-card", "stanford_pku_default", "--method", "direct"],
+     "solver.method 'direct' does not solve nonlinear cells"),
+    (["--cell", "device", "--device-card", "nope_card"], "--device-card nope_card"),
+])
+def test_cli_refusals_are_one_line(tmp_path, extra, message):
+    _, g, rng = _spku(4, 3, 2)
+    np.save(tmp_path / "G.npy", g)
+    np.save(tmp_path / "V.npy", rng.uniform(0, 0.3, 4))
+    code, out, err = run_cli(["read", "--conductance", str(tmp_path / "G.npy"), "--voltages",
+                              str(tmp_path / "V.npy"), *extra])
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and not out
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_tile_reads_through_the_cells_law(kind):
+    from cosim.array.tile import ArraySpec, Tile
+    from cosim.devices import DevicePopulation
+
+    card = load_card(models_dir() / "cards" / "stanford_pku_default.toml")
+    pop = DevicePopulation.create(card, (6, 5), seed=3)
+    rng = np.random.default_rng(4)
+    lo, hi = pop.window()
+    pop.set_conductance(rng.uniform(lo, hi))
+    pop.stuck_on[0], pop.dead[7] = True, True  # faults must reach the law
+    pop.healthy = ~(pop.stuck_on | pop.stuck_off | pop.dead)
+    array = ArraySpec(rows=6, cols=5, r_row=1.0, r_col=1.0, r_driver=1.0, r_sense=1.0, cell=kind)
+    tile = Tile(array, pop, SolverOptions(rtol=1e-11))
+    law = population_law(pop)
+    np.testing.assert_allclose(law.branch(0.1, 0.0)[0] / 0.1, pop.conductance(0.1), rtol=1e-12)  # faults too
+    spec = array.crossbar(pop.conductance(), law)
+    x, y = rng.uniform(0, 0.2, (3, 6)), rng.uniform(0, 0.2, (3, 5))
+    np.testing.assert_allclose(tile.read(x), read(spec, x).currents, rtol=1e-9)
+    np.testing.assert_allclose(tile.read_transposed(y), read(spec, y, transpose=True).currents, rtol=1e-9)
+    # after a write the tile reads the new states (warm-started Newton, same answer)
+    pop.set_conductance(rng.uniform(lo, hi))
+    tile.invalidate()
+    spec = array.crossbar(pop.conductance(), population_law(pop))
+    np.testing.assert_allclose(tile.read(x), read(spec, x).currents, rtol=1e-9)
+    with pytest.raises(SpecError, match="array.v_gate applies to cell 1T1R-mos"):
+        ArraySpec(cell="1S1R", v_gate=2.0)

@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from cosim.train import load_config, run_training, to_toml
     from cosim.train.ablation import format_table, run_ablation
     from cosim.train.metrics import write_csv
+    from cosim.train.sizes import check_training_memory
 
     overrides = _overrides(args)
     if args.data and not _names_dataset(args.config, overrides):
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise SpecError(f"--seeds must be ≥ 1, got {args.seeds}")
     cfg = load_config(args.config, overrides)
+    check_training_memory(cfg)  # --check too: a config that cannot fit is not a valid one here
     if args.export_netlists:
         from cosim.array.tapeout import check_output
 

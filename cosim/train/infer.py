@@ -39,6 +39,7 @@ from cosim.train.config import load_device_card
 from cosim.train.infer_config import InferenceConfig
 from cosim.train.networks import Network, float_layers
 from cosim.train.networks.base import FloatLayerWeights, RecordingMatVec
+from cosim.train.sizes import check_inference_memory
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,7 @@ def _run_inference(net: Network, weights: list[np.ndarray], cfg: InferenceConfig
 
     t0 = time.perf_counter()
     d = cfg.deploy
+    check_inference_memory(cfg, [w.shape for w in weights], int(np.prod(net.input_shape)))
     if data is None:  # the split a training run with seed data_seed used (no test image seen in training)
         data = load_data(TrainingConfig(data=cfg.data, train=TrainSection(seed=d.data_seed)))
     n_in = int(np.prod(net.input_shape))

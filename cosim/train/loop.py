@@ -39,6 +39,7 @@ from cosim.train.config import TrainingConfig, load_device_card
 from cosim.train.metrics import PulseLog, convergence_epoch
 from cosim.train.networks import FloatLayerWeights, Network, float_layers, make_network
 from cosim.train.optimizers import FloatSGD, FloatSGDConfig
+from cosim.train.sizes import check_training_memory
 
 log = logging.getLogger(__name__)
 SATURATION = 0.02  # a device within 2 % of its own window edge counts as saturated there
@@ -232,6 +233,7 @@ def _set_up(cfg: TrainingConfig) -> _Run:
     tr = cfg.train
     ss = streams(tr.seed)
     s_data, s_init, s_opt, s_dev, s_noise = (ss[k] for k in STREAMS[:5])
+    check_training_memory(cfg)  # before the data set or a tile is allocated
     data = load_data(cfg)
     net = make_network(cfg.network.kind, data.image_shape, data.n_classes, hidden=cfg.network.hidden,
                        activation=cfg.network.activation, pool=cfg.network.pool)

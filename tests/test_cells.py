@@ -128,6 +128,16 @@ def test_device_law_equals_the_models_current(card, model, iv, rng):
     np.testing.assert_allclose(law.small_signal(), m.conductance(state, 1e-9, params), rtol=1e-8)
 
 
+def test_published_selector_card_reproduces_its_figures_of_merit():
+    # Luo et al. 2017 (abstract): selectivity 5e4, ~10 pA off-state, 100 uA at the assumed
+    # 2 V operating point (1 MA/cm^2 over the card's assumed 100 nm x 100 nm).
+    p = load_access_card("selector_taox_luo2017").params
+    law = Sinh(p["i_s"], p["v_s"], p["g_leak"])
+    i = {v: float(law.branch(v, 0.0)[0]) for v in (0.5, 1.0, 2.0)}
+    assert i[2.0] == pytest.approx(1e-4, rel=1e-3) and i[2.0] / i[1.0] == pytest.approx(5e4, rel=1e-3)
+    assert 5e-12 < i[0.5] < 20e-12
+
+
 def test_shipped_access_cards_load_and_bad_ones_are_refused(tmp_path):
     sel, nmos = load_access_card("selector_default"), load_access_card("nmos_l1_default")
     assert sel.model == "selector" and nmos.model == "nmos_l1" and nmos.v_gate == 3.3
@@ -154,10 +164,11 @@ def _compiled(name: str):
     return compile_va(Path(models_dir()) / f"{name}.va").functions
 
 
-def test_selector_va_equals_numpy_law(rng):
+@pytest.mark.parametrize("card,v_max", [("selector_default", 1.5), ("selector_taox_luo2017", 3.0)])
+def test_selector_va_equals_numpy_law(card, v_max, rng):
     fn = _compiled("selector")["i_sel"]
-    p = load_access_card("selector_default").params
-    v = rng.uniform(-1.5, 1.5, 4000)
+    p = load_access_card(card).params
+    v = rng.uniform(-v_max, v_max, 4000)
     got = fn.eval(temperature=300.0, voltages={"br_pn": v}, **{s.name: float(p[s.name]) for s in ACCESS_SPECS["selector"]})
     want = Sinh(p["i_s"], p["v_s"], p["g_leak"]).branch(v, 0.0)[0]
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=0)

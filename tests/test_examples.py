@@ -6,7 +6,7 @@ directory, so nothing is written into the repository. Each test parses the key l
 example's output and checks them against what the physics requires (stated per test), so an API
 change that breaks an example, or silently changes what it shows, fails here.
 
-Budget: ≈ 10 s on 2 cores (01: 2.5 s, 02: 1.5 s, 03: 1 s, 04: 4.5 s, 05: 1 s).
+Budget: ≈ 13 s on 2 cores (01: 2.5 s, 02: 1.5 s, 03: 1 s, 04: 4.5 s, 05: 1 s, 06 capped at 16×16: 3 s).
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 CARDS = Path(__file__).resolve().parents[1] / "models" / "cards"
 TESTED = {"01_ideal_vs_parasitic.py", "02_netlist_in_ngspice.py", "03_sneak_paths.py",
-          "04_device_pulse_curves.py", "05_programming_disturb.py"}
+          "04_device_pulse_curves.py", "05_programming_disturb.py", "06_read_margin_vs_size.py"}
 NUM = r"[-+]?\d+(?:\.\d*)?(?:e[-+]?\d+)?"
 
 
-def run(name: str, tmp_path: Path) -> str:
+def run(name: str, tmp_path: Path, **extra_env: str) -> str:
     """stdout of ``examples/name``; fails with its stderr if it exits non-zero."""
-    env = dict(os.environ, COSIM_EXAMPLES_OUT=str(tmp_path / "out"))
+    env = dict(os.environ, COSIM_EXAMPLES_OUT=str(tmp_path / "out"), **extra_env)
     proc = subprocess.run([sys.executable, "-W", "error", str(EXAMPLES / name)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"{name} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
@@ -141,3 +141,21 @@ def test_05_v3_does_not_disturb_where_v2_does(tmp_path):
     # Above the 0.8 V threshold V/2 disturbs; below it nothing but the targets moves under V/3.
     assert moved2 > 0 and worst2 > 0
     assert moved3 == 0 and worst3 == 0
+
+
+def test_06_selectors_keep_the_margin_that_passive_arrays_lose(tmp_path):
+    out = run("06_read_margin_vs_size.py", tmp_path, COSIM_EXAMPLE_MAX_N="16")
+    rows = {(m[0].strip(), m[1]): [float(x) for x in m[2:]] for m in
+            re.findall(rf"^(0T1R ohmic|0T1R sinh device|1S1R \(TaOx selector\)|1S1R \(constructed\))\s+"
+                       rf"(floating|v/2|v/3)\s+({NUM})%\s+({NUM})%\s+({NUM})%$", out, flags=re.M)}
+    assert len(rows) == 12
+    # Passive ohmic 100/1 uS: the OFF read's sneak and half-selected currents exceed an ON read
+    # already at 4x4 under floating and V/2 lines (worst case; the cell alone would give 99 %).
+    assert rows["0T1R ohmic", "floating"][0] < 0 and rows["0T1R ohmic", "v/2"][0] < 0
+    # Every kind and scheme loses margin with size; the published selector loses < 1 point to 16x16.
+    for m4, m8, m16 in rows.values():
+        assert m4 >= m8 >= m16
+    for scheme in ("floating", "v/2", "v/3"):
+        tao = rows["1S1R (TaOx selector)", scheme]
+        assert tao[0] - tao[2] < 1 and tao[2] > rows["1S1R (constructed)", scheme][2] > rows["0T1R ohmic", scheme][2]
+    assert (tmp_path / "out" / "06_read_margin_vs_size.png").stat().st_size > 0

@@ -38,6 +38,8 @@ class NewtonPrepared(Prepared):
     last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     start: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     max_newton: int = newton.MAX_NEWTON
+    #: ℓ1 KCL residual (A) also accepted as converged (a caller's rounding floor; default none).
+    atol: float = 0.0
 
     def solve(self, inputs, *, want_nodes: bool = False, want_cells: bool = False) -> ReadResult:
         c = self.circuit
@@ -50,7 +52,7 @@ class NewtonPrepared(Prepared):
             x0 = self.start[1:]
         res = newton.solve(self.blocks, c.cell_law, (s_r, s_c), c.out_src, rtol=self.options.rtol,
                            maxiter=self.options.maxiter, label=c.title or "crossbar", x0=x0,
-                           max_newton=self.max_newton)
+                           max_newton=self.max_newton, atol=self.atol)
         self.last = (v.copy(), res.d_r, res.d_c)
         nodes = self.blocks.node_voltages(res.d_r, res.d_c, s_r, s_c, ports) if want_nodes else None
         bound = float(np.max(res.bound, initial=0.0))

@@ -53,6 +53,7 @@ def out_dir() -> Path:
 
 t0 = time.perf_counter()
 margins = {(k, s): [] for k in KINDS for s in MARGIN_SCHEMES}
+bound = 0.0
 print(f"{'cells':<22}{'unselected':<11}" + "".join(f"{f'{n}x{n}':>10}" for n in SIZES))
 for kind, (on, off, card, v_read) in KINDS.items():
     for scheme in MARGIN_SCHEMES:
@@ -61,7 +62,9 @@ for kind, (on, off, card, v_read) in KINDS.items():
             access = card.law(np.ones(n, dtype=bool), (n, n)) if card else None
             rep = read_margin(spec, on, off, access=access, v_read=v_read, unselected=scheme)
             margins[kind, scheme].append(rep.margin)
+            bound = max(bound, rep.error_bound)
         print(f"{kind:<22}{scheme:<11}" + "".join(f"{100 * m:>9.1f}%" for m in margins[kind, scheme]))
+print(f"largest certified relative error bound of these currents: {bound:.1e}")
 print(f"largest N with margin >= 10 %, per cell kind and scheme ({time.perf_counter() - t0:.0f} s):")
 for (kind, scheme), ms in margins.items():
     ok = [n for n, m in zip(SIZES, ms) if m >= 0.1]

@@ -313,6 +313,14 @@ def _exercise() -> None:
     coldread.cold_read(g, g, np.zeros((n, m)), one, np.zeros((n, m)), one, wires_r, wires_c, port_r, port_r,
                        port_c, port_c, pin, pin, free, free, is_out, np.ones((1, n)), np.zeros((1, m)), 1e-9,
                        0.0, 10, 1, out[0], out[1], vec, one_k.copy(), kmax, iters)
+    from cosim.circuit.solvers import multirhs
+
+    shifts = (np.ones((1, n)), np.zeros((1, m)))
+    multirhs.solve_lanes(g, np.zeros((n, m)), one, np.zeros((n, m)), one, True, g, free, free, *shifts,
+                         np.zeros((1, 1, 1)), np.zeros((1, 1, 1)), np.full(1, 1e-30), np.ones(1, dtype=np.bool_),
+                         10, 1, out[0], out[1], iters)
+    multirhs.leave_all(out[1], out[0], *shifts, g, wires_r, wires_c, port_r, port_r, port_c, port_c, pin, pin,
+                       free, free, 1, vec, one_k.copy(), kmax)
     b = [np.zeros((1, n, m)) for _ in range(8)]
     cg_update(g, np.zeros((n, m)), one, *b[:7], one_k.copy(), np.empty(1))
     cg_direction(np.zeros((n, m)), one, b[0], b[1], b[2], b[3], one_k.copy())

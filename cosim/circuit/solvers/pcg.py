@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import blas
 
-from cosim.circuit.solvers import coldread, kernels
+from cosim.circuit.solvers import coldread, kernels, multirhs
 from cosim.circuit.solvers.lineblock import LineBlocks
 from cosim.errors import ConvergenceError
 
@@ -58,14 +58,17 @@ class PcgResult:
     kcl_inf: float | None = None  # ‖r‖∞ over the batch and the free nodes, A (None: not yet known)
 
     def merge(self, rows: np.ndarray, other: PcgResult, blocks: LineBlocks) -> None:
-        """Take vectors ``rows`` (mask (B,)) from ``other`` (a solve of just those vectors);
-        ``self`` must come from the compiled cold solve (no leave currents)."""
+        """Take vectors ``rows`` (mask (B,)) from ``other`` (a solve of just those vectors)."""
         if self.d_r is not None:
             self.d_r[rows] = other.d_r
         self.d_c[rows], self.branch[rows] = other.d_c, other.branch
         self.bound[rows], self.kcl_l1[rows] = other.bound, other.kcl_l1
         self.iterations = max(self.iterations, other.iterations)
-        self.kcl_inf = max(self.kcl_inf, other.max_residual(blocks))
+        if self.leave_r is not None:  # from the lanes (multirhs): leave currents kept
+            self.leave_r[rows], self.leave_c[rows] = other.leave_r, other.leave_c
+            self.kcl_inf = None
+        else:  # from the compiled cold solve: only its ℓ∞ residual
+            self.kcl_inf = max(self.kcl_inf, other.max_residual(blocks))
 
     def max_residual(self, blocks: LineBlocks) -> float:
         """Largest KCL residual (A) at any free node of any input vector."""
@@ -206,8 +209,12 @@ def solve(blocks: LineBlocks, drive: np.ndarray | None, out_ports: np.ndarray, *
     currents) out of the result.
     """
     with single_thread_blas():
-        if x0 is None and shifts is not None and kernels.ENABLED and not _rebase_worth(blocks):
-            res, bad = _solve_compiled(blocks, shifts, out_ports, rtol, maxiter, atol, keep_rows)
+        batch = x0 is None and shifts is not None and multirhs.pays(blocks, shifts[0].shape[0])
+        if batch or (x0 is None and shifts is not None and kernels.ENABLED and not _rebase_worth(blocks)):
+            if batch:  # several vectors per pass over the line blocks (multirhs)
+                res, bad = multirhs.solve(blocks, shifts, out_ports, rtol=rtol, maxiter=maxiter, atol=atol)
+            else:
+                res, bad = _solve_compiled(blocks, shifts, out_ports, rtol, maxiter, atol, keep_rows)
             if bad.any():
                 # Vectors the cold solve did not certify go through the general loop (restarts,
                 # stall and non-convergence errors); the others keep their compiled result.

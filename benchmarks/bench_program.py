@@ -20,6 +20,16 @@ Measured, each the median of ``--repeats`` runs in this process:
 
     python benchmarks/bench_program.py [--sizes 64 128] [--card imprecise] [--repeats 5] [--pulses 8]
                                        [--method auto|direct|pcg]
+
+``--nonlinear`` instead programs a non-ohmic card (default ``stanford_pku_default``, sinh I–V)
+both ways, interleaved, from the same start: the exact Newton read per pulse
+(``iv_solver="newton"``, the default) against the chord-conductance fixed point
+(``iv_solver="chord"``, its cap raised to 2000 iterations: the default 50 does not settle at
+16×16 from random states), and prints per pulse the circuit solves, the linear solves behind them,
+the solve time (median of ``--repeats``), their ratios and the largest relative difference of the
+delivered voltages and end conductances:
+
+    python benchmarks/bench_program.py --nonlinear [--sizes 16 32 64] [--card stanford_pku_default]
 """
 
 from __future__ import annotations
@@ -88,6 +98,49 @@ def bench(n: int, card, repeats: int, pulses: int, method: str = "auto") -> dict
     return out
 
 
+def bench_iv(n: int, card, repeats: int, pulses: int) -> dict:
+    """Newton vs chord programming of ``pulses`` SET pulses on three cells of an n×n array."""
+    from cosim.array.program import ProgramOptions, program_cells
+    from cosim.circuit import CrossbarSpec
+
+    spec = CrossbarSpec(conductances=np.zeros((n, n)), r_row=1.0, r_col=1.0, r_driver=1.0, r_sense=1.0)
+    targets = np.zeros((n, n), bool)
+    targets[0, n - 1] = targets[n // 2, n // 2] = targets[n - 1, 0] = True
+    runs = {"newton": [], "chord": []}
+    for _ in range(repeats):
+        for how in runs:  # interleaved: both see the same machine load
+            p = population(card, n)
+            rep = program_cells(spec, p, targets, scheme="v/2", n_pulses=pulses,
+                                options=ProgramOptions(iv_solver=how, compare_direct=False, chord_maxiter=2000))
+            runs[how].append(rep)
+    new, old = runs["newton"][0], runs["chord"][0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dv = np.nanmax(np.abs(new.v_delivered / old.v_delivered - 1))
+        dg = np.nanmax(np.abs(new.g_after / old.g_after - 1))
+    per = lambda how, k: statistics.median(getattr(r, k) / r.n_steps for r in runs[how])  # noqa: E731
+    return {"n": n, "dv": dv, "dg": dg,
+            **{f"{how}_{k}": per(how, k) for how in runs for k in ("n_solves", "n_linear", "time_solve")}}
+
+
+def main_nonlinear(args) -> int:
+    from cosim.devices import load_card
+    from cosim.devices.paths import models_dir
+
+    name = args.card if args.card != "imprecise" else "stanford_pku_default"
+    card = load_card(models_dir() / "cards" / f"{name}.toml")
+    print(f"card {name} ({card.model}); 1 Ω segments, drivers and sense; V/2, {args.pulses} SET pulses on 3 "
+          f"cells; per pulse; time = median of {args.repeats} interleaved runs (shared machine)")
+    print(f"{'n':>5} {'newton solves':>13} {'linear':>7} {'ms':>8} {'chord solves':>13} {'linear':>7} {'ms':>8} "
+          f"{'linear ratio':>13} {'time ratio':>11} {'max dV/V':>9} {'max dG/G':>9}")
+    for n in args.sizes:
+        r = bench_iv(n, card, args.repeats, args.pulses)
+        print(f"{n:>5} {r['newton_n_solves']:>13.2f} {r['newton_n_linear']:>7.2f} {1e3 * r['newton_time_solve']:>8.2f} "
+              f"{r['chord_n_solves']:>13.2f} {r['chord_n_linear']:>7.2f} {1e3 * r['chord_time_solve']:>8.2f} "
+              f"{r['chord_n_linear'] / r['newton_n_linear']:>13.2f} {r['chord_time_solve'] / r['newton_time_solve']:>11.2f} "
+              f"{r['dv']:>9.1e} {r['dg']:>9.1e}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
@@ -96,7 +149,11 @@ def main() -> int:
     ap.add_argument("--pulses", type=int, default=8, help="pulses per programming run (default 8)")
     ap.add_argument("--method", default="auto", choices=("auto", "direct", "pcg"),
                     help="nodal method for reads and programming solves (default auto)")
+    ap.add_argument("--nonlinear", action="store_true",
+                    help="Newton vs chord programming of a non-ohmic card (see the module docstring)")
     args = ap.parse_args()
+    if args.nonlinear:
+        return main_nonlinear(args)
 
     from cosim.devices import load_card
     from cosim.devices.paths import models_dir

@@ -32,9 +32,14 @@ Choices, stated:
   device stays below ``v_rtol`` (0.02 % in that case). More than one sub-step needs flat-top
   pulses (rise = fall = 0) and a noise-free run, since c2c noise is defined per whole pulse;
   Heun's trial integration is noise-free, so Heun with one step works with noise.
-- Devices with a non-ohmic I–V (Stanford–PKU) are solved with their chord conductance at the
-  voltage they see, by fixed-point iteration (``chord_rtol``); ohmic models converge at once.
-  Stuck and dead devices keep their fixed read conductance.
+- Devices with a non-ohmic I–V (Stanford–PKU's sinh) are solved exactly by the nonlinear Newton
+  read (:func:`cosim.circuit.solvers.newton.read_nonlinear`: each step one line-block linear
+  solve, certified to ``solver.rtol``) when the engine is nodal and the cells are 0T1R
+  (``iv_solver="newton"``, the default); otherwise, or with ``iv_solver="chord"``, by the
+  fixed-point iteration on their chord conductance at the voltage they see (``chord_rtol``), one
+  full circuit solve per iteration. Both reach the same voltages (tests/test_program.py, 1e-7);
+  ``python benchmarks/bench_program.py --nonlinear`` counts the linear solves of each. Ohmic
+  models converge at once either way. Stuck and dead devices keep their fixed read conductance.
 - Fast path ``skip_inert``: a device whose state rate is exactly 0 at its flat-top voltage is
   not integrated. For every cosim model the rate at a fixed state is 0 at all smaller |V| of the
   same sign when it is 0 at the flat top (thresholds, field threshold, hard stops), so the
@@ -52,8 +57,11 @@ from typing import Literal
 
 import numpy as np
 
+from cosim.array.cells import population_law
 from cosim.array.tile import ArraySpec
 from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit, prepare
+from cosim.circuit.cells import Sinh
+from cosim.circuit.solvers.newton import read_nonlinear
 from cosim.devices import DevicePopulation
 from cosim.errors import ConvergenceError, InputError, SpecError
 from cosim.schema import check_fields, param
@@ -80,6 +88,8 @@ class ProgramOptions:
             sub-step (> 0): the predictor's change with Heun (steps above it are retried
             shorter), the change between successive solves when frozen; first sub-step 1/16.
         skip_inert: do not integrate devices whose state rate is 0 at their voltage.
+        iv_solver: how non-ohmic devices are solved: "newton" (exact nonlinear read, nodal
+            engine and 0T1R cells; other cases use the chord iteration) or "chord".
         chord_rtol: relative change of the chord conductances that ends the fixed-point
             iteration for non-ohmic devices (> 0); chord_maxiter caps it.
         compare_direct: also program a twin of the population directly (every target seeing
@@ -92,6 +102,7 @@ class ProgramOptions:
     coupling: Literal["frozen", "heun"] = param("frozen", type="str", choices=("frozen", "heun"))
     v_rtol: float = param(0.005, type="float", minimum=0.0, exclusive_min=True)
     skip_inert: bool = param(True, type="bool")
+    iv_solver: Literal["newton", "chord"] = param("newton", type="str", choices=("newton", "chord"))
     chord_rtol: float = param(1e-9, type="float", minimum=0.0, exclusive_min=True)
     chord_maxiter: int = param(50, type="int", minimum=1)
     compare_direct: bool = param(True, type="bool")
@@ -120,7 +131,9 @@ class ProgramReport:
         path_resistance: wire + periphery resistance from the row driver and to the sense
             amplifier along each cell's row and column, Ω (orders cells near → far).
         n_steps, n_solves: pulses and circuit solves (chord iterations and Heun predictors
-            included). solver: engine/method of the solves. time_solve, time_devices: s.
+            included; a Newton read counts once). n_linear: linear-system solves behind them
+            (a chord iteration is one, a Newton read its start plus one per step).
+            solver: engine/method of the solves. time_solve, time_devices: s.
     """
 
     scheme: str
@@ -140,6 +153,7 @@ class ProgramReport:
     path_resistance: np.ndarray
     n_steps: int
     n_solves: int
+    n_linear: int
     solver: str
     time_solve: float
     time_devices: float
@@ -256,12 +270,16 @@ class _Solver:
     def __init__(self, base: CrossbarSpec, pop: DevicePopulation, options: ProgramOptions):
         self.base, self.pop, self.options = base, pop, options
         self.solves = 0
+        self.linear = 0
         self.elapsed = 0.0
         self.method = ""
 
     def device_voltages(self, rows: np.ndarray, cols: np.ndarray, v_sel: float, bias: str) -> np.ndarray:
         pop, opt = self.pop, self.options
         g_read = pop.conductance()
+        law = self._newton_law(g_read)
+        if law is not None:
+            return self._solve_newton(law, rows, cols, v_sel, bias)
         g = g_read
         for _ in range(opt.chord_maxiter):
             v = self._solve(g, rows, cols, v_sel, bias)
@@ -272,23 +290,56 @@ class _Solver:
         raise ConvergenceError(f"chord-conductance iteration of {pop.model.name} did not settle in "
                                f"{opt.chord_maxiter} circuit solves (raise program.chord_maxiter)")
 
-    def _solve(self, g, rows, cols, v_sel, bias) -> np.ndarray:
-        t0 = time.perf_counter()
-        n, m = self.base.shape
+    def _newton_law(self, g_read: np.ndarray) -> Sinh | None:
+        """The devices' I–V law for the Newton read, or None where the chord iteration applies
+        (ohmic models, iv_solver="chord", another engine, 1T1R cells or cell kinds)."""
+        opt, pop = self.options, self.pop
+        if opt.iv_solver != "newton" or opt.solver.engine != "nodal" or self.base.cell != "0T1R":
+            return None
+        law = population_law(pop)
+        if not isinstance(law, Sinh):
+            return None
+        # Unhealthy devices keep their fixed read conductance, as in the chord iteration.
+        ok = pop.healthy.reshape(g_read.shape)
+        shape = g_read.shape
+        return Sinh(np.where(ok, np.broadcast_to(law.a, shape), 0.0), np.broadcast_to(law.v0, shape),
+                    np.where(ok, np.broadcast_to(law.g_lin, shape), g_read))
+
+    def _spec(self, g, rows, cols, v_sel, bias) -> tuple[CrossbarSpec, np.ndarray]:
+        n = self.base.shape[0]
         spec = self.base.replace(conductances=g, selected_rows=np.asarray(rows), selected_cols=np.asarray(cols),
                                  unselected=bias, v_select=v_sel)
-        circuit = build_circuit(spec)
         inputs = np.zeros(n)
         inputs[rows] = v_sel
-        res = prepare(circuit, self.options.solver).solve(inputs, want_nodes=True)
-        self.method = f"{res.engine}/{res.info.get('method', '')}"
-        pot = res.node_voltages[0]
+        return spec, inputs
+
+    def _cell_voltages(self, circuit, pot: np.ndarray) -> np.ndarray:
+        n, m = self.base.shape
         lay = circuit.layout
         other = lay.mid_node0 if lay.mid_node0 >= 0 else lay.col_node0
         v = pot[lay.row_node0:lay.row_node0 + n * m] - pot[other:other + n * m]
-        self.solves += 1
-        self.elapsed += time.perf_counter() - t0
         return np.nan_to_num(v).reshape(n, m)  # undefined (isolated) nodes carry no current
+
+    def _solve_newton(self, law: Sinh, rows, cols, v_sel, bias) -> np.ndarray:
+        t0 = time.perf_counter()
+        spec, inputs = self._spec(np.ones(self.base.shape), rows, cols, v_sel, bias)
+        res = read_nonlinear(spec, law, inputs, self.options.solver, want_nodes=True)
+        self.method = f"{res.engine}/newton"
+        self.solves += 1
+        self.linear += 1 + int(res.info["newton_steps"])  # the ohmic start, then one per step
+        self.elapsed += time.perf_counter() - t0
+        return self._cell_voltages(build_circuit(spec), res.node_voltages[0])
+
+    def _solve(self, g, rows, cols, v_sel, bias) -> np.ndarray:
+        t0 = time.perf_counter()
+        spec, inputs = self._spec(g, rows, cols, v_sel, bias)
+        circuit = build_circuit(spec)
+        res = prepare(circuit, self.options.solver).solve(inputs, want_nodes=True)
+        self.method = f"{res.engine}/{res.info.get('method', '')}"
+        self.solves += 1
+        self.linear += 1
+        self.elapsed += time.perf_counter() - t0
+        return self._cell_voltages(circuit, res.node_voltages[0])
 
     def _chord(self, v: np.ndarray, g_read: np.ndarray) -> np.ndarray:
         """Chord conductance I(V)/V of healthy devices at their voltage (small-signal near 0 V)."""
@@ -438,7 +489,7 @@ def program_cells(array: CrossbarSpec | ArraySpec, population: DevicePopulation,
         g_before=g_before, g_after=population.conductance(), g_direct=g_direct, v_intended=v_intended,
         v_delivered=v_delivered, half_selected=tally.half, v_half_max=tally.v_half,
         v_unselected_max=tally.v_unsel, window=float(g_hi - g_lo), path_resistance=_path_resistance(w.base),
-        n_steps=tally.n_steps, n_solves=solver.solves, solver=solver.method, time_solve=solver.elapsed,
+        n_steps=tally.n_steps, n_solves=solver.solves, n_linear=solver.linear, solver=solver.method, time_solve=solver.elapsed,
         time_devices=tally.t_dev)
     log.info("programmed %d cells with %s: %d pulses", int(targets_mask.sum()), scheme, tally.n_steps)
     return report

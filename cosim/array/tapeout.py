@@ -6,8 +6,11 @@ renamed into place; a failure leaves nothing behind):
 
 - ``tiles/<tile>.sub``: the tile as ``.subckt <tile> d0 … d{N-1} s0 … s{M-1}`` with its wires,
   driver/sense resistances and every device as a resistor of its programmed read conductance
-  (the *true* device state, not the periphery's estimate); uniform wire values are local
-  ``.param`` lines inside the subcircuit;
+  (the *true* device state, not the periphery's estimate), or, for nonlinear cells (device,
+  1S1R, 1T1R-mos), each cell as the engine modelled it: behavioural sources for the device and
+  selector laws and a level-1 MOSFET with its word-line source (the text of
+  :mod:`cosim.circuit.netlist_cells`; the benches then carry its ``.options`` line); uniform
+  wire values are local ``.param`` lines inside the subcircuit;
 - ``tiles/<tile>.cir``: a test bench (``.include`` of the subcircuit, port sources at the
   recorded input vector, ``op`` and a 17-digit ``print`` of the sense currents) that runs as
   ``ngspice -b tiles/<tile>.cir`` from any folder;
@@ -42,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit, prepare
+from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit, netlist_cells, prepare
 from cosim.circuit.engines.spice import require_ngspice
 from cosim.circuit.netlist_write import crossbar_deck, default_control
 from cosim.circuit.units import format_value
@@ -130,9 +133,10 @@ def _wrap(words: Sequence[str], width: int = 100) -> list[str]:
 
 
 def _solve(spec: CrossbarSpec, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """cosim's nodal (direct LU) and ideal sense currents (A) for row voltages ``v`` (V)."""
+    """cosim's nodal (direct LU; Newton for nonlinear cells) and ideal sense currents (A) for row
+    voltages ``v`` (V)."""
     circuit = build_circuit(spec)
-    opts = SolverOptions(engine="nodal", method="direct")
+    opts = SolverOptions(engine="nodal", method="direct" if spec.law is None else "auto")
     res = prepare(circuit, opts).solve(v[None, :])
     ideal = prepare(circuit, opts.replace(engine="ideal")).solve(v[None, :]).currents[0]
     return res.currents[0], ideal, float(res.residual)
@@ -148,7 +152,7 @@ def _tile_files(t: TileExport, title: str) -> tuple[str, str, np.ndarray, dict]:
     naming = deck.naming
     head = [ln for ln in deck.header if "run: ngspice" not in ln]  # the bench says how it runs
     sub = [*deck.subckt_open, *deck.params, *deck.subckt_body]  # .param inside: the .sub stands alone
-    bench = ["", *deck.bench, *(["", ".control", *deck.control, ".endc"] if deck.control else []), ".end"]
+    bench = ["", *deck.options, *deck.bench, *(["", ".control", *deck.control, ".endc"] if deck.control else []), ".end"]
     sub_text = "\n".join([f"* cosim tape-out subcircuit {t.name} ({title}); include it, see README.md", *head, "",
                           *sub]) + "\n"
     note = [f"* input: {t.input_note}"] if t.input_note else []
@@ -157,7 +161,9 @@ def _tile_files(t: TileExport, title: str) -> tuple[str, str, np.ndarray, dict]:
     currents, ideal, resid = _solve(t.spec, np.asarray(t.inputs, dtype=float))
     record = {"tile": t.name, "layer": t.layer, "input": t.input_note, "inputs_V": t.inputs.tolist(),
               "currents_A": currents.tolist(), "ideal_currents_A": ideal.tolist(),
-              "vectors": [f"vs{j}#branch" for j in range(m)], "engine": "nodal (direct sparse LU)",
+              "vectors": [f"vs{j}#branch" for j in range(m)],
+              "engine": "nodal (direct sparse LU)" if t.spec.law is None else
+              f"nodal (Newton on the line blocks, certified to 1e-10), {t.spec.cell} cells",
               "kcl_residual": resid, "sources": list(naming.vsrc)}
     return sub_text, "\n".join(cir) + "\n", currents, record
 
@@ -177,7 +183,10 @@ def _top_text(tiles: Sequence[TileExport], title: str) -> str:
     clash = set(volts) & {f"{t.name}_s{j}" for t in tiles for j in range(t.spec.n_cols)}
     if clash:
         raise NetlistError(f"net {sorted(clash)[0]} is both an input and a sense port")
-    lines += [f".include tiles/{t.name}.sub" for t in tiles] + ["", "* inputs (V)"]
+    lines += [f".include tiles/{t.name}.sub" for t in tiles]
+    if any(t.spec.law is not None for t in tiles):
+        lines.append(netlist_cells.OPTIONS)
+    lines += ["", "* inputs (V)"]
     lines += [f"v{net} {net} 0 dc {format_value(v)}" for net, v in volts.items()]
     prints = []
     for t in tiles:

@@ -186,6 +186,12 @@ class Tile:
             self._g = self.population.conductance()
         return self._g.copy()
 
+    def crossbar_spec(self) -> CrossbarSpec:
+        """The CrossbarSpec the tile's reads solve: its conductances and, for nonlinear cells,
+        its devices' I–V at their present states."""
+        g = self.conductances()
+        return self.array.crossbar(g, population_law(self.population) if self.array.nonlinear else None)
+
     def window(self) -> tuple[np.ndarray, np.ndarray]:
         """Each device's own (g_lo, g_hi) window, S (fixed by its d2d parameters)."""
         if self._window is None:
@@ -232,8 +238,8 @@ class Tile:
         other = self._prepared.get(not transpose)
         fresh_other = other if other is not None and (not transpose) not in self._stale else None
         g = self.conductances()
-        law = population_law(self.population) if self.array.nonlinear else None
-        prep = prepare_again(self.options, g, lambda: build_circuit(self.array.crossbar(g, law), transpose=transpose),
+        spec = self.crossbar_spec()
+        prep = prepare_again(self.options, g, lambda: build_circuit(spec, transpose=transpose),
                              previous=prep if self.reuse else None, partner=fresh_other if self.reuse else None)
         self._prepared[transpose] = prep
         self._stale.discard(transpose)

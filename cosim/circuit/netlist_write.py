@@ -288,6 +288,7 @@ class CrossbarDeck:
         bench: the instance of the subcircuit and the sources driving it.
         control: the ``.control`` … ``.endc`` block (empty when none).
         naming: how cosim's nodes and sources are named in the deck.
+        options: top-level ``.options`` lines the cells need (nonlinear cells: tolerances, gmin).
     """
 
     title: str
@@ -298,9 +299,10 @@ class CrossbarDeck:
     bench: list[str]
     control: list[str]
     naming: SpiceNaming
+    options: tuple[str, ...] = ()
 
     def text(self) -> str:
-        params = ["", *self.params] if self.params else []
+        params = ["", *self.params, *self.options] if self.params or self.options else []
         lines = [self.title, *self.header, *params, "", *self.subckt_open, *self.subckt_body, "", *self.bench]
         lines += ["", ".control", *self.control, ".endc"] if self.control else []
         return "\n".join([*lines, ".end"]) + "\n"
@@ -323,7 +325,8 @@ def crossbar_deck(circuit: Circuit, *, values: np.ndarray, title: str | None = N
     return CrossbarDeck(title=" ".join((title or c.title or "cosim circuit").split()),
                         header=_header(c, spec, w.blocks), params=params, subckt_open=sub_open,
                         subckt_body=sub_body, bench=bench,
-                        control=list(control(naming)) if control is not None else [], naming=naming)
+                        control=list(control(naming)) if control is not None else [], naming=naming,
+                        options=(netlist_cells.OPTIONS,) if c.cell_law is not None else ())
 
 
 def render_ngspice(circuit: Circuit, *, values: np.ndarray, title: str | None = None,
@@ -375,8 +378,6 @@ def _crossbar_body(c: Circuit, w: _Written, values, sub: str
                 params[name] = None
     params = {k: v for k, v in params.items() if v is not None}
     param_lines = [".param " + " ".join(f"{k}={format_resistance(v)}" for k, v in params.items())] if params else []
-    if c.cell_law is not None:
-        param_lines.append(netlist_cells.OPTIONS)
     opening = _wrap(f".subckt {sub}", ports)
     body: list[str] = []
     for prefix, sl in w.blocks.items():

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cosim.catalog import ENGINES
+from cosim.catalog import ARRAY_FIELDS, ENGINES
 
 
 def register(sub) -> None:
@@ -28,6 +28,8 @@ def register(sub) -> None:
                     "Exit status: 0 on success, 2 for a bad config or input.")
     p.add_argument("--config", help="training config (TOML); default: the built-in digits MLP with SSM")
     p.add_argument("--engine", choices=tuple(ENGINES), help="circuit engine for every read")
+    p.add_argument("--cell", choices=ARRAY_FIELDS["cell"].choices,
+                   help="array.cell: " + ARRAY_FIELDS["cell"].doc + " (the card's device model gives the I-V)")
     p.add_argument("--epochs", type=int, help="number of epochs (train.epochs)")
     p.add_argument("--seed", type=int, help="random seed (train.seed)")
     p.add_argument("--output-dir", help="where results go (default: output.dir, else runs/<config name>)")
@@ -49,6 +51,8 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     out = list(args.overrides)
     if args.engine:
         out.append(f'solver.engine="{args.engine}"')
+    if args.cell:
+        out.append(f'array.cell="{args.cell}"')
     if args.epochs is not None:
         out.append(f"train.epochs={args.epochs}")
     if args.seed is not None:

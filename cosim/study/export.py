@@ -135,7 +135,7 @@ def layer_tiles(layer, index: int, x: np.ndarray | None, pulses: dict | None = N
                 cols[name] = a
             nets = tuple(f"{lname.lower()}_x{b.rows.start + i}" if i < r else None for i in range(n))
             out.append(TileExport(name=f"{lname.lower()}_b{b.bi}_{b.bj}_{SIDES[side]}",
-                                  spec=layer.array.crossbar(tile.conductances()), inputs=v, row_nets=nets,
+                                  spec=tile.crossbar_spec(), inputs=v, row_nets=nets,
                                   layer=lname, input_note=note, devices=cols))
     return out
 

@@ -78,7 +78,7 @@ def tile_ir_drop(layer, *, seed: int) -> dict[str, Any]:
 
     v_read = layer.converters.v_read
     inputs = np.random.default_rng(seed).uniform(0.0, v_read, size=(IR_BATCH, layer.array.rows))
-    per_tile = [ir_drop_metrics(t.array.crossbar(t.conductances()), inputs, v_read) for t in layer.tiles()]
+    per_tile = [ir_drop_metrics(t.crossbar_spec(), inputs, v_read) for t in layer.tiles()]
     worst = min(per_tile, key=lambda m: m["v_cell_min"])
     return {
         "ir_err_max": max(m["ir_err_max"] for m in per_tile),

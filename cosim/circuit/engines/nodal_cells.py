@@ -6,9 +6,13 @@ the wires and ports are extracted once, and every solve runs damped Newton on th
 companion models. Only the structure-aware path exists for nonlinear cells, so a method other
 than "auto"/"pcg" is refused rather than silently swapped.
 
+A batch is solved by the chord iteration first (one shared linear system for every input vector,
+:mod:`cosim.circuit.solvers.chord`: the fast path for training reads), and the vectors it does
+not certify by Newton; ``chord=False`` solves every vector by Newton (the reference path).
+
 A prepared read may carry a *warm start*: the line potentials of a previous solve of the same
-input vectors (:meth:`NewtonPrepared.update_conductances`, what a tile uses after its devices
-moved a little). Newton then starts there instead of at the ohmic solution; the answer is the
+input vectors (:meth:`NewtonPrepared.for_cells`, what a tile uses after its devices moved a
+little); when the same inputs are read again, Newton starts there instead of at the ohmic solution; the answer is the
 same fixed point, certified the same way, only reached in fewer steps.
 """
 
@@ -22,7 +26,7 @@ import numpy as np
 
 from cosim.circuit.engines.base import Prepared, ReadResult, SolverOptions
 from cosim.circuit.model import Circuit, as_batch
-from cosim.circuit.solvers import newton
+from cosim.circuit.solvers import chord, newton
 from cosim.circuit.solvers.lineblock import LineBlocks, Unsupported
 from cosim.errors import EngineError, SpecError
 
@@ -40,6 +44,9 @@ class NewtonPrepared(Prepared):
     max_newton: int = newton.MAX_NEWTON
     #: ℓ1 KCL residual (A) also accepted as converged (a caller's rounding floor; default none).
     atol: float = 0.0
+    #: Solve a batch by the chord iteration first (:mod:`cosim.circuit.solvers.chord`), Newton
+    #: taking only the vectors it does not certify; False: Newton for every vector (the reference).
+    chord: bool = True
 
     def solve(self, inputs, *, want_nodes: bool = False, want_cells: bool = False) -> ReadResult:
         c = self.circuit
@@ -47,20 +54,42 @@ class NewtonPrepared(Prepared):
         t0 = time.perf_counter()
         ports = c.source_values(v)
         s_r, s_c = self.blocks.shifts(ports)
-        x0 = None
-        if self.start is not None and self.start[0].shape == v.shape:
-            x0 = self.start[1:]
-        res = newton.solve(self.blocks, c.cell_law, (s_r, s_c), c.out_src, rtol=self.options.rtol,
-                           maxiter=self.options.maxiter, label=c.title or "crossbar", x0=x0,
-                           max_newton=self.max_newton, atol=self.atol)
-        self.last = (v.copy(), res.d_r, res.d_c)
-        nodes = self.blocks.node_voltages(res.d_r, res.d_c, s_r, s_c, ports) if want_nodes else None
-        bound = float(np.max(res.bound, initial=0.0))
-        return ReadResult(currents=c.outputs_from_branches(res.branch), engine="nodal",
-                          elapsed=time.perf_counter() - t0, branch_currents=res.branch, node_voltages=nodes,
-                          cell_currents=res.cells if want_cells else None, residual=bound,
-                          info={"method": "newton", "newton_steps": res.steps, "iterations": res.iterations,
-                                "error_bound": bound, "warm": x0 is not None})
+        opts, label = self.options, c.title or "crossbar"
+        warm = self.start is not None and np.array_equal(self.start[0], v)
+        if warm or not self.chord:
+            res = newton.solve(self.blocks, c.cell_law, (s_r, s_c), c.out_src, rtol=opts.rtol, maxiter=opts.maxiter,
+                               label=label, x0=self.start[1:] if warm else None, max_newton=self.max_newton,
+                               atol=self.atol)
+            d_r, d_c, branch, cells, bound = res.d_r, res.d_c, res.branch, res.cells, res.bound
+            info = {"method": "newton", "newton_steps": res.steps, "iterations": res.iterations}
+        else:
+            d_r, d_c, branch, cells, bound, info = self._chord_then_newton(s_r, s_c, label)
+        self.last = (v.copy(), d_r, d_c)
+        nodes = self.blocks.node_voltages(d_r, d_c, s_r, s_c, ports) if want_nodes else None
+        worst = float(np.max(bound, initial=0.0))
+        return ReadResult(currents=c.outputs_from_branches(branch), engine="nodal",
+                          elapsed=time.perf_counter() - t0, branch_currents=branch, node_voltages=nodes,
+                          cell_currents=cells if want_cells else None, residual=worst,
+                          info={**info, "error_bound": worst, "warm": warm})
+
+    def _chord_then_newton(self, s_r, s_c, label):
+        """The batch by the chord iteration; the vectors it leaves uncertified by Newton."""
+        c, opts = self.circuit, self.options
+        scale = max(float(np.max(a[np.isfinite(a)], initial=0.0)) for a in (self.blocks.gw, self.blocks.gc))
+        g_floor = newton.G_FLOOR * (scale if scale > 0 else 1.0)
+        ch = chord.solve(self.blocks, c.cell_law, (s_r, s_c), c.out_src, rtol=opts.rtol, maxiter=opts.maxiter,
+                         g_floor=g_floor, label=label, atol=self.atol)
+        info = {"method": "chord" if ch.converged.all() else "chord+newton", "chord_steps": ch.steps,
+                "iterations": ch.iterations, "newton_vectors": int((~ch.converged).sum())}
+        if not ch.converged.all():
+            bad = ~ch.converged
+            nt = newton.solve(self.blocks, c.cell_law, (s_r[bad], s_c[bad]), c.out_src, rtol=opts.rtol,
+                              maxiter=opts.maxiter, label=label, max_newton=self.max_newton, atol=self.atol)
+            for name, part in (("d_r", nt.d_r), ("d_c", nt.d_c), ("branch", nt.branch), ("cells", nt.cells),
+                               ("bound", nt.bound)):
+                getattr(ch, name)[bad] = part
+            info["newton_steps"], info["iterations"] = nt.steps, ch.iterations + nt.iterations
+        return ch.d_r, ch.d_c, ch.branch, ch.cells, ch.bound, info
 
     def for_circuit(self, circuit: Circuit, *, spec: Any = None) -> Prepared | None:
         return None  # the other read direction has other ports; its blocks are extracted anew
@@ -74,7 +103,8 @@ class NewtonPrepared(Prepared):
                 and np.array_equal(circuit.vsrc_dc, old.vsrc_dc) and _same_wires(circuit, old))
         if not same:
             return None
-        return NewtonPrepared(circuit, self.options, self.blocks, None, self.last, self.max_newton)
+        return NewtonPrepared(circuit, self.options, self.blocks, start=self.last, max_newton=self.max_newton,
+                              atol=self.atol, chord=self.chord)
 
 
 def _same_wires(a: Circuit, b: Circuit) -> bool:

@@ -12,7 +12,11 @@ other conductances at its two nodes (a shorted cell modelled as 1e15 S among 1e-
 subtract two numbers of size g to recover the small rest, losing log10(g / rest) digits (7.7 %
 wrong at 1e15 S, the sign lost at 1e20 S). It gets a branch instead, like a voltage source with
 a series resistance: unknown current i, constraint v_a − v_b − i/g = 0, where only 1/g appears
-and nothing large is cancelled.
+and nothing large is cancelled. Resistors in parallel between the same two nodes are one element
+here (two 1e15 S shorts side by side: each is not the largest at its nodes alone, and two branches
+with the same ends differ only in their tiny 1/g, which makes the matrix singular at 1e20 S): the
+pair's total G is what is compared, it gets one branch, and each resistor carries the share g/G of
+its current.
 
 ``assemble_nodal`` is pure and solver-agnostic: direct and iterative solvers take its
 ``NodalSystem`` and return the unknowns; ``NodalSystem.recover`` turns them into node voltages,
@@ -39,6 +43,12 @@ if TYPE_CHECKING:
 # g / (other conductance at its two nodes) above which a resistor gets a branch: the nodal form
 # loses about log10 of this ratio in digits (1e6: ≤ 1e-10 relative, inside every solver's rtol).
 STIFF_RATIO = 1e6
+# The same for a group of strong elements at one node (a node shorted to two others): higher, so
+# that a chain of equal wires over weak cells (1 Ω over 10 MΩ: 1e7) stays in the nodal form; the
+# loss below it is at most ~1e-8 relative.
+GROUP_RATIO = 1e8
+# the most strong elements one node may share (a node shorted to up to three others)
+MAX_GROUP = 4
 # nodes up to which the system is dense: a 300² LU costs ~1 ms, far below scipy's import
 DENSE_MAX = 300
 
@@ -97,12 +107,41 @@ def _block(blocks: list[list[Any]], dense: bool) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
+class StiffBranches:
+    """The stiff resistors of a circuit and the branches they form (one per pair of nodes).
+
+    ``res``: the stiff resistors' indices in the circuit's resistor arrays; ``of``: the branch of
+    each; ``share``: the fraction g/G of its branch's current each carries, signed +1 when its
+    res_a is the branch's end ``a``; ``a``, ``b``, ``g``: each branch's end labels and total
+    conductance G (S). A branch current flows from ``a`` to ``b``.
+    """
+
+    res: np.ndarray
+    of: np.ndarray
+    share: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    g: np.ndarray
+
+
+def _stiff_branches(idx: np.ndarray, la: np.ndarray, lb: np.ndarray, g: np.ndarray) -> StiffBranches:
+    """Group stiff resistors (indices ``idx``, end labels, conductances) into one branch per pair."""
+    lo, hi = np.minimum(la, lb), np.maximum(la, lb)
+    pairs, first, of = np.unique(np.stack([lo, hi], axis=1), axis=0, return_index=True, return_inverse=True)
+    of = of.ravel()
+    total = np.bincount(of, weights=g, minlength=pairs.shape[0])
+    a, b = la[first], lb[first]
+    sign = np.where(la == a[of], 1.0, -1.0)
+    return StiffBranches(res=idx, of=of, share=sign * g / total[of], a=a, b=b, g=total)
+
+
+@dataclass(frozen=True, slots=True)
 class NodalSystem:
     """The reduced linear system ``A x = rhs(values)`` of a circuit and how to undo the reduction.
 
     Unknown ordering: free node potentials (``n_free``), then branch currents of floating
-    voltage sources (``n_fsrc``), then currents of stiff resistors (``stiff``: their indices in
-    the circuit's resistor arrays; the current flows from ``res_a`` to ``res_b``).
+    voltage sources (``n_fsrc``), then currents of the stiff branches (``stiff``, one per pair
+    of nodes joined by stiff resistors; see :class:`StiffBranches`).
     """
 
     circuit: Circuit
@@ -125,7 +164,7 @@ class NodalSystem:
     # (row among fsrc, label, coef) and F terms added to KCL (label a, label b, fsrc pos, coef)
     e_terms: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     f_terms: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
-    stiff: np.ndarray | None = None
+    stiff: StiffBranches | None = None
     dense: bool = False  # lap, a, l_fk are numpy arrays
 
     @property
@@ -133,9 +172,12 @@ class NodalSystem:
         return self.free.size
 
     def stiff_currents(self, x: np.ndarray) -> np.ndarray:
-        """(B, n_stiff) currents of the stiff resistors in the solution ``x``, A."""
-        n = 0 if self.stiff is None else self.stiff.size
-        return x[x.shape[0] - n:].T
+        """(B, n_stiff) currents of the stiff resistors (``stiff.res``, from res_a to res_b) in the
+        solution ``x``, A: each its share of its branch's current."""
+        s = self.stiff
+        if s is None:
+            return np.zeros((x.shape[1], 0))
+        return x[x.shape[0] - s.a.size:][s.of].T * s.share
 
     def rhs(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rhs (n_unknowns, B), known label potentials (n_known, B)) for source values (B, n_vsrc)."""
@@ -152,12 +194,10 @@ class NodalSystem:
                 er, elab, ecoef = self.e_terms
                 np.add.at(rows, er, ecoef[:, None] * pot[elab])
             rhs_free = np.vstack([rhs_free, rows])
-        if self.stiff is not None:  # v_a − v_b − i/g = 0 with known terminals on the rhs
-            c = self.circuit
+        if self.stiff is not None:  # v_a − v_b − i/G = 0 with known terminals on the rhs
             pot = np.zeros((self.n_labels, values.shape[0]))
             pot[self.known] = vk
-            rows = -(pot[self.labels[c.res_a[self.stiff]]] - pot[self.labels[c.res_b[self.stiff]]])
-            rhs_free = np.vstack([rhs_free, rows])
+            rhs_free = np.vstack([rhs_free, -(pot[self.stiff.a] - pot[self.stiff.b])])
         return rhs_free, vk
 
     def recover(self, x: np.ndarray, vk: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -174,9 +214,9 @@ class NodalSystem:
             np.add.at(leave, self.labels[c.vsrc_p[self.fsrc]], i_f)
             np.add.at(leave, self.labels[c.vsrc_n[self.fsrc]], -i_f)
         if self.stiff is not None:
-            i_s = self.stiff_currents(x).T
-            np.add.at(leave, self.labels[c.res_a[self.stiff]], i_s)
-            np.add.at(leave, self.labels[c.res_b[self.stiff]], -i_s)
+            i_s = x[x.shape[0] - self.stiff.a.size:]
+            np.add.at(leave, self.stiff.a, i_s)
+            np.add.at(leave, self.stiff.b, -i_s)
         if self.f_terms is not None:
             fa, fb, fpos, fcoef = self.f_terms
             np.add.at(leave, fa, fcoef[:, None] * i_f[fpos])
@@ -338,21 +378,22 @@ def assemble_nodal(circuit: Circuit, *, dense: bool | None = None) -> NodalSyste
             a, e_terms, f_terms = _bordered(c, labels, free_pos, fsrc, a_ff, bmat, dense)
     else:
         a = a_ff if dense else a_ff.tocsc()
-    if s_idx.size:
-        a = _with_stiff(a, free_pos, sa, sb, c.res_g[s_idx], dense)
+    branches = _stiff_branches(s_idx, sa, sb, c.res_g[s_idx]) if s_idx.size else None
+    if branches is not None:
+        a = _with_stiff(a, free_pos, branches.a, branches.b, branches.g, dense)
     return NodalSystem(
         circuit=c, labels=labels, n_labels=n_lab, ground=ground, lap=lap, free=free,
         free_pos=free_pos, known=known_lab, known_src=known_src, known_sign=known_sign,
         fsrc=fsrc, a=a, l_fk=l_fk if dense else l_fk.tocsr(), inj=inj,
         spd=fsrc.size == 0 and bool((g > 0).all()) and c.controls is None and not s_idx.size,
-        defined=used | is_known, e_terms=e_terms, f_terms=f_terms, stiff=s_idx if s_idx.size else None,
+        defined=used | is_known, e_terms=e_terms, f_terms=f_terms, stiff=branches,
         dense=dense,
     )
 
 
 def _with_stiff(a: Any, free_pos: np.ndarray, sa: np.ndarray, sb: np.ndarray,
                 g: np.ndarray, dense: bool) -> Any:
-    """``a`` bordered by one branch per stiff resistor: ±1 incidence on its free nodes, −1/g."""
+    """``a`` bordered by one branch per stiff pair of nodes: ±1 incidence on its free nodes, −1/G."""
     ns = g.size
     rows, cols, vals = [], [], []
     for lab, sign in ((sa, 1.0), (sb, -1.0)):
@@ -383,26 +424,59 @@ def has_stiff(circuit: Circuit) -> bool:
 def _stiff(la: np.ndarray, lb: np.ndarray, g: np.ndarray, n_lab: int) -> np.ndarray:
     """Mask of resistors (between labels la, lb; conductance g) that are stiff.
 
-    The rest at a node is summed without the node's largest conductance (subtracting it from
-    the full sum would cancel the very digits in question); a resistor can only be stiff where
-    it is the largest at both ends. One alone between its nodes has nothing to lose and is not.
+    Resistors in parallel count as one element of their total conductance (|Σg|; each of two
+    equal shorts alone is neither the largest at its nodes nor much larger than the other). At
+    each node the elements are ranked by size; the node's *strong* ones are the largest down to
+    the first that exceeds everything smaller at the node by :data:`STIFF_RATIO` (the largest
+    alone), or by :data:`GROUP_RATIO` (a group: a node shorted to two others). The rest is
+    summed without the strong ones (subtracting them from the full sum would cancel the very
+    digits in question). An element is stiff where it is strong at both ends; one alone between
+    its nodes (nothing smaller there) has nothing to lose and is not.
     """
+    out = np.zeros(g.size, dtype=bool)
     ag = np.abs(g)
-    k = ag.size
-    deg = np.bincount(la, weights=ag, minlength=n_lab) + np.bincount(lb, weights=ag, minlength=n_lab)
-    # Quick exit: deg − g is accurate to ~1e-16·deg, so a rest over 1e-5·g is surely not stiff.
-    if not (deg[la] + deg[lb] - 2 * ag <= 10 / STIFF_RATIO * ag).any():
-        return np.zeros(k, dtype=bool)
-    node = np.concatenate([la, lb])
-    w = np.concatenate([ag, ag])
-    order = np.lexsort((w, node))  # by node, then by conductance: each node's largest is last
-    last = np.ones(2 * k, dtype=bool)
-    last[:-1] = node[order[:-1]] != node[order[1:]]
-    is_max = np.zeros(2 * k, dtype=bool)
-    is_max[order[last]] = True
-    rest_at = np.bincount(node[~is_max], weights=w[~is_max], minlength=n_lab)
-    rest = rest_at[la] + rest_at[lb]
-    return is_max[:k] & is_max[k:] & (rest > 0) & (ag > STIFF_RATIO * rest)
+    # Any cut needs an element over STIFF_RATIO × the smallest at its node: only such nodes,
+    # and the elements touching them, are ranked (a crossbar of 1 Ω wires over ≥ 1 µS cells has
+    # none, and is done after four cheap passes).
+    mx, mn = np.zeros(n_lab), np.full(n_lab, np.inf)
+    for ends in (la, lb):
+        np.maximum.at(mx, ends, ag)
+        np.minimum.at(mn, ends, ag)
+    cand = mx > STIFF_RATIO * mn
+    near = np.flatnonzero(cand[la] | cand[lb])
+    if not near.size:
+        return out
+    la, lb, g = la[near], lb[near], g[near]
+    lo, hi = np.minimum(la, lb), np.maximum(la, lb)
+    uniq, of = np.unique(lo.astype(np.int64) * n_lab + hi, return_inverse=True)
+    of = of.ravel()
+    pa, pb = uniq // n_lab, uniq % n_lab
+    total = np.abs(np.bincount(of, weights=g, minlength=uniq.size))  # the pair's |Σg|
+    spread = np.bincount(of, weights=np.abs(g), minlength=uniq.size)  # what its entries add up
+    m = uniq.size
+    node = np.concatenate([pa, pb])
+    w = np.concatenate([spread, spread])
+    order = np.argsort(-w, kind="stable")
+    order = order[np.argsort(node[order], kind="stable")]  # by node, then largest first
+    nd = node[order]
+    start = np.flatnonzero(np.r_[True, nd[1:] != nd[:-1]])
+    rank = np.empty(2 * m, dtype=np.int64)
+    rank[order] = np.arange(nd.size) - np.repeat(start, np.diff(np.r_[start, nd.size]))
+    # The top MAX_GROUP elements of each node, and the sum of the others (small ones only, so
+    # no digit of it is lost; a running sum past a large element would lose them all).
+    top = np.zeros((MAX_GROUP, n_lab))
+    sel = rank < MAX_GROUP
+    top[rank[sel], node[sel]] = w[sel]
+    below = np.bincount(node[~sel], weights=w[~sel], minlength=n_lab)
+    strong_to = np.full(n_lab, -1)  # the lowest rank that is still strong at each node
+    for j in range(MAX_GROUP - 1, -1, -1):  # small first; a cut at a lower rank wins
+        cut = (below > 0) & (top[j] > (STIFF_RATIO if j == 0 else GROUP_RATIO) * below)
+        strong_to[cut] = j
+        below = below + top[j]
+    strong = rank <= strong_to[node]
+    stiff = strong[:m] & strong[m:] & (total > 0)
+    out[near] = stiff[of]
+    return out
 
 
 def _bordered(c: Circuit, labels, free_pos, fsrc, a_ff, bmat, dense: bool):

@@ -151,7 +151,7 @@ class NodalPrepared(Prepared):
         lay = self.circuit.layout
         if stiff is None or lay is None:
             return
-        k = stiff - lay.cell_res0
+        k = stiff.res - lay.cell_res0
         inside = (k >= 0) & (k < lay.n_rows * lay.n_cols)
         flat = cells.reshape(cells.shape[0], -1)
         flat[:, k[inside]] = self.system.stiff_currents(x)[:, inside]

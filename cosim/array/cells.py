@@ -8,7 +8,8 @@ shows up as a failure, not as a silent mismatch.
 
 - ``vteam``: ohmic at a fixed state (i = v/R(w), ``models/vteam.va``), g = 1/R(w).
 - ``stanford_pku``: i = i0·exp(−gap/g0)·sinh(v/v0) (Jiang et al. 2016, eq. 1).
-- ``pulse_nl``: ohmic, g = g_min + (g_max − g_min)·x.
+- ``pulse_nl``: ohmic, g = g_min + (g_max − g_min)·x; with its card's v_nl > 0,
+  i = g·v_nl·sinh(v/v_nl) (g stays the small-signal conductance).
 """
 
 from __future__ import annotations
@@ -37,7 +38,13 @@ def _stanford_pku(model: DeviceModel, state, params: Params) -> Law:
 
 
 def _pulse_nl(model: DeviceModel, state, params: Params) -> Law:
-    return Ohmic(model.conductance(state, 1.0, params))
+    g = model.small_signal(state, params)
+    v_nl = np.asarray(params.get("v_nl", 0.0), dtype=float)
+    if np.all(v_nl == 0):
+        return Ohmic(g)
+    if np.any(v_nl == 0):
+        raise SpecError("pulse_nl devices mix ohmic (v_nl = 0) and sinh (v_nl > 0) I-V laws in one array")
+    return Sinh.from_small_signal(g, v_nl)
 
 
 #: model name → (model, state (N, M), params) → the law of its current at that state.

@@ -94,6 +94,8 @@ def _vteam(p: Mapping[str, float]) -> list[str]:
 
 def _pulse_nl(p: Mapping[str, float]) -> list[str]:
     v = "V(p,n)"
+    # v_nl is a mode switch here (like VTEAM's iv): ohmic or sinh picked when the text is written.
+    iv = f"{{v_nl}}*sinh({v}/{{v_nl}})" if float(np.max(p.get("v_nl", 0.0))) > 0 else v
     s_p = f"pow(max(({v} - {{v_th_p}})/{{dv_p}}, {_TINY}), {{alpha_v}})"
     s_d = f"pow(max((-{v} - {{v_th_d}})/{{dv_d}}, {_TINY}), {{alpha_v}})"
     up = f"{s_p}*(1 - {{c_p}}*V(x))/{{tau_p}}"
@@ -106,7 +108,7 @@ def _pulse_nl(p: Mapping[str, float]) -> list[str]:
         ".param dv_p={v_p-v_th_p}",
         ".param dv_d={v_d-v_th_d}",
         ".param dg={g_max-g_min}",
-        f"bd p n I = ({{g_min}} + {{dg}}*max(min(V(x), 1), 0))*{v}",
+        f"bd p n I = ({{g_min}} + {{dg}}*max(min(V(x), 1), 0))*{iv}",
         f"bx 0 x I = ({v} > {{v_th_p}} && V(x) < 1) ? {up} : "
         f"(({v} < -{{v_th_d}} && V(x) > 0) ? {down} : 0)",
     ]

@@ -33,6 +33,8 @@ class ParamSpec:
         lo, hi: valid range; ``lo_open``/``hi_open`` make an end exclusive.
         doc: what the parameter is, for messages and docs.
         integer: a mode switch taking integer values only (no device-to-device variation).
+        default: value taken when a card omits the parameter (None: the card must give it);
+            for optional model features whose default switches them off.
     """
 
     name: str
@@ -43,6 +45,7 @@ class ParamSpec:
     lo_open: bool = False
     hi_open: bool = False
     integer: bool = False
+    default: float | None = None
 
     def range_text(self) -> str:
         left = "(" if self.lo_open else "["
@@ -81,6 +84,9 @@ def check_params(specs: tuple[ParamSpec, ...], params: Mapping[str, object], whe
                         f"{', '.join(s.name for s in specs)}")
     out: dict[str, float] = {}
     for spec in specs:
+        if spec.name not in params and spec.default is not None:
+            out[spec.name] = spec.default
+            continue
         if spec.name not in params:
             raise SpecError(f"{where}.{spec.name} is missing ({spec.doc}, {spec.range_text()})")
         out[spec.name] = check_value(spec, params[spec.name], f"{where}.{spec.name}")

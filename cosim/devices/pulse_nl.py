@@ -16,7 +16,14 @@ and makes it a time-domain model by letting P advance at dP/dt = s(V)/t_ref whil
 direction's threshold (potentiation: V > v_th_p; depression: V < -v_th_d), with the overdrive
 factor s = ((|V| - v_th)/(v_nom - v_th))^alpha_v. alpha_v = 0 is NeuroSim (any supra-threshold
 amplitude counts as one pulse per t_ref); alpha_v > 0 makes weaker pulses (IR drop) do less. The
-state stops at 0 and 1 (``hard_bounds``, NeuroSim clips G likewise). I = G·V (ohmic read).
+state stops at 0 and 1 (``hard_bounds``, NeuroSim clips G likewise).
+
+Read current: I = G·V (ohmic) by default; with the optional card parameter ``v_nl`` > 0 an I–V
+nonlinearity I = G·v_nl·sinh(V/v_nl), the odd symmetric tunnelling form of Stanford–PKU's read
+law (Jiang et al., IEEE TED 63(5):1884, 2016, eq. 1) scaled so that G stays the small-signal
+conductance dI/dV at 0 V: ohmic behaviour is the limit v_nl → ∞ (and v_nl = 0, the default,
+means ohmic). Its half-bias nonlinearity is I(V)/I(V/2) = 2·cosh(V/(2·v_nl)). The read
+conductance at v_read is the chord I(v_read)/v_read = G·sinh(u)/u, u = v_read/v_nl.
 
 :meth:`PulseNL.exact_pulse` is the closed form of one trapezoidal pulse: it moves P by
 ``m = s(|A|) [width + (rise + fall)(1 - v_th/|A|)/(alpha_v + 1)] / t_ref`` along the curve,
@@ -61,6 +68,7 @@ class PulseNL(DeviceModel):
         _p("v_d", "V", 0.0, 100.0, "nominal depression amplitude magnitude (> v_th_d)", lo_open=True),
         _p("alpha_v", "", 0.0, 10.0, "overdrive exponent (0: amplitude-independent, NeuroSim)"),
         _p("t_ref", "s", 0.0, 1.0, "nominal pulse width: one pulse step per t_ref", lo_open=True),
+        _p("v_nl", "V", 0.0, 100.0, "I-V nonlinearity voltage, I = G v_nl sinh(V/v_nl) (0: ohmic)", default=0.0),
     )
 
     def constraints(self, params: Params) -> list[tuple[np.ndarray, str]]:
@@ -69,10 +77,33 @@ class PulseNL(DeviceModel):
             (a["g_max"] > a["g_min"], "g_max > g_min"),
             (a["v_p"] > a["v_th_p"], "v_p > v_th_p"),
             (a["v_d"] > a["v_th_d"], "v_d > v_th_d"),
+            # sinh(V/v_nl) overflows past V/v_nl ≈ 710: 10 mV keeps any write voltage (≤ 7 V) finite.
+            ((a["v_nl"] == 0) | (a["v_nl"] >= 0.01), "v_nl = 0 (ohmic) or v_nl >= 0.01 V"),
         ]
 
+    def small_signal(self, state, params) -> np.ndarray:
+        """G(x) = g_min + (g_max − g_min)·x: dI/dV at 0 V, S."""
+        return params["g_min"] + (params["g_max"] - params["g_min"]) * np.asarray(state, dtype=float)
+
+    @staticmethod
+    def _shape(v, params) -> np.ndarray:
+        """I/(G·V): sinh(u)/u with u = V/v_nl, or 1 where v_nl = 0 (ohmic) or V = 0."""
+        v_nl = np.asarray(params.get("v_nl", 0.0), dtype=float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            u = np.asarray(v, dtype=float) / np.where(v_nl > 0, v_nl, 1.0)
+            k = np.where(u == 0, 1.0, np.sinh(u) / np.where(u == 0, 1.0, u))
+        return np.where(v_nl > 0, k, 1.0)
+
+    @staticmethod
+    def _ohmic(params) -> bool:
+        v_nl = params.get("v_nl", 0.0)
+        return np.ndim(v_nl) == 0 and v_nl == 0  # the common case: skip the sinh's array work
+
     def current(self, state, v, params):
-        return self.conductance(state, 1.0, params) * np.asarray(v, dtype=float)
+        v = np.asarray(v, dtype=float)
+        if self._ohmic(params):
+            return self.small_signal(state, params) * v
+        return self.small_signal(state, params) * v * self._shape(v, params)
 
     def state_rate(self, state, v, params):
         x = np.asarray(state, dtype=float)
@@ -91,13 +122,16 @@ class PulseNL(DeviceModel):
         return -np.asarray(params["v_th_d"]), params["v_th_p"]
 
     def conductance(self, state, v_read, params):
-        return params["g_min"] + (params["g_max"] - params["g_min"]) * np.asarray(state, dtype=float)
+        if self._ohmic(params):
+            return self.small_signal(state, params)
+        return self.small_signal(state, params) * self._shape(v_read, params)
 
     def state_bounds(self, params):
         return 0.0, 1.0
 
     def state_for_conductance(self, g, v_read, params):
-        return (np.asarray(g, dtype=float) - params["g_min"]) / (params["g_max"] - params["g_min"])
+        g_small = np.asarray(g, dtype=float) / (1.0 if self._ohmic(params) else self._shape(v_read, params))
+        return (g_small - params["g_min"]) / (params["g_max"] - params["g_min"])
 
     # -- closed forms --------------------------------------------------------------------------
     def pulse_steps(self, pulse: Pulse, params: Params) -> tuple[np.ndarray, np.ndarray]:

@@ -327,7 +327,7 @@ def part_kernels(repeats: int) -> None:
 
 
 def part_reads(repeats: int) -> None:
-    from cosim.circuit.solvers import coldread, kernels
+    from cosim.circuit.solvers import coldread, kernels, multirhs
 
     nodal.ENGINE.warm_up()
     rng = np.random.default_rng(11)
@@ -363,13 +363,28 @@ def part_reads(repeats: int) -> None:
     print(f"  256², 1–10 µS, one input: prepare {1e3 * t_prep:.1f} ms; read {1e3 * t_read:.2f} ms (median of "
           f"{10 * repeats}; {res.info['method']}, {res.info['iterations']} iterations), of which outside the "
           f"compiled kernel {1e3 * (t_read - statistics.median(inner)):.2f} ms")
-    print("      n   one input s   64 inputs s   ratio  (64 inputs ≤ 8× one: target)")
-    for n in (256, 512, 1024):
-        prep = nodal.ENGINE.prepare(build_circuit(spec_of(n)), SolverOptions(method="pcg"))
+    print("  64 inputs through the lanes (multirhs, 8 vectors per pass) against one input, and against the")
+    print("  per-vector path (coldread below MIN_CELLS / general loop for large arrays; lanes switched off):")
+    print("      n   one input s   64 inputs s   ratio  (64 ≤ 8× one: target)   per-vector path s   its  err vs direct  batch path")
+    for n in (128, 256, 512, 1024):
+        spec = spec_of(n)
+        prep = nodal.ENGINE.prepare(build_circuit(spec), SolverOptions(method="pcg"))
         v = rng.uniform(0.0, 0.3, (64, n))
         t1, _ = median_time(lambda p=prep, v=v: p.solve(v[:1]), repeats)
-        t64, _ = median_time(lambda p=prep, v=v: p.solve(v), 1 if n >= 1024 else repeats)
-        print(f"  {n:5d} {t1:13.3f} {t64:13.3f} {t64 / t1:7.1f}")
+        t64, res = median_time(lambda p=prep, v=v: p.solve(v), 1 if n >= 1024 else repeats)
+        old = multirhs.MIN_BATCH, multirhs.MIN_CELLS
+        multirhs.MIN_BATCH = 10**9
+        try:
+            t_old = median_time(lambda p=prep, v=v: p.solve(v), 1)[0] if n <= 512 else float("nan")
+        finally:
+            multirhs.MIN_BATCH, multirhs.MIN_CELLS = old
+        err = "-"
+        if n <= 512:
+            ref = nodal.prepare_spec(spec, SolverOptions(method="direct")).solve(v[:8]).currents
+            err = f"{rel_l1(res.currents[:8], ref):.1e}"
+        path = "lanes" if multirhs.pays(prep.blocks, 64) else "coldread (below MIN_CELLS)"
+        print(f"  {n:5d} {t1:13.3f} {t64:13.3f} {t64 / t1:7.1f} {'':22s} {t_old:17.3f} {res.info['iterations']:5d}  "
+              f"{err}  {path}")
 
 
 def main(argv=None) -> None:

@@ -35,7 +35,7 @@ def lanes(monkeypatch):
     """Force every cold batch through the lanes; returns the list of stages run (B per call)."""
     monkeypatch.setattr(multirhs, "MIN_CELLS", 0)
     calls, real = [], multirhs.solve_lanes
-    monkeypatch.setattr(multirhs, "solve_lanes", lambda *a: calls.append(a[13].shape[0]) or real(*a))
+    monkeypatch.setattr(multirhs, "solve_lanes", lambda *a: calls.append(a[14].shape[0]) or real(*a))
     return calls
 
 
@@ -110,7 +110,7 @@ def test_uncertified_lanes_fall_back_to_the_general_loop(refine, lanes, rng, mon
 
     def spoiled(*args):
         real(*args)
-        args[17][4] *= 1.001  # vector 4's column drops off by 0.1 %: its true residual shows it
+        args[18][4] *= 1.001  # vector 4's column drops off by 0.1 %: its true residual shows it
 
     monkeypatch.setattr(multirhs, "solve_lanes", spoiled)
     monkeypatch.setattr(pcg, "_solve", lambda b, drive, *a: general.append(drive.shape[0]) or real_loop(b, drive, *a))
@@ -126,7 +126,7 @@ def test_strong_ir_drop_takes_the_lanes_with_refinement_unforced(rng, monkeypatc
     g = rng.uniform(1e-5, 1e-3, (40, 40))
     spec = CrossbarSpec(conductances=g, r_row=20.0, r_col=20.0, r_sense=5.0, drive="both")
     calls, real = [], multirhs.solve_lanes
-    monkeypatch.setattr(multirhs, "solve_lanes", lambda *a: calls.append(a[5]) or real(*a))
+    monkeypatch.setattr(multirhs, "solve_lanes", lambda *a: calls.append(a[6]) or real(*a))
     for transpose in (False, True):
         prep = prepare_spec(spec, SolverOptions(method="pcg", rtol=1e-10), transpose=transpose)
         assert prep.blocks.ir_parameter() >= 10.0

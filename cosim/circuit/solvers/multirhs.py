@@ -104,8 +104,17 @@ def _gather(cold, g_cell, free, s_r, s_c, rho, sign, k, i, out):  # pragma: no c
 
 
 @_jit
-def _block(couple, lt, dt, l_c, dinv_c, cold, g_cell, free_r, free_c, s_r, s_c, rho_r, rho_c, stop,
-           active, k0, k1, maxiter, lo, r, z, p, w, t, out_c, out_r, iters):  # pragma: no cover - compiled
+def _direction(z, p, beta, i):  # pragma: no cover - compiled
+    # Row i of the new search directions, p = z + βp per lane.
+    for q in range(LANES):
+        bq, zq, pp = beta[q], z[i, q], p[i, q]
+        for j in range(zq.size):
+            pp[j] = zq[j] + bq * pp[j]
+
+
+@_jit
+def _block(couple, lt, dt, l_c, dinv_c, ac, cold, g_cell, free_r, free_c, s_r, s_c, rho_r, rho_c, stop,
+           active, k0, k1, maxiter, lo, r, z, p, t, out_c, out_r, iters):  # pragma: no cover - compiled
     # Vectors k0 … k1−1 (≤ LANES) in the lanes of the work slabs (N, LANES, M); lanes past
     # k1−k0 and vectors not ``active`` carry a zero right-hand side and stay frozen.
     n, m = couple.shape
@@ -120,13 +129,13 @@ def _block(couple, lt, dt, l_c, dinv_c, cold, g_cell, free_r, free_c, s_r, s_c, 
     # Schur right-hand side: t = A_R⁻¹ ρ_R, r = G t + ρ_C; forward sweep of z = A_C⁻¹ r; ‖r‖₁.
     for i in range(n):
         for q in range(LANES):
-            tq, lq, pp, wq = t[i, q], lo[i, q], p[i, q], w[i, q]
+            tq, lq, pp = t[i, q], lo[i, q], p[i, q]
             if use[q]:
                 _gather(cold, g_cell, free_r, s_r, s_c, rho_r, -1.0, k0 + q, i, tq)
             for j in range(m):
                 if not use[q]:
                     tq[j] = 0.0
-                lq[j], pp[j], wq[j] = 0.0, 0.0, 0.0
+                lq[j], pp[j] = 0.0, 0.0
         _row(lt, dt, t, i)
         ci, lm = couple[i], l_c[i]
         for q in range(LANES):
@@ -151,25 +160,27 @@ def _block(couple, lt, dt, l_c, dinv_c, cold, g_cell, free_r, free_c, s_r, s_c, 
     for step in range(1, maxiter + 1):
         if not live:
             break
-        # p = z + βp, w = r + βw (= A_C p), t = A_R⁻¹ G p row by row (in L1), and p·Sp.
+        # p = z + βp one row ahead, t = A_R⁻¹ G p row by row (in L1), and p·Sp with A_C p formed
+        # from the rows i−1, i, i+1 of p (no slab for it: one stream less each way).
         for q in range(LANES):
             pq[q] = 0.0
+        _direction(z, p, beta, 0)
         for i in range(n):
+            if i + 1 < n:
+                _direction(z, p, beta, i + 1)
             ci = couple[i]
             for q in range(LANES):
-                bq = beta[q]
-                zq, pp, rq, wq, tq = z[i, q], p[i, q], r[i, q], w[i, q], t[i, q]
+                pp, tq = p[i, q], t[i, q]
                 for j in range(m):
-                    pv = zq[j] + bq * pp[j]
-                    pp[j] = pv
-                    wq[j] = rq[j] + bq * wq[j]
-                    tq[j] = ci[j] * pv
+                    tq[j] = ci[j] * pp[j]
             _row(lt, dt, t, i)
             for q in range(LANES):
-                pp, wq, tq = p[i, q], w[i, q], t[i, q]
+                pp, tq = p[i, q], t[i, q]
+                pu, pd = p[max(i - 1, 0), q], p[min(i + 1, n - 1), q]
+                ad, au, an = ac[0, i], ac[1, i], ac[2, i]
                 acc = 0.0
                 for j in range(m):
-                    acc += pp[j] * (wq[j] - ci[j] * tq[j])
+                    acc += pp[j] * (ad[j] * pp[j] - au[j] * pu[j] - an[j] * pd[j] - ci[j] * tq[j])
                 pq[q] += acc
         for q in range(LANES):
             a[q] = _safe_ratio(rz[q], pq[q]) if act[q] else 0.0
@@ -177,13 +188,15 @@ def _block(couple, lt, dt, l_c, dinv_c, cold, g_cell, free_r, free_c, s_r, s_c, 
         # lo += αp, r −= α Sp with ‖r‖₁, and the forward sweep of z = A_C⁻¹ r.
         for i in range(n):
             ci, lm = couple[i], l_c[i]
+            ad, au, an = ac[0, i], ac[1, i], ac[2, i]
             for q in range(LANES):
                 aq = a[q]
-                lq, pp, rq, wq, tq, zq, zp = lo[i, q], p[i, q], r[i, q], w[i, q], t[i, q], z[i, q], z[i - 1, q]
+                lq, pp, rq, tq, zq, zp = lo[i, q], p[i, q], r[i, q], t[i, q], z[i, q], z[i - 1, q]
+                pu, pd = p[max(i - 1, 0), q], p[min(i + 1, n - 1), q]
                 acc = 0.0
                 for j in range(m):
                     lq[j] += aq * pp[j]
-                    v = rq[j] - aq * (wq[j] - ci[j] * tq[j])
+                    v = rq[j] - aq * (ad[j] * pp[j] - au[j] * pu[j] - an[j] * pd[j] - ci[j] * tq[j])
                     rq[j] = v
                     acc += abs(v)
                     zq[j] = v if i == 0 else v - lm[j] * zp[j]
@@ -224,18 +237,18 @@ def _block(couple, lt, dt, l_c, dinv_c, cold, g_cell, free_r, free_c, s_r, s_c, 
                 orr[i, j] = t[i, q, j]
 
 
-def _solve_lanes(couple, l_r, dinv_r, l_c, dinv_c, cold, g_cell, free_r, free_c, s_r, s_c, rho_r, rho_c,
+def _solve_lanes(couple, l_r, dinv_r, l_c, dinv_c, ac, cold, g_cell, free_r, free_c, s_r, s_c, rho_r, rho_c,
                  stop, active, maxiter, chunks, out_c, out_r, iters):  # pragma: no cover - compiled
     n, m = couple.shape
     bsz = stop.shape[0]
     blocks = (bsz + LANES - 1) // LANES
     for q in _prange(chunks):
         lo, r, z = np.empty((n, LANES, m)), np.empty((n, LANES, m)), np.empty((n, LANES, m))
-        p, w, t = np.empty((n, LANES, m)), np.empty((n, LANES, m)), np.empty((n, LANES, m))
+        p, t = np.empty((n, LANES, m)), np.empty((n, LANES, m))
         for blk in range(q * blocks // chunks, (q + 1) * blocks // chunks):
             k0 = blk * LANES
-            _block(couple, l_r, dinv_r, l_c, dinv_c, cold, g_cell, free_r, free_c, s_r, s_c, rho_r, rho_c,
-                   stop, active, k0, min(bsz, k0 + LANES), maxiter, lo, r, z, p, w, t, out_c, out_r, iters)
+            _block(couple, l_r, dinv_r, l_c, dinv_c, ac, cold, g_cell, free_r, free_c, s_r, s_c, rho_r, rho_c,
+                   stop, active, k0, min(bsz, k0 + LANES), maxiter, lo, r, z, p, t, out_c, out_r, iters)
 
 
 solve_lanes = _jit(_solve_lanes, parallel=True)
@@ -340,10 +353,31 @@ def _run(b, shifts, base, stop: np.ndarray, maxiter: int):
     g_cell, *_, free_r, free_c = b.kernel_args()
     out_c, out_r = np.empty((bsz, n, m)), np.empty((bsz, n, m))
     iters = np.empty(bsz, dtype=np.int64)
-    solve_lanes(b.couple, b.rows.l, b.rows.dinv, b.cols.l, b.cols.dinv, base is None, g_cell, free_r, free_c,
+    solve_lanes(b.couple, b.rows.l, b.rows.dinv, b.cols.l, b.cols.dinv, col_stencil(b), base is None, g_cell,
+                free_r, free_c,
                 s_r, s_c, rho_r, rho_c, np.ascontiguousarray(stop, dtype=float), np.ones(bsz, dtype=np.bool_),
                 int(maxiter), _chunks(bsz, n * m), out_c, out_r, iters)
     return out_c, out_r, iters
+
+
+def col_stencil(b) -> np.ndarray:
+    """A_C as a stencil (3, N, M), S: diagonal, coupling to the row above and to the row below,
+    zero outside the free column nodes (and above row 0, below row N−1), so that
+    (A_C x)[i] = s[0, i]·x[i] − s[1, i]·x[i−1] − s[2, i]·x[i+1] (as LineBlocks.col_operator)."""
+    if getattr(b, "_stencil", None) is None:
+        n, m = b.n, b.m
+        st = np.zeros((3, n, m))
+        st[0] = b.g_cell
+        st[0, 0] += b.gpt
+        st[0, -1] += b.gpb
+        if n > 1:
+            st[0, :-1] += b.gc
+            st[0, 1:] += b.gc
+            st[1, 1:] = b.gc
+            st[2, :-1] = b.gc
+        st *= b.free_c
+        b._stencil = st
+    return b._stencil
 
 
 def _certify(b, d_r, d_c, s_r, s_c):

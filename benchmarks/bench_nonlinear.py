@@ -16,10 +16,20 @@ models/cards/cells/selector_default.toml in series, ngspice on the deck of
 ``cosim.circuit.netlist_cells`` (one ``ngspice -b`` op, process start included) against
 ``read_nonlinear``. Sizes up to 64 by default; 128 with ``--with-128`` (ngspice takes minutes).
 
+Part 3, training through nonlinear cells (target: a digits MLP epoch on 64×64 tiles with 1 Ω
+wires and device I–V cells ≤ 2× the ohmic nodal epoch): the digits MLP 64-64-10 with SSM, batch
+32, one epoch on the full training set and the test-set evaluation, Stanford–PKU devices
+(``device.card = stanford_pku_default``), nodal engine, 1 Ω row and column segments; once with
+``array.cell = "0T1R"`` (each device its read conductance at 0.1 V: the ohmic nodal epoch) and
+once with ``"device"`` (every read solves the cells' sinh I–V: chord iteration on the batch,
+Newton for vectors it leaves uncertified). Same seed, same process. Printed: epoch time, read
+time (preparation + solves) and test accuracy per cell kind and the ratio. ``--skip-train``
+leaves it out.
+
 The machine may be shared: ratios are within one run, medians of ``--repeats``.
 
     python benchmarks/bench_nonlinear.py [--sizes 64 128 256 512] [--with-1024] [--spice-sizes 16 32 64]
-                                         [--with-128] [--repeats 3]
+                                         [--with-128] [--repeats 3] [--skip-train] [--train-cells device 1S1R]
 """
 
 from __future__ import annotations
@@ -79,6 +89,32 @@ def part2(sizes, repeats):
         print(f"{n:>6} {t_co:>9.3f} {t_sp:>10.2f} {t_sp / t_co:>9.0f} {err:>9.2e}")
 
 
+def part3(cells, repeats):
+    import logging
+    import os
+    import statistics
+
+    from cosim.train import load_config, run_training
+
+    print("part 3: digits MLP 64-64-10, 64x64 tiles, 1 Ω wires, Stanford-PKU card, nodal engine, one epoch")
+    print(f"{'cell':<10}{'epoch s':>9}{'reads s':>9}{'test acc':>10}{'vs 0T1R':>9}")
+    logging.disable(logging.WARNING)
+    base = ["array.rows=64", "array.cols=64", 'solver.engine="nodal"', "train.epochs=1", "train.reference=false",
+            "array.r_row=1.0", "array.r_col=1.0", 'device.card="stanford_pku_default"']
+    ref = None
+    for cell in ["0T1R", *cells]:
+        runs = []
+        for _ in range(repeats):
+            res = run_training(load_config(None, [*base, f'array.cell="{cell}"']), progress=False)
+            tiles = [t for layer in res.layers for t in layer.tiles()]
+            runs.append((res.epochs[0]["time_s"], sum(t.stats.read_time + t.stats.prepare_time for t in tiles),
+                         res.metrics["final_test_acc"]))
+        epoch, reads, acc = (statistics.median(r[k] for r in runs) for k in range(3))
+        ref = epoch if ref is None else ref
+        print(f"{cell:<10}{epoch:>9.2f}{reads:>9.2f}{100 * acc:>9.1f}%{epoch / ref:>8.2f}x")
+    print("load avg {:.2f} {:.2f} {:.2f} (the machine is shared)".format(*os.getloadavg()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256, 512])
@@ -86,10 +122,17 @@ def main() -> None:
     ap.add_argument("--spice-sizes", type=int, nargs="+", default=[16, 32, 64])
     ap.add_argument("--with-128", action="store_true")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--train-cells", nargs="+", default=["device"], help="cell kinds timed against 0T1R in part 3")
+    ap.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3])
     a = ap.parse_args()
     kernels.load()
-    part1(a.sizes + ([1024] if a.with_1024 else []), a.repeats)
-    part2(a.spice_sizes + ([128] if a.with_128 else []), a.repeats)
+    if 1 in a.parts:
+        part1(a.sizes + ([1024] if a.with_1024 else []), a.repeats)
+    if 2 in a.parts:
+        part2(a.spice_sizes + ([128] if a.with_128 else []), a.repeats)
+    if 3 in a.parts and not a.skip_train:
+        part3(a.train_cells, a.repeats)
 
 
 if __name__ == "__main__":

@@ -245,3 +245,24 @@ def test_chord_path_equals_newton_for_every_vector():
     ref.chord = False
     np.testing.assert_allclose(res.currents, ref.solve(x).currents, rtol=1e-8)
     assert res.residual <= 1e-10 and res.info["method"] == "chord+newton" and res.info["newton_vectors"] >= 1
+
+
+def test_study_config_with_the_cell_axis(tmp_path):
+    """configs/study_cells.toml plans, runs (in process) and stores every cell kind; the
+    selector's cells carry far less current, so the wires pull their reads far less."""
+    import json
+    import sqlite3
+    from pathlib import Path
+
+    cfg = Path(__file__).parent.parent / "configs" / "study_cells.toml"
+    store = tmp_path / "cells.sqlite"
+    code, out, err = run_cli(["sweep", str(cfg), "--store", str(store), "--dry-run"])
+    assert code == 0 and "6 points" in out, err
+    code, out, err = run_cli(["sweep", str(cfg), "--store", str(store), "--workers", "0"])
+    assert code == 0 and "6 done, 0 failed" in out, err
+    rows = sqlite3.connect(store).execute("select config, metrics from points where status = 'done'").fetchall()
+    got = {(json.loads(c)["array"]["cell"], json.loads(c)["array"]["rows"]): json.loads(m) for c, m in rows}
+    assert {k for k, _ in got} == {"0T1R", "device", "1S1R"}
+    for size in (16, 32):
+        assert got["1S1R", size]["ir_err_max"] < 1e-2 * got["device", size]["ir_err_max"]
+        assert all(got[k, size]["kcl_residual"] <= 1e-10 for k in ("0T1R", "device", "1S1R"))

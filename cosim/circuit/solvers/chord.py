@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cosim.circuit.cells import Cell
-from cosim.circuit.solvers import pcg
+from cosim.circuit.solvers import kernels, multirhs, pcg
 from cosim.circuit.solvers.lineblock import LineBlocks
 
 #: Chord steps at most before the unconverged vectors are handed to Newton.
@@ -51,6 +51,15 @@ class ChordResult:
     kcl_l1: np.ndarray
 
 
+@dataclass(slots=True)
+class _Residual:
+    """The residual currents (B, N, M) of the row and column equations that a correction
+    solves (the part of :class:`pcg._Base` that :func:`multirhs._run` reads)."""
+
+    res_r: np.ndarray
+    res_c: np.ndarray
+
+
 def _bound(branch, kcl, out_ports) -> np.ndarray:
     i_out = np.abs(branch[:, out_ports]).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -67,19 +76,22 @@ def solve(blocks: LineBlocks, cell: Cell, shifts: tuple[np.ndarray, np.ndarray],
     ``atol`` (A): an ℓ1 KCL residual also accepted as converged (as in Newton)."""
     s_r, s_c = (np.ascontiguousarray(a, dtype=float) for a in shifts)
     bsz, n, m = s_r.shape[0], blocks.n, blocks.m
-    # The chord slope of each cell: its slope averaged over the batch at the applied potentials
-    # (the first step's cell currents need the same evaluation).
-    i_app, g_app, _ = cell.branch(np.broadcast_to(s_r[:, :, None], (bsz, n, m)),
+    # The chord slope of each cell: its slope averaged over the batch at the applied potentials.
+    _, g_app, _ = cell.branch(np.broadcast_to(s_r[:, :, None], (bsz, n, m)),
                                   np.broadcast_to(s_c[:, None, :], (bsz, n, m)))
     g0 = np.broadcast_to(g_app, (bsz, n, m)).mean(axis=0)
     g0 = np.where(np.isfinite(g0) & (g0 > g_floor), g0, g_floor)
     lin = blocks.with_devices(g0)
-    d_r, d_c = np.zeros((bsz, n, m)), np.zeros((bsz, n, m))
-    its, best, prev = 0, np.full(bsz, np.inf), None
+    # Start: the ohmic read with the chord conductances, by the compiled cold read (the cheapest
+    # solve there is); its residual is the cells' deviation from g0 times the wires' coupling.
+    start = pcg.solve(lin, None, out_ports, rtol=1e-3, maxiter=maxiter, label=label, shifts=(s_r, s_c),
+                      keep_rows=True)
+    d_r, d_c = np.ascontiguousarray(start.d_r), np.ascontiguousarray(start.d_c)
+    its, best = start.iterations, np.full(bsz, np.inf)
     for step in range(max_steps + 1):
         i = np.ascontiguousarray(cell.branch(s_r[:, :, None] + d_r, s_c[:, None, :] + d_c)[0])
         drive = np.ascontiguousarray(i - g0 * (d_r - d_c))
-        _, _, branch, kcl = lin.leave_branch(d_r, d_c, drive)
+        l_r, l_c, branch, kcl = lin.leave_branch(d_r, d_c, drive)
         bound = _bound(branch, kcl, out_ports)
         done = (bound <= rtol) | (kcl <= atol)
         stalled = bound > MIN_CONTRACTION * best
@@ -88,21 +100,22 @@ def solve(blocks: LineBlocks, cell: Cell, shifts: tuple[np.ndarray, np.ndarray],
         best = bound
         # Inexact steps: the linear solve need only beat the present residual by a margin.
         lin_rtol = float(np.clip(1e-3 * bound[np.isfinite(bound)].min(initial=1e-3), rtol / 10.0, 1e-3))
-        res = pcg.solve(lin, drive, out_ports, rtol=lin_rtol, maxiter=maxiter, label=label,
-                        x0=d_c if step else None, keep_rows=True)
-        its += res.iterations
-        g_new = np.concatenate([res.d_r, res.d_c], axis=1)  # the chord map G(x) of the iterate x
-        f_new = g_new - np.concatenate([d_r, d_c], axis=1)
-        if prev is not None:
-            # Anderson mixing of depth 1, per input vector: the combination of the last two chord
-            # images whose residual G(x) − x is least; it removes the slowest-decaying error
-            # component of the (nearly linear) iteration. Any x is a valid start for the next
-            # step: the fixed point and the certification are unchanged.
-            df = f_new - prev[1]
-            den = np.einsum("bij,bij->b", df, df)
-            gamma = np.where(den > 0, np.einsum("bij,bij->b", df, f_new) / np.where(den > 0, den, 1.0), 0.0)
-            prev, g_new = (g_new, f_new), g_new - gamma[:, None, None] * (g_new - prev[0])
+        if kernels.ENABLED:
+            # The step as a correction of the present residual, all vectors through the compiled
+            # lanes at once (multirhs): it solves A0·Δ = r for the nonlinear KCL residual r.
+            i_out = np.abs(branch[:, out_ports]).sum(axis=1)
+            stop = np.maximum(1e-3 * kcl, 0.05 * rtol * i_out)
+            l_r *= lin.free_r  # the residual currents are minus the leaving ones, at free nodes
+            l_c *= lin.free_c
+            np.negative(l_r, out=l_r)
+            np.negative(l_c, out=l_c)
+            lo, e_r, it = multirhs._run(lin, None, _Residual(l_r, l_c), stop, maxiter)
+            its += int(it.max(initial=0))
+            d_r += e_r
+            d_c += lo
         else:
-            prev = (g_new, f_new)
-        d_r, d_c = np.ascontiguousarray(g_new[:, :n]), np.ascontiguousarray(g_new[:, n:])
+            res = pcg.solve(lin, drive, out_ports, rtol=lin_rtol, maxiter=maxiter, label=label,
+                            x0=d_c, keep_rows=True)
+            its += res.iterations
+            d_r, d_c = np.ascontiguousarray(res.d_r), np.ascontiguousarray(res.d_c)
     raise AssertionError("unreachable")  # pragma: no cover

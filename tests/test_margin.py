@@ -131,3 +131,25 @@ def test_cli_table_equals_the_library(tmp_path):
     assert "--r-row and --r-col must be > 0" in refused(["sneak", "--r-row", "0"])
     assert "needs a selector card" in refused(["sneak", "--selector", "nmos_l1_default"])
     assert "--unselected must be" in refused(["sneak", "--unselected", "driven"])
+
+
+def test_cli_device_card_reads_the_card_window_ends(tmp_path):
+    from clirun import check, refused, run
+
+    from cosim.array.cells import device_law
+    from cosim.devices import get_model, load_card
+    from cosim.devices.paths import models_dir
+
+    out = tmp_path / "m.csv"
+    rc, text, err = run(["sneak", "--sizes", "4", "--cells", "0T1R", "--unselected", "v/3",
+                         "--device-card", "stanford_pku_default", "--v-read", "1", "-o", out])
+    check(rc, text, err)
+    card = load_card(models_dir() / "cards" / "stanford_pku_default.toml")
+    model, p = get_model(card.model), dict(card.params)
+    on, off = (device_law(model, np.asarray(model.bound_toward(d, p), dtype=float), p) for d in (1, -1))
+    rep = read_margin(CrossbarSpec(conductances=np.ones((4, 4)), r_row=1.0, r_col=1.0), on, off, v_read=1.0,
+                      unselected="v/3")
+    row = out.read_text().splitlines()[1].split(",")
+    assert float(row[5]) == rep.i_on and float(row[6]) == rep.i_off
+    assert "--v-nl applies to" in refused(["sneak", "--device-card", "stanford_pku_default", "--v-nl", "0.3"])
+    assert "device card not found" in refused(["sneak", "--device-card", "nope"])

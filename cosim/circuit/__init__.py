@@ -21,7 +21,10 @@ Public names:
   imported on use).
 - :mod:`cosim.circuit.cells`: the cells' I(V) laws with dI/dV (``Ohmic``, ``Sinh``, level-1
   ``Mosfet``, ``SeriesCell`` with its internal node eliminated) for nonlinear solvers.
-- :func:`cosim.circuit.sneak.sneak_report`: sneak paths and read margin of a selected cell.
+- :func:`cosim.circuit.sneak.sneak_report`: sneak paths and read margin of a selected cell
+  (ohmic cells, one background).
+- :func:`cosim.circuit.margin.read_margin`: worst-case read margin of passive or 1S1R arrays
+  with nonlinear cells under floating, V/2 and V/3 unselected lines (exact Newton reads).
 
 This package imports nothing from :mod:`cosim.devices`.
 """

@@ -13,6 +13,10 @@ ones.
 Paths are counted and ranked with networkx (combinatorics and device conductances only); the
 currents and the read margin come from the exact nodal solve of the full circuit, wires included,
 so the sneak share is exact rather than estimated from the paths.
+
+This report reads ohmic cells against one background (every other cell at g_on). The designers'
+worst-case margin (selected ON among OFF cells vs selected OFF among ON cells) for nonlinear
+cells, passive or 1S1R, is :func:`cosim.circuit.margin.read_margin` (``cosim sneak``).
 """
 
 from __future__ import annotations

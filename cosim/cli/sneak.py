@@ -56,6 +56,10 @@ def register(sub) -> None:
     p.add_argument("--g-off", type=value, default=1e-6, metavar="S", help="OFF-state small-signal conductance, S (default 1u)")
     p.add_argument("--v-nl", type=value, metavar="V",
                    help="device I-V nonlinearity voltage: I = g*v_nl*sinh(V/v_nl), V (default: ohmic devices)")
+    p.add_argument("--device-card", metavar="CARD",
+                   help="take the ON and OFF devices from a device card instead (a name in models/cards or a "
+                        ".toml path): its I(V) at the two ends of its window (e.g. stanford_pku_default's sinh); "
+                        "replaces --g-on/--g-off/--v-nl")
     p.add_argument("--v-read", type=value, default=1.0, metavar="V", help="read voltage, V (default 1)")
     for name in ("r_row", "r_col", "r_driver", "r_sense"):
         p.add_argument("--" + name.replace("_", "-"), type=value, default=1.0 if name in ("r_row", "r_col") else 0.0,
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from cosim.io import atomic_write_text, check_output_path
 
     out = check_output_path(args.output, what="--output", exts=(".csv",)) if args.output else None
-    if not args.g_on > args.g_off >= 0:
+    if args.device_card is None and not args.g_on > args.g_off >= 0:
         raise SpecError(f"--g-on must exceed --g-off ≥ 0 S, got {args.g_on!r} and {args.g_off!r}")
     if args.v_nl is not None and not args.v_nl > 0:
         raise SpecError(f"--v-nl must be > 0 V, got {args.v_nl!r}")
@@ -87,7 +91,12 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError("--r-row and --r-col must be > 0 Ω (the nonlinear solver needs every wire segment)")
     if args.rtol is not None and not 0 < args.rtol < 1:
         raise SpecError(f"--rtol must be in (0, 1), got {args.rtol!r}")
-    if args.v_nl is None:
+    if args.device_card is not None:
+        if args.v_nl is not None:
+            raise SpecError("--v-nl applies to the --g-on/--g-off devices, not to --device-card (its card sets the I-V)")
+        on, off, law = _card_laws(args.device_card)
+        args.g_on, args.g_off = float(np.squeeze(on.small_signal())), float(np.squeeze(off.small_signal()))
+    elif args.v_nl is None:
         on, off, law = Ohmic(args.g_on), Ohmic(args.g_off), "ohmic"
     else:
         on, off = Sinh.from_small_signal(args.g_on, args.v_nl), Sinh.from_small_signal(args.g_off, args.v_nl)
@@ -96,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     if card is not None and card.model != "selector":
         raise SpecError(f"--selector {args.selector}: a 1S1R cell needs a selector card, got model {card.model!r}")
     options = SolverOptions(rtol=args.rtol or MARGIN_RTOL)
-    print(f"read margin at {args.v_read:g} V: devices {law}, g_on {args.g_on:g} S, g_off {args.g_off:g} S; "
+    print(f"read margin at {args.v_read:g} V: devices {law}, small-signal g_on {args.g_on:.4g} S, g_off {args.g_off:.4g} S; "
           f"wires {args.r_row:g}/{args.r_col:g} Ω per segment"
           + (f"; selector {card.name} ({', '.join(f'{k}={v:g}' for k, v in card.params.items())})" if card else ""))
     reports = []
@@ -116,3 +125,27 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(out, "\n".join(rows) + "\n", what="--output")
         print(f"table written to {out}")
     return 0
+
+
+def _card_laws(name: str):
+    """(ON law, OFF law, description) of a device card's two window ends."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from cosim.array.cells import device_law
+    from cosim.devices import get_model, load_card
+    from cosim.devices.paths import models_dir
+    from cosim.errors import SpecError
+
+    path = Path(name)
+    if not path.suffix and not path.exists():
+        path = models_dir() / "cards" / f"{path.name}.toml"
+    try:
+        card = load_card(path)
+        model = get_model(card.model)
+        params = dict(card.params)
+        laws = [device_law(model, np.asarray(model.bound_toward(d, params), dtype=float), params) for d in (1, -1)]
+    except SpecError as exc:
+        raise SpecError(f"--device-card {name}: {exc}") from None
+    return laws[0], laws[1], f"{card.model} (card {path.stem}, window ends)"

@@ -160,8 +160,10 @@ def report(ex: list[dict], ins: list[dict], cases) -> str:
         w = "1 Ω (nodal)" if wires == "wires" else "0 (ideal)"
         cells = [fmt([r["float_acc"] for r in e if r["method"] == "write-verify"], 100)]
         cells += [fmt([r["accuracy"] for r in e if r["method"] == m], 100) for m in EX_SITU]
-        cells += [fmt([r["final_test_acc"] for r in i if r["method"] == m], 100) if any(r["method"] == m for r in i)
-                  else "–" for m in IN_SITU]
+        for m in IN_SITU:  # a cell with fewer seeds than the ex-situ columns says so
+            acc = [r["final_test_acc"] for r in i if r["method"] == m]
+            cells.append("–" if not acc else fmt(acc, 100) + (f" ({len(acc)} of {len(seeds)} seeds)"
+                                                              if len(acc) < len(seeds) else ""))
         wv = fmt([r["pulses"] for r in e if r["method"] == "write-verify"], 1, 0)
         ssm = fmt([r["pulses_total"] + r["program_pulses"] for r in i if r["method"] == "ssm"], 1, 0)
         out.append(f"| {net.upper()} | {w} | " + " | ".join(cells) + f" | {wv} / {ssm} |")

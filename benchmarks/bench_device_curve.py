@@ -6,7 +6,10 @@ simulate_curve skips the rest of a run of pulses once one leaves the state exact
 whole run along its curve in one closed form. Rows: the card, pulses per direction, seconds of
 the loop and of simulate_curve (median of --repeats), their ratio, and max |ΔG| / window.
 Then `cosim device fit` end to end on a 10,000- and a 100,000-row CSV (wall time of the
-command, interpreter start and imports included).
+command, interpreter start and imports included), and the vteam fit of a 10,000-row curve in
+process, pulse by pulse (every pulse integrated: before issue 15's last round) against the flow
+(a run of equal pulses as one ODE solve, VTEAM.pulse_steps/advance), with the largest relative
+difference of the fitted parameters.
 
 Run: python benchmarks/bench_device_curve.py [--repeats 3]. The machine may be shared: read the
 ratios, not the seconds.
@@ -47,6 +50,43 @@ def loop_curve(card, curve) -> np.ndarray:
     return out
 
 
+class PulseByPulse:
+    """A model without its whole-run form: simulate_curve then integrates every pulse."""
+
+    def __init__(self, model) -> None:
+        self._model = model
+
+    def __getattr__(self, name):
+        if name in ("pulse_steps", "advance"):
+            raise AttributeError(name)
+        return getattr(self._model, name)
+
+
+def vteam_fit_rows(n: int) -> None:
+    """Fit vteam to a 2n+1-row curve from a card off the default (k_on ×3, k_off ×0.3, r_on ×1.2,
+    0.2 % read noise, seeded), both ways, from the default card."""
+    from cosim.devices.fit import fit_curve
+
+    base = dataclasses.replace(load_card(models_dir() / "cards" / "vteam_default.toml"), variation=VariationSpec())
+    p = base.params
+    truth = dataclasses.replace(base, params={**p, "k_on": 3 * p["k_on"], "k_off": 0.3 * p["k_off"],
+                                              "r_on": 1.2 * p["r_on"]})
+    direction = np.r_[0, np.ones(n, int), -np.ones(n, int)]
+    curve = MeasuredCurve(pulse=np.arange(2 * n + 1), g=np.zeros(2 * n + 1), direction=direction, source="c.csv")
+    g = simulate_curve(truth, curve)[0] * (1 + 0.002 * np.random.default_rng(0).standard_normal(2 * n + 1))
+    curve = dataclasses.replace(curve, g=g)
+    t_new, new = timed(lambda: fit_curve(curve, "vteam", base), 1)
+    flow = MODELS["vteam"]
+    MODELS["vteam"] = PulseByPulse(flow)
+    try:
+        t_old, old = timed(lambda: fit_curve(curve, "vteam", base), 1)
+    finally:
+        MODELS["vteam"] = flow
+    diff = max(abs(new.fitted[k] / old.fitted[k] - 1) for k in new.fitted)
+    print(f"{'vteam fit':<12} {2 * n + 1:>8} {t_old:>14.1f} {t_new:>9.1f} {t_old / t_new:>8.1f} {diff:>14.1e} "
+          f"{old.nfev:>5}/{new.nfev:<5}")
+
+
 def timed(fn, repeats):
     times, result = [], None
     for _ in range(repeats):
@@ -84,6 +124,9 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "cosim.cli", "device", "fit", str(csv), "--model", "pulse_nl"],
                            check=True, capture_output=True)
             print(f"{'pulse_nl':<34} {2 * n + 1:>8} {time.perf_counter() - t0:>9.1f}")
+    print()
+    print(f"{'':<12} {'rows':>8} {'pulse-by-pulse':>14} {'flow s':>9} {'ratio':>8} {'max dparam':>14} {'nfev':>11}")
+    vteam_fit_rows(5000)
 
 
 if __name__ == "__main__":

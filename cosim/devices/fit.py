@@ -9,7 +9,10 @@ were applied in between (sparse sampling is fine).
 Simulation (:func:`simulate_curve`): the device starts on the bound the first pulses move away
 from (fully RESET before a SET sweep: the usual measurement protocol); each row's pulses go
 through the compact model with the programming pulse of the card (:func:`integrate_pulse`),
-vectorised over parameter sets so a finite-difference Jacobian costs one simulation.
+vectorised over parameter sets so a finite-difference Jacobian costs one simulation. A model
+with a whole-run form (``pulse_steps`` / ``advance``) moves each run of equal pulses in one step:
+pulse_nl in closed form, vteam as one ODE solve of its separable rate (``VTEAM.advance``), equal
+to pulse-by-pulse integration within the integrators' tolerance (tests/test_fit.py).
 
 Fit (:func:`fit_curve`): ``scipy.optimize.least_squares`` on the residuals (model − data)/(data
 range), in log|parameter| (positive-definite, scale-free), from a seeded start. What is fitted:

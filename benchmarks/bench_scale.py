@@ -326,6 +326,17 @@ def part_kernels(repeats: int) -> None:
           f"cold {1e3 * t[False]:.1f} ms (policy: {'warm' if pcg.warm_can_pay(new) else 'cold'})")
 
 
+def _wall_cpu(fn, repeats: int):
+    """(median wall s, min CPU s of this process, last result) of ``repeats`` calls."""
+    walls, cpus, out = [], [], None
+    for _ in range(repeats):
+        c0, t0 = time.process_time(), time.perf_counter()
+        out = fn()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return statistics.median(walls), min(cpus), out
+
+
 def part_reads(repeats: int) -> None:
     from cosim.circuit.solvers import coldread, kernels, multirhs
 
@@ -365,17 +376,19 @@ def part_reads(repeats: int) -> None:
           f"compiled kernel {1e3 * (t_read - statistics.median(inner)):.2f} ms")
     print("  64 inputs through the lanes (multirhs, 8 vectors per pass) against one input, and against the")
     print("  per-vector path (coldread below MIN_CELLS / general loop for large arrays; lanes switched off):")
+    print("  (wall: median; CPU: min over the repeats, all threads summed, the measure least moved by other jobs)")
     print("      n   one input s   64 inputs s   ratio  (64 ≤ 8× one: target)   per-vector path s   its  err vs direct  batch path")
+    print("          wall / CPU    wall / CPU    wall / CPU                         wall / CPU")
     for n in (128, 256, 512, 1024):
         spec = spec_of(n)
         prep = nodal.ENGINE.prepare(build_circuit(spec), SolverOptions(method="pcg"))
         v = rng.uniform(0.0, 0.3, (64, n))
-        t1, _ = median_time(lambda p=prep, v=v: p.solve(v[:1]), repeats)
-        t64, res = median_time(lambda p=prep, v=v: p.solve(v), 1 if n >= 1024 else repeats)
+        t1, c1, _ = _wall_cpu(lambda p=prep, v=v: p.solve(v[:1]), max(repeats, 5))
+        t64, c64, res = _wall_cpu(lambda p=prep, v=v: p.solve(v), 1 if n >= 1024 else repeats)
         old = multirhs.MIN_BATCH, multirhs.MIN_CELLS
         multirhs.MIN_BATCH = 10**9
         try:
-            t_old = median_time(lambda p=prep, v=v: p.solve(v), 1)[0] if n <= 512 else float("nan")
+            t_old, c_old, _ = _wall_cpu(lambda p=prep, v=v: p.solve(v), 1) if n <= 512 else (np.nan, np.nan, None)
         finally:
             multirhs.MIN_BATCH, multirhs.MIN_CELLS = old
         err = "-"
@@ -383,8 +396,8 @@ def part_reads(repeats: int) -> None:
             ref = nodal.prepare_spec(spec, SolverOptions(method="direct")).solve(v[:8]).currents
             err = f"{rel_l1(res.currents[:8], ref):.1e}"
         path = "lanes" if multirhs.pays(prep.blocks, 64) else "coldread (below MIN_CELLS)"
-        print(f"  {n:5d} {t1:13.3f} {t64:13.3f} {t64 / t1:7.1f} {'':22s} {t_old:17.3f} {res.info['iterations']:5d}  "
-              f"{err}  {path}")
+        print(f"  {n:5d} {t1:6.3f} /{c1:6.3f} {t64:6.2f} /{c64:6.2f} {t64 / t1:5.0f} /{c64 / c1:4.0f} {'':22s} "
+              f"{t_old:6.2f} /{c_old:6.2f} {res.info['iterations']:5d}  {err}  {path}")
 
 
 def main(argv=None) -> None:

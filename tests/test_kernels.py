@@ -27,6 +27,7 @@ from test_solvers import TOL, crossbars, direct, rel_l1, spec_cases
 from cosim.circuit import CrossbarSpec, SolverOptions
 from cosim.circuit.engines.nodal import prepare_spec
 from cosim.circuit.solvers import ColLines, LineBlocks, RowLines, coldread, kernels, multirhs, pcg
+from cosim.errors import TopologyError
 
 pytestmark = pytest.mark.skipif(not kernels.ENABLED, reason="numba not installed or COSIM_NUMBA=0")
 
@@ -253,3 +254,35 @@ def test_a_failing_compiler_falls_back_to_numpy(monkeypatch, caplog):
     v = np.full((2, spec.conductances.shape[0]), 0.3)
     got = prepare_spec(spec, SolverOptions(method="pcg")).solve(v)
     assert rel_l1(got.currents, direct(spec, False).solve(v).currents) <= TOL
+
+
+@pytest.mark.parametrize("shape", [(1, 7), (7, 1), (13, 9), (64, 64)])
+def test_compiled_line_factors_equal_lapack_and_numpy(shape, rng, monkeypatch):
+    n, m = shape
+    off_r, off_c = -rng.uniform(0.1, 1.0, (n, m - 1)), -rng.uniform(0.1, 1.0, (n - 1, m))
+    diag = rng.uniform(2.5, 3.0, (n, m))
+    rhs = rng.standard_normal((2, n, m))
+    fast = RowLines(diag, off_r), ColLines(diag, off_c)
+    with monkeypatch.context() as mp:
+        mp.setattr(kernels, "ENABLED", False)
+        slow = RowLines(diag, off_r), ColLines(diag, off_c)
+        for f, s in zip(fast, slow):
+            np.testing.assert_allclose(f.l, s.l, rtol=1e-14, atol=1e-15)
+            np.testing.assert_allclose(f.dinv, s.dinv, rtol=1e-14)
+        # The numpy solve of compiled factors (LAPACK's D and L derived from them).
+        np.testing.assert_allclose(fast[0].solve(rhs.copy()), slow[0].solve(rhs.copy()), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_singular_lines_are_reported_at_the_same_node(compiled, monkeypatch):
+    # Two singular lines (pivot 0 by cancellation: a 2-node line of 1 S with no path to a port);
+    # both paths name the first in row-major order.
+    monkeypatch.setattr(kernels, "ENABLED", compiled)
+    diag = np.full((4, 3), 3.0)
+    off = np.full((4, 2), -1.0)
+    diag[2, 1:], off[2, 1] = 1.0, -1.0
+    diag[3, 1:], off[3, 1] = 1.0, -1.0
+    with pytest.raises(TopologyError, match="row line block is singular at node r2_2"):
+        RowLines(diag, off)
+    with pytest.raises(TopologyError, match="column line block is singular at node c1_1"):  # before c2_0
+        ColLines(np.array([[3.0, 1.0], [1.0, 1.0], [1.0, 3.0]]), np.array([[0.0, -1.0], [-1.0, -1.0]]))

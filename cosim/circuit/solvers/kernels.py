@@ -138,6 +138,30 @@ def _axis0_solve(lm, dinv, x):  # pragma: no cover - compiled
 
 
 @_jit
+def line_factor(diag, off, l, dinv):  # pragma: no cover - compiled
+    """LDLᵀ of the lines along axis 0 of (N, M) arrays, all M lines at once: ``off`` (N-1, M) the
+    couplings, ``l`` (N, M) the multipliers (row 0 untouched), ``dinv`` 1/D. Returns the first
+    non-positive pivot's flat index in row-major order, or −1 (its 1/D and what follows are then
+    meaningless, as on the numpy path)."""
+    n, m = diag.shape
+    bad = -1
+    for j in range(m):
+        p = diag[0, j]
+        dinv[0, j] = 1.0 / p if p > 0.0 else 0.0
+        if not p > 0.0 and bad < 0:
+            bad = j
+    for i in range(1, n):
+        for j in range(m):
+            lij = off[i - 1, j] * dinv[i - 1, j]
+            l[i, j] = lij
+            p = diag[i, j] - lij * off[i - 1, j]
+            dinv[i, j] = 1.0 / p if p > 0.0 else 0.0
+            if not p > 0.0 and bad < 0:
+                bad = i * m + j
+    return bad
+
+
+@_jit
 def row_solve(lm, dinv, b):  # pragma: no cover - compiled
     """Row-line solve of every slab of ``b`` (B, N, M) in place; ``lm`` subdiagonal of L along j
     (``lm[i, 0]`` unused), ``dinv`` 1/D."""
@@ -304,6 +328,7 @@ def _exercise() -> None:
     one_k, kmax = np.ones(1), np.empty(1)
     iters = np.empty(1, dtype=np.int64)
     is_out = np.ones(n + m, dtype=np.bool_)
+    line_factor(one, wires_c, np.zeros((n, m)), np.empty((n, m)))
     row_solve(np.zeros((n, m)), one, drive.copy())
     col_solve(np.zeros((n, m)), one, drive, out[0])
     leave_branch(drive, drive, drive, True, g, wires_r, wires_c, port_r, port_r, port_c, port_c, pin, pin,

@@ -34,6 +34,16 @@ class RowLines:
     def __init__(self, diag: np.ndarray, off: np.ndarray, *, overwrite: bool = False):
         n, m = diag.shape
         self.shape = (n, m)
+        if kernels.ENABLED and n * m > 1:
+            # The compiled factorisation on the transposed lines (a tenth of LAPACK's set-up with
+            # its copies at 256²); LAPACK's factors for the numpy solve are derived on demand.
+            self.l, self.dinv = np.zeros((m, n)), np.empty((m, n))
+            bad = kernels.line_factor(np.ascontiguousarray(diag.T), np.ascontiguousarray(off.T), self.l, self.dinv)
+            self.l, self.dinv = np.ascontiguousarray(self.l.T), np.ascontiguousarray(self.dinv.T)
+            self._pad, self._lapack = False, None
+            if bad >= 0:  # the first in row-major order, as LAPACK reports it (lines are independent)
+                _singular_row(*(int(k) for k in np.argwhere(self.dinv == 0.0)[0]))
+            return
         d_in = np.ascontiguousarray(diag, dtype=float).ravel() if overwrite else np.array(diag, dtype=float).ravel()
         e = np.zeros(n * m)
         e.reshape(n, m)[:, :-1] = off
@@ -43,10 +53,8 @@ class RowLines:
             d_in, e = np.append(d_in, 1.0), np.zeros(2)
         d_f, e_f, info = lapack.dpttrf(d_in, e[:-1], overwrite_d=1, overwrite_e=1)
         if info != 0:
-            i, j = divmod(abs(int(info)) - 1, m)
-            raise TopologyError(f"row line block is singular at node r{i}_{j} (a wire with no path to "
-                                "a source); check floating lines")
-        self._d, self._e = d_f, e_f
+            _singular_row(*divmod(abs(int(info)) - 1, m))
+        self._lapack = (d_f, e_f)
         # The same factors per line for the compiled sweep: multipliers along j (0 at each line's
         # start, where the stacked system's coupling is zero) and 1/D.
         self.l = np.zeros((n, m))
@@ -58,13 +66,15 @@ class RowLines:
         """Solve in place for ``b`` of shape (B, N, M), C-contiguous; returns ``b``."""
         bsz = b.shape[0]
         if self._pad:
-            b /= self._d[0]
+            b /= self._lapack[0][0]
             return b
         if kernels.ENABLED and b.flags.c_contiguous and b.dtype == np.float64:
             kernels.row_solve(self.l, self.dinv, b)
             return b
+        if self._lapack is None:  # factored by the compiled kernel: LAPACK's D and L from it
+            self._lapack = (1.0 / self.dinv.ravel(), self.l.ravel()[1:].copy())
         flat = b.reshape(bsz, -1).T  # Fortran-ordered (N·M, B) view of the same memory
-        x, info = lapack.dpttrs(self._d, self._e, flat, overwrite_b=1)
+        x, info = lapack.dpttrs(*self._lapack, flat, overwrite_b=1)
         if info != 0:  # pragma: no cover - only on invalid arguments
             raise RuntimeError(f"dpttrs failed with info={info}")
         if not np.shares_memory(x, b):  # pragma: no cover - LAPACK copied (non-contiguous input)
@@ -80,6 +90,12 @@ class ColLines:
         self.shape = (n, m)
         self.l = np.zeros((n, m))  # multipliers along i (row 0 unused)
         self.dinv = np.empty((n, m))
+        if kernels.ENABLED:
+            bad = kernels.line_factor(np.ascontiguousarray(diag, dtype=float), np.ascontiguousarray(off, dtype=float),
+                                      self.l, self.dinv)
+            if bad >= 0:
+                _singular_col(*divmod(bad, m))
+            return
         pivots = np.empty((n, m))
         pivots[0] = diag[0]
         # Pivots are checked once at the end: a bad one only spoils the rows after it, and the
@@ -92,9 +108,7 @@ class ColLines:
                 np.divide(1.0, pivots[i], out=self.dinv[i])
         bad = ~(pivots > 0)
         if bad.any():
-            i, j = (int(k) for k in np.argwhere(bad)[0])
-            raise TopologyError(f"column line block is singular at node c{i}_{j} (a wire with no path "
-                                "to a source); check floating lines")
+            _singular_col(*(int(k) for k in np.argwhere(bad)[0]))
 
     def solve(self, r: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Solve for ``r`` (B, N, M) into ``out`` (may be ``r`` itself); returns ``out``."""
@@ -116,3 +130,13 @@ class ColLines:
             np.multiply(l_[i + 1], out[:, i + 1], out=tmp)
             out[:, i] -= tmp
         return out
+
+
+def _singular_row(i: int, j: int):
+    raise TopologyError(f"row line block is singular at node r{i}_{j} (a wire with no path to a source); "
+                        "check floating lines")
+
+
+def _singular_col(i: int, j: int):
+    raise TopologyError(f"column line block is singular at node c{i}_{j} (a wire with no path to a source); "
+                        "check floating lines")

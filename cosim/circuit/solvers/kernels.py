@@ -138,9 +138,9 @@ def _axis0_solve(lm, dinv, x):  # pragma: no cover - compiled
 
 
 @_jit
-def line_factor(diag, off, l, dinv):  # pragma: no cover - compiled
+def line_factor(diag, off, lm, dinv):  # pragma: no cover - compiled
     """LDLᵀ of the lines along axis 0 of (N, M) arrays, all M lines at once: ``off`` (N-1, M) the
-    couplings, ``l`` (N, M) the multipliers (row 0 untouched), ``dinv`` 1/D. Returns the first
+    couplings, ``lm`` (N, M) the multipliers (row 0 untouched), ``dinv`` 1/D. Returns the first
     non-positive pivot's flat index in row-major order, or −1 (its 1/D and what follows are then
     meaningless, as on the numpy path)."""
     n, m = diag.shape
@@ -153,7 +153,7 @@ def line_factor(diag, off, l, dinv):  # pragma: no cover - compiled
     for i in range(1, n):
         for j in range(m):
             lij = off[i - 1, j] * dinv[i - 1, j]
-            l[i, j] = lij
+            lm[i, j] = lij
             p = diag[i, j] - lij * off[i - 1, j]
             dinv[i, j] = 1.0 / p if p > 0.0 else 0.0
             if not p > 0.0 and bad < 0:

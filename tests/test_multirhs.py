@@ -78,6 +78,13 @@ def test_transfer_and_nodes_through_the_lanes(method, lanes, rng):
     v = batch(rng, prep.circuit.n_inputs)
     check(prep.solve(v), direct(spec, True).solve(v))
     assert lanes  # the excitations (transfer) or the read (pcg) went through the lanes
+    if method == "pcg":  # node voltages and cell currents come from the lanes' drops
+        full, exp = prep.solve(v, want_nodes=True, want_cells=True), direct(spec, True).solve(v, want_nodes=True)
+        scale = np.nanmax(np.abs(exp.node_voltages))
+        np.testing.assert_array_equal(np.isnan(full.node_voltages), np.isnan(exp.node_voltages))
+        np.testing.assert_allclose(full.node_voltages, exp.node_voltages, rtol=0, atol=TOL * scale)
+        cells = direct(spec, True).solve(v, want_cells=True).cell_currents
+        np.testing.assert_allclose(full.cell_currents, cells, rtol=0, atol=TOL * np.abs(cells).max())
 
 
 def test_a_vector_reads_the_same_bits_in_any_batch_and_on_any_thread_count(lanes, rng, monkeypatch):

@@ -10,6 +10,10 @@ Public names (one job per module):
 - :func:`~cosim.circuit.solvers.pcg.solve` (pcg.py): Schur-complement PCG with the certified
   stopping rule on the relative ℓ1 error of the output currents; :func:`galerkin_guess` for warm
   starts.
+- :func:`cosim.circuit.solvers.multirhs.solve` (multirhs.py): the compiled cold PCG of a batch,
+  eight input vectors per pass over the line blocks (each its own CG), blocks over the cores;
+  chosen by :func:`pcg.solve` (:func:`multirhs.pays`). :mod:`coldread` (one vector per core, in
+  cache) and :mod:`kernels` (fused steps, line factorisations) are the other compiled paths.
 - :class:`PortResponse`, :class:`Transfer`, :func:`transfer_for` (transfer.py): the exact
   effective transfer matrix, shared by the forward and transpose reads.
 - :func:`with_devices`, :func:`same_network` (circuits.py): circuit edits for updates.

@@ -24,8 +24,8 @@ Measured, each the median of ``--repeats`` runs in this process:
 ``--nonlinear`` instead programs a non-ohmic card (default ``stanford_pku_default``, sinh I–V)
 both ways, interleaved, from the same start: the exact Newton read per pulse
 (``iv_solver="newton"``, the default) against the chord-conductance fixed point
-(``iv_solver="chord"``, its cap raised to 2000 iterations: the default 50 does not settle at
-16×16 from random states), and prints per pulse the circuit solves, the linear solves behind them,
+(``iv_solver="chord"``, Anderson-mixed, default cap: the plain fixed point did not settle within
+50 solves at 16×16 from random states), and prints per pulse the circuit solves, the linear solves behind them,
 the solve time (median of ``--repeats``), their ratios and the largest relative difference of the
 delivered voltages and end conductances:
 
@@ -111,7 +111,7 @@ def bench_iv(n: int, card, repeats: int, pulses: int) -> dict:
         for how in runs:  # interleaved: both see the same machine load
             p = population(card, n)
             rep = program_cells(spec, p, targets, scheme="v/2", n_pulses=pulses,
-                                options=ProgramOptions(iv_solver=how, compare_direct=False, chord_maxiter=2000))
+                                options=ProgramOptions(iv_solver=how, compare_direct=False))
             runs[how].append(rep)
     new, old = runs["newton"][0], runs["chord"][0]
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -1,4 +1,4 @@
-"""Read margin of passive and 1S1R arrays (cosim.circuit.margin), against independent truth.
+"""Read margin of passive, 1S1R and 1T1R-mos arrays (cosim.circuit.margin), against independent truth.
 
 - Hand-solved 2×2, negligible wire resistance (0.1 mΩ): with floating lines the only sneak path of cell (0, 0)
   is (0,1) → (1,1) → (1,0) in series; three identical cells in series each take exactly v/3
@@ -10,23 +10,32 @@
 - ngspice on the same circuit (netlist_cells decks: sinh devices and selectors as B-sources),
   8×8 and 12×12 with wires, every margin scheme, passive and 1S1R: ≤ 1e-6 relative (ngspice's
   RELTOL 1e-8 and cosim's 1e-6 certificate; measured ≤ 1e-9).
+- 1T1R-mos (level-1 access transistor, gate = word line: on in the selected row, 0 V elsewhere)
+  against ngspice on 8×8 for every scheme (≤ 1e-6, measured 9e-8). With floating lines the
+  unselected rows sit behind cut-off transistors and have no defined potential, which ngspice
+  refuses (singular matrix); their cells carry exactly 0 A at any row potential ≥ 0 (gate 0 V,
+  source ≥ 0 V: cut off), so the deck ties those rows' drivers to 0 V through 1 kΩ, which
+  changes no current.
 - Physics a designer checks: ideal margin of the cell alone; the margin falls with size for
   passive arrays; a selector raises it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy.optimize import brentq
 
 from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit
-from cosim.circuit.cells import Ohmic, SeriesCell, Sinh
+from cosim.circuit.cells import Mosfet, Ohmic, SeriesCell, Sinh
 from cosim.circuit.margin import MARGIN_SCHEMES, pattern, read_margin
 from cosim.circuit.netlist_cells import ngspice_read
 from cosim.errors import SpecError
 
 SEL = Sinh(1e-9, 0.08, 1e-10)       # the constructed selector card's law
+NMOS = Mosfet(beta=2.684e-4, vt=0.7, lam=0.1, v_gate=3.3)   # nmos_l1_default: selected word line 3.3 V
 ON, OFF = Sinh(2e-5, 0.25), Sinh(2e-7, 0.25)   # sinh devices: small-signal 80 uS and 0.8 uS
 V = 1.0
 
@@ -86,6 +95,48 @@ def test_worst_case_reads_equal_ngspice(n, access, scheme):
         np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
+@pytest.mark.ngspice
+@pytest.mark.parametrize("scheme", MARGIN_SCHEMES)
+def test_one_t_one_r_mos_reads_equal_ngspice(scheme):
+    n, cell = 8, (1, 6)
+    spec = CrossbarSpec(conductances=np.ones((n, n)), r_row=2.0, r_col=1.5, r_driver=3.0, r_sense=1.0)
+    rep = read_margin(spec, ON, OFF, access=NMOS, cell=cell, v_read=V, unselected=scheme)
+    assert rep.kind == "1T1R-mos"
+    rows, cols = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    rows[cell[0]] = cols[cell[1]] = True
+    circuit = build_circuit(spec.replace(selected_rows=rows, selected_cols=cols, unselected=scheme, v_select=V))
+    if scheme == "floating":  # see the module docstring: a tie that carries no current
+        tie = np.isin(circuit.res_a, circuit.vsrc_p[:n][~rows]) & (circuit.res_g == 0)
+        circuit = dataclasses.replace(circuit, res_g=np.where(tie, 1e-3, circuit.res_g))
+    gate = np.where(rows[:, None], 3.3, 0.0) * np.ones((n, n))  # word lines, written independently
+    x = np.zeros((1, n))
+    x[0, cell[0]] = V
+    mask = np.zeros((n, n), dtype=bool)
+    mask[cell] = True
+    for sel_on, got in ((mask, rep.i_on), (~mask, rep.i_off)):
+        law = SeriesCell(pattern(ON, OFF, sel_on), dataclasses.replace(NMOS, v_gate=gate))
+        want = ngspice_read(circuit, law, x)[0, cell[1]]
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_access_transistor_keeps_the_margin_of_the_cell_alone():
+    # Ohmic 100/1 uS devices at 16x16: the passive margin is negative under every scheme; the
+    # transistors of unselected rows are cut off, so the 1T1R margin stays within 0.5 points of
+    # the cell alone (device + on transistor at v_read) and nothing but the selected cell reaches
+    # the sensed column (sneak current 0 up to the certified error).
+    spec = CrossbarSpec(conductances=np.ones((16, 16)), r_row=1.0, r_col=1.0)
+    for scheme in MARGIN_SCHEMES:
+        passive = read_margin(spec, Ohmic(1e-4), Ohmic(1e-6), v_read=V, unselected=scheme)
+        mos = read_margin(spec, Ohmic(1e-4), Ohmic(1e-6), access=NMOS, v_read=V, unselected=scheme)
+        assert passive.margin < 0 < 0.9 < mos.margin
+        assert abs(mos.margin - mos.margin_ideal) < 0.005
+        assert abs(mos.i_sneak_off) <= 2e-6 * mos.i_off
+        # The cell alone: the transistor's drop solved by brentq (linear region at 3.3 V gate).
+        f = lambda u: 1e-6 * (V - u) - NMOS.branch(u, 0.0)[0]  # noqa: E731
+        u = brentq(f, 0.0, V, xtol=1e-300, rtol=4 * np.finfo(float).eps)
+        assert mos.i_alone_off == pytest.approx(1e-6 * (V - u), rel=1e-12)
+
+
 def test_selector_raises_the_margin_and_size_lowers_it():
     def margin(n, access, scheme):
         spec = CrossbarSpec(conductances=np.ones((n, n)), r_row=1.0, r_col=1.0)
@@ -130,6 +181,9 @@ def test_cli_table_equals_the_library(tmp_path):
     assert "--g-on must exceed" in refused(["sneak", "--g-on", "1u", "--g-off", "2u"])
     assert "--r-row and --r-col must be > 0" in refused(["sneak", "--r-row", "0"])
     assert "needs a selector card" in refused(["sneak", "--selector", "nmos_l1_default"])
+    assert "needs a transistor card" in refused(["sneak", "--cells", "1T1R-mos", "--transistor", "selector_default"])
+    assert "add 1T1R-mos to --cells" in refused(["sneak", "--v-gate", "2"])
+    assert "bias.v_gate must be in" in refused(["sneak", "--cells", "1T1R-mos", "--v-gate", "-1"])
     assert "--unselected must be" in refused(["sneak", "--unselected", "driven"])
 
 
@@ -153,3 +207,21 @@ def test_cli_device_card_reads_the_card_window_ends(tmp_path):
     assert float(row[5]) == rep.i_on and float(row[6]) == rep.i_off
     assert "--v-nl applies to" in refused(["sneak", "--device-card", "stanford_pku_default", "--v-nl", "0.3"])
     assert "device card not found" in refused(["sneak", "--device-card", "nope"])
+
+
+def test_cli_one_t_one_r_mos_equals_the_library(tmp_path):
+    from clirun import check, run
+
+    from cosim.array.cells import load_access_card
+
+    out = tmp_path / "m.csv"
+    rc, text, err = run(["sneak", "--sizes", "4", "--cells", "1T1R-mos", "--unselected", "v/2",
+                         "--v-gate", "2.5", "-o", out])
+    check(rc, text, err)
+    assert "selected word line 2.5 V" in text
+    card = load_access_card("nmos_l1_default")
+    access = dataclasses.replace(card.law(np.ones(4, dtype=bool), (4, 4)), v_gate=2.5)
+    rep = read_margin(CrossbarSpec(conductances=np.ones((4, 4)), r_row=1.0, r_col=1.0), Ohmic(1e-4), Ohmic(1e-6),
+                      access=access, v_read=1.0, unselected="v/2")
+    row = out.read_text().splitlines()[1].split(",")
+    assert row[0] == "1T1R-mos" and float(row[5]) == rep.i_on and float(row[6]) == rep.i_off

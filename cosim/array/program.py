@@ -37,7 +37,8 @@ Choices, stated:
   solve, certified to ``solver.rtol``) when the engine is nodal and the cells are 0T1R
   (``iv_solver="newton"``, the default); otherwise, or with ``iv_solver="chord"``, by the
   fixed-point iteration on their chord conductance at the voltage they see (``chord_rtol``), one
-  full circuit solve per iteration. Both reach the same voltages (tests/test_program.py, 1e-7);
+  full circuit solve per iteration, Anderson-mixed (:mod:`cosim.array.chord_iv`: the plain
+  iteration oscillates when a device's conductance reacts strongly to its IR drop). Both reach the same voltages (tests/test_program.py, 1e-7);
   ``python benchmarks/bench_program.py --nonlinear`` counts the linear solves of each. Ohmic
   models converge at once either way. Stuck and dead devices keep their fixed read conductance.
 - Fast path ``skip_inert``: a device whose state rate is exactly 0 at its flat-top voltage is
@@ -50,6 +51,7 @@ Between pulses all lines return to 0 V, where every model is inert.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -58,12 +60,14 @@ from typing import Literal
 import numpy as np
 
 from cosim.array.cells import population_law
+from cosim.array.chord_iv import chord_fixed_point
 from cosim.array.tile import ArraySpec
+from cosim.catalog import NONLINEAR_CELLS
 from cosim.circuit import CrossbarSpec, SolverOptions, build_circuit, prepare
-from cosim.circuit.cells import Sinh
+from cosim.circuit.cells import Cell, Law, Ohmic, SeriesCell, Sinh
 from cosim.circuit.solvers.newton import read_nonlinear
 from cosim.devices import DevicePopulation
-from cosim.errors import ConvergenceError, InputError, SpecError
+from cosim.errors import InputError, SpecError
 from cosim.schema import check_fields, param
 
 log = logging.getLogger(__name__)
@@ -280,30 +284,48 @@ class _Solver:
         law = self._newton_law(g_read)
         if law is not None:
             return self._solve_newton(law, rows, cols, v_sel, bias)
-        g = g_read
-        for _ in range(opt.chord_maxiter):
-            v = self._solve(g, rows, cols, v_sel, bias)
-            g_new = self._chord(v, g_read)
-            if np.all(np.abs(g_new - g) <= opt.chord_rtol * np.maximum(np.abs(g), 1e-300)):
-                return v
-            g = g_new
-        raise ConvergenceError(f"chord-conductance iteration of {pop.model.name} did not settle in "
-                               f"{opt.chord_maxiter} circuit solves (raise program.chord_maxiter)")
+        v, _ = chord_fixed_point(lambda g: self._solve(g, rows, cols, v_sel, bias),
+                                 lambda v: self._chord(v, g_read), g_read, rtol=opt.chord_rtol,
+                                 maxiter=opt.chord_maxiter, label=f"{pop.model.name} devices")
+        return v
 
-    def _newton_law(self, g_read: np.ndarray) -> Sinh | None:
+    def _newton_law(self, g_read: np.ndarray) -> Law | None:
         """The devices' I–V law for the Newton read, or None where the chord iteration applies
-        (ohmic models, iv_solver="chord", another engine, 1T1R cells or cell kinds)."""
-        opt, pop = self.options, self.pop
-        if opt.iv_solver != "newton" or opt.solver.engine != "nodal" or self.base.cell != "0T1R":
+        (ohmic devices in ohmic cells, iv_solver="chord", another engine)."""
+        opt, pop, cell = self.options, self.pop, self.base.cell
+        series = cell in NONLINEAR_CELLS
+        if opt.iv_solver != "newton" or opt.solver.engine != "nodal":
+            if series:
+                raise SpecError(f"programming {cell} cells needs iv_solver='newton' on the nodal engine (the chord "
+                                f"iteration treats only the device as nonlinear), got {opt.iv_solver!r} on "
+                                f"{opt.solver.engine!r}")
             return None
         law = population_law(pop)
-        if not isinstance(law, Sinh):
+        if not isinstance(law, Sinh) and not series:
             return None
         # Unhealthy devices keep their fixed read conductance, as in the chord iteration.
         ok = pop.healthy.reshape(g_read.shape)
         shape = g_read.shape
+        if isinstance(law, Ohmic):
+            return Ohmic(np.where(ok, np.broadcast_to(law.g, shape), g_read))
         return Sinh(np.where(ok, np.broadcast_to(law.a, shape), 0.0), np.broadcast_to(law.v0, shape),
                     np.where(ok, np.broadcast_to(law.g_lin, shape), g_read))
+
+    def _cell_law(self, dev: Law, rows) -> tuple[Cell, np.ndarray]:
+        """The cell law of one bias pattern (access elements of unselected rows off) and the
+        mask of cells whose access conducts (the others' devices see 0 V)."""
+        base, shape = self.base, self.base.shape
+        on = np.zeros(shape, dtype=bool)
+        on[rows] = True
+        if base.cell in ("0T1R", "device", "1S1R"):
+            return (dev if base.cell in ("0T1R", "device") else SeriesCell(dev, base.law.access)), np.ones(shape, bool)
+        if base.cell == "1T1R-mos":
+            gate = np.where(on, np.broadcast_to(np.asarray(base.law.access.v_gate, dtype=float), shape), 0.0)
+            return SeriesCell(dev, dataclasses.replace(base.law.access, v_gate=gate)), on
+        # 1T1R: the access resistor; a deselected row's device carries nothing (its transistor is open).
+        off = dataclasses.replace(dev, **{f.name: np.where(on, getattr(dev, f.name), 0.0)
+                                          for f in dataclasses.fields(dev) if f.name in ("g", "a", "g_lin")})
+        return (off if base.r_access == 0 else SeriesCell(off, Ohmic(1.0 / base.r_access))), on
 
     def _spec(self, g, rows, cols, v_sel, bias) -> tuple[CrossbarSpec, np.ndarray]:
         n = self.base.shape[0]
@@ -320,15 +342,27 @@ class _Solver:
         v = pot[lay.row_node0:lay.row_node0 + n * m] - pot[other:other + n * m]
         return np.nan_to_num(v).reshape(n, m)  # undefined (isolated) nodes carry no current
 
-    def _solve_newton(self, law: Sinh, rows, cols, v_sel, bias) -> np.ndarray:
+    def _solve_newton(self, dev: Law, rows, cols, v_sel, bias) -> np.ndarray:
         t0 = time.perf_counter()
-        spec, inputs = self._spec(np.ones(self.base.shape), rows, cols, v_sel, bias)
+        law, on = self._cell_law(dev, rows)
+        base = self.base.replace(cell="0T1R", law=None) if self.base.cell != "0T1R" else self.base
+        spec = base.replace(conductances=np.ones(base.shape), selected_rows=np.asarray(rows),
+                            selected_cols=np.asarray(cols), unselected=bias, v_select=v_sel)
+        inputs = np.zeros(base.shape[0])
+        inputs[rows] = v_sel
         res = read_nonlinear(spec, law, inputs, self.options.solver, want_nodes=True)
         self.method = f"{res.engine}/newton"
         self.solves += 1
         self.linear += 1 + int(res.info["newton_steps"])  # the ohmic start, then one per step
         self.elapsed += time.perf_counter() - t0
-        return self._cell_voltages(build_circuit(spec), res.node_voltages[0])
+        n, m = base.shape
+        lay = build_circuit(spec).layout
+        pot = res.node_voltages[0]
+        u_r = pot[lay.row_node0:lay.row_node0 + n * m].reshape(n, m)
+        u_c = pot[lay.col_node0:lay.col_node0 + n * m].reshape(n, m)
+        # The device's share: row node to the series cell's internal node (solved as Newton did).
+        v = u_r - (law.mid(u_r, u_c) if isinstance(law, SeriesCell) else u_c)
+        return np.where(on, np.nan_to_num(v), 0.0)
 
     def _solve(self, g, rows, cols, v_sel, bias) -> np.ndarray:
         t0 = time.perf_counter()
@@ -399,7 +433,7 @@ def _check_write(array, population: DevicePopulation, targets, scheme: str, dire
         raise SpecError(f"scheme must be one of {', '.join(SCHEMES)}, got {scheme!r}")
     card = population.card
     if isinstance(array, ArraySpec):
-        base = array.crossbar(population.conductance())
+        base = array.crossbar(population.conductance(), population_law(population) if array.nonlinear else None)
     elif isinstance(array, CrossbarSpec):
         base = array
     else:

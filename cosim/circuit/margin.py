@@ -1,4 +1,4 @@
-"""Read margin of passive (0T1R) and selector (1S1R) arrays with nonlinear cells, solved exactly.
+"""Read margin of passive (0T1R), selector (1S1R) and transistor (1T1R-mos) arrays, solved exactly.
 
 The read: row ``i`` is driven at ``v_sense + v_read``, column ``j`` is sensed by its virtual-ground
 amplifier, and the other lines are floating, at V/2 (rows and columns at v_read/2) or at V/3
@@ -19,6 +19,11 @@ nothing, ≤ 0 when a "0" can read as high as a "1". Floating lines carry sneak 
 cells through unselected rows and columns); with V/2 and V/3 the unselected lines are held, so
 the column's unwanted current is that of its half-selected cells at V/2 or V/3, which a
 selector's half-bias nonlinearity suppresses.
+
+A 1T1R-mos array is read as such arrays are: the access transistor's gate is the word line, on
+(at the transistor's ``v_gate``) in the selected row and at 0 V in every other row, so cells of
+unselected rows are cut off whatever their lines carry (level-1 has no subthreshold current:
+their sneak current is exactly 0, and the margin is that of the selected row alone).
 """
 
 from __future__ import annotations
@@ -67,10 +72,10 @@ def pattern(on: Law, off: Law, mask: np.ndarray) -> Law:
 
 
 def kind_of(access: Law | None) -> str:
-    """"0T1R" (device only), "1S1R" (two-terminal selector) or "1T1R" (access transistor)."""
+    """"0T1R" (device only), "1S1R" (two-terminal selector) or "1T1R-mos" (access transistor)."""
     if access is None:
         return "0T1R"
-    return "1T1R" if isinstance(access, Mosfet) else "1S1R"
+    return "1T1R-mos" if isinstance(access, Mosfet) else "1S1R"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -79,7 +84,7 @@ class MarginReport:
 
     Attributes:
         shape: (N, M). cell: the selected (i, j). v_read: V. unselected: the scheme.
-        kind: "0T1R" or "1S1R" (or "1T1R").
+        kind: "0T1R", "1S1R" or "1T1R-mos".
         i_on: current sensed at column j, selected ON and all others OFF, A.
         i_off: the same, selected OFF and all others ON, A.
         i_cell_on, i_cell_off: the current through the selected cell itself in those reads, A.
@@ -128,9 +133,23 @@ def _cell_law(on: Law, off: Law, access: Law | None, mask: np.ndarray):
     return dev if access is None else SeriesCell(dev, access)
 
 
+def _at(law: Law, shape: tuple[int, int], i: int, j: int) -> Law:
+    """The law of cell (i, j) alone (scalar parameters)."""
+    return type(law)(**{f.name: float(np.broadcast_to(np.asarray(getattr(law, f.name), dtype=float), shape)[i, j])
+                        for f in dataclasses.fields(law)})
+
+
 def _alone(on: Law, access: Law | None, v: float) -> float:
     law = on if access is None else SeriesCell(on, access)
     return float(np.asarray(law.branch(np.asarray(v, dtype=float), np.asarray(0.0))[0]))
+
+
+def _gate_rows(access: Mosfet, shape: tuple[int, int], i: int) -> Mosfet:
+    """The access transistors with only row ``i``'s word line on (others' gates at 0 V)."""
+    on = np.zeros(shape, dtype=bool)
+    on[i] = True
+    gate = np.where(on, np.broadcast_to(np.asarray(access.v_gate, dtype=float), shape), 0.0)
+    return dataclasses.replace(access, v_gate=gate)
 
 
 def _floor(spec: CrossbarSpec, v_read: float) -> float:
@@ -158,7 +177,9 @@ def read_margin(spec: CrossbarSpec, on: Law, off: Law, *, access: Law | None = N
 
     ``spec`` gives the wires, ports and sides (its conductances and selections are replaced);
     ``on``/``off`` are the device laws of the two states (scalar parameters); ``access`` the series
-    element of every cell (a selector law for 1S1R) or None (passive). ``v_read`` in V;
+    element of every cell (a selector law for 1S1R; a :class:`Mosfet` for 1T1R-mos, whose
+    ``v_gate`` is the *selected* word-line voltage: the read turns every other row's gate to 0 V)
+    or None (passive). ``v_read`` in V;
     ``unselected`` one of :data:`MARGIN_SCHEMES`. ``options.rtol`` is the Newton certificate (default :data:`MARGIN_RTOL`).
     """
     n, m = spec.shape
@@ -172,7 +193,10 @@ def read_margin(spec: CrossbarSpec, on: Law, off: Law, *, access: Law | None = N
     if spec.cell != "0T1R":
         raise SpecError("read_margin takes the series element as access=, not spec.cell='1T1R'")
     options = options or SolverOptions(rtol=MARGIN_RTOL)
-    i_on_alone, i_off_alone = _alone(on, access, v_read), _alone(off, access, v_read)
+    alone = None if access is None else _at(access, (n, m), i, j)
+    i_on_alone, i_off_alone = _alone(on, alone, v_read), _alone(off, alone, v_read)
+    if isinstance(access, Mosfet):
+        access = _gate_rows(access, (n, m), i)
     if not i_on_alone > i_off_alone:
         raise SpecError(f"the ON law must conduct more than the OFF law at v_read={v_read:g} V "
                         f"({i_on_alone:.3g} A vs {i_off_alone:.3g} A)")
@@ -192,10 +216,10 @@ def read_margin(spec: CrossbarSpec, on: Law, off: Law, *, access: Law | None = N
 
 def format_margins(reports: list[MarginReport]) -> str:
     """A table of reports, one line each, for people."""
-    lines = [f"{'cells':<6}{'size':>9}  {'unselected':<10}{'I_on (A)':>12}{'I_off (A)':>12}"
+    lines = [f"{'cells':<9}{'size':>9}  {'unselected':<10}{'I_on (A)':>12}{'I_off (A)':>12}"
              f"{'sneak in I_off':>15}{'margin':>9}{'alone':>8}{'bound':>9}"]
     for r in reports:
-        lines.append(f"{r.kind:<6}{f'{r.shape[0]}x{r.shape[1]}':>9}  {r.unselected:<10}{r.i_on:>12.4g}"
+        lines.append(f"{r.kind:<9}{f'{r.shape[0]}x{r.shape[1]}':>9}  {r.unselected:<10}{r.i_on:>12.4g}"
                      f"{r.i_off:>12.4g}{100 * r.sneak_share_off:>14.2f}%{100 * r.margin:>8.2f}%"
                      f"{100 * r.margin_ideal:>7.1f}%{r.error_bound:>9.1e}")
     return "\n".join(lines)

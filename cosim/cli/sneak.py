@@ -1,4 +1,4 @@
-"""``cosim sneak``: sneak currents and worst-case read margin of passive and 1S1R arrays.
+"""``cosim sneak``: sneak currents and worst-case read margin of passive, 1S1R and 1T1R-mos arrays.
 
 Every number comes from :func:`cosim.circuit.margin.read_margin`: the exact nonlinear (Newton)
 solve of the whole array with its wires, for each size, cell kind and unselected-line scheme.
@@ -10,7 +10,8 @@ import argparse
 
 from cosim.cli.common import positive_int, value
 
-KINDS = ("0T1R", "1S1R")
+KINDS = ("0T1R", "1S1R", "1T1R-mos")
+DEFAULT_KINDS = ["0T1R", "1S1R"]
 
 
 def _list(choices: tuple[str, ...], what: str):
@@ -37,21 +38,28 @@ def register(sub) -> None:
     from cosim.circuit.margin import MARGIN_SCHEMES
 
     p = sub.add_parser(
-        "sneak", help="sneak currents and worst-case read margin, passive vs 1S1R",
+        "sneak", help="sneak currents and worst-case read margin, passive vs 1S1R (vs 1T1R-mos)",
         description="Worst-case read of the far corner cell (row 0, last column) of N×N arrays: "
                     "selected ON with every other cell OFF (I_on) and selected OFF with every other "
                     "cell ON (I_off); margin = (I_on - I_off)/I_on. Unselected lines floating, at V/2 "
-                    "or at V/3. Cells are passive (device only) or 1S1R (device plus a selector card); "
+                    "or at V/3. Cells are passive (device only), 1S1R (device plus a selector card) or "
+                    "1T1R-mos (device plus a level-1 access transistor whose gate is the word line: on in "
+                    "the selected row, 0 V in the others); "
                     "every current is the exact nonlinear solve of the whole array with its wires.")
     p.add_argument("--sizes", type=_sizes, default=[4, 16, 64], metavar="N,N,...",
                    help="array sizes N (N×N), default 4,16,64")
-    p.add_argument("--cells", type=_list(KINDS, "--cells"), default=list(KINDS), metavar="KINDS",
-                   help="cell kinds, comma list of 0T1R (passive) and 1S1R (default both)")
+    p.add_argument("--cells", type=_list(KINDS, "--cells"), default=DEFAULT_KINDS, metavar="KINDS",
+                   help="cell kinds, comma list of 0T1R (passive), 1S1R and 1T1R-mos (default 0T1R,1S1R)")
     p.add_argument("--unselected", type=_list(MARGIN_SCHEMES, "--unselected"), default=list(MARGIN_SCHEMES),
                    metavar="SCHEMES", help="unselected-line schemes: floating, v/2, v/3 (default all)")
     p.add_argument("--selector", default="selector_default", metavar="CARD",
                    help="selector card of the 1S1R cells: a shipped name (models/cards/cells) or a "
                         ".toml path (default selector_default)")
+    p.add_argument("--transistor", default="nmos_l1_default", metavar="CARD",
+                   help="access-transistor card of the 1T1R-mos cells: a shipped name (models/cards/cells) or a "
+                        ".toml path (default nmos_l1_default)")
+    p.add_argument("--v-gate", type=value, metavar="V",
+                   help="selected word-line (gate) voltage of the 1T1R-mos cells, V (default: the card's)")
     p.add_argument("--g-on", type=value, default=1e-4, metavar="S", help="ON-state small-signal conductance, S (default 100u)")
     p.add_argument("--g-off", type=value, default=1e-6, metavar="S", help="OFF-state small-signal conductance, S (default 1u)")
     p.add_argument("--v-nl", type=value, metavar="V",
@@ -104,16 +112,22 @@ def run(args: argparse.Namespace) -> int:
     card = load_access_card(args.selector) if "1S1R" in args.cells else None
     if card is not None and card.model != "selector":
         raise SpecError(f"--selector {args.selector}: a 1S1R cell needs a selector card, got model {card.model!r}")
+    mos = _transistor(args) if "1T1R-mos" in args.cells else None
+    if mos is None and args.v_gate is not None:
+        raise SpecError("--v-gate applies to the 1T1R-mos cells; add 1T1R-mos to --cells")
     options = SolverOptions(rtol=args.rtol or MARGIN_RTOL)
     print(f"read margin at {args.v_read:g} V: devices {law}, small-signal g_on {args.g_on:.4g} S, g_off {args.g_off:.4g} S; "
           f"wires {args.r_row:g}/{args.r_col:g} Ω per segment"
-          + (f"; selector {card.name} ({', '.join(f'{k}={v:g}' for k, v in card.params.items())})" if card else ""))
+          + (f"; selector {card.name} ({', '.join(f'{k}={v:g}' for k, v in card.params.items())})" if card else "")
+          + (f"; transistor {mos.name} ({', '.join(f'{k}={v:g}' for k, v in mos.params.items())}), "
+             f"selected word line {mos.v_gate:g} V, others 0 V" if mos else ""))
     reports = []
     for n in args.sizes:
         spec = CrossbarSpec(conductances=np.ones((n, n)), r_row=args.r_row, r_col=args.r_col,
                             r_driver=args.r_driver, r_sense=args.r_sense)
         for kind in args.cells:
-            access = card.law(np.ones(n, dtype=bool), (n, n)) if kind == "1S1R" else None
+            access = {"0T1R": None, "1S1R": card, "1T1R-mos": mos}[kind]
+            access = access.law(np.ones(n, dtype=bool), (n, n)) if access else None
             for scheme in args.unselected:
                 reports.append(read_margin(spec, on, off, access=access, v_read=args.v_read, unselected=scheme,
                                            options=options))
@@ -125,6 +139,23 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(out, "\n".join(rows) + "\n", what="--output")
         print(f"table written to {out}")
     return 0
+
+
+def _transistor(args):
+    """The 1T1R-mos access card, --v-gate applied."""
+    from cosim.array.cells import AccessCard, load_access_card
+    from cosim.errors import SpecError
+
+    mos = load_access_card(args.transistor)
+    if mos.model != "nmos_l1":
+        raise SpecError(f"--transistor {args.transistor}: a 1T1R-mos cell needs a transistor card (nmos_l1), "
+                        f"got model {mos.model!r}")
+    if args.v_gate is None:
+        return mos
+    try:
+        return AccessCard(model=mos.model, params=mos.params, v_gate=args.v_gate, name=mos.name, source=mos.source)
+    except SpecError as exc:
+        raise SpecError(f"--v-gate: {exc}") from None
 
 
 def _card_laws(name: str):

@@ -4,11 +4,18 @@ and CNN on 128×128 tiles, ideal reads and 1 Ω wire segments (nodal), seeds —
 The runs are the points of a design study (``configs/study_fashion_table_{mlp,cnn}.toml``), kept in
 one SQLite store, so the table can be produced in pieces: each invocation runs the points of the
 cases it is given that the store does not hold yet (Ctrl-C keeps what finished), then prints the
-table of everything stored. ``--report`` only prints.
+table of the config's points stored (points of an earlier version of the config, e.g. before a
+rate was retuned, stay in the store but out of the table). ``--methods`` and ``--seeds`` narrow
+a piece further. ``--report`` only prints.
 
     .venv/bin/python benchmarks/fashion_table.py --cases mlp:none             # ideal reads first
     .venv/bin/python benchmarks/fashion_table.py --cases mlp:wires cnn:none   # later pieces
+    .venv/bin/python benchmarks/fashion_table.py --cases mlp:wires --methods ssm sgd-pulse --seeds 0
     .venv/bin/python benchmarks/fashion_table.py --report
+
+While a run is in progress keep ``--store`` out of git's way (e.g. a copy outside the work
+tree, copied back with SQLite's backup when done): a rebase or checkout that rewrites the tracked
+store replaces the file under the open connection, and the running sweep's results are lost.
 
 The data are Debian's ``dataset-fashion-mnist`` package (``/usr/share/datasets/fashion-mnist``,
 the default ``--data``) or any folder of the four IDX files, gzip or plain; nothing is

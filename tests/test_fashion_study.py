@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import json
 import struct
 import tomllib
 from pathlib import Path
@@ -180,3 +181,34 @@ def test_fashion_in_situ_vs_ex_situ_on_tiny_data(tmp_path, capsys, fashion_dir):
     assert cells[6] == f"{100 * ssm['final_test_acc']:.1f}" and cells[8] == "–"  # ssm stored, manhattan not run
     assert ie.main(["--data", str(tmp_path / "none"), "--cases", "fashion-mlp:none"]) == 2
     assert "apt install dataset-fashion-mnist" in capsys.readouterr().err
+
+
+def test_fashion_table_adopts_points_stored_before_a_null_field_was_added(tmp_path, capsys, fashion_dir):
+    """A field added to the config with a null default changes every key; the stored runs are
+    re-keyed (not rerun) and still make the table, a real change of a value is not adopted."""
+    ft = _script("fashion_table")
+    store = tmp_path / "f.sqlite"
+    args = ["--data", str(fashion_dir), "--store", str(store), "--cases", "mlp:none", "--methods", "ssm",
+            "--seeds", "0", "--set", "data.subset=none", "--set", "data.test_subset=none", "--set", "train.epochs=1",
+            "--set", "network.hidden=[8]", "--set", "array.rows=64", "--set", "array.cols=64"]
+    assert ft.main(args) == 0
+    with Store(store) as s:  # as if it had run before array.v_gate existed, and one older rate's run
+        (row,) = list(s.rows("done"))
+        old = json.loads(json.dumps(row.config))
+        del old["array"]["v_gate"]
+        other = json.loads(json.dumps(old))
+        other["train"]["lr"] = 0.5
+        with s.transaction() as cur:
+            cur.execute("UPDATE points SET key = 'old', config = ? WHERE key = ?", (json.dumps(old), row.key))
+            cur.execute("INSERT INTO points (key, config, status, metrics) VALUES ('other', ?, 'done', ?)",
+                        (json.dumps(other), json.dumps(row.metrics)))
+    assert ft.same_but_null_additions(old, row.config) and not ft.same_but_null_additions(other, row.config)
+    assert not ft.same_but_null_additions(row.config, old)
+    capsys.readouterr()
+    assert ft.main(args) == 0
+    out = capsys.readouterr().out
+    assert "1 stored point(s) re-keyed" in out
+    assert next(x for x in out.splitlines() if "| ssm | " in x).endswith("| 1 |")
+    with Store(store, create=False) as s:
+        assert {r.key for r in s.rows("done")} == {row.key, "other"}
+        assert s.get(row.key[:12]).finished == row.finished  # the stored run, not a rerun

@@ -203,3 +203,46 @@ def test_transaction_cut_short_is_rolled_back_not_committed(tmp_path):
         st.db.execute("UPDATE points SET status = 'done'")
         st.reset_running()  # the next write still works …
         assert st.counts() == {"pending": 8, "running": 0, "done": 0, "failed": 0}  # … and nothing leaked
+
+
+def _legacy_key(config):
+    """The key rule before null fields were left out (they were hashed too)."""
+    import hashlib
+
+    from cosim.study.grid import canonical_json, salt
+    from cosim.study.tasks import get_task
+    return hashlib.sha256(f"{canonical_json(config)}\n{salt(get_task(config['task']['kind']))}".encode()).hexdigest()
+
+
+def test_a_field_added_with_a_null_default_keeps_stored_points(tmp_path):
+    """A point stored before a config field existed (stored under the earlier rule that hashed
+    null fields) is the same run as today's point with that field null: a sweep must not run it
+    again, and a read-only dry run must count it done."""
+    import copy
+
+    from cosim.study.grid import point_key
+    from cosim.study.runner import dry_run_text
+
+    p = small_plan(sizes=(4,), wires=(1.0,), seeds=1)
+    point = p.points[0]
+    nulls = [k for k, v in point.config["array"].items() if v is None]
+    assert nulls, "the ir_drop array section has null (off) fields"
+    with_extra = copy.deepcopy(point.config)
+    with_extra["array"]["added_later"] = None
+    assert point_key(with_extra) == point.key  # a null field is not part of the key
+    old = copy.deepcopy(point.config)
+    del old["array"][nulls[0]]  # as stored before that field was added
+    old_key = _legacy_key(old)
+    assert old_key != point.key
+    path = tmp_path / "old.sqlite"
+    with Store(path) as st:
+        st.add_points([(old_key, old)])
+        st.mark_running([old_key])
+        st.record(old_key, {"status": "done", "metrics": {"x": 1.0}, "error": None, "started": 1.0,
+                            "finished": 2.0, "seconds": 1.0, "host": "h:1", "versions": {}})
+    with Store(path, create=False) as st:
+        assert "1 already done, 0 failed, 0 to run" in dry_run_text(p, st)
+    with Store(path) as st:
+        summary = run_study(p, st, workers=0, progress=False)
+        assert (summary.skipped_done, summary.total) == (1, 1)
+        assert [(r.key, r.status, r.metrics) for r in st.rows()] == [(point.key, "done", {"x": 1.0})]

@@ -6,7 +6,9 @@ in a ``study.zip`` group, which advance in step; the result is crossed with the 
 vary fastest). Each point is then run through its task's section validators, so a point is the
 *resolved* config: defaults filled in, shorthands expanded, numbers normalised. Its key is the
 sha256 of the point's canonical JSON plus a code-version salt, so equal configs share a key
-however they were written, and a change of task version gives new keys.
+however they were written, and a change of task version gives new keys. Null (off) fields are
+left out of the key: a field added later with a null default keeps the keys of stored points
+(:func:`renamed_keys` moves points stored under the earlier rule).
 """
 
 from __future__ import annotations
@@ -44,10 +46,33 @@ def salt(task: Task) -> str:
     return f"cosim {cosim.__version__}; task {task.kind} v{task.version}"
 
 
+def _without_nulls(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {k: _without_nulls(v) for k, v in obj.items() if v is not None}
+    return obj
+
+
 def point_key(point: Mapping[str, Any], task: Task | None = None) -> str:
-    """sha256 (hex) of the resolved point's canonical JSON and the code-version salt."""
+    """sha256 (hex) of the resolved point's canonical JSON without its null fields, and the
+    code-version salt."""
     task = task or get_task(point["task"]["kind"])
-    return hashlib.sha256(f"{canonical_json(point)}\n{salt(task)}".encode()).hexdigest()
+    return hashlib.sha256(f"{canonical_json(_without_nulls(point))}\n{salt(task)}".encode()).hexdigest()
+
+
+def renamed_keys(rows: Iterator[tuple[str, Mapping[str, Any]]]) -> list[tuple[str, str]]:
+    """(stored key, key today) of the stored points whose key was made by the earlier rule (null
+    fields hashed too) under this code version: the same run, which must not run again because
+    a field with a null default was added since. Points of other versions are left alone."""
+    out = []
+    for key, config in rows:
+        try:
+            task = get_task(config["task"]["kind"])
+            now = point_key(config, task)
+            if now != key and key == hashlib.sha256(f"{canonical_json(config)}\n{salt(task)}".encode()).hexdigest():
+                out.append((key, now))
+        except (CosimError, KeyError, TypeError):
+            continue  # a point of a task this version does not know keeps its key
+    return out
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -34,7 +34,7 @@ from concurrent.futures import CancelledError
 from dataclasses import dataclass
 
 from cosim.errors import EngineError
-from cosim.study.grid import Point, StudyPlan
+from cosim.study.grid import Point, StudyPlan, renamed_keys
 from cosim.study.store import LEASE_SECONDS, Store
 from cosim.study.tasks import execute_point, one_line
 
@@ -184,6 +184,9 @@ def run_study(plan: StudyPlan, store: Store, *, workers: int | None = None, sche
                              "seeds": list(cfg.seeds), "axes": plan.axes, "metrics": cfg.metrics})
     store.set_meta("export", {"netlists": cfg.export.netlists, "dialect": cfg.export.dialect,
                               "where": dict(cfg.export.where or {})})
+    if pairs := renamed_keys((r.key, r.config) for r in store.rows()):
+        if n := store.rekey(pairs):
+            log.info("%d stored point(s) moved to the key rule that leaves null fields out", n)
     store.add_points((p.key, p.config) for p in plan.points)
     status = store.statuses(p.key for p in plan.points)
     summary = RunSummary(total=len(plan.points))
@@ -352,7 +355,13 @@ def dry_run_text(plan: StudyPlan, store: Store | None = None, workers: int | Non
     """The plan summary plus, for an existing store, how much of it is already done."""
     text = plan.summary(workers)
     if store is not None:
-        status = store.statuses(p.key for p in plan.points)
+        # a read-only look: points stored under the earlier key rule count as what a sweep makes them
+        earlier = {new: old for old, new in renamed_keys((r.key, r.config) for r in store.rows())}
+        stored = store.statuses()
+        status = {}
+        for p in plan.points:
+            s = stored.get(p.key)
+            status[p.key] = stored.get(earlier[p.key], s) if s != "done" and p.key in earlier else s
         done = sum(1 for s in status.values() if s == "done")
         failed = sum(1 for s in status.values() if s == "failed")
         text += f"\nstore {store.path}: {done} already done, {failed} failed, {len(plan.points) - done - failed} to run"

@@ -225,6 +225,25 @@ class Store:
         return self._tx("INSERT OR IGNORE INTO points (key, config) VALUES (?, ?)",
                         [(k, json.dumps(c, sort_keys=True)) for k, c in points])
 
+    def rekey(self, pairs: Iterable[tuple[str, str]]) -> int:
+        """Move points from an old key to a new one in one transaction; a point being run is left
+        alone, and where the new key exists already only a done point replaces a pending one.
+        Returns how many moved."""
+        moved = 0
+        with self.transaction() as cur:
+            for old, new in pairs:
+                row = cur.execute("SELECT status FROM points WHERE key = ?", (old,)).fetchone()
+                if row is None or row[0] == "running":
+                    continue
+                there = cur.execute("SELECT status FROM points WHERE key = ?", (new,)).fetchone()
+                if there is not None:
+                    if not (row[0] == "done" and there[0] == "pending"):
+                        continue
+                    cur.execute("DELETE FROM points WHERE key = ?", (new,))
+                cur.execute("UPDATE points SET key = ? WHERE key = ?", (new, old))
+                moved += 1
+        return moved
+
     def statuses(self, keys: Iterable[str] | None = None) -> dict[str, str]:
         """key → status, for ``keys`` (all points when None)."""
         if keys is None:

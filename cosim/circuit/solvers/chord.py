@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cosim.circuit.cells import Cell
-from cosim.circuit.solvers import kernels, multirhs, pcg
+from cosim.circuit.cells import Cell, Sinh
+from cosim.circuit.solvers import kernels, lawkernels, multirhs, pcg
 from cosim.circuit.solvers.lineblock import LineBlocks
 
 #: Chord steps at most before the unconverged vectors are handed to Newton.
@@ -76,10 +76,15 @@ def solve(blocks: LineBlocks, cell: Cell, shifts: tuple[np.ndarray, np.ndarray],
     ``atol`` (A): an ℓ1 KCL residual also accepted as converged (as in Newton)."""
     s_r, s_c = (np.ascontiguousarray(a, dtype=float) for a in shifts)
     bsz, n, m = s_r.shape[0], blocks.n, blocks.m
+    # Sinh cells (Stanford–PKU, the sinh selector) take the compiled law passes (lawkernels).
+    fused = lawkernels.SinhPasses(cell, (n, m)) if kernels.ENABLED and isinstance(cell, Sinh) else None
     # The chord slope of each cell: its slope averaged over the batch at the applied potentials.
-    _, g_app, _ = cell.branch(np.broadcast_to(s_r[:, :, None], (bsz, n, m)),
+    if fused is not None:
+        g0 = fused.mean_slope(s_r, s_c)
+    else:
+        _, g_app, _ = cell.branch(np.broadcast_to(s_r[:, :, None], (bsz, n, m)),
                                   np.broadcast_to(s_c[:, None, :], (bsz, n, m)))
-    g0 = np.broadcast_to(g_app, (bsz, n, m)).mean(axis=0)
+        g0 = np.broadcast_to(g_app, (bsz, n, m)).mean(axis=0)
     g0 = np.where(np.isfinite(g0) & (g0 > g_floor), g0, g_floor)
     lin = blocks.with_devices(g0)
     # Start: the ohmic read with the chord conductances, by the compiled cold read (the cheapest
@@ -88,9 +93,15 @@ def solve(blocks: LineBlocks, cell: Cell, shifts: tuple[np.ndarray, np.ndarray],
                       keep_rows=True)
     d_r, d_c = np.ascontiguousarray(start.d_r), np.ascontiguousarray(start.d_c)
     its, best = start.iterations, np.full(bsz, np.inf)
+    g0 = np.ascontiguousarray(g0)
+    if fused is not None:
+        i, drive = np.empty_like(d_r), np.empty_like(d_r)
     for step in range(max_steps + 1):
-        i = np.ascontiguousarray(cell.branch(s_r[:, :, None] + d_r, s_c[:, None, :] + d_c)[0])
-        drive = np.ascontiguousarray(i - g0 * (d_r - d_c))
+        if fused is not None:
+            fused.drive(s_r, s_c, d_r, d_c, g0, i, drive)
+        else:
+            i = np.ascontiguousarray(cell.branch(s_r[:, :, None] + d_r, s_c[:, None, :] + d_c)[0])
+            drive = np.ascontiguousarray(i - g0 * (d_r - d_c))
         l_r, l_c, branch, kcl = lin.leave_branch(d_r, d_c, drive)
         bound = _bound(branch, kcl, out_ports)
         done = (bound <= rtol) | (kcl <= atol)

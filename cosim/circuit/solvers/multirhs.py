@@ -7,8 +7,8 @@ blocks of :data:`LANES` (one AVX-512 register of doubles): every work array is (
 one load of a factor serves all lanes, the innermost loops run over the lanes (contiguous, one
 vector instruction) and the eight recurrences of a line hide each other's latency. Blocks are
 split over the cores (``numba.prange``), each thread holding one block's five work slabs.
-Measured, a step costs about what coldread's costs per cell and vector (~6 ns): the vectors' own
-slabs, not the shared factors, carry most of the traffic. The lanes' gain is where a batch would
+Measured, a step costs about what coldread's costs per cell and vector: the vectors' own slabs,
+not the shared factors, carry most of the traffic (README, speed section). The lanes' gain is where a batch would
 otherwise take pcg's numpy general loop (large arrays, strong IR drop): compiled, on every core.
 
 Each lane is its own CG (its own α, β, stopping target and convergence): a lane that meets its
@@ -281,11 +281,11 @@ leave_all = _jit(_leave_all, parallel=True)
 #: work stays in cache, where seven idle lanes would multiply the traffic).
 MIN_BATCH = 2
 #: Smallest array (cells) read through the lanes unless its IR drop needs the refinement stage.
-#: A CG step costs ~6 ns per cell and vector on either kernel (measured in one process at 256²):
-#: the lanes share only the line factors' traffic, and up to 256² coldread was as fast or faster
-#: (64 inputs at 256²: 0.32 s of CPU against 0.37 s through the lanes). They pay where a batch
-#: would otherwise take the numpy general loop (512²: 3.9 against 6.3 s of CPU), so the threshold
-#: sits with pcg.REBASE_MIN_UNKNOWNS (benchmarks/bench_scale.py part "reads" prints both paths).
+#: A CG step costs about the same per cell and vector on either kernel (the lanes share only the
+#: line factors' traffic), and up to 256² coldread measured as fast or faster; the lanes pay where
+#: a batch would otherwise take the numpy general loop, so the threshold sits with
+#: pcg.REBASE_MIN_UNKNOWNS (README, speed section; benchmarks/bench_scale.py part "reads" prints
+#: both paths).
 MIN_CELLS = 2**17
 
 

@@ -210,8 +210,8 @@ def solve(blocks: LineBlocks, drive: np.ndarray | None, out_ports: np.ndarray, *
     """
     batch = x0 is None and shifts is not None and multirhs.pays(blocks, shifts[0].shape[0])
     cold = not batch and x0 is None and shifts is not None and kernels.ENABLED and not _rebase_worth(blocks)
-    # The compiled cold read of a single vector calls no BLAS: it skips the limit, which costs
-    # ~0.3 ms per call (threadpoolctl queries every library), a tenth of a 256² read.
+    # The compiled cold read of a single vector calls no BLAS: it skips the limit, whose
+    # threadpoolctl queries cost a noticeable share of a small read (docstring_figures.md).
     with contextlib.nullcontext() if cold and shifts[0].shape[0] == 1 else single_thread_blas():
         if batch or cold:
             if batch:  # several vectors per pass over the line blocks (multirhs)

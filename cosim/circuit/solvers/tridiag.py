@@ -35,8 +35,8 @@ class RowLines:
         n, m = diag.shape
         self.shape = (n, m)
         if kernels.ENABLED and n * m > 1:
-            # The compiled factorisation on the transposed lines (a tenth of LAPACK's set-up with
-            # its copies at 256²); LAPACK's factors for the numpy solve are derived on demand.
+            # The compiled factorisation on the transposed lines (cheaper than LAPACK's set-up
+            # with its copies); LAPACK's factors for the numpy solve are derived on demand.
             self.l, self.dinv = np.zeros((m, n)), np.empty((m, n))
             bad = kernels.line_factor(np.ascontiguousarray(diag.T), np.ascontiguousarray(off.T), self.l, self.dinv)
             self.l, self.dinv = np.ascontiguousarray(self.l.T), np.ascontiguousarray(self.dinv.T)

@@ -77,10 +77,10 @@ def solve(blocks: LineBlocks, cell: Cell, shifts: tuple[np.ndarray, np.ndarray],
     s_r, s_c = (np.ascontiguousarray(a, dtype=float) for a in shifts)
     bsz, n, m = s_r.shape[0], blocks.n, blocks.m
     # Sinh cells (Stanford–PKU, the sinh selector) take the compiled law passes (lawkernels).
-    fused = lawkernels.SinhPasses(cell, (n, m)) if kernels.ENABLED and isinstance(cell, Sinh) else None
+    fused = lawkernels.SinhPasses(cell, s_r, s_c) if kernels.ENABLED and isinstance(cell, Sinh) else None
     # The chord slope of each cell: its slope averaged over the batch at the applied potentials.
     if fused is not None:
-        g0 = fused.mean_slope(s_r, s_c)
+        g0 = fused.mean_slope()
     else:
         _, g_app, _ = cell.branch(np.broadcast_to(s_r[:, :, None], (bsz, n, m)),
                                   np.broadcast_to(s_c[:, None, :], (bsz, n, m)))
@@ -98,7 +98,7 @@ def solve(blocks: LineBlocks, cell: Cell, shifts: tuple[np.ndarray, np.ndarray],
         i, drive = np.empty_like(d_r), np.empty_like(d_r)
     for step in range(max_steps + 1):
         if fused is not None:
-            fused.drive(s_r, s_c, d_r, d_c, g0, i, drive)
+            fused.drive(d_r, d_c, g0, i, drive)
         else:
             i = np.ascontiguousarray(cell.branch(s_r[:, :, None] + d_r, s_c[:, None, :] + d_c)[0])
             drive = np.ascontiguousarray(i - g0 * (d_r - d_c))

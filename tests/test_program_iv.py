@@ -13,6 +13,8 @@
 - A 1×1 array of each series cell kind (1S1R, 1T1R-mos, 1T1R) is a divider whose device voltage
   is the root of the scalar KCL, solved here by nested brentq (independent of the array solver):
   1e-8 relative. The chord iteration cannot carry a nonlinear access element and is refused.
+- The spice engine (linear circuits, so the chord iteration) programs 0T1R and 1T1R arrays as
+  the nodal Newton read does: 1e-8 (measured 2e-10).
 """
 
 from __future__ import annotations
@@ -154,3 +156,23 @@ def test_faulty_devices_keep_their_conductance_in_one_t_one_r_newton():
     assert not pop.healthy.all()
     np.testing.assert_allclose(reps["newton"].g_after, reps["chord"].g_after, rtol=1e-8)
     np.testing.assert_allclose(reps["newton"].v_half_max, reps["chord"].v_half_max, rtol=1e-8, atol=1e-13)
+
+
+@pytest.mark.ngspice
+@pytest.mark.parametrize("cell", ["0T1R", "1T1R"])
+def test_spice_engine_chord_programming_equals_nodal_newton(cell):
+    # The spice engine solves linear circuits only, so it programs by the mixed chord iteration
+    # (default cap); the nodal engine by Newton. Same pulses, same start: 1e-8 (measured 2e-10).
+    from cosim.circuit import SolverOptions
+
+    shape = (4, 4)
+    spec = CrossbarSpec(conductances=np.ones(shape), r_row=1.0, r_col=1.0, r_driver=1.0, r_sense=1.0,
+                        cell=cell, r_access=20.0)
+    targets = np.zeros(shape, bool)
+    targets[0, 3] = targets[3, 0] = True
+    reps = {eng: program_cells(spec, random_population(shape, 16), targets,
+                               options=ProgramOptions(solver=SolverOptions(engine=eng), compare_direct=False))
+            for eng in ("spice", "nodal")}
+    assert reps["spice"].solver.startswith("spice") and reps["nodal"].solver == "nodal/newton"
+    np.testing.assert_allclose(reps["spice"].v_delivered[targets], reps["nodal"].v_delivered[targets], rtol=1e-8)
+    np.testing.assert_allclose(reps["spice"].g_after, reps["nodal"].g_after, rtol=1e-8)

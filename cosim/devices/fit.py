@@ -165,10 +165,11 @@ def simulate_curve(card: DeviceCard, curve: MeasuredCurve, params: Mapping[str, 
     start = 0
     for end in ends:
         d = int(direction[start])
-        if closed and d:
+        dirs, m = model.pulse_steps(pulses[d], p) if closed and d else (None, np.nan)
+        if np.all(~np.isnan(m)):
             # A pulse-number model moves along its curve by m per pulse, and pulse numbers add:
-            # a whole run is one vectorised closed form (equal to pulse by pulse to rounding).
-            dirs, m = model.pulse_steps(pulses[d], p)
+            # a whole run is one vectorised closed form (equal to pulse by pulse to rounding);
+            # vteam's runs are one ODE solve. NaN m: a pulse too strong for that, one by one.
             total = np.cumsum(steps[start:end])[None, :] * np.broadcast_to(m, (k,))[:, None]
             xs = model.advance(x[:, None], total, np.broadcast_to(dirs, (k,))[:, None], p_col)
             out[:, start:end] = model.conductance(xs, v_read, p_col)

@@ -99,7 +99,8 @@ class VTEAM(DeviceModel):
     # dw/dτ = ±f(u), whatever w is. n equal pulses are that flow at τ = n·m: one ODE solve for a
     # whole run instead of n pulse integrations, equal to them within the integrators' tolerance.
     def pulse_steps(self, pulse, params) -> tuple[np.ndarray, np.ndarray]:
-        """(direction, m): +1 (w grows, RESET) / -1 / 0 per parameter set, and τ of one pulse, m."""
+        """(direction, m): +1 (w grows, RESET) / -1 / 0 per parameter set, and τ of one pulse, m
+        (NaN for a pulse that drives more than the window: integrate those one by one)."""
         amp = np.asarray(pulse.amplitude, dtype=float)
         off, on = amp > params["v_off"], amp < params["v_on"]
         v_th = np.where(off, params["v_off"], params["v_on"])
@@ -115,7 +116,10 @@ class VTEAM(DeviceModel):
                     big = (np.maximum(x1 - 1.0, 0.0) ** (alpha + 1) - np.maximum(x0 - 1.0, 0.0) ** (alpha + 1))
                     m = m + duration * big / ((alpha + 1) * (x1 - x0))
         direction = np.where(off, 1, np.where(on, -1, 0))
-        return direction, np.where(off | on, k * m, 0.0)
+        m = np.where(off | on, k * m, 0.0)
+        # A pulse that drives more than the whole window (1e30 V) has no run worth a flow, and its
+        # flow is too stiff to follow: NaN sends the caller to pulse-by-pulse integration.
+        return direction, np.where(np.isfinite(m) & (m <= np.abs(params["w_off"] - params["w_on"])), m, np.nan)
 
     def advance(self, x: np.ndarray, tau: np.ndarray, direction: np.ndarray, params: Params) -> np.ndarray:
         """States (K, R) after drive times ``tau`` (K, R, nondecreasing per row) from ``x`` (K, 1).

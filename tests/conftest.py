@@ -17,7 +17,10 @@ from hypothesis import HealthCheck, settings
 # Hypothesis sizes: the suite's default keeps each fuzz area to a few hundred cases; `make fuzz`
 # (HYPOTHESIS_PROFILE=fuzz) runs 10,000+ per area with no deadline. Fuzz tests take their
 # example counts from the loaded profile (settings().max_examples), so one switch sizes them.
-settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The suite's cases are derandomized (a fixed seed per test), so a CI run is reproducible; `make
+# fuzz` draws new cases every run.
+settings.register_profile("suite", deadline=None, derandomize=True, database=None,
+                          suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("fuzz", max_examples=10_000, deadline=None, database=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))

@@ -88,9 +88,11 @@ def study_plan(net: str, data: str, sets: list[str]):
 
 def records(store_path: Path, points=None) -> list[dict]:
     """The finished points of the store; with ``points`` (the config's current plan) only those
-    that are one of them, under its key or (made before fields were added) matched by
-    ``same_but_null_additions``, one record per point. Points of an earlier version of the
-    config, e.g. before a rate was retuned, stay stored but out of the table."""
+    that are one of them, each under today's key (a point stored before a null field was added
+    to the config is the same run: ``cosim.study.grid.renamed_keys``, which a sweep applies to
+    the store). Points of an earlier version of the config, e.g. before a rate was retuned, stay
+    stored but out of the table."""
+    from cosim.study.grid import renamed_keys
     from cosim.study.store import Store
 
     if not store_path.is_file():
@@ -99,61 +101,15 @@ def records(store_path: Path, points=None) -> list[dict]:
         rows = list(store.rows("done"))
     if points is None:
         return [{"key": r.key, "config": r.config, **r.metrics} for r in rows]
+    today = dict(renamed_keys((r.key, r.config) for r in rows))
     keys = {p.key for p in points}
-    taken = {r.key for r in rows if r.key in keys}
-    out = []
-    for r in rows:
-        if r.key not in keys:
-            p = next((p for p in points if p.key not in taken and same_but_null_additions(r.config, p.config)), None)
-            if p is None:
-                continue
-            taken.add(p.key)
-        out.append({"key": r.key, "config": r.config, **r.metrics})
+    out, taken = [], set()
+    for r in sorted(rows, key=lambda r: r.key in today):  # a point stored under today's key first
+        key = today.get(r.key, r.key)
+        if key in keys and key not in taken:
+            taken.add(key)
+            out.append({"key": key, "config": r.config, **r.metrics})
     return out
-
-
-def _flat(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in tree.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
-def same_but_null_additions(old: dict, new: dict) -> bool:
-    """True when resolved config ``new`` is ``old`` plus fields that did not exist when ``old``
-    was resolved and are null (off) now: the same run under a key that later code computes."""
-    fo, fn = _flat(old), _flat(new)
-    return set(fo) <= set(fn) and all(fn[k] == v for k, v in fo.items()) and all(
-        fn[k] is None for k in set(fn) - set(fo))
-
-
-def adopt(store_path: Path, points) -> int:
-    """Re-key the store's done points that ``same_but_null_additions`` matches to a point of
-    ``points`` not done under its own key (a pending duplicate is dropped); returns how many.
-    A field added to the config with a null default changes every point's key, and without this
-    the whole table would have to be rerun to get back what is stored."""
-    from cosim.study.grid import canonical_json
-    from cosim.study.store import Store
-
-    if not store_path.is_file():
-        return 0
-    n = 0
-    with Store(store_path) as store:
-        done = [r for r in store.rows("done")]
-        status = store.statuses(p.key for p in points)
-        for p in points:
-            if status.get(p.key) in ("done", "running"):
-                continue
-            old = next((r for r in done if r.key != p.key and same_but_null_additions(r.config, p.config)), None)
-            if old is None:
-                continue
-            with store.transaction() as cur:
-                cur.execute("DELETE FROM points WHERE key = ? AND status = 'pending'", (p.key,))
-                cur.execute("UPDATE points SET key = ?, config = ? WHERE key = ? AND status = 'done'",
-                            (p.key, canonical_json(p.config), old.key))
-            done.remove(old)
-            n += 1
-    return n
 
 
 def _data_line(cfg: dict) -> str:
@@ -221,8 +177,6 @@ def main(argv: list[str] | None = None) -> int:
         # The table keeps to the config's current points (keys include the resolved data folder, so
         # a report without the folder shows every stored point)
         points = [] if problem else [pt for net in nets for pt in study_plan(net, args.data, args.sets).points]
-        if points and not args.report and (n := adopt(store_path, points)):
-            print(f"{n} stored point(s) re-keyed: the config gained fields (null) since they ran", flush=True)
         if not args.report:
             from cosim.study.runner import run_study
             from cosim.study.store import Store

@@ -131,12 +131,11 @@ def fashion_points(data: str, sets: list[str]) -> dict[tuple, object]:
 
 def fashion_in_situ(store: Path, points: dict[tuple, object]) -> list[dict]:
     """The done points of the Fashion table store that belong to ``points``, as in-situ rows."""
-    from fashion_table import records, same_but_null_additions
+    from fashion_table import records
 
     rows = []
     for r in records(store, list(points.values())):
-        case, method, seed = next(k for k, p in points.items()
-                                  if p.key == r["key"] or same_but_null_additions(r["config"], p.config))
+        case, method, seed = next(k for k, p in points.items() if p.key == r["key"])
         net, wires = case.split(":")
         rows.append({"net": net, "wires": wires, "seed": seed, "method": method, **{
             m: r[m] for m in ("final_test_acc", "float_final_test_acc", "pulses_total", "program_pulses")}})

@@ -183,15 +183,25 @@ def test_fashion_in_situ_vs_ex_situ_on_tiny_data(tmp_path, capsys, fashion_dir):
     assert "apt install dataset-fashion-mnist" in capsys.readouterr().err
 
 
-def test_fashion_table_adopts_points_stored_before_a_null_field_was_added(tmp_path, capsys, fashion_dir):
-    """A field added to the config with a null default changes every key; the stored runs are
-    re-keyed (not rerun) and still make the table, a real change of a value is not adopted."""
+def test_fashion_table_keeps_points_stored_before_a_null_field_was_added(tmp_path, capsys, fashion_dir):
+    """A field added to the config with a null default: the stored runs (keyed by the earlier
+    rule, which hashed null fields) still make the table and are moved to today's key by the
+    next run, not rerun; a real change of a value is not taken for the same run."""
+    import hashlib
+
+    from cosim.study.grid import canonical_json, point_key, salt
+    from cosim.study.tasks import get_task
+
     ft = _script("fashion_table")
     store = tmp_path / "f.sqlite"
     args = ["--data", str(fashion_dir), "--store", str(store), "--cases", "mlp:none", "--methods", "ssm",
             "--seeds", "0", "--set", "data.subset=none", "--set", "data.test_subset=none", "--set", "train.epochs=1",
             "--set", "network.hidden=[8]", "--set", "array.rows=64", "--set", "array.cols=64"]
     assert ft.main(args) == 0
+
+    def earlier_key(config):
+        return hashlib.sha256(f"{canonical_json(config)}\n{salt(get_task('train'))}".encode()).hexdigest()
+
     with Store(store) as s:  # as if it had run before array.v_gate existed, and one older rate's run
         (row,) = list(s.rows("done"))
         old = json.loads(json.dumps(row.config))
@@ -199,16 +209,15 @@ def test_fashion_table_adopts_points_stored_before_a_null_field_was_added(tmp_pa
         other = json.loads(json.dumps(old))
         other["train"]["lr"] = 0.5
         with s.transaction() as cur:
-            cur.execute("UPDATE points SET key = 'old', config = ? WHERE key = ?", (json.dumps(old), row.key))
-            cur.execute("INSERT INTO points (key, config, status, metrics) VALUES ('other', ?, 'done', ?)",
-                        (json.dumps(other), json.dumps(row.metrics)))
-    assert ft.same_but_null_additions(old, row.config) and not ft.same_but_null_additions(other, row.config)
-    assert not ft.same_but_null_additions(row.config, old)
+            cur.execute("UPDATE points SET key = ?, config = ? WHERE key = ?", (earlier_key(old), json.dumps(old), row.key))
+            cur.execute("INSERT INTO points (key, config, status, metrics) VALUES (?, ?, 'done', ?)",
+                        (earlier_key(other), json.dumps(other), json.dumps(row.metrics)))
     capsys.readouterr()
+    assert ft.main([*args, "--report"]) == 0  # read-only: the table finds the stored run
+    assert next(x for x in capsys.readouterr().out.splitlines() if "| ssm | " in x).endswith("| 1 |")
     assert ft.main(args) == 0
     out = capsys.readouterr().out
-    assert "1 stored point(s) re-keyed" in out
     assert next(x for x in out.splitlines() if "| ssm | " in x).endswith("| 1 |")
     with Store(store, create=False) as s:
-        assert {r.key for r in s.rows("done")} == {row.key, "other"}
+        assert {r.key for r in s.rows("done")} == {row.key, point_key(other)}  # both moved, one table point
         assert s.get(row.key[:12]).finished == row.finished  # the stored run, not a rerun

@@ -180,6 +180,9 @@ ERRORS = [
     ("r1 a 0 1 tc3=2\n", 2, "unsupported resistor parameter 'tc3'"),
     (".param = 3\n", 2, "expected name=value"),
     (".include missing.inc\n", 2, "cannot read included file"),
+    # ngspice ignores a .temp with a suffix and solves at 27 °C (make fuzz: `.temp 21.788a`)
+    (".temp 21.788a\n", 2, "ngspice reads .temp only as a plain number"),
+    (".temp 1k\n", 2, "ngspice reads .temp only as a plain number"),
 ]
 
 

@@ -340,6 +340,11 @@ def definitions(lines: list[Line]) -> Deck:
         elif word == ".temp":
             if len(toks) != 2:
                 raise NetlistError(f"{line.where}: .temp takes one temperature (°C); cosim solves one operating point")
+            if not (_PLAIN_NUMBER.fullmatch(toks[1]) or toks[1].startswith("{")):
+                # ngspice ignores such a .temp line and solves at 27 °C (checked: 21.788a, 21.788m, 1k,
+                # 21.788C); cosim would apply the suffix, so the two would differ silently
+                raise NetlistError(f"{line.where}: .temp {toks[1]}: ngspice reads .temp only as a plain "
+                                   "number or a {{expression}} (it ignores this line); write the °C value without a suffix")
             options[".temp"] = (toks[1], line.where)  # wins over .options temp (ngspice, checked)
         elif word in IGNORED:
             continue
@@ -353,6 +358,10 @@ def definitions(lines: list[Line]) -> Deck:
     if opened:
         raise NetlistError(f"{opened[-1]}: .if is not closed by .endif")
     return Deck(top, globals_, options)
+
+
+#: What ngspice's .temp reads (a suffix or unit letter makes it ignore the line).
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 def _options(toks: list[str], where: str, options: dict, nested: bool) -> None:

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from clirun import refused, run
+from clirun import check, refused, run
 
 from cosim.guards import fmt_bytes, parse_bytes, read_bytes
 
@@ -225,3 +225,38 @@ def test_read_whose_currents_overflow_is_refused(tmp_path, engine):
     line = refused(["read", "--conductance", tmp_path / "g.csv", "--voltages", tmp_path / "v.csv",
                     "--engine", engine, "--output", tmp_path / "i.npy"])
     assert "overflows" in line and not (tmp_path / "i.npy").exists()
+
+
+@pytest.mark.parametrize("r_wire", ["0", "1"])
+def test_read_of_conductances_near_float_max_is_not_an_internal_error(tmp_path, r_wire):
+    # Found by `make fuzz`: a 1×1 array of 5e307 S; the stiff-resistor check multiplied it by its
+    # ratio (1e6) past float's range, a RuntimeWarning turned internal error.
+    np.save(tmp_path / "g.npy", np.array([[5e307]]))
+    np.savetxt(tmp_path / "v.csv", [[6.4e-5]], delimiter=",")
+    rc, out, err = run(["read", "--conductance", tmp_path / "g.npy", "--voltages", tmp_path / "v.csv",
+                        "--r-row", r_wire, "--r-col", r_wire, "--engine", "nodal", "--output", tmp_path / "i.npy"])
+    check(rc, out, err, allowed=(0, 2))
+    if rc == 0:
+        assert np.isfinite(np.load(tmp_path / "i.npy")).all()
+
+
+def test_vteam_pulse_of_1e200_volts_goes_pulse_by_pulse_without_overflow():
+    # Found by `make fuzz` (`device curve --amplitude 4.2e200`): the closed-form drive integral
+    # overflowed in a power; it is now NaN, which sends the run to the pulse-by-pulse integrator
+    # (that refuses it in one line, as at 1e30 V above).
+    import dataclasses
+    import warnings
+
+    from pathlib import Path
+
+    from cosim.devices import MODELS, load_card
+
+    c = load_card(Path(__file__).resolve().parents[1] / "models" / "cards" / "vteam_default.toml")
+    prog = c.programming
+    huge = dataclasses.replace(prog, amplitude_set=np.sign(prog.amplitude_set) * 4.2e200,
+                               amplitude_reset=np.sign(prog.amplitude_reset) * 4.2e200)
+    for direction in (1, -1):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            _, m = MODELS["vteam"].pulse_steps(huge.pulse(direction), dict(c.params))
+        assert np.isnan(m).all()

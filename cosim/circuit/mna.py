@@ -413,7 +413,10 @@ def has_stiff(circuit: Circuit) -> bool:
     ok = (c.res_g != 0) & np.isfinite(c.res_g)
     ag = np.abs(c.res_g[ok])
     # A rest > 0 is at least the smallest conductance, so within this spread nothing is stiff.
-    if not ag.size or ag.max() <= STIFF_RATIO * ag.min():
+    # (ratio × g overflows only for g > 1.8e302 S, where the answer "not above" is right anyway)
+    with np.errstate(over="ignore"):
+        spread = ag.size and ag.max() > STIFF_RATIO * ag.min()
+    if not spread:
         return False
     labels, n_lab = _merge_shorts(c)
     la, lb, g = labels[c.res_a[ok]], labels[c.res_b[ok]], c.res_g[ok]
@@ -421,6 +424,7 @@ def has_stiff(circuit: Circuit) -> bool:
     return bool(_stiff(la[keep], lb[keep], g[keep], n_lab).any())
 
 
+@np.errstate(over="ignore")  # a ratio × a conductance above 1.8e302 S is inf: "not above", as it should be
 def _stiff(la: np.ndarray, lb: np.ndarray, g: np.ndarray, n_lab: int) -> np.ndarray:
     """Mask of resistors (between labels la, lb; conductance g) that are stiff.
 

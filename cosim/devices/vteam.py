@@ -107,7 +107,8 @@ class VTEAM(DeviceModel):
         k = np.abs(np.where(off, params["k_off"], params["k_on"]))
         alpha = np.asarray(np.where(off, params["alpha_off"], params["alpha_on"]), dtype=float)
         m = np.zeros(np.broadcast(amp, v_th, alpha).shape)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        # over: a pulse of 1e200 V overflows to inf, which the NaN below sends pulse by pulse
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             for duration, f0, f1 in pulse.segments():  # linear in v: ∫(x - 1)^α dt in closed form
                 x0, x1 = amp * f0 / v_th, amp * f1 / v_th
                 if f0 == f1:
@@ -115,8 +116,8 @@ class VTEAM(DeviceModel):
                 else:
                     big = (np.maximum(x1 - 1.0, 0.0) ** (alpha + 1) - np.maximum(x0 - 1.0, 0.0) ** (alpha + 1))
                     m = m + duration * big / ((alpha + 1) * (x1 - x0))
+            m = np.where(off | on, k * m, 0.0)
         direction = np.where(off, 1, np.where(on, -1, 0))
-        m = np.where(off | on, k * m, 0.0)
         # A pulse that drives more than the whole window (1e30 V) has no run worth a flow, and its
         # flow is too stiff to follow: NaN sends the caller to pulse-by-pulse integration.
         return direction, np.where(np.isfinite(m) & (m <= np.abs(params["w_off"] - params["w_on"])), m, np.nan)

@@ -246,7 +246,6 @@ def test_vteam_pulse_of_1e200_volts_goes_pulse_by_pulse_without_overflow():
     # (that refuses it in one line, as at 1e30 V above).
     import dataclasses
     import warnings
-
     from pathlib import Path
 
     from cosim.devices import MODELS, load_card

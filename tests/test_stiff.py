@@ -23,6 +23,23 @@ from cosim.circuit.read import read
 from cosim.circuit.spec import CrossbarSpec
 
 
+def solve_exact(a: list[list[Fraction]], b: list[Fraction]) -> list[Fraction]:
+    """x with a·x = b by Gaussian elimination with exact pivots (``a`` and ``b`` are consumed)."""
+    k = len(b)
+    for col in range(k):
+        piv = next(r for r in range(col, k) if a[r][col] != 0)
+        a[col], a[piv], b[col], b[piv] = a[piv], a[col], b[piv], b[col]
+        for r in range(col + 1, k):
+            f = a[r][col] / a[col][col]
+            if f:
+                a[r] = [x - f * y for x, y in zip(a[r], a[col])]
+                b[r] -= f * b[col]
+    sol = [Fraction(0)] * k
+    for r in range(k - 1, -1, -1):
+        sol[r] = (b[r] - sum(a[r][c] * sol[c] for c in range(r + 1, k))) / a[r][r]
+    return sol
+
+
 def exact_outputs(spec: CrossbarSpec, v: np.ndarray) -> tuple[np.ndarray, dict]:
     """Column currents (A) and cell currents of ``spec`` for one input vector, exactly.
 
@@ -63,17 +80,7 @@ def exact_outputs(spec: CrossbarSpec, v: np.ndarray) -> tuple[np.ndarray, dict]:
                     a[idx[x]][idx[y]] -= ge
                 else:
                     b[idx[x]] += ge * known[y]
-    for col in range(k):  # Gaussian elimination with exact pivots
-        piv = next(r for r in range(col, k) if a[r][col] != 0)
-        a[col], a[piv], b[col], b[piv] = a[piv], a[col], b[piv], b[col]
-        for r in range(col + 1, k):
-            f = a[r][col] / a[col][col]
-            if f:
-                a[r] = [x - f * y for x, y in zip(a[r], a[col])]
-                b[r] -= f * b[col]
-    sol = [Fraction(0)] * k
-    for r in range(k - 1, -1, -1):
-        sol[r] = (b[r] - sum(a[r][c] * sol[c] for c in range(r + 1, k))) / a[r][r]
+    sol = solve_exact(a, b)
     pot = {**known, **{key: sol[pos] for key, pos in idx.items()}}
     cells = {(i, j): Fraction(float(g[i, j])) * (pot[("r", i, j)] - pot[("c", i, j)]) for i in range(n) for j in range(m)}
     out = []
@@ -169,17 +176,7 @@ def exact_mna(circuit) -> tuple[list[Fraction], list[Fraction]]:
                 a[node - 1][nv + s] += sign
                 a[nv + s][node - 1] += sign
         b[nv + s] = Fraction(v)
-    for col in range(k):
-        piv = next(r for r in range(col, k) if a[r][col] != 0)
-        a[col], a[piv], b[col], b[piv] = a[piv], a[col], b[piv], b[col]
-        for r in range(col + 1, k):
-            f = a[r][col] / a[col][col]
-            if f:
-                a[r] = [x - f * y for x, y in zip(a[r], a[col])]
-                b[r] -= f * b[col]
-    sol = [Fraction(0)] * k
-    for r in range(k - 1, -1, -1):
-        sol[r] = (b[r] - sum(a[r][cc] * sol[cc] for cc in range(r + 1, k))) / a[r][r]
+    sol = solve_exact(a, b)
     return sol[:nv], sol[nv:]
 
 

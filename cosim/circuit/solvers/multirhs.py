@@ -25,21 +25,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from cosim.circuit.solvers.coldread import _leave
-from cosim.circuit.solvers.kernels import _safe_ratio, numba
+from cosim.circuit.solvers.coldread import _jit, _leave, _prange
+from cosim.circuit.solvers.kernels import _safe_ratio
 
 #: Vectors per block: one 512-bit register of doubles (two 256-bit ones on AVX2 machines).
 LANES = 8
-_FLAGS = {"reassoc", "contract"}  # not nnan/ninf: _safe_ratio tests for non-finite ratios
-
-
-def _jit(fn, parallel=False):
-    if numba is None:  # pragma: no cover
-        return fn
-    return numba.njit(cache=True, boundscheck=False, nogil=True, fastmath=_FLAGS, parallel=parallel)(fn)
-
-
-_prange = range if numba is None else numba.prange
 
 
 @_jit

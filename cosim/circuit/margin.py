@@ -36,6 +36,7 @@ import numpy as np
 
 from cosim.circuit.cells import Law, Mosfet, Ohmic, SeriesCell, Sinh
 from cosim.circuit.engines.base import SolverOptions
+from cosim.circuit.sneak import relative_margin
 from cosim.circuit.spec import CrossbarSpec
 from cosim.errors import SpecError
 
@@ -110,7 +111,7 @@ class MarginReport:
     @property
     def margin(self) -> float:
         """(i_on − i_off) / i_on, unitless."""
-        return (self.i_on - self.i_off) / self.i_on if self.i_on != 0 else math.nan
+        return relative_margin(self.i_on, self.i_off)
 
     @property
     def margin_ideal(self) -> float:

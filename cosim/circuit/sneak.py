@@ -38,6 +38,11 @@ from cosim.errors import SpecError
 MAX_PATHS = 250_000
 
 
+def relative_margin(i_on: float, i_off: float) -> float:
+    """The read margin designers quote, (i_on − i_off) / i_on, unitless (NaN when i_on is 0)."""
+    return (i_on - i_off) / i_on if i_on != 0 else math.nan
+
+
 @dataclass(frozen=True, slots=True)
 class SneakPath:
     """One sneak path: its cells in order from row i to column j, and their series conductance.
@@ -109,7 +114,7 @@ class SneakReport:
     @property
     def margin(self) -> float:
         """Relative read margin (i_on − i_off) / i_on, unitless: 1 is perfect, 0 unreadable."""
-        return (self.i_on - self.i_off) / self.i_on if self.i_on != 0 else math.nan
+        return relative_margin(self.i_on, self.i_off)
 
     @property
     def margin_ideal(self) -> float:

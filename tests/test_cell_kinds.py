@@ -136,7 +136,7 @@ def test_cli_read_and_compare_solve_nonlinear_cells(tmp_path):
                                rtol=1e-12)
     code, out, err = run_cli(["compare", *common, "--cell", "1T1R-mos", "--device-card", "stanford_pku_default",
                               "--v-gate", "2.5", "--engines", "ideal,nodal"])
-    assert code == 0, err and "1T1R-mos array" in out
+    assert code == 0 and "1T1R-mos array" in out, err
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -152,7 +152,7 @@ def test_interval_wording_and_named_unknown_keys():
     c = Field(type="str", default="a", choices=("a", "b", "c"), interval=True)
     with pytest.raises(SpecError, match=r"^m must be 'a', 'b' or 'c', got 'd'$"):
         check_field("m", c, "d")
-    with pytest.raises(SpecError, match=r"^s\.x is not a thing field; did you mean 'y'\?|expected one of y"):
+    with pytest.raises(SpecError, match=r"^s\.x is not a thing field; (did you mean 'y'\?|expected one of y)"):
         check_keys("s", {"x": 1}, ["y"], what="thing field")
 
 

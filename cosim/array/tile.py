@@ -238,8 +238,8 @@ class Tile:
         other = self._prepared.get(not transpose)
         fresh_other = other if other is not None and (not transpose) not in self._stale else None
         g = self.conductances()
-        spec = self.crossbar_spec()
-        prep = prepare_again(self.options, g, lambda: build_circuit(spec, transpose=transpose),
+        # the spec only when a circuit is built: an updated preparation needs only g
+        prep = prepare_again(self.options, g, lambda: build_circuit(self.crossbar_spec(), transpose=transpose),
                              previous=prep if self.reuse else None, partner=fresh_other if self.reuse else None)
         self._prepared[transpose] = prep
         self._stale.discard(transpose)

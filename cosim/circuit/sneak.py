@@ -31,16 +31,12 @@ import numpy as np
 
 from cosim.circuit.build import build_circuit
 from cosim.circuit.engines.base import SolverOptions, prepare
+from cosim.circuit.margin import relative_margin
 from cosim.circuit.spec import UNSELECTED, CrossbarSpec, Unselected
 from cosim.errors import SpecError
 
 # Enumerating more paths than this with networkx takes seconds: the array is then not "small".
 MAX_PATHS = 250_000
-
-
-def relative_margin(i_on: float, i_off: float) -> float:
-    """The read margin designers quote, (i_on − i_off) / i_on, unitless (NaN when i_on is 0)."""
-    return (i_on - i_off) / i_on if i_on != 0 else math.nan
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,16 +144,12 @@ class VTEAM(DeviceModel):
             [np.array([i]) for i in np.flatnonzero(live)]
         for idx in groups:
             p = {n: (np.ravel(v)[idx] if np.size(v) > 1 else np.ravel(v)[0]) for n, v in params.items()}
-            w_on, span = p["w_on"], p["w_off"] - p["w_on"]
-            # the window as 1 - |a (u - c)|^2p: Biolek a = 1, c = stp; Joglekar a = 2, c = 1/2
-            biolek = np.asarray(p["window"]) == 0
-            a = np.where(biolek, 1.0, 2.0)
-            c = np.where(biolek, np.where(sign[idx] < 0, 1.0, 0.0), 0.5)
-            two_p = 2.0 * np.asarray(p["p_win"], dtype=float)
+            span = p["w_off"] - p["w_on"]
+            stp = np.where(sign[idx] < 0, 1.0, 0.0)
             rate = sign[idx] * end[idx]
 
-            def flow(_s, w, w_on=w_on, span=span, a=a, c=c, two_p=two_p, rate=rate):
-                return rate * (1.0 - np.abs(a * ((w - w_on) / span - c)) ** two_p)
+            def flow(_s, w, p=p, stp=stp, rate=rate):
+                return rate * self._window(self._u(w, p), stp, p)
 
             with np.errstate(over="ignore", invalid="ignore"):  # trial stages far outside: rejected
                 sol = solve_ivp(flow, (0.0, 1.0), x0[idx], method="DOP853", t_eval=tau[idx[0]] / end[idx[0]],

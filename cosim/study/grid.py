@@ -56,7 +56,11 @@ def point_key(point: Mapping[str, Any], task: Task | None = None) -> str:
     """sha256 (hex) of the resolved point's canonical JSON without its null fields, and the
     code-version salt."""
     task = task or get_task(point["task"]["kind"])
-    return hashlib.sha256(f"{canonical_json(_without_nulls(point))}\n{salt(task)}".encode()).hexdigest()
+    return _hash(_without_nulls(point), task)
+
+
+def _hash(point: Mapping[str, Any], task: Task) -> str:
+    return hashlib.sha256(f"{canonical_json(point)}\n{salt(task)}".encode()).hexdigest()
 
 
 def renamed_keys(rows: Iterator[tuple[str, Mapping[str, Any]]]) -> list[tuple[str, str]]:
@@ -68,7 +72,7 @@ def renamed_keys(rows: Iterator[tuple[str, Mapping[str, Any]]]) -> list[tuple[st
         try:
             task = get_task(config["task"]["kind"])
             now = point_key(config, task)
-            if now != key and key == hashlib.sha256(f"{canonical_json(config)}\n{salt(task)}".encode()).hexdigest():
+            if now != key and key == _hash(config, task):
                 out.append((key, now))
         except (CosimError, KeyError, TypeError):
             continue  # a point of a task this version does not know keeps its key

@@ -361,7 +361,11 @@ def dry_run_text(plan: StudyPlan, store: Store | None = None, workers: int | Non
         status = {}
         for p in plan.points:
             s = stored.get(p.key)
-            status[p.key] = stored.get(earlier[p.key], s) if s != "done" and p.key in earlier else s
+            # as Store.rekey will: an earlier-rule point moves unless today's key is taken by
+            # anything but a pending point
+            moves = p.key in earlier and stored.get(earlier[p.key]) != "running" and \
+                (s is None or (s == "pending" and stored.get(earlier[p.key]) == "done"))
+            status[p.key] = stored.get(earlier[p.key]) if moves else s
         done = sum(1 for s in status.values() if s == "done")
         failed = sum(1 for s in status.values() if s == "failed")
         text += f"\nstore {store.path}: {done} already done, {failed} failed, {len(plan.points) - done - failed} to run"

@@ -109,8 +109,6 @@ def solve(blocks: LineBlocks, cell: Cell, shifts: tuple[np.ndarray, np.ndarray],
         if done.all() or step == max_steps or (stalled & ~done).any():
             return ChordResult(d_r, d_c, branch, i, bound, done, step, its, kcl)
         best = bound
-        # Inexact steps: the linear solve need only beat the present residual by a margin.
-        lin_rtol = float(np.clip(1e-3 * bound[np.isfinite(bound)].min(initial=1e-3), rtol / 10.0, 1e-3))
         if kernels.ENABLED:
             # The step as a correction of the present residual, all vectors through the compiled
             # lanes at once (multirhs): it solves A0·Δ = r for the nonlinear KCL residual r.
@@ -125,6 +123,8 @@ def solve(blocks: LineBlocks, cell: Cell, shifts: tuple[np.ndarray, np.ndarray],
             d_r += e_r
             d_c += lo
         else:
+            # Inexact steps: the linear solve need only beat the present residual by a margin.
+            lin_rtol = float(np.clip(1e-3 * bound[np.isfinite(bound)].min(initial=1e-3), rtol / 10.0, 1e-3))
             res = pcg.solve(lin, drive, out_ports, rtol=lin_rtol, maxiter=maxiter, label=label,
                             x0=d_c, keep_rows=True)
             its += res.iterations

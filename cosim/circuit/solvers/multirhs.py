@@ -360,7 +360,7 @@ def col_stencil(b) -> np.ndarray:
     """A_C as a stencil (3, N, M), S: diagonal, coupling to the row above and to the row below,
     zero outside the free column nodes (and above row 0, below row N−1), so that
     (A_C x)[i] = s[0, i]·x[i] − s[1, i]·x[i−1] − s[2, i]·x[i+1] (as LineBlocks.col_operator)."""
-    if getattr(b, "_stencil", None) is None:
+    if b._stencil is None:  # cleared by LineBlocks._set_devices
         n, m = b.n, b.m
         st = np.zeros((3, n, m))
         st[0] = b.g_cell

@@ -47,7 +47,7 @@ def chunk_size(blocks: LineBlocks) -> int:
     per = _VECTORS_PER_RHS * blocks.n * blocks.m * 8
     step = max(1, int(WORK_BYTES // per))
     lanes = multirhs.LANES * kernels.threads()
-    if multirhs.pays(blocks, step) or multirhs.pays(blocks, lanes):
+    if multirhs.pays(blocks, lanes):  # lanes ≥ MIN_BATCH: as pays(step) or pays(lanes)
         if step >= lanes:
             return step - step % lanes
         if lanes * per <= 2 * WORK_BYTES:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -126,7 +127,10 @@ def main_nonlinear(args) -> int:
     from cosim.devices import load_card
     from cosim.devices.paths import models_dir
 
-    name = args.card if args.card != "imprecise" else "stanford_pku_default"
+    if args.method != "auto":  # the Newton read chooses its own linear method
+        print("error: --method applies to the ohmic benchmark, not to --nonlinear", file=sys.stderr)
+        return 2
+    name = args.card or "stanford_pku_default"
     card = load_card(models_dir() / "cards" / f"{name}.toml")
     print(f"card {name} ({card.model}); 1 Ω segments, drivers and sense; V/2, {args.pulses} SET pulses on 3 "
           f"cells; per pulse; time = median of {args.repeats} interleaved runs (shared machine)")
@@ -144,7 +148,7 @@ def main_nonlinear(args) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
-    ap.add_argument("--card", default="imprecise", help="card name in models/cards (default imprecise)")
+    ap.add_argument("--card", help="card name in models/cards (default imprecise; stanford_pku_default with --nonlinear)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--pulses", type=int, default=8, help="pulses per programming run (default 8)")
     ap.add_argument("--method", default="auto", choices=("auto", "direct", "pcg"),
@@ -158,6 +162,7 @@ def main() -> int:
     from cosim.devices import load_card
     from cosim.devices.paths import models_dir
 
+    args.card = args.card or "imprecise"
     card = load_card(models_dir() / "cards" / f"{args.card}.toml")
     print(f"card {args.card} ({card.model}); 1 Ω segments, drivers and sense; median of {args.repeats}; "
           f"times per pulse (one programming step) in ms")

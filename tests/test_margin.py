@@ -185,6 +185,13 @@ def test_cli_table_equals_the_library(tmp_path):
     assert "add 1T1R-mos to --cells" in refused(["sneak", "--v-gate", "2"])
     assert "bias.v_gate must be in" in refused(["sneak", "--cells", "1T1R-mos", "--v-gate", "-1"])
     assert "--unselected must be" in refused(["sneak", "--unselected", "driven"])
+    # an option its choice would ignore is refused
+    assert "give one or the other" in refused(["sneak", "--device-card", "stanford_pku_default", "--g-on", "1m"])
+    assert "add 1S1R to --cells" in refused(["sneak", "--cells", "0T1R", "--selector", "selector_default"])
+    assert "add 1T1R-mos to --cells" in refused(["sneak", "--transistor", "nmos_l1_default"])
+    with pytest.raises(SpecError, match="spec.v_select must be None"):
+        read_margin(spec.replace(v_select=0.5), Sinh.from_small_signal(1e-4, 0.25),
+                    Sinh.from_small_signal(1e-6, 0.25), access=SEL, v_read=0.8)
 
 
 def test_cli_device_card_reads_the_card_window_ends(tmp_path):

@@ -197,6 +197,8 @@ def read_margin(spec: CrossbarSpec, on: Law, off: Law, *, access: Law | None = N
         raise SpecError(f"read_margin v_read must be a finite voltage > 0, got {v_read!r}")
     if spec.cell != "0T1R":
         raise SpecError("read_margin takes the series element as access=, not spec.cell='1T1R'")
+    if spec.v_select is not None:  # the reads drive the selected line at v_sense + v_read
+        raise SpecError("read_margin sets the selected line's voltage from v_read; spec.v_select must be None")
     options = options or SolverOptions(rtol=MARGIN_RTOL)
     alone = None if access is None else _at(access, (n, m), i, j)
     i_on_alone, i_off_alone = _alone(on, alone, v_read), _alone(off, alone, v_read)

@@ -52,16 +52,16 @@ def register(sub) -> None:
                    help="cell kinds, comma list of 0T1R (passive), 1S1R and 1T1R-mos (default 0T1R,1S1R)")
     p.add_argument("--unselected", type=_list(MARGIN_SCHEMES, "--unselected"), default=list(MARGIN_SCHEMES),
                    metavar="SCHEMES", help="unselected-line schemes: floating, v/2, v/3 (default all)")
-    p.add_argument("--selector", default="selector_default", metavar="CARD",
+    p.add_argument("--selector", metavar="CARD",
                    help="selector card of the 1S1R cells: a shipped name (models/cards/cells) or a "
                         ".toml path (default selector_default)")
-    p.add_argument("--transistor", default="nmos_l1_default", metavar="CARD",
+    p.add_argument("--transistor", metavar="CARD",
                    help="access-transistor card of the 1T1R-mos cells: a shipped name (models/cards/cells) or a "
                         ".toml path (default nmos_l1_default)")
     p.add_argument("--v-gate", type=value, metavar="V",
                    help="selected word-line (gate) voltage of the 1T1R-mos cells, V (default: the card's)")
-    p.add_argument("--g-on", type=value, default=1e-4, metavar="S", help="ON-state small-signal conductance, S (default 100u)")
-    p.add_argument("--g-off", type=value, default=1e-6, metavar="S", help="OFF-state small-signal conductance, S (default 1u)")
+    p.add_argument("--g-on", type=value, metavar="S", help="ON-state small-signal conductance, S (default 100u)")
+    p.add_argument("--g-off", type=value, metavar="S", help="OFF-state small-signal conductance, S (default 1u)")
     p.add_argument("--v-nl", type=value, metavar="V",
                    help="device I-V nonlinearity voltage: I = g*v_nl*sinh(V/v_nl), V (default: ohmic devices)")
     p.add_argument("--device-card", metavar="CARD",
@@ -89,6 +89,17 @@ def run(args: argparse.Namespace) -> int:
     from cosim.io import atomic_write_text, check_output_path
 
     out = check_output_path(args.output, what="--output", exts=(".csv",)) if args.output else None
+    # An option that a given choice would ignore is refused rather than dropped.
+    if args.device_card is not None and (args.g_on is not None or args.g_off is not None):
+        raise SpecError("--g-on/--g-off set the devices that --device-card replaces; give one or the other")
+    if args.selector is not None and "1S1R" not in args.cells:
+        raise SpecError("--selector applies to the 1S1R cells; add 1S1R to --cells")
+    if args.transistor is not None and "1T1R-mos" not in args.cells:
+        raise SpecError("--transistor applies to the 1T1R-mos cells; add 1T1R-mos to --cells")
+    args.g_on = 1e-4 if args.g_on is None else args.g_on
+    args.g_off = 1e-6 if args.g_off is None else args.g_off
+    args.selector = args.selector or "selector_default"
+    args.transistor = args.transistor or "nmos_l1_default"
     if args.device_card is None and not args.g_on > args.g_off >= 0:
         raise SpecError(f"--g-on must exceed --g-off ≥ 0 S, got {args.g_on!r} and {args.g_off!r}")
     if args.v_nl is not None and not args.v_nl > 0:

@@ -103,9 +103,10 @@ def estimate_seconds(point: dict[str, Any]) -> float:
     above). It only has to tell minutes from hours.
     """
     from cosim.circuit.solvers import kernels
+    from cosim.train.sizes import data_images
 
     train, array, data = point["train"], point["array"], point["data"]
-    samples = data.get("subset") or (60000 if data.get("name") in ("mnist", "fashion") else 1347)
+    samples = data_images(data["name"], data.get("subset"), None, data["test_fraction"])[0]
     cells = array["rows"] * array["cols"]
     nodal = point["solver"]["engine"] != "ideal"
     k, p = NODAL_COMPILED if kernels.ENABLED else NODAL_NUMPY

@@ -93,7 +93,7 @@ class ProgramOptions:
             shorter), the change between successive solves when frozen; first sub-step 1/16.
         skip_inert: do not integrate devices whose state rate is 0 at their voltage.
         iv_solver: how non-ohmic devices are solved: "newton" (exact nonlinear read, nodal
-            engine and 0T1R cells; other cases use the chord iteration) or "chord".
+            engine with method auto or pcg; other cases use the chord iteration) or "chord".
         chord_rtol: relative change of the chord conductances that ends the fixed-point
             iteration for non-ohmic devices (> 0); chord_maxiter caps it.
         compare_direct: also program a twin of the population directly (every target seeing
@@ -291,14 +291,15 @@ class _Solver:
 
     def _newton_law(self, g_read: np.ndarray) -> Law | None:
         """The devices' I–V law for the Newton read, or None where the chord iteration applies
-        (ohmic devices in ohmic cells, iv_solver="chord", another engine)."""
+        (ohmic devices in ohmic cells, iv_solver="chord", another engine or linear method)."""
         opt, pop, cell = self.options, self.pop, self.base.cell
         series = cell in NONLINEAR_CELLS
-        if opt.iv_solver != "newton" or opt.solver.engine != "nodal":
+        # Newton reads on the line-block PCG: another method asked for keeps the chord iteration
+        if opt.iv_solver != "newton" or opt.solver.engine != "nodal" or opt.solver.method not in ("auto", "pcg"):
             if series:
-                raise SpecError(f"programming {cell} cells needs iv_solver='newton' on the nodal engine (the chord "
-                                f"iteration treats only the device as nonlinear), got {opt.iv_solver!r} on "
-                                f"{opt.solver.engine!r}")
+                raise SpecError(f"programming {cell} cells needs iv_solver='newton' on the nodal engine, method auto or "
+                                f"pcg (the chord iteration treats only the device as nonlinear), got {opt.iv_solver!r} on "
+                                f"{opt.solver.engine!r}/{opt.solver.method!r}")
             return None
         law = population_law(pop)
         if not isinstance(law, Sinh) and not series:
@@ -320,8 +321,7 @@ class _Solver:
         if base.cell in ("0T1R", "device", "1S1R"):
             return (dev if base.cell in ("0T1R", "device") else SeriesCell(dev, base.law.access)), np.ones(shape, bool)
         if base.cell == "1T1R-mos":
-            gate = np.where(on, np.broadcast_to(np.asarray(base.law.access.v_gate, dtype=float), shape), 0.0)
-            return SeriesCell(dev, dataclasses.replace(base.law.access, v_gate=gate)), on
+            return SeriesCell(dev, base.law.access.gated(on)), on
         # 1T1R: the access resistor; a deselected row's device carries nothing (its transistor is open).
         off = dataclasses.replace(dev, **{f.name: np.where(on, getattr(dev, f.name), 0.0)
                                           for f in dataclasses.fields(dev) if f.name in ("g", "a", "g_lin")})

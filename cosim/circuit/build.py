@@ -168,9 +168,8 @@ def _gated(spec: CrossbarSpec):
     """The spec's cell law with the access transistors of unselected rows off (gate at 0 V)."""
     law = spec.law
     if isinstance(law, SeriesCell) and isinstance(law.access, Mosfet):
-        on = spec.selected_rows[:, None]
-        gate = np.where(on, np.broadcast_to(np.asarray(law.access.v_gate, dtype=float), spec.shape), 0.0)
-        law = dataclasses.replace(law, access=dataclasses.replace(law.access, v_gate=gate))
+        on = np.broadcast_to(spec.selected_rows[:, None], spec.shape)
+        law = dataclasses.replace(law, access=law.access.gated(on))
     return law
 
 

@@ -31,6 +31,7 @@ two-port per cell and keeps the crossbar's line-block structure.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,6 +100,14 @@ class Mosfet:
     vt: np.ndarray | float
     lam: np.ndarray | float
     v_gate: np.ndarray | float
+
+    def gated(self, on: np.ndarray) -> Mosfet:
+        """These transistors with the word line on where ``on`` (a boolean array broadcast to
+        the cells, e.g. (N, 1) per row) and at 0 V elsewhere: a deselected row's gates off."""
+        on = np.asarray(on, dtype=bool)
+        v = np.asarray(self.v_gate, dtype=float)
+        shape = np.broadcast_shapes(on.shape, v.shape)
+        return dataclasses.replace(self, v_gate=np.where(on, np.broadcast_to(v, shape), 0.0))
 
     def _forward(self, v_d, v_s) -> Branch:
         """(i, di/dv_d, di/dv_s) for v_d ≥ v_s."""

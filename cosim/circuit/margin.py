@@ -153,8 +153,7 @@ def _gate_rows(access: Mosfet, shape: tuple[int, int], i: int) -> Mosfet:
     """The access transistors with only row ``i``'s word line on (others' gates at 0 V)."""
     on = np.zeros(shape, dtype=bool)
     on[i] = True
-    gate = np.where(on, np.broadcast_to(np.asarray(access.v_gate, dtype=float), shape), 0.0)
-    return dataclasses.replace(access, v_gate=gate)
+    return access.gated(on)
 
 
 def _floor(spec: CrossbarSpec, v_read: float) -> float:

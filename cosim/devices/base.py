@@ -136,6 +136,13 @@ class DeviceModel(abc.ABC):
         return f"<{type(self).__name__} {self.name!r} ({self.backend})>"
 
 
+def sinhc(x: np.ndarray) -> np.ndarray:
+    """sinh(x)/x with the limit 1 at x = 0 (the sinh I–V laws' conductance factor)."""
+    x = np.asarray(x, dtype=float)
+    safe = np.where(x == 0.0, 1.0, x)
+    return np.where(x == 0.0, 1.0, np.sinh(safe) / safe)
+
+
 def _names_in(text: str, params: Mapping[str, float]) -> list[str]:
     words = text.replace(">", " ").replace("<", " ").replace("=", " ").replace("(", " ").replace(")", " ").split()
     return [w for w in words if w in params]

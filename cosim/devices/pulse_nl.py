@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cosim.devices.base import DeviceModel, Params
+from cosim.devices.base import DeviceModel, Params, sinhc
 from cosim.devices.params import ParamSpec
 from cosim.devices.pulse import Pulse
 
@@ -91,7 +91,7 @@ class PulseNL(DeviceModel):
         v_nl = np.asarray(params.get("v_nl", 0.0), dtype=float)
         with np.errstate(invalid="ignore", divide="ignore"):
             u = np.asarray(v, dtype=float) / np.where(v_nl > 0, v_nl, 1.0)
-            k = np.where(u == 0, 1.0, np.sinh(u) / np.where(u == 0, 1.0, u))
+            k = sinhc(u)
         return np.where(v_nl > 0, k, 1.0)
 
     @staticmethod

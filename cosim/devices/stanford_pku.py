@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cosim.devices.base import DeviceModel, Params
+from cosim.devices.base import DeviceModel, Params, sinhc
 from cosim.devices.params import ParamSpec
 
 KB_OVER_Q = 1.380649e-23 / 1.602176634e-19  # V/K, exact SI 2019 constants (as in the .va file)
@@ -27,13 +27,6 @@ KB_OVER_Q = 1.380649e-23 / 1.602176634e-19  # V/K, exact SI 2019 constants (as i
 
 def _p(name, unit, lo, hi, doc, **kw) -> ParamSpec:
     return ParamSpec(name=name, unit=unit, lo=lo, hi=hi, doc=doc, **kw)
-
-
-def _sinhc(x: np.ndarray) -> np.ndarray:
-    """sinh(x)/x with the limit 1 at x = 0."""
-    x = np.asarray(x, dtype=float)
-    safe = np.where(x == 0.0, 1.0, x)
-    return np.where(x == 0.0, 1.0, np.sinh(safe) / safe)
 
 
 class StanfordPKU(DeviceModel):
@@ -90,13 +83,13 @@ class StanfordPKU(DeviceModel):
     def conductance(self, state, v_read, params):
         # I(v)/v written with sinhc so v_read = 0 gives the small-signal limit i0 exp(-g/g0)/v0.
         x = np.asarray(v_read, dtype=float) / params["v0"]
-        return params["i0"] * np.exp(-np.asarray(state, dtype=float) / params["g0"]) * _sinhc(x) / params["v0"]
+        return params["i0"] * np.exp(-np.asarray(state, dtype=float) / params["g0"]) * sinhc(x) / params["v0"]
 
     def state_bounds(self, params):
         return params["g_min"], params["g_max"]
 
     def state_for_conductance(self, g, v_read, params):
         x = np.asarray(v_read, dtype=float) / params["v0"]
-        scale = params["i0"] * _sinhc(x) / params["v0"]
+        scale = params["i0"] * sinhc(x) / params["v0"]
         with np.errstate(invalid="ignore", divide="ignore"):
             return -params["g0"] * np.log(np.asarray(g, dtype=float) / scale)

@@ -191,7 +191,7 @@ def read_nonlinear(spec, cell: Cell, inputs, options=None, *, transpose: bool = 
         raise SpecError("read_nonlinear takes the series element in the cell law (SeriesCell); "
                         "give a 0T1R spec, not spec.cell='1T1R' with r_access")
     circuit = dataclasses.replace(build_circuit(spec, transpose=transpose), cell_law=cell)
-    prepared = prepare(circuit, options.replace(method="pcg"))
+    prepared = prepare(circuit, options)  # refuses a method other than auto/pcg in one line
     prepared.max_newton, prepared.chord = max_newton, False  # Newton for every vector: the reference
     prepared.atol = atol
     return prepared.solve(inputs, want_nodes=want_nodes, want_cells=True)

@@ -15,29 +15,13 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from exact_mna import exact_mna, solve_exact
 
 from cosim.circuit.build import build_circuit
 from cosim.circuit.engines.base import SolverOptions
 from cosim.circuit.mna import has_stiff
 from cosim.circuit.read import read
 from cosim.circuit.spec import CrossbarSpec
-
-
-def solve_exact(a: list[list[Fraction]], b: list[Fraction]) -> list[Fraction]:
-    """x with a·x = b by Gaussian elimination with exact pivots (``a`` and ``b`` are consumed)."""
-    k = len(b)
-    for col in range(k):
-        piv = next(r for r in range(col, k) if a[r][col] != 0)
-        a[col], a[piv], b[col], b[piv] = a[piv], a[col], b[piv], b[col]
-        for r in range(col + 1, k):
-            f = a[r][col] / a[col][col]
-            if f:
-                a[r] = [x - f * y for x, y in zip(a[r], a[col])]
-                b[r] -= f * b[col]
-    sol = [Fraction(0)] * k
-    for r in range(k - 1, -1, -1):
-        sol[r] = (b[r] - sum(a[r][c] * sol[c] for c in range(r + 1, k))) / a[r][r]
-    return sol
 
 
 def exact_outputs(spec: CrossbarSpec, v: np.ndarray) -> tuple[np.ndarray, dict]:
@@ -154,30 +138,6 @@ vo0 o0 0 0
 vo1 o1 0 0
 .end
 """
-
-
-def exact_mna(circuit) -> tuple[list[Fraction], list[Fraction]]:
-    """(node potentials without ground, source branch currents) of a resistor + voltage-source
-    circuit by exact Gaussian elimination; SPICE sign (a source's current flows in at its +)."""
-    c = circuit
-    nv, ns = c.n_nodes - 1, c.vsrc_p.size
-    k = nv + ns
-    a = [[Fraction(0)] * k for _ in range(k)]
-    b = [Fraction(0)] * k
-    for p, q, g in zip(c.res_a.tolist(), c.res_b.tolist(), c.res_g.tolist()):
-        for x, y in ((p, q), (q, p)):
-            if x:
-                a[x - 1][x - 1] += Fraction(g)
-                if y:
-                    a[x - 1][y - 1] -= Fraction(g)
-    for s, (p, m, v) in enumerate(zip(c.vsrc_p.tolist(), c.vsrc_n.tolist(), c.vsrc_dc.tolist())):
-        for node, sign in ((p, 1), (m, -1)):
-            if node:
-                a[node - 1][nv + s] += sign
-                a[nv + s][node - 1] += sign
-        b[nv + s] = Fraction(v)
-    sol = solve_exact(a, b)
-    return sol[:nv], sol[nv:]
 
 
 @pytest.mark.parametrize("big", [1e9, 1e12, 1e15, 1e20])

@@ -183,6 +183,10 @@ ERRORS = [
     # ngspice ignores a .temp with a suffix and solves at 27 °C (make fuzz: `.temp 21.788a`)
     (".temp 21.788a\n", 2, "ngspice reads .temp only as a plain number"),
     (".temp 1k\n", 2, "ngspice reads .temp only as a plain number"),
+    # ngspice splits ".subckt amp in, out" at the comma; cosim took "in," as another port name, so
+    # the instance's node never reached the body (make fuzz: v(ao) 0 against ngspice's -1.77)
+    (".subckt s p, q\nr1 p q 1k\n.ends\nx1 a b s\n", 2, "'p,' is not a node name"),
+    (".global g,\n", 2, "'g,' is not a node name"),
 ]
 
 

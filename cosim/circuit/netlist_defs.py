@@ -151,6 +151,18 @@ class Scope:
         return None
 
 
+# A node or element name with one of these is a value or an expression where a name belongs; a comma
+# is a field separator to ngspice ("p, q" are two ports), so "p," would silently be another node.
+BAD_NAME_CHARS = re.compile(r"[=(){}'\",]")
+
+
+def check_node_name(name: str, where: str) -> None:
+    """Raise :class:`NetlistError` unless ``name`` can be a node (element, port or .global)."""
+    if BAD_NAME_CHARS.search(name):
+        raise NetlistError(f"{where}: {name!r} is not a node name (a value or parameter where "
+                           "a node belongs?)")
+
+
 def tokenize(text: str, where: str) -> list[str]:
     """Split on blanks, keeping ``{…}``, ``'…'`` and ``"…"`` whole and gluing ``a = b`` to ``a=b``."""
     if not _SPECIAL.search(text):
@@ -315,6 +327,8 @@ def definitions(lines: list[Line]) -> Deck:
                 raise NetlistError(f"{line.where}: .subckt needs a name and its ports")
             rest = toks[2:]
             first_kw = next((k for k, t in enumerate(rest) if "=" in t or t == "params:"), len(rest))
+            for port in rest[:first_kw]:
+                check_node_name(port, line.where)
             sub = Subckt(toks[1], rest[:first_kw], assignments(rest[first_kw:], line.where), line.where)
             if sub.name in cur.defs:
                 raise NetlistError(f"{line.where}: subcircuit {sub.name} is already defined at {cur.defs[sub.name].where}")
@@ -329,6 +343,8 @@ def definitions(lines: list[Line]) -> Deck:
         elif word == ".param":
             cur.params.update(assignments(toks[1:], line.where))
         elif word == ".global":
+            for name in toks[1:]:
+                check_node_name(name, line.where)
             globals_.update(toks[1:])
         elif word == ".model":
             name, kind, params = _model(toks, line.where)

@@ -34,7 +34,16 @@ from pathlib import Path
 import numpy as np
 
 from cosim.circuit.model import Circuit, Controls, ListNames
-from cosim.circuit.netlist_defs import Deck, Scope, Subckt, assignments, definitions, tokenize
+from cosim.circuit.netlist_defs import (
+    BAD_NAME_CHARS,
+    Deck,
+    Scope,
+    Subckt,
+    assignments,
+    check_node_name,
+    definitions,
+    tokenize,
+)
 from cosim.circuit.netlist_elements import (
     R_MIN,
     TNOM_DEFAULT,
@@ -52,7 +61,6 @@ log = logging.getLogger(__name__)
 
 GROUND = ("0", "gnd")
 NONLINEAR = set("dmqjbzswan")
-_BAD_NODE = re.compile(r"[=(){}'\",]")
 _PLAIN = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
@@ -73,9 +81,7 @@ class _Builder:
     def node(self, name: str, path: str, ports: dict[str, str], where: str = "") -> int:
         if not path and name in self.node_id and name not in ports:  # most nodes of a big flat deck
             return self.node_id[name]
-        if _BAD_NODE.search(name):
-            raise NetlistError(f"{where}: {name!r} is not a node name (a value or parameter where "
-                               "a node belongs?)")
+        check_node_name(name, where)
         if name in GROUND:
             name = "0"
         elif name in self.globals:
@@ -94,7 +100,7 @@ class _Builder:
         for toks, where in sub.body:
             name = toks[0]
             letter = name[0]
-            if _BAD_NODE.search(name):  # ngspice splits "xa2," at the comma: names would differ
+            if BAD_NAME_CHARS.search(name):  # ngspice splits "xa2," at the comma: names would differ
                 raise NetlistError(f"{where}: {name!r} is not an element name")
             full = f"{letter}.{path}.{name}" if path else name
             if full in self.seen:

@@ -179,11 +179,12 @@ class TiledLayer:
         back = self.wmap.scale * x_max / c.v_read
         for p, v in zip(self.pairs, self._row_voltages(x, x_max)):
             k = p.block.shape[1]
-            i_p = p.plus.read(v)
+            # only the columns the block uses are read (the engine may then read them for less)
             if self.reference:
-                diff = i_p[:, :k] - i_p[:, self.ref_col:self.ref_col + 1]
+                i_p = p.plus.read(v, np.r_[0:k, self.ref_col])
+                diff = i_p[:, :k] - i_p[:, k:]
             else:
-                diff = i_p[:, :k] - p.minus.read(v)[:, :k]
+                diff = p.plus.read(v, np.arange(k)) - p.minus.read(v, np.arange(k))
             y[:, p.block.cols] += self._adc(p, diff, "fwd_range") * back
         return y
 
@@ -207,9 +208,9 @@ class TiledLayer:
             if scale_max == 0.0:
                 continue
             v = c.to_volts(v_cols, scale_max)
-            i = p.plus.read_transposed(v)[:, :r]
+            i = p.plus.read_transposed(v, np.arange(r))
             if not self.reference:
-                i = i - p.minus.read_transposed(v)[:, :r]
+                i = i - p.minus.read_transposed(v, np.arange(r))
             out[:, b.rows] += self._adc(p, i, "bwd_range") * (self.wmap.scale * scale_max / c.v_read)
         return out
 

@@ -247,30 +247,37 @@ class Tile:
         self.stats.prepare_time += time.perf_counter() - t0
         return prep
 
-    def read(self, v: np.ndarray) -> np.ndarray:
-        """Column currents (B, cols), A, for row voltages (B, rows), V."""
-        return self._solve(False, v)
+    def read(self, v: np.ndarray, outputs: np.ndarray | None = None) -> np.ndarray:
+        """Column currents (B, cols), A, for row voltages (B, rows), V; with ``outputs`` (column
+        indices) only those columns (B, len(outputs)), which the engine may read for less."""
+        return self._solve(False, v, outputs)
 
-    def read_transposed(self, v: np.ndarray) -> np.ndarray:
-        """Row currents (B, rows), A, for column voltages (B, cols), V (backpropagation read)."""
-        return self._solve(True, v)
+    def read_transposed(self, v: np.ndarray, outputs: np.ndarray | None = None) -> np.ndarray:
+        """Row currents (B, rows), A, for column voltages (B, cols), V (backpropagation read);
+        with ``outputs`` (row indices) only those rows."""
+        return self._solve(True, v, outputs)
 
-    def _solve(self, transpose: bool, v: np.ndarray) -> np.ndarray:
+    def _solve(self, transpose: bool, v: np.ndarray, outputs: np.ndarray | None = None) -> np.ndarray:
         prep = self._prepare(transpose)
         t0 = time.perf_counter()
         v = np.asarray(v, dtype=float)
+        if outputs is not None:
+            outputs = np.arange(self.shape[0 if transpose else 1])[outputs]
         if v.ndim == 2 and v.shape[0] > 1 and prep.repeat_identical and (v == v[:1]).all():
             # A DC read is a pure function of its inputs: a tile holding only a bias row sees the
             # same vector for every sample, and solves it once. Only a batch of one repeated
             # vector is looked for: a general search for repeated rows (np.unique) cost 7 % of
             # a digits epoch.
-            out = np.repeat(prep.solve(v[:1]).currents, v.shape[0], axis=0)
+            out = np.repeat(self._currents(prep, v[:1], outputs), v.shape[0], axis=0)
         else:
-            out = prep.solve(v).currents
+            out = self._currents(prep, v, outputs)
         if self._noise is not None and not transpose:
             sigma, rng = self._noise
             g2 = self.conductances() ** 2
-            out = out + sigma * np.sqrt(np.atleast_2d(v) ** 2 @ g2) * rng.standard_normal(np.shape(out))
+            v2 = np.atleast_2d(v) ** 2
+            # drawn for every column, so a seed gives the same noise whichever columns are kept
+            noise = sigma * np.sqrt(v2 @ g2) * rng.standard_normal((v2.shape[0], self.shape[1]))
+            out = out + (noise if outputs is None else noise[:, outputs]).reshape(np.shape(out))
         self.stats.read_time += time.perf_counter() - t0
         if transpose:
             self.stats.transposed_reads += 1
@@ -278,6 +285,10 @@ class Tile:
             self.stats.reads += 1
         self.stats.vectors += int(np.shape(v)[0]) if np.ndim(v) == 2 else 1
         return out
+
+    @staticmethod
+    def _currents(prep: Prepared, v: np.ndarray, outputs: np.ndarray | None) -> np.ndarray:
+        return prep.solve(v).currents if outputs is None else prep.solve_outputs(v, outputs)
 
     # -- writes ------------------------------------------------------------------------------
     def apply_pulses(self, n: np.ndarray, rng: np.random.Generator | None) -> PulseReport:

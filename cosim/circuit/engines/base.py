@@ -110,6 +110,12 @@ class Prepared:
               want_cells: bool = False) -> ReadResult:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def solve_outputs(self, inputs: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+        """Currents (B, len(outputs)), A, of the outputs ``outputs`` (indices) alone, for a
+        caller that uses no others; an engine may compute fewer currents for them (the nodal
+        crossbar read: the excitations of those outputs' ports). Default: the full read."""
+        return self.solve(inputs).currents[:, outputs]
+
     def for_circuit(self, circuit: Circuit, *, spec: Any = None) -> Prepared | None:
         """The read of ``circuit`` (same resistors and sources, e.g. the other read direction of
         the same array) sharing this preparation; None when the engine shares nothing."""

@@ -11,9 +11,14 @@ the transfer's excitation solves from their previous solutions when the array ne
 iterations (:meth:`PortResponse.compute`). Results are certified to ``options.rtol`` either way.
 
 Per solve the path is chosen by ``options.method``: "pcg" (batched PCG), "transfer" (matmul on
-the exact transfer, computed on first use), or "auto": the transfer once it exists or when the
-batch is larger than the excited family (k + 1 solves build it), PCG otherwise. Node voltages and
-cell currents always come from PCG (the transfer holds no nodes).
+the exact transfer, computed on first use), or "auto": the transfer once it exists; else the
+read through the unit excitations of just the ports the batch touches (its driven inputs, or
+the outputs a caller asks for with :meth:`CrossbarPrepared.solve_outputs`; shared by both read
+directions of the array, :func:`transfer.partial_read`) when the ones still missing cost fewer
+solves than the batch and than the full transfer; else the transfer when the batch is larger
+than the excited family (k + 1 solves build it); PCG otherwise. Every one is certified to
+``options.rtol``; a read the transfer or the excitations cannot certify is solved by PCG. Node
+voltages and cell currents always come from PCG (the transfer holds no nodes).
 """
 
 from __future__ import annotations
@@ -27,15 +32,21 @@ import numpy as np
 from cosim.circuit.engines.base import Prepared, ReadResult, SolverOptions
 from cosim.circuit.model import Circuit, as_batch
 from cosim.circuit.solvers import circuits, pcg
+from cosim.circuit.solvers import transfer as tr
 from cosim.circuit.solvers.lineblock import LineBlocks
 from cosim.circuit.solvers.transfer import PortResponse, Transfer, chunk_size, transfer_for
 from cosim.circuit.spec import CrossbarSpec
-from cosim.errors import EngineError
+from cosim.errors import ConvergenceError, EngineError
 
 log = logging.getLogger(__name__)
 
 #: Largest number of previous solutions kept to warm-start the successor's reads.
 WARM_VECTORS = 32
+#: A read goes through port excitations (transfer.partial_read) when this many times the
+#: excitations (and offset) it still needs costs fewer solves than its batch: an excitation is
+#: converged tighter (transfer.EXCITE_MARGIN), and a few reads may fail their bound and be
+#: solved by PCG.
+PORT_COST = 1.5
 
 
 @dataclass(eq=False)
@@ -45,10 +56,12 @@ class _Shared:
     blocks: LineBlocks
     warm: PortResponse | None = None
     response: PortResponse | None = None
+    excitations: tr.Excitations = field(default_factory=lambda: tr.Excitations({}, {}))
+    ports_failed: bool = False  # an excitation did not converge: reads stay on PCG
 
     def port_response(self, options: SolverOptions, label: str) -> PortResponse:
         if self.response is None:
-            self.response = PortResponse.compute(self.blocks, rtol=options.rtol / 4,
+            self.response = PortResponse.compute(self.blocks, rtol=options.rtol * tr.EXCITE_MARGIN,
                                                  maxiter=options.maxiter, label=label, warm=self.warm)
             self.warm = None
         return self.response
@@ -67,6 +80,7 @@ class CrossbarPrepared(Prepared):
     _transfer: Transfer | None = field(default=None, repr=False)
     _warm: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _last: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _offset: tuple[np.ndarray, float] | None = field(default=None, repr=False)
 
     @classmethod
     def prepare(cls, circuit: Circuit, options: SolverOptions, *, spec: CrossbarSpec | None = None,
@@ -90,19 +104,93 @@ class CrossbarPrepared(Prepared):
         c = self.circuit
         v, _ = as_batch(inputs, c.n_inputs)
         t0 = time.perf_counter()
-        k = min(self.blocks.n, self.blocks.m)
-        method = self.options.method
-        use_t = not (want_nodes or want_cells) and (
-            method == "transfer" or (method == "auto" and (self._transfer is not None or v.shape[0] > k + 1)))
-        if use_t:
-            result = self._solve_transfer(v)
-        else:
+        result = None if want_nodes or want_cells else self._solve_fast(v, np.arange(c.n_outputs))
+        if result is None:
             result = self._solve_pcg(v, want_nodes, want_cells)
         info = {"prepare_time": self.prepare_time, "unknowns": self.blocks.n_free, "rtol": self.options.rtol,
                 "ir_parameter": self.blocks.ir_parameter(), **result.pop("info")}
         if self.reason:
             info["auto"] = self.reason
         return ReadResult(engine="nodal", elapsed=time.perf_counter() - t0, info=info, **result)
+
+    def solve_outputs(self, inputs, outputs) -> np.ndarray:
+        """Currents (B, len(outputs)), A, of the outputs ``outputs`` (indices) alone: the method
+        "auto" may then read them through the excitations of those outputs' ports
+        (:func:`transfer.partial_read`), certified as every read is."""
+        c = self.circuit
+        v, _ = as_batch(inputs, c.n_inputs)
+        outputs = np.asarray(outputs, dtype=np.int64)
+        if outputs.ndim != 1 or outputs.size and (outputs.min() < 0 or outputs.max() >= c.n_outputs):
+            raise EngineError(f"outputs must be indices in 0..{c.n_outputs - 1}")
+        result = self._solve_fast(v, outputs)
+        return self._solve_pcg(v, False, False)["currents"][:, outputs] if result is None else result["currents"]
+
+    def _solve_fast(self, v: np.ndarray, outputs: np.ndarray) -> dict | None:
+        """The read through the transfer or the port excitations where the method allows and it
+        pays (module docstring); None: solve by PCG. Currents of ``outputs`` only."""
+        method = self.options.method
+        if method == "transfer" or (method == "auto" and self._transfer is not None):
+            return self._solve_transfer(v, outputs)
+        if method != "auto":
+            return None
+        ports = self._solve_ports(v, outputs)
+        if ports is None and v.shape[0] > self._family_size() + 1:
+            return self._solve_transfer(v, outputs)
+        return ports
+
+    def _family_size(self) -> int:
+        """Excitations the full transfer needs (its offset solve aside): the smaller line family."""
+        return min(self.blocks.n, self.blocks.m)
+
+    def _solve_ports(self, v: np.ndarray, outputs: np.ndarray) -> dict | None:
+        """The read from the excitations of the ports it touches (:func:`transfer.partial_read`)
+        when the ones still missing cost fewer solves than the batch (:data:`PORT_COST`) and than
+        the full transfer; None otherwise. Arrays that need a rebase are left to PCG (their
+        rounding floor may not allow the excitations' tighter tolerance)."""
+        c, b, o, sh = self.circuit, self.blocks, self.options, self.shared
+        if sh.ports_failed or pcg._rebase_worth(b):
+            return None
+        ins, outs = tr.touched(c, v, outputs)
+        need = min(sh.excitations.missing(ins), sh.excitations.missing(outs), key=len)
+        cost = need.size + (self._offset is None and bool(c.source_values(np.zeros((1, c.n_inputs))).any()))
+        if PORT_COST * cost >= v.shape[0] or cost >= self._family_size():
+            return None
+        t0 = time.perf_counter()
+        rtol = o.rtol * tr.EXCITE_MARGIN
+        try:
+            if need.size:
+                sh.excitations.add(b, need, rtol=rtol, maxiter=o.maxiter, label=self.label)
+            if self._offset is None:
+                self._offset = tr.offset_solve(c, b, sh.excitations, rtol=rtol, maxiter=o.maxiter, label=self.label)
+        except ConvergenceError as exc:
+            log.info("%s: port excitations not certified (%s); reads stay on pcg", self.label, exc)
+            sh.ports_failed = True
+            return None
+        currents, err = tr.partial_read(c, sh.excitations, self._offset, v, outputs)
+        bound, redo = self._certify(v, outputs, currents, err)
+        log.debug("%s: %d reads from %d port excitations (%d new) in %.3g s", self.label, v.shape[0],
+                  len(sh.excitations.y), need.size, time.perf_counter() - t0)
+        return {"currents": currents, "branch_currents": None, "node_voltages": None, "cell_currents": None,
+                "residual": float(err.max(initial=0.0)) / max(float(np.abs(currents).max(initial=0.0)), 1e-300),
+                "info": {"method": "ports", "error_bound": float(bound.max(initial=0.0)),
+                         "excitations": len(sh.excitations.y), "new_excitations": int(need.size),
+                         "resolved_by_pcg": redo}}
+
+    def _certify(self, v: np.ndarray, outputs: np.ndarray, currents: np.ndarray,
+                 err: np.ndarray) -> tuple[np.ndarray, int]:
+        """(Relative bound (B,), number re-solved) of reads with ℓ1 error bound ``err`` (B,), A; reads over rtol (inputs
+        that nearly cancel, tiny outputs) are solved again by PCG in place."""
+        total = np.abs(currents).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bound = np.where(err == 0, 0.0, err / (total - err))
+        bound[(total - err <= 0) & (err > 0)] = np.inf
+        redo = np.flatnonzero(bound > self.options.rtol)
+        if redo.size:
+            log.info("%s: %d of %d reads re-solved by pcg", self.label, redo.size, v.shape[0])
+            sub = self._solve_pcg(v[redo], False, False)
+            currents[redo] = sub["currents"][:, outputs]
+            bound[redo] = sub["info"]["error_bound"]
+        return bound, int(redo.size)
 
     def _solve_pcg(self, v: np.ndarray, want_nodes: bool, want_cells: bool) -> dict:
         c, b, o = self.circuit, self.blocks, self.options
@@ -145,30 +233,21 @@ class CrossbarPrepared(Prepared):
         if self._transfer is None:
             o = self.options
             resp = self.shared.port_response(o, self.label)
-            self._transfer = transfer_for(self.circuit, self.blocks, resp, rtol=o.rtol / 4,
+            self._transfer = transfer_for(self.circuit, self.blocks, resp, rtol=o.rtol * tr.EXCITE_MARGIN,
                                           maxiter=o.maxiter, label=self.label)
         return self._transfer
 
-    def _solve_transfer(self, v: np.ndarray) -> dict:
+    def _solve_transfer(self, v: np.ndarray, outputs: np.ndarray) -> dict:
         t_built = self._transfer is not None
-        tr = self.transfer()
-        currents, err = tr.read(v)
-        total = np.abs(currents).sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            bound = np.where(err == 0, 0.0, err / (total - err))
-        bound[(total - err <= 0) & (err > 0)] = np.inf
-        redo = np.flatnonzero(bound > self.options.rtol)
-        if redo.size:
-            # Inputs that nearly cancel (tiny outputs) are not certified by the transfer: solve them.
-            log.info("%s: %d of %d transfer reads re-solved by pcg", self.label, redo.size, v.shape[0])
-            sub = self._solve_pcg(v[redo], False, False)
-            currents[redo] = sub["currents"]
-            bound[redo] = sub["info"]["error_bound"]
+        currents, err = self.transfer().read(v)
+        currents = currents[:, outputs]
+        # The transfer bounds the ℓ1 error of all outputs: of a part of them too.
+        bound, redo = self._certify(v, outputs, currents, err)
         denom = max(float(np.abs(currents).max(initial=0.0)), 1e-300)
         return {"currents": currents, "branch_currents": None, "node_voltages": None, "cell_currents": None,
                 "residual": float(err.max(initial=0.0)) / denom,
                 "info": {"method": "transfer", "error_bound": float(bound.max(initial=0.0)),
-                         "transfer_reused": t_built, "resolved_by_pcg": int(redo.size),
+                         "transfer_reused": t_built, "resolved_by_pcg": redo,
                          "iterations": self.shared.response.iterations if self.shared.response else 0}}
 
     # -- sharing and updates -----------------------------------------------------------------

@@ -193,3 +193,108 @@ def transfer_for(circuit: Circuit, blocks: LineBlocks, resp: PortResponse, *, rt
     np.add.at(matrix.T, c.out_index, t_src.T)
     offset = c.outputs_from_branches(y0)[0]
     return Transfer(matrix, offset, rho_in, rho_all, float(rho0[0]))
+
+
+# -- reads through the excitations of the few ports they touch -----------------------------------
+#
+# A training batch often touches few ports: the transpose read of a 10-output layer drives 10 of
+# the tile's columns, the last row block of a layer drives the 17 rows it holds, and a forward
+# read whose caller keeps 10 of the outputs needs those 10 alone. By reciprocity, unit
+# excitations of just those ports give every current the read needs, so such a read costs one
+# solve per touched port (shared by the two read directions) instead of one per input vector.
+
+#: Excitation solves (of the full response and of single ports) are converged to this fraction of
+#: the reads' rtol: a read adds their errors weighted by |input| (or by max |input|), which
+#: cancelling inputs (signed backpropagated errors) make large against its own currents. Much
+#: tighter is not reachable: a unit excitation's rounding floor is ~3e-12 of its currents
+#: (128×128, 1 Ω, 1–100 µS). Reads whose certified bound exceeds rtol are solved by PCG.
+EXCITE_MARGIN = 0.25
+
+
+@dataclass(slots=True)
+class Excitations:
+    """Unit-potential solves of single ports of one array, added on demand and shared by its two
+    read directions: ``y[port]`` the currents (N+M,) from the array into every port, A/V, and
+    ``rho[port]`` the ℓ1 KCL residual of that solve, A/V (it bounds the ℓ1 error of ``y[port]``)."""
+
+    y: dict[int, np.ndarray]
+    rho: dict[int, float]
+
+    def missing(self, ports: np.ndarray) -> np.ndarray:
+        """The ports of ``ports`` not excited yet."""
+        return np.array([p for p in np.unique(ports).tolist() if p not in self.y], dtype=np.int64)
+
+    def add(self, blocks: LineBlocks, ports: np.ndarray, *, rtol: float, maxiter: int, label: str) -> None:
+        """Excite ``ports`` (each alone at 1 V, every other port at 0 V, floating lines at 0 V),
+        each solve certified to ``rtol`` against the currents into the other line family."""
+        n, m = blocks.n, blocks.m
+        for fam, other in ((ports[ports < n], n + np.arange(m)), (ports[ports >= n], np.arange(n))):
+            if not fam.size:
+                continue
+            unit = np.zeros((fam.size, n + m))
+            unit[np.arange(fam.size), fam] = 1.0
+            y, rho, _, _, _ = solve_ports(blocks, unit, other, rtol=rtol, maxiter=maxiter,
+                                          label=f"{label} (port excitations)", v_float=0.0)
+            for k, p in enumerate(fam.tolist()):
+                self.y[p], self.rho[p] = y[k], float(rho[k])
+
+
+def touched(circuit: Circuit, v: np.ndarray, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(driven ports with a non-zero input somewhere in the batch ``v`` (B, n_inputs), the sense
+    ports of ``outputs``) of a built crossbar, whose port index is its source index."""
+    c = circuit
+    driven = np.flatnonzero(c.vsrc_input >= 0)
+    live = np.any(v != 0.0, axis=0)
+    return driven[live[c.vsrc_input[driven]]], np.unique(c.out_src[np.isin(c.out_index, outputs)])
+
+
+def offset_solve(circuit: Circuit, blocks: LineBlocks, exc: Excitations, *, rtol: float, maxiter: int,
+                 label: str) -> tuple[np.ndarray, float]:
+    """Port currents (N+M,) A and ℓ1 KCL residual (A) with every input at 0 V (the bias
+    sources alone): exactly zero without biases, else one solve converged against the current
+    of one excited line at 1 V (the offset itself may be ~0 A), as :func:`transfer_for` does."""
+    dc = circuit.source_values(np.zeros((1, circuit.n_inputs)))
+    if not dc.any():
+        return np.zeros(blocks.n + blocks.m), 0.0
+    per_line = max((float(np.abs(y).sum()) / 2 for y in exc.y.values()), default=0.0)
+    y0, rho0, _, _, _ = solve_ports(blocks, dc, np.unique(circuit.out_src), rtol=rtol, maxiter=maxiter,
+                                    label=f"{label} (offset)", atol=rtol * per_line)
+    return y0[0], float(rho0[0])
+
+
+def partial_read(circuit: Circuit, exc: Excitations, offset: tuple[np.ndarray, float], v: np.ndarray,
+                 outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Output currents (B, len(outputs)), A, and their certified ℓ1 error bound (B,), A, of the
+    read ``v`` (B, n_inputs), V, from the excitations of the ports it touches; None when
+    ``exc`` holds neither all the driven ports with a non-zero input nor all the outputs' ports.
+
+    Bound (see :class:`Transfer`): ρ₀ + Σ_s |scale_s·v_s| ρ_s over the driven sources s when
+    those are excited; ρ₀ + max_s |scale_s·v_s| · Σ_t ρ_t over the outputs' sources t when those
+    are (each excitation's ℓ1 residual bounds the ℓ1 error of all its port currents).
+    """
+    c = circuit
+    y0, rho0 = offset
+    ins, outs = touched(c, v, outputs)
+    pos = np.full(c.n_outputs, -1)
+    pos[outputs] = np.arange(outputs.size)
+    sel = np.isin(c.out_index, outputs)
+    o_src, o_pos = c.out_src[sel], pos[c.out_index[sel]]  # sense sources of the outputs, and where
+    vs = v[:, c.vsrc_input[ins]] * c.vsrc_scale[ins]  # (B, |ins|): each driven source's potential
+    currents = np.broadcast_to(c.outputs_from_branches(y0[None])[0][outputs], (v.shape[0], outputs.size)).copy()
+    if not ins.size:  # every input at 0 V: the offset alone
+        return currents, np.full(v.shape[0], rho0)
+    if all(p in exc.y for p in ins.tolist()):
+        y = np.array([exc.y[p] for p in ins.tolist()]).reshape(ins.size, y0.size)[:, o_src]  # (|ins|, |o_src|)
+        t = np.zeros((ins.size, outputs.size))
+        np.add.at(t.T, o_pos, y.T)
+        currents += vs @ t
+        err = rho0 + np.abs(vs) @ np.array([exc.rho[p] for p in ins.tolist()])
+    elif all(p in exc.y for p in outs.tolist()):
+        y = np.array([exc.y[p] for p in o_src.tolist()]).reshape(o_src.size, y0.size)[:, ins]  # Y[t, s] = Y[s, t]
+        t = np.zeros((ins.size, outputs.size))
+        np.add.at(t.T, o_pos, y)
+        currents += vs @ t
+        err = rho0 + np.abs(vs).max(axis=1, initial=0.0) * sum(exc.rho[p] for p in outs.tolist())
+    else:
+        return None
+    return currents, err

@@ -6,9 +6,13 @@ the wires and ports are extracted once, and every solve runs damped Newton on th
 companion models. Only the structure-aware path exists for nonlinear cells, so a method other
 than "auto"/"pcg" is refused rather than silently swapped.
 
-A batch is solved by the chord iteration first (one shared linear system for every input vector,
-:mod:`cosim.circuit.solvers.chord`: the fast path for training reads), and the vectors it does
-not certify by Newton; ``chord=False`` solves every vector by Newton (the reference path).
+A batch of sinh cells (Stanford–PKU devices) on arrays the compiled cold read certifies is
+solved by the compiled per-vector Newton (:mod:`cosim.circuit.solvers.sinhnewton`: the fast
+path for training reads, started from the drops the last solve predicts); other laws by the
+chord iteration (one shared linear system for every input vector,
+:mod:`cosim.circuit.solvers.chord`); the vectors either leaves uncertified by the damped Newton.
+``chord=False`` solves every vector by Newton (the reference path); ``compiled=False`` keeps
+sinh cells on the chord iteration; ``predict=False`` starts the compiled Newton from zero drops.
 
 A prepared read may carry a *warm start*: the line potentials of a previous solve of the same
 input vectors (:meth:`NewtonPrepared.for_cells`, what a tile uses after its devices moved a
@@ -26,7 +30,7 @@ import numpy as np
 
 from cosim.circuit.engines.base import Prepared, ReadResult, SolverOptions
 from cosim.circuit.model import Circuit, as_batch
-from cosim.circuit.solvers import chord, newton
+from cosim.circuit.solvers import chord, newton, sinhnewton
 from cosim.circuit.solvers.lineblock import LineBlocks, Unsupported
 from cosim.errors import EngineError, SpecError
 
@@ -47,6 +51,13 @@ class NewtonPrepared(Prepared):
     #: Solve a batch by the chord iteration first (:mod:`cosim.circuit.solvers.chord`), Newton
     #: taking only the vectors it does not certify; False: Newton for every vector (the reference).
     chord: bool = True
+    #: Sinh cells (Stanford–PKU) on arrays the compiled cold read certifies take the compiled
+    #: per-vector Newton (:mod:`cosim.circuit.solvers.sinhnewton`) instead of the chord
+    #: iteration; False: the chord iteration (both are exact to rtol; tests compare them).
+    compiled: bool = True
+    #: The compiled Newton starts each batch from the drops the last solve predicts
+    #: (:func:`cosim.circuit.solvers.sinhnewton.ratios`); False: from zero drops.
+    predict: bool = True
 
     def solve(self, inputs, *, want_nodes: bool = False, want_cells: bool = False) -> ReadResult:
         c = self.circuit
@@ -56,7 +67,9 @@ class NewtonPrepared(Prepared):
         s_r, s_c = self.blocks.shifts(ports)
         opts, label = self.options, c.title or "crossbar"
         warm = self.start is not None and np.array_equal(self.start[0], v)
-        if warm or not self.chord:
+        if warm and self.chord and self.compiled and sinhnewton.applies(self.blocks, c.cell_law):
+            d_r, d_c, branch, cells, bound, info = self._compiled(s_r, s_c, self.start[1:])
+        elif warm or not self.chord:
             res = newton.solve(self.blocks, c.cell_law, (s_r, s_c), c.out_src, rtol=opts.rtol, maxiter=opts.maxiter,
                                label=label, x0=self.start[1:] if warm else None, max_newton=self.max_newton,
                                atol=self.atol)
@@ -72,19 +85,50 @@ class NewtonPrepared(Prepared):
                           cell_currents=cells if want_cells else None, residual=worst,
                           info={**info, "error_bound": worst, "warm": warm})
 
+    def _g_floor(self) -> float:
+        scale = max(float(np.max(a[np.isfinite(a)], initial=0.0)) for a in (self.blocks.gw, self.blocks.gc))
+        return newton.G_FLOOR * (scale if scale > 0 else 1.0)
+
     def _chord_then_newton(self, s_r, s_c, label):
         """The batch by the chord iteration; the vectors it leaves uncertified by Newton."""
         c, opts = self.circuit, self.options
-        scale = max(float(np.max(a[np.isfinite(a)], initial=0.0)) for a in (self.blocks.gw, self.blocks.gc))
-        g_floor = newton.G_FLOOR * (scale if scale > 0 else 1.0)
+        if self.compiled and sinhnewton.applies(self.blocks, c.cell_law):
+            return self._compiled(s_r, s_c)
         ch = chord.solve(self.blocks, c.cell_law, (s_r, s_c), c.out_src, rtol=opts.rtol, maxiter=opts.maxiter,
-                         g_floor=g_floor, label=label, atol=self.atol)
-        info = {"method": "chord" if ch.converged.all() else "chord+newton", "chord_steps": ch.steps,
+                         g_floor=self._g_floor(), label=label, atol=self.atol)
+        return self._finish(ch, "chord", s_r, s_c, label)
+
+    def _compiled(self, s_r, s_c, x0=None):
+        """The batch by the compiled per-vector Newton, from ``x0`` ((d_r, d_c) of a previous
+        solve of the same inputs) or else from the drops the last solve of other inputs predicts
+        (:func:`sinhnewton.ratios`); vectors a predicted start leaves uncertified are solved
+        again from zero drops, and what remains by the damped Newton of :mod:`newton`."""
+        c, opts = self.circuit, self.options
+        kw = dict(rtol=opts.rtol, maxiter=opts.maxiter, g_floor=self._g_floor(), atol=self.atol)
+        before = self.last if self.last is not None else self.start
+        prior = None
+        if x0 is None and self.predict and before is not None:
+            shifts = self.blocks.shifts(c.source_values(before[0]))
+            prior = sinhnewton.ratios(self.blocks, shifts, before[1], before[2])
+        res = sinhnewton.solve(self.blocks, c.cell_law, (s_r, s_c), c.out_src, x0=x0, prior=prior, **kw)
+        if prior is not None and not res.converged.all():
+            bad = ~res.converged
+            again = sinhnewton.solve(self.blocks, c.cell_law, (s_r[bad], s_c[bad]), c.out_src, **kw)
+            for name in ("d_r", "d_c", "branch", "cells", "bound", "converged", "kcl_l1", "counts"):
+                getattr(res, name)[bad] = getattr(again, name)
+        return self._finish(res, "compiled-newton", s_r, s_c, c.title or "crossbar", x0)
+
+    def _finish(self, ch, first, s_r, s_c, label, x0=None):
+        """``ch`` (a chord or compiled-Newton result) with its uncertified vectors solved by the
+        damped Newton of :mod:`newton` (from ``x0`` where given)."""
+        c, opts = self.circuit, self.options
+        info = {"method": first if ch.converged.all() else first + "+newton", f"{first}_steps": ch.steps,
                 "iterations": ch.iterations, "newton_vectors": int((~ch.converged).sum())}
         if not ch.converged.all():
             bad = ~ch.converged
             nt = newton.solve(self.blocks, c.cell_law, (s_r[bad], s_c[bad]), c.out_src, rtol=opts.rtol,
-                              maxiter=opts.maxiter, label=label, max_newton=self.max_newton, atol=self.atol)
+                              maxiter=opts.maxiter, label=label, max_newton=self.max_newton, atol=self.atol,
+                              x0=None if x0 is None else (x0[0][bad], x0[1][bad]))
             for name, part in (("d_r", nt.d_r), ("d_c", nt.d_c), ("branch", nt.branch), ("cells", nt.cells),
                                ("bound", nt.bound)):
                 getattr(ch, name)[bad] = part
@@ -104,7 +148,8 @@ class NewtonPrepared(Prepared):
         if not same:
             return None
         return NewtonPrepared(circuit, self.options, self.blocks, start=self.last, max_newton=self.max_newton,
-                              atol=self.atol, chord=self.chord)
+                              atol=self.atol, chord=self.chord, compiled=self.compiled,
+                              predict=self.predict)
 
 
 def _same_wires(a: Circuit, b: Circuit) -> bool:

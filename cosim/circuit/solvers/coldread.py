@@ -31,10 +31,11 @@ from cosim.circuit.solvers.kernels import _one_row, _row_block4, _row_slab, _saf
 _FLAGS = {"reassoc", "contract"}  # not nnan/ninf: _safe_ratio tests for non-finite ratios
 
 
-def _jit(fn, parallel=False):
+def _jit(fn, parallel=False, inline="never"):
     if numba is None:  # pragma: no cover
         return fn
-    return numba.njit(cache=True, boundscheck=False, nogil=True, fastmath=_FLAGS, parallel=parallel)(fn)
+    return numba.njit(cache=True, boundscheck=False, nogil=True, fastmath=_FLAGS, parallel=parallel,
+                      inline=inline)(fn)
 
 
 _prange = range if numba is None else numba.prange
@@ -183,11 +184,26 @@ def _vector(g_cell, couple, lt, dt, l_c, dinv_c, free_r, free_c, is_out, sr, sc,
                 r[i, j] = v
                 z[i, j] = v if i == 0 else v - l_c[i, j] * z[i - 1, j]
         i0 = i1
+    steps = _cg(couple, lt, dt, l_c, dinv_c, target, maxiter, lo, r, z, p, w, t)
+    if steps > 0:
+        # Row drops of the converged column drops: t = A_R⁻¹(ρ_R + G lo).
+        for i in range(n):
+            for j in range(m):
+                t[i, j] = couple[i, j] * lo[i, j] - g_cell[i, j] * (sr[i] - sc[j]) * free_r[i, j]
+        _row_slab(lt, dt, t)
+    return steps
+
+
+@_jit
+def _cg(couple, lt, dt, l_c, dinv_c, target, maxiter, lo, r, z, p, w, t):  # pragma: no cover - compiled
+    # CG on S·lo = r from lo = 0, given the Schur residual r and the forward column sweep of
+    # z = A_C⁻¹ r (fused into the caller's right-hand-side pass); stops once ‖r‖₁ ≤ target.
+    # Returns the step count (−1: not at the target after maxiter). A step takes three passes:
+    # the new direction with t = A_R⁻¹ G p and p·Sp (row blocks); the updates of lo and r with
+    # ‖r‖₁ and the forward column sweep of z; its backward sweep with r·z.
+    n, m = couple.shape
     rz = _back_cols(z, r, l_c, dinv_c)
     b = 0.0
-    # A CG step in three passes: the new direction with t = A_R⁻¹ G p and p·Sp (row blocks);
-    # the updates of lo and r with ‖r‖₁ and the forward column sweep of z = A_C⁻¹ r; its
-    # backward sweep with r·z.
     for step in range(1, maxiter + 1):
         pq = _direction_rows(z, p, r, w, couple, lt, dt, t, b, step == 1)
         a = _safe_ratio(rz, pq)
@@ -200,11 +216,6 @@ def _vector(g_cell, couple, lt, dt, l_c, dinv_c, free_r, free_c, is_out, sr, sc,
                 rn += abs(v)
                 z[i, j] = v if i == 0 else v - l_c[i, j] * z[i - 1, j]
         if rn <= target:
-            # Row drops of the converged column drops: t = A_R⁻¹(ρ_R + G lo).
-            for i in range(n):
-                for j in range(m):
-                    t[i, j] = couple[i, j] * lo[i, j] - g_cell[i, j] * (sr[i] - sc[j]) * free_r[i, j]
-            _row_slab(lt, dt, t)
             return step
         s = _back_cols(z, r, l_c, dinv_c)
         b = _safe_ratio(s, rz)

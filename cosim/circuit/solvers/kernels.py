@@ -333,9 +333,10 @@ def _exercise() -> None:
     col_solve(np.zeros((n, m)), one, drive, out[0])
     leave_branch(drive, drive, drive, True, g, wires_r, wires_c, port_r, port_r, port_c, port_c, pin, pin,
                  free, free, out[0], out[1], vec, one_k.copy(), kmax)
-    from cosim.circuit.solvers import coldread, lawkernels  # import this module: loaded late
+    from cosim.circuit.solvers import coldread, lawkernels, sinhnewton  # import this module: loaded late
 
     lawkernels.exercise()
+    sinhnewton.exercise()
 
     coldread.cold_read(g, g, np.zeros((n, m)), one, np.zeros((n, m)), one, wires_r, wires_c, port_r, port_r,
                        port_c, port_c, pin, pin, free, free, is_out, np.ones((1, n)), np.zeros((1, m)), 1e-9,

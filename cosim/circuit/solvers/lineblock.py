@@ -198,7 +198,7 @@ class LineBlocks:
         off_c = np.negative(self.gc)
         np.putmask(off_c, ~(fc[:-1, :] & fc[1:, :]), 0.0)
         self.couple = g_cell * (fr & fc)
-        self._kargs = self._stencil = None  # derived from the devices (kernel_args, multirhs)
+        self._kargs = self._stencil = self._lines = None  # derived (kernel_args, multirhs, sinhnewton)
         self.rows = RowLines(d_r, off_r, overwrite=True)
         self.cols = ColLines(d_c, off_c)
         self.n_free = int(fr.sum() + fc.sum())

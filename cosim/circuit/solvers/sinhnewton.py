@@ -1,0 +1,318 @@
+"""Compiled Newton reads of sinh cells: each input vector iterates to its own certified answer
+inside one compiled loop, one vector per core at a time, in cache.
+
+Why: a training read through Stanford–PKU cells is a batch of small input vectors on a 64×64
+tile. The chord iteration (:mod:`chord`) solves it on one shared linear system whose slopes
+are the batch's mean, so each step removes only (IR-drop fraction) × (slope spread) of the
+error, and every step is a round trip through Python with (B, N, M) passes for the law, the
+residual and a multi-vector correction: about seven ohmic reads per batch. Here each vector is
+linearised at its *own* potentials, which a per-vector factorisation of the line blocks (part
+of one sweep, :mod:`sinhpasses`) makes affordable:
+
+1. The cells at the applied potentials: with one v0 for the whole array, sinh and cosh of
+   x0 = (s_r − s_c)/v0 follow from those of the N + M line potentials by the difference
+   formulas (no library call per cell); the law at any later iterate is sinh(x0 + Δx) by the
+   sum formula with the series of :func:`lawkernels.sinh_cosh_small` in Δx.
+2. A start: zero drops; the vector's own earlier solution (the same inputs after the devices
+   moved a little); or the drops predicted from the last solve of other inputs on this array
+   (:func:`ratios`: a row's drop profile scales with the row's current, a column's with the
+   column's). Newton's remainder after a step is ½·tanh(x0)·(Δu/v0)² of the currents, so the
+   start decides the step count: on a digits tile (drops up to 30 % of 0.1 V inputs) three
+   steps from zero, two from the prediction.
+3. Newton: each step solves the linearised KCL for the nonlinear residual by coldread's CG on
+   the column Schur complement (:func:`coldread._cg`), inexactly (:data:`ETA`, then
+   Eisenstat–Walker); a small step keeps the factorisation (:data:`REFACTOR_DT`).
+
+Converged means certified exactly as :mod:`newton`: the nonlinear KCL residual at the free
+nodes (the cell currents of the law, not of a linear model) bounds the output currents' error,
+``‖r‖₁/(‖I_out‖₁ − ‖r‖₁) ≤ rtol``. A vector that stops contracting (its residual falls by less
+than :data:`MIN_CONTRACTION` in a step), overflows, or does not certify within
+:data:`MAX_STEPS` is returned unconverged for the caller (a retry from zero drops, then the
+damped Newton of :mod:`newton`): there is no damping here, so a hard case or a bad start costs a
+fallback, never a wrong answer (tests/test_sinhnewton.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cosim.circuit.cells import Sinh
+from cosim.circuit.solvers import kernels
+from cosim.circuit.solvers.chord import ChordResult
+from cosim.circuit.solvers.coldread import _cg, _jit, _prange
+from cosim.circuit.solvers.lineblock import LineBlocks
+from cosim.circuit.solvers.sinhpasses import _applied, _rhs_rows, _sweep
+
+#: Newton steps at most before a vector is handed to the damped Newton of :mod:`newton`.
+MAX_STEPS = 8
+#: A step must shrink the ℓ1 KCL residual at least by this factor, else the vector is handed on.
+MIN_CONTRACTION = 0.5
+#: The first step's linear solve stops at this fraction of its starting Schur residual (or at
+#: the final target). Newton's remainder after it is ~½·tanh(x0)·(Δu/v0)² of the currents:
+#: 1e-7 with IR drops of 1 % of 0.1 V inputs, 5e-3 with the 30 % drops of a digits tile (1 Ω
+#: wires, 64×64), where any digit past it is wasted; both then certify 1e-10 in a step or two.
+ETA = 1e-4
+#: A step that moved no cell's voltage by more than this times v0 keeps the line blocks'
+#: factorisation for the next (the slopes changed by less than tanh(x)·REFACTOR_DT, so the
+#: step is a chord step contracting by about that factor times the wires' coupling).
+REFACTOR_DT = 1e-3
+
+
+@_jit
+def _vector(sr, sc, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r,
+            free_c, wr, offr, wc, offc, is_out, rtol, atol, eta, maxiter, max_steps, start, x_r, x_c, i_r, i_c, dr,
+            dc, cur, br, w, w1, res):  # pragma: no cover - compiled
+    # One input vector from the drops ``start`` names: 0 zero, 1 (x_r, x_c), 2 the prediction
+    # x_r·i_r[i], x_c·i_c[j] (per-cell ratios times the ideal line currents); res = (Newton
+    # steps, CG steps, ℓ1 KCL residual, certified 1/0).
+    n, m = cur.shape
+    sh, ch = w[12], w[13]
+    lt, dt, l_c, dinv_c, couple = w[2], w[3], w[4], w[5], w[1]
+    lr, lc, lo, r, z, p, q, t = w[6], w[7], w[8], w[9], w[10], w[14], w[15], w[11]
+    _applied(sr, sc, v0, uniform, w1[0, :n], w1[1, :n], w1[2, :m], w1[3, :m], sh, ch)
+    for i in range(n):
+        for j in range(m):
+            dr[i, j] = 0.0 if start == 0 else (x_r[i, j] if start == 1 else x_r[i, j] * i_r[i])
+            dc[i, j] = 0.0 if start == 0 else (x_c[i, j] if start == 1 else x_c[i, j] * i_c[j])
+    acc = np.zeros(3)
+    its, prev, refactor, rhs, correct = 0, np.inf, True, True, False
+    res[0], res[3] = 0.0, 0.0
+    for step in range(max_steps + 1):
+        _sweep(correct, refactor, rhs, sr, sc, inv_v0, a, a_v0, g_lin, sh, ch, g_floor, gw, gc, gpl, gpr, gpt, gpb,
+               pin_r, pin_c, free_r, free_c, wr, offr, wc, offc, dr, dc, cur, br, w, acc)
+        kcl, rn0 = acc[0], acc[1]
+        i_out = 0.0
+        for k in range(n + m):
+            if is_out[k]:
+                i_out += abs(br[k])
+        res[0], res[1], res[2] = step, its, kcl
+        if kcl <= atol or (i_out - kcl > 0.0 and kcl <= rtol * (i_out - kcl)):
+            res[3] = 1.0
+            return
+        if step == max_steps or not kcl < MIN_CONTRACTION * prev or acc[2] > 0:  # also NaN
+            return
+        if not rhs:  # the step was expected to certify and did not: its right-hand side now
+            rn0 = 0.0
+            i0 = 0
+            while i0 < n:
+                i1 = min(n, i0 + 4)
+                rn0 += _rhs_rows(i0, i1, couple, lt, dt, l_c, free_r, free_c, lr, lc, lo, r, z, t)
+                i0 = i1
+        scale = i_out
+        if step == 0:  # the sense resistors carry nothing at zero drops: the ideal currents too
+            ideal = 0.0
+            for i in range(n):
+                if is_out[i]:
+                    s = 0.0
+                    for j in range(m):
+                        s += cur[i, j]
+                    ideal += abs(s)
+            for j in range(m):
+                if is_out[n + j]:
+                    s = 0.0
+                    for i in range(n):
+                        s += cur[i, j]
+                    ideal += abs(s)
+            scale = max(scale, ideal)
+        # Inexact Newton: the first step to eta of its residual; later ones to a tenth of what
+        # quadratic convergence predicts after them, ‖F‖³/‖F_prev‖² (Eisenstat & Walker's
+        # choice 2), never looser than eta; the final target below both.
+        rel = eta if step == 0 else min(eta, 0.1 * (kcl / prev) ** 2)
+        floor = max(0.5 * rtol * scale, 0.5 * atol)
+        target = max(rel * rn0, floor)
+        if rn0 > target:
+            k = _cg(couple, lt, dt, l_c, dinv_c, target, maxiter, lo, r, z, p, q, t)
+            if k < 0:
+                return
+            its += k
+        # A step that moved no cell by REFACTOR_DT·v0 (judged by the column drops) and
+        # converged fast keeps the factorisation: its slopes changed by less than that.
+        moved = 0
+        for i in range(n):
+            for j in range(m):
+                dc[i, j] += lo[i, j]
+                moved += abs(lo[i, j] * inv_v0[i, j]) > REFACTOR_DT
+        refactor = moved > 0 or kcl > 1e-2 * prev
+        # The next sweep computes the next right-hand side unless this step should certify.
+        rhs = step == 0 or not (target <= floor and 0.1 * kcl * (kcl / prev) ** 2 <= 0.1 * rtol * scale)
+        prev, correct = kcl, True
+
+
+def _newton_batch(s_r, s_c, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c,
+                  free_r, free_c, wr, offr, wc, offc, is_out, rtol, atol, eta, maxiter, max_steps, chunks, start, x_r,
+                  x_c, i_r, i_c, d_r, d_c, cells, branch, out):  # pragma: no cover - compiled
+    bsz = s_r.shape[0]
+    n, m = a.shape
+    for q in _prange(chunks):
+        w = np.empty((16, n, m))
+        w1 = np.empty((4, max(n, m)))
+        for k in range(q * bsz // chunks, (q + 1) * bsz // chunks):
+            kx = k if start == 1 else 0
+            ki = k if start == 2 else 0
+            _vector(s_r[k], s_c[k], a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, gpr, gpt, gpb, pin_r,
+                    pin_c, free_r, free_c, wr, offr, wc, offc, is_out, rtol, atol, eta, maxiter, max_steps, start,
+                    x_r[kx], x_c[kx], i_r[ki], i_c[ki], d_r[k], d_c[k], cells[k], branch[k], w, w1, out[k])
+
+
+newton_batch = _jit(_newton_batch, parallel=True)
+
+
+@dataclass(slots=True)
+class SinhNewtonResult(ChordResult):
+    """A batch's result as :class:`chord.ChordResult` (``steps``: Newton steps, ``iterations``:
+    CG steps, each the most over the batch), with the Newton and CG steps of each vector (B, 2)."""
+
+    counts: np.ndarray
+
+
+def applies(blocks: LineBlocks, cell) -> bool:
+    """Whether :func:`solve` reads this array: compiled kernels on, a two-terminal sinh law, no
+    eliminated access resistor, and an array small enough that the cold read's single stage
+    (no iterative refinement, pcg._rebase_worth) certifies it."""
+    from cosim.circuit.solvers import pcg  # pcg imports coldread, as this module does
+
+    return kernels.ENABLED and isinstance(cell, Sinh) and blocks.g_acc is None and not pcg._rebase_worth(blocks)
+
+
+def _line_constants(b: LineBlocks):
+    """The line blocks without their cells: wire and port diagonals (N, M) and couplings of the
+    rows (N, M−1) and columns (N−1, M), S, zero between nodes that are not both free (kept on
+    ``b`` until its devices change)."""
+    if b._lines is None:
+        b._lines = _lines(b)
+    return b._lines
+
+
+def _lines(b: LineBlocks):
+    wr = np.zeros((b.n, b.m))
+    wr[:, :-1] += b.gw
+    wr[:, 1:] += b.gw
+    wr[:, 0] += b.gpl
+    wr[:, -1] += b.gpr
+    wc = np.zeros((b.n, b.m))
+    wc[:-1, :] += b.gc
+    wc[1:, :] += b.gc
+    wc[0, :] += b.gpt
+    wc[-1, :] += b.gpb
+    offr = np.where(b.free_r[:, :-1] & b.free_r[:, 1:], -b.gw, 0.0)
+    offc = np.where(b.free_c[:-1, :] & b.free_c[1:, :], -b.gc, 0.0)
+    return (np.ascontiguousarray(wr), np.ascontiguousarray(offr, dtype=float), np.ascontiguousarray(wc),
+            np.ascontiguousarray(offc, dtype=float))
+
+
+def _law_arrays(cell: Sinh, n: int, m: int) -> tuple:
+    """a (A), v0 (V), 1/v0, a/v0 (S), g_lin (S) as C-contiguous (N, M) arrays, and whether one
+    v0 holds for every cell."""
+    # Copies: writable and C-ordered whatever the law holds (one compiled signature).
+    a, v0, g_lin = (np.array(np.broadcast_to(np.asarray(x, dtype=float), (n, m)), order="C")
+                    for x in (cell.a, cell.v0, cell.g_lin))
+    return a, v0, 1.0 / v0, a / v0, g_lin, bool(np.all(v0 == v0.flat[0]))
+
+
+def solve(blocks: LineBlocks, cell: Sinh, shifts: tuple[np.ndarray, np.ndarray], out_ports: np.ndarray, *,
+          rtol: float, maxiter: int, g_floor: float, atol: float = 0.0, max_steps: int = MAX_STEPS,
+          eta: float = ETA, x0: tuple[np.ndarray, np.ndarray] | None = None,
+          prior: tuple[np.ndarray, np.ndarray] | None = None) -> SinhNewtonResult:
+    """Newton per input vector, compiled (module docstring), for line potentials ``shifts``
+    ((B, N), (B, M) V); ``g_floor`` (S) the smallest slope a step uses (newton.G_FLOOR);
+    ``atol`` (A) an ℓ1 KCL residual also accepted; ``maxiter`` the CG cap per step.
+
+    Start: zero IR drops, or ``x0`` (row and column drops (B, N, M) V: a previous solve of the
+    same inputs on nearly the same cells), or ``prior`` (the per-cell ratios (N, M) of
+    :func:`ratios` from an earlier solve of other inputs on this array: each vector starts
+    from the drops they predict for its own ideal line currents). A start changes how many
+    steps a vector takes, never the certified answer."""
+    b = blocks
+    s_r, s_c = (np.ascontiguousarray(x, dtype=float) for x in shifts)
+    bsz, n, m = s_r.shape[0], b.n, b.m
+    _, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r, free_c = b.kernel_args()
+    is_out = np.zeros(n + m, dtype=bool)
+    is_out[out_ports] = True
+    none = np.zeros((1, n, m))
+    i_r, i_c = np.zeros((1, n)), np.zeros((1, m))
+    if x0 is not None:
+        start, (x_r, x_c) = 1, (np.ascontiguousarray(x, dtype=float) for x in x0)
+    elif prior is not None:
+        start, x_r, x_c = 2, prior[0][None], prior[1][None]
+        i_r, i_c = ideal_currents(b, s_r, s_c)
+    else:
+        start, x_r, x_c = 0, none, none
+    d_r, d_c, cells = np.empty((bsz, n, m)), np.empty((bsz, n, m)), np.empty((bsz, n, m))
+    branch, out = np.empty((bsz, n + m)), np.empty((bsz, 4))
+    chunks = min(kernels.threads(), bsz) if bsz * n * m >= kernels.PARALLEL_MIN_WORK else 1
+    kernels.set_threads(chunks)
+    newton_batch(s_r, s_c, *_law_arrays(cell, n, m), float(g_floor), gw, gc, gpl, gpr, gpt, gpb,
+                 pin_r, pin_c, free_r, free_c, *_line_constants(b), is_out, float(rtol), float(atol), float(eta),
+                 int(maxiter), int(max_steps), chunks, start, x_r, x_c, i_r, i_c, d_r, d_c, cells, branch, out)
+    kcl = out[:, 2]
+    i_out = np.abs(branch[:, out_ports]).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = np.where(kcl == 0, 0.0, kcl / (i_out - kcl))
+    bound[~((i_out - kcl > 0) | (kcl == 0))] = np.inf
+    done = out[:, 3] > 0
+    return SinhNewtonResult(d_r, d_c, branch, cells, bound, done, int(out[:, 0].max(initial=0)),
+                            int(out[:, 1].max(initial=0)), kcl, out[:, :2].astype(np.int64))
+
+
+def ideal_currents(blocks: LineBlocks, s_r: np.ndarray, s_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column currents (B, N), (B, M) A of the cells at the array's conductances
+    (``blocks.g_cell``) with no IR drop: Σ_j g·(s_r − s_c) and Σ_i g·(s_r − s_c)."""
+    g = blocks.g_cell
+    return (np.ascontiguousarray(s_r * g.sum(axis=1) - s_c @ g.T),
+            np.ascontiguousarray(s_r @ g - s_c * g.sum(axis=0)))
+
+
+def ratios(blocks: LineBlocks, shifts: tuple[np.ndarray, np.ndarray], d_r: np.ndarray,
+           d_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell ratios (N, M), V/A, of a solve's row drops to its rows' ideal currents and of its
+    column drops to its columns' ideal currents (least squares over the batch), the start
+    :func:`solve` predicts other inputs' drops from.
+
+    Why it predicts well: a row line's drop profile is set by how its current spreads over its
+    cells, which the conductances fix (every cell of a row sees the same input), so it scales
+    with the row's current; a column's also depends on which rows are driven, but its total
+    scales with the column's current. Measured on a digits tile (1 Ω wires, 30 % drops): a
+    prediction within 10–20 % of the drops, so Newton takes two steps instead of three.
+    """
+    i_r, i_c = ideal_currents(blocks, *shifts)
+    rho_r, rho_c = np.empty((blocks.n, blocks.m)), np.empty((blocks.n, blocks.m))
+    fit_ratios(np.ascontiguousarray(d_r), np.ascontiguousarray(d_c), i_r, i_c, rho_r, rho_c)
+    return rho_r, rho_c
+
+
+@_jit
+def fit_ratios(d_r, d_c, i_r, i_c, rho_r, rho_c):  # pragma: no cover - compiled
+    """rho_r[i, j] = Σ_k d_r[k, i, j]·i_r[k, i] / Σ_k i_r[k, i]² (0 where every i_r[:, i] is 0),
+    rho_c likewise with i_c[k, j]."""
+    bsz, n, m = d_r.shape
+    for i in range(n):
+        for j in range(m):
+            rho_r[i, j], rho_c[i, j] = 0.0, 0.0
+    nr, nc = np.zeros(n), np.zeros(m)
+    for k in range(bsz):
+        for i in range(n):
+            x = i_r[k, i]
+            nr[i] += x * x
+            for j in range(m):
+                rho_r[i, j] += d_r[k, i, j] * x
+                rho_c[i, j] += d_c[k, i, j] * i_c[k, j]
+        for j in range(m):
+            nc[j] += i_c[k, j] * i_c[k, j]
+    for i in range(n):
+        for j in range(m):
+            rho_r[i, j] = rho_r[i, j] / nr[i] if nr[i] > 0.0 else 0.0
+            rho_c[i, j] = rho_c[i, j] / nc[j] if nc[j] > 0.0 else 0.0
+
+
+def exercise() -> None:
+    """Compile or load the kernel (called from :func:`kernels.load`): a 2×2 array, 1 S wires."""
+    one, free, w = np.ones((2, 2)), np.ones((2, 2), dtype=bool), np.ones(2)
+    newton_batch(np.ones((1, 2)), np.zeros((1, 2)), *_law_arrays(Sinh(1e-6, 0.25), 2, 2), 1e-18,
+                 np.ones((2, 1)), np.ones((1, 2)), w, w, w, w, ~free, ~free, free, free, one, -np.ones((2, 1)), one,
+                 -np.ones((1, 2)), np.ones(4, dtype=bool), 1e-9, 0.0, ETA, 10, 2, 1, 0, np.zeros((1, 2, 2)),
+                 np.zeros((1, 2, 2)), np.zeros((1, 2)), np.zeros((1, 2)), np.empty((1, 2, 2)), np.empty((1, 2, 2)),
+                 np.empty((1, 2, 2)), np.empty((1, 4)), np.empty((1, 4)))
+    d = np.zeros((1, 2, 2))
+    fit_ratios(d, d, np.ones((1, 2)), np.ones((1, 2)), np.empty((2, 2)), np.empty((2, 2)))

@@ -1,0 +1,141 @@
+"""The compiled per-vector Newton for sinh cells (cosim.circuit.solvers.sinhnewton), the nodal
+engine's batch path for Stanford–PKU cells, against the damped Newton of every vector
+(``chord=False``: the reference of tests/test_newton.py and tests/test_newton_ngspice.py).
+
+Truths checked, with their tolerances:
+- engine against engine: on every drive/sense/unselected option, forward and transpose, and on
+  a 64×64 tile with the 30 % IR drops of a digits read, the compiled path's output currents
+  equal the reference's to 1e-9 relative (both certified to 1e-11: their difference is within
+  2e-11 of the outputs' ℓ1 norm, far below);
+- every start gives the same certified answer: zero drops, the last solve of the same inputs
+  (warm), the drops predicted from the last solve of other inputs, and a prediction that is far
+  off (ratios scaled by −50: a start much worse than zero), per-cell v0 (no shared sinh table);
+- a vector the undamped compiled Newton cannot finish (its step budget cut to one) is handed to
+  the damped Newton and still certified, and the result says so;
+- an independent nonlinear solution (tests/test_newton.py's dense Newton on the full nodal KCL
+  with a finite-difference Jacobian) agrees to 1e-8 on random small arrays (hypothesis).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cosim.circuit import CrossbarSpec, build_circuit, prepare
+from cosim.circuit.cells import Sinh
+from cosim.circuit.engines.base import SolverOptions
+from cosim.circuit.solvers import kernels, sinhnewton
+from tests.test_newton import OPTIONS, _dense_kcl_solution, pku
+
+pytestmark = pytest.mark.skipif(not kernels.ENABLED, reason="numba kernels disabled")
+
+
+def _g(law, shape):
+    """The cells' small-signal conductances (S): the ohmic array the circuit is built on."""
+    return np.broadcast_to(law.small_signal(), shape).copy()
+
+
+def _pair(spec, law, transpose=False, rtol=1e-11):
+    """The engine's read (compiled path) and the reference (Newton for every vector)."""
+    import dataclasses
+
+    circuit = dataclasses.replace(build_circuit(spec, transpose=transpose), cell_law=law)
+    fast, ref = prepare(circuit, SolverOptions(rtol=rtol)), prepare(circuit, SolverOptions(rtol=rtol))
+    ref.chord = False
+    return fast, ref
+
+
+def _close(got, want, rtol=1e-9):
+    scale = np.abs(want.currents).max()
+    np.testing.assert_allclose(got.currents, want.currents, rtol=0, atol=rtol * scale)
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+@pytest.mark.parametrize("transpose", [False, True])
+def test_compiled_newton_equals_newton_on_every_option(options, transpose, rng):
+    law, _, _ = pku((9, 7), rng)
+    spec = CrossbarSpec(conductances=_g(law, (9, 7)), **options)
+    fast, ref = _pair(spec, law, transpose)
+    x = rng.uniform(0.0, 0.4, (4, 7 if transpose else 9))
+    got, want = fast.solve(x), ref.solve(x)
+    assert got.info["method"] == "compiled-newton" and want.info["method"] == "newton"
+    assert got.residual <= 1e-11
+    _close(got, want)
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_large_ir_drop_tile_and_every_start(transpose, rng):
+    """A 64×64 tile with 1 Ω wires and the cells of a digits read (drops up to ~30 % of the
+    0.1 V inputs): zero start, warm start, predicted start, a far-off prediction."""
+    law, _, _ = pku((64, 64), rng)
+    spec = CrossbarSpec(conductances=_g(law, (64, 64)), r_row=1.0, r_col=1.0, r_driver=1.0, r_sense=1.0)
+    fast, ref = _pair(spec, law, transpose)
+    fast.predict = False
+    x1, x2 = rng.uniform(0.0, 0.1, (2, 6, 64))
+    want1, want2 = ref.solve(x1), ref.solve(x2)
+    cold = fast.solve(x1)  # no earlier solve: from zero drops
+    _close(cold, want1)
+    _, d_r1, d_c1 = fast.last
+    steps_cold = cold.info["compiled-newton_steps"]
+    fast.predict = True
+    pred = fast.solve(x2)  # from the drops the solve of x1 predicts
+    _close(pred, want2)
+    assert pred.info["method"] == "compiled-newton" and pred.info["compiled-newton_steps"] <= steps_cold
+    # The same inputs after the devices moved a little (a training update): from their solution.
+    law2 = Sinh(law.a * rng.uniform(0.999, 1.001, law.a.shape), law.v0)
+    fast2, ref2 = _pair(spec, law2, transpose)
+    fast2 = fast.for_cells(fast2.circuit)
+    warm = fast2.solve(x2)
+    assert warm.info["warm"] and warm.info["compiled-newton_steps"] <= pred.info["compiled-newton_steps"]
+    _close(warm, ref2.solve(x2))
+    # A far-off prediction (the last solve's drops flipped and scaled 50×, a start far worse
+    # than zero): the undamped steps from it fail, those vectors are solved again from zero.
+    fast.last = (x1, -50 * d_r1, -50 * d_c1)
+    far = fast.solve(x2)
+    assert far.residual <= 1e-11 and far.info["method"] == "compiled-newton"
+    _close(far, want2)
+    c = fast.circuit
+    rho = sinhnewton.ratios(fast.blocks, fast.blocks.shifts(c.source_values(x1)), -50 * d_r1, -50 * d_c1)
+    alone = sinhnewton.solve(fast.blocks, law, fast.blocks.shifts(c.source_values(x2)), c.out_src, rtol=1e-11,
+                             maxiter=500, g_floor=1e-12, prior=rho)
+    assert not alone.converged.any()  # (what the retry from zero repaired)
+
+
+def test_per_cell_v0_and_leak(rng):
+    """Cells with their own v0 and a linear leak (no shared sinh table of the lines)."""
+    a, v0, g_lin = rng.uniform(1e-7, 1e-5, (12, 10)), rng.uniform(0.1, 0.4, (12, 10)), rng.uniform(0, 1e-6, (12, 10))
+    spec = CrossbarSpec(conductances=_g(Sinh(a, v0, g_lin), (12, 10)), r_row=2.0, r_col=2.0, r_driver=1.0, r_sense=1.0)
+    fast, ref = _pair(spec, Sinh(a, v0, g_lin))
+    x = rng.uniform(-0.3, 0.3, (5, 12))
+    got = fast.solve(x)
+    assert got.info["method"] == "compiled-newton"
+    _close(got, ref.solve(x))
+
+
+def test_unfinished_vectors_go_to_the_damped_newton(rng, monkeypatch):
+    law, _, _ = pku((16, 16), rng)
+    spec = CrossbarSpec(conductances=_g(law, (16, 16)), r_row=2.0, r_col=2.0, r_driver=1.0, r_sense=1.0)
+    fast, ref = _pair(spec, law)
+    real = sinhnewton.solve
+    monkeypatch.setattr(sinhnewton, "solve", lambda *a, **k: real(*a, **{**k, "max_steps": 1}))
+    x = rng.uniform(0.0, 0.3, (3, 16))
+    got = fast.solve(x)
+    assert got.info["method"] == "compiled-newton+newton" and got.info["newton_vectors"] == 3
+    assert got.residual <= 1e-11
+    _close(got, ref.solve(x))
+
+
+@settings(max_examples=20, deadline=None, derandomize=True)
+@given(n=st.integers(1, 3), m=st.integers(1, 3), r=st.floats(0.5, 20.0), seed=st.integers(0, 2**31))
+def test_property_compiled_newton_equals_an_independent_dense_solve(n, m, r, seed):
+    rng = np.random.default_rng(seed)
+    law = Sinh(rng.uniform(1e-7, 1e-5, (n, m)), rng.uniform(0.1, 0.4, (n, m)))
+    spec = CrossbarSpec(conductances=_g(law, (n, m)), r_row=r, r_col=r, r_driver=r, r_sense=r)
+    fast, _ = _pair(spec, law, rtol=1e-10)
+    x = rng.uniform(-1.0, 1.0, n)
+    res = fast.solve(x[None, :])
+    assert res.info["method"].startswith("compiled-newton")
+    want = _dense_kcl_solution(spec, law, x)
+    np.testing.assert_allclose(res.currents[0], want, rtol=1e-8, atol=1e-8 * max(np.abs(want).max(), 1e-15))

@@ -21,8 +21,8 @@ wires and device I–V cells ≤ 2× the ohmic nodal epoch): the digits MLP 64-6
 32, one epoch on the full training set and the test-set evaluation, Stanford–PKU devices
 (``device.card = stanford_pku_default``), nodal engine, 1 Ω row and column segments; once with
 ``array.cell = "0T1R"`` (each device its read conductance at 0.1 V: the ohmic nodal epoch) and
-once with ``"device"`` (every read solves the cells' sinh I–V: chord iteration on the batch,
-Newton for vectors it leaves uncertified). Same seed, same process. Printed: epoch time, read
+once with ``"device"`` (every read solves the cells' sinh I–V: the compiled per-vector Newton of
+``sinhnewton``, started from the drops the tile's previous batch predicts). Same seed, same process. Printed: epoch time, read
 time (preparation + solves) and test accuracy per cell kind and the ratio. ``--skip-train``
 leaves it out.
 

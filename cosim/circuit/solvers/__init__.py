@@ -19,7 +19,9 @@ Public names (one job per module):
 - :func:`with_devices`, :func:`same_network` (circuits.py): circuit edits for updates.
 - :func:`cosim.circuit.solvers.newton.read_nonlinear` (newton.py): exact reads of cells with
   nonlinear laws (:mod:`cosim.circuit.cells`): damped Newton whose steps are line-block PCG
-  solves of the cells' companion models, certified by the nonlinear KCL residual.
+  solves of the cells' companion models, certified by the nonlinear KCL residual; for a batch,
+  :mod:`chord` (one shared linear system) and, for sinh cells, :mod:`sinhnewton` (Newton per
+  vector in one compiled loop, passes in :mod:`sinhpasses`, started from :func:`sinhnewton.ratios`).
 
 Pick these through :class:`SolverOptions.method` ("auto", "pcg", "transfer"); the engine
 (cosim.circuit.engines.nodal) owns the choice, and its crossbar read object

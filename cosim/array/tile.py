@@ -101,8 +101,13 @@ class ArraySpec:
         if self.nonlinear:
             if law is None:
                 raise SpecError.at("array.cell", f"{self.cell!r} cells need the devices' I-V law, not only conductances")
-            law = compose(self.cell, law, access_card_for(self.cell, self.access_card, self.v_gate), np.shape(g))
+            law = self.cell_law(law, np.shape(g))
         return CrossbarSpec(conductances=g, law=law, **{k: getattr(self, k) for k in TILE_FIELDS})
+
+    def cell_law(self, device_law, shape: tuple[int, int]):
+        """The law of this array's (nonlinear) cells whose devices obey ``device_law``: the
+        device alone or in series with the access element of :attr:`access_card`."""
+        return compose(self.cell, device_law, access_card_for(self.cell, self.access_card, self.v_gate), shape)
 
     def replace(self, **changes) -> ArraySpec:
         return dataclasses.replace(self, **changes)
@@ -239,8 +244,10 @@ class Tile:
         fresh_other = other if other is not None and (not transpose) not in self._stale else None
         g = self.conductances()
         # the spec only when a circuit is built: an updated preparation needs only g
+        law = (lambda: self.array.cell_law(population_law(self.population), g.shape)) if self.array.nonlinear else None
         prep = prepare_again(self.options, g, lambda: build_circuit(self.crossbar_spec(), transpose=transpose),
-                             previous=prep if self.reuse else None, partner=fresh_other if self.reuse else None)
+                             previous=prep if self.reuse else None, partner=fresh_other if self.reuse else None,
+                             law=law)
         self._prepared[transpose] = prep
         self._stale.discard(transpose)
         self.stats.prepares += 1

@@ -133,6 +133,12 @@ class Prepared:
         from this read's last solution; None when the engine has nothing to reuse."""
         return None
 
+    def update_cells(self, g_new: np.ndarray, law: Any) -> Prepared | None:
+        """This read with devices of read conductance ``g_new`` (N, M), S, obeying ``law`` (the
+        cells' new nonlinear law), without rebuilding the circuit; None when the engine cannot
+        (then the caller builds the circuit and asks :meth:`for_cells`)."""
+        return None
+
 
 class Engine:
     """Base of the engines; register an instance in :data:`cosim.catalog.ENGINES`."""
@@ -174,15 +180,18 @@ def prepare(circuit: Circuit, options: SolverOptions, *, spec: Any = None) -> Pr
 
 
 def prepare_again(options: SolverOptions, g: np.ndarray, build: Callable[[], Circuit], *,
-                  previous: Prepared | None = None, partner: Prepared | None = None) -> Prepared:
+                  previous: Prepared | None = None, partner: Prepared | None = None,
+                  law: Callable[[], Any] | None = None) -> Prepared:
     """A crossbar read after its devices changed to ``g`` (S): the cheapest the engine offers.
 
-    In order: ``previous`` (this read before the change) updated in place, warm-started;
-    ``partner`` (the other read direction, already on ``g``) shared for ``build()``; or
-    ``build()`` prepared from scratch. Pass neither to prepare from scratch (the reference).
+    In order: ``previous`` (this read before the change) updated in place, warm-started (with
+    nonlinear cells, ``law()`` gives their new law); ``partner`` (the other read direction,
+    already on ``g``) shared for ``build()``; or ``build()`` prepared from scratch. Pass
+    neither to prepare from scratch (the reference).
     """
     if previous is not None:
-        prep = previous.update_conductances(g, warm=True, share=partner)
+        prep = (previous.update_conductances(g, warm=True, share=partner) if law is None
+                else previous.update_cells(g, law()))
         if prep is not None:
             return prep
     circuit = build()

@@ -22,15 +22,17 @@ same fixed point, certified the same way, only reached in fewer steps.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from cosim.circuit.cells import Mosfet, SeriesCell
 from cosim.circuit.engines.base import Prepared, ReadResult, SolverOptions
 from cosim.circuit.model import Circuit, as_batch
-from cosim.circuit.solvers import chord, newton, sinhnewton
+from cosim.circuit.solvers import chord, circuits, newton, sinhnewton
 from cosim.circuit.solvers.lineblock import LineBlocks, Unsupported
 from cosim.errors import EngineError, SpecError
 
@@ -150,6 +152,21 @@ class NewtonPrepared(Prepared):
         return NewtonPrepared(circuit, self.options, self.blocks, start=self.last, max_newton=self.max_newton,
                               atol=self.atol, chord=self.chord, compiled=self.compiled,
                               predict=self.predict)
+
+
+    def update_cells(self, g_new: np.ndarray, law: Any) -> NewtonPrepared | None:
+        """This read with device read conductances ``g_new`` (S) obeying ``law``: the circuit's
+        cell block replaced (:func:`circuits.with_devices`, which refuses arrays whose islands
+        depend on the devices) and its line blocks kept, warm-started as :meth:`for_cells`.
+        None for laws the builder rewrites per row (1T1R-mos gating) or such arrays."""
+        if isinstance(law, SeriesCell) and isinstance(law.access, Mosfet):
+            return None
+        try:
+            circuit = dataclasses.replace(circuits.with_devices(self.circuit, g_new), cell_law=law)
+        except EngineError:
+            return None
+        return NewtonPrepared(circuit, self.options, self.blocks, start=self.last, max_newton=self.max_newton,
+                              atol=self.atol, chord=self.chord, compiled=self.compiled, predict=self.predict)
 
 
 def _same_wires(a: Circuit, b: Circuit) -> bool:

@@ -17,10 +17,14 @@ initial programming), split into reads (circuit preparation + solves, tile count
 estimates, metrics). The ratio is nodal/ideal in the same process.
 
 The compiled reads use every core unless ``COSIM_THREADS`` says otherwise (the line under each
-case says how many).
+case says how many). ``--blas-threads N`` limits BLAS (numpy's matmuls) to N threads in both
+runs: on a shared machine the ideal epoch's small matmuls otherwise wait for descheduled BLAS
+threads, which inflates the reference and flatters the ratio (README, speed section); the nodal
+reads call no multi-threaded BLAS either way.
 
     .venv/bin/python benchmarks/bench_train.py [--repeats 1] [--epochs 1] [--r-wire 1.0]
         [--data DIR] [--subset 2048] [--test-subset 500] [--tiles 128 256] [--skip-mnist]
+        [--blas-threads 1]
 """
 
 from __future__ import annotations
@@ -39,11 +43,17 @@ def load() -> str:
     return "load avg {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
-def run(cfg, epochs: int) -> dict:
+def run(cfg, epochs: int, blas_threads: int | None) -> dict:
     from cosim.train import run_training
 
     cpu0 = time.process_time()
-    res = run_training(cfg, progress=False)
+    if blas_threads is None:
+        res = run_training(cfg, progress=False)
+    else:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=blas_threads, user_api="blas"):
+            res = run_training(cfg, progress=False)
     cpu = time.process_time() - cpu0
     tiles = [t for layer in res.layers for t in layer.tiles()]
     epoch = sum(r["time_s"] for r in res.epochs) / epochs
@@ -62,7 +72,7 @@ def case(name: str, base: list[str], args) -> None:
         sets = base + [f'solver.engine="{engine}"', f"train.epochs={args.epochs}", "train.reference=false"]
         if engine == "nodal":
             sets += [f"array.r_row={args.r_wire}", f"array.r_col={args.r_wire}"]
-        runs = [run(load_config(None, sets), args.epochs) for _ in range(args.repeats)]
+        runs = [run(load_config(None, sets), args.epochs, args.blas_threads) for _ in range(args.repeats)]
         out[engine] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     i, n = out["ideal"], out["nodal"]
     print(f"\n{name}: {i['tiles']:.0f} tiles, {n['solves']:.0f} tile reads per epoch, {args.epochs} epoch(s), "
@@ -75,7 +85,7 @@ def case(name: str, base: list[str], args) -> None:
 
     print(f"nodal / ideal epoch time: {n['epoch'] / i['epoch']:.1f}× "
           f"(reads {n['reads'] / max(i['reads'], 1e-9):.0f}×; r = {args.r_wire:g} Ω/segment; compiled reads on "
-          f"{kernels.threads()} thread(s); {load()})")
+          f"{kernels.threads()} thread(s); BLAS threads {args.blas_threads or 'default'}; {load()})")
     # CPU time (all threads) of the whole run, set-up and evaluation included: on a shared machine
     # far less inflated by other jobs than wall time, which they deschedule.
     print(f"CPU time of the whole run (set-up, {args.epochs} epoch(s), evaluation): ideal {i['cpu']:.1f} s, "
@@ -93,6 +103,7 @@ def main() -> None:
     ap.add_argument("--tiles", type=int, nargs="+", default=[128], help="tile sizes n (n×n) of the MNIST case")
     ap.add_argument("--skip-mnist", action="store_true")
     ap.add_argument("--skip-digits", action="store_true")
+    ap.add_argument("--blas-threads", type=int, help="limit BLAS to this many threads in both runs")
     args = ap.parse_args()
     logging.disable(logging.WARNING)
     if not args.skip_digits:

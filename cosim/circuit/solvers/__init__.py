@@ -15,7 +15,8 @@ Public names (one job per module):
   chosen by :func:`pcg.solve` (:func:`multirhs.pays`). :mod:`coldread` (one vector per core, in
   cache) and :mod:`kernels` (fused steps, line factorisations) are the other compiled paths.
 - :class:`PortResponse`, :class:`Transfer`, :func:`transfer_for` (transfer.py): the exact
-  effective transfer matrix, shared by the forward and transpose reads.
+  effective transfer matrix, shared by the forward and transpose reads; :class:`Excitations`
+  and :func:`partial_read` the same from unit excitations of just the ports a batch touches.
 - :func:`with_devices`, :func:`same_network` (circuits.py): circuit edits for updates.
 - :func:`cosim.circuit.solvers.newton.read_nonlinear` (newton.py): exact reads of cells with
   nonlinear laws (:mod:`cosim.circuit.cells`): damped Newton whose steps are line-block PCG
@@ -32,9 +33,9 @@ interface. Nothing here imports the engines.
 from cosim.circuit.solvers.circuits import same_network, with_devices
 from cosim.circuit.solvers.lineblock import LineBlocks, Unsupported
 from cosim.circuit.solvers.pcg import galerkin_guess, solve
-from cosim.circuit.solvers.transfer import PortResponse, Transfer, transfer_for
+from cosim.circuit.solvers.transfer import Excitations, PortResponse, Transfer, partial_read, transfer_for
 from cosim.circuit.solvers.tridiag import ColLines, RowLines
 
 __all__ = ["LineBlocks", "Unsupported", "RowLines", "ColLines", "solve", "galerkin_guess",
-           "PortResponse", "Transfer", "transfer_for", "with_devices",
+           "PortResponse", "Transfer", "transfer_for", "Excitations", "partial_read", "with_devices",
            "same_network"]

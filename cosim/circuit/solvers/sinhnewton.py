@@ -50,10 +50,12 @@ MAX_STEPS = 8
 #: A step must shrink the ℓ1 KCL residual at least by this factor, else the vector is handed on.
 MIN_CONTRACTION = 0.5
 #: The first step's linear solve stops at this fraction of its starting Schur residual (or at
-#: the final target). Newton's remainder after it is ~½·tanh(x0)·(Δu/v0)² of the currents:
-#: 1e-7 with IR drops of 1 % of 0.1 V inputs, 5e-3 with the 30 % drops of a digits tile (1 Ω
-#: wires, 64×64), where any digit past it is wasted; both then certify 1e-10 in a step or two.
-ETA = 1e-4
+#: the final target). Newton's remainder after it is ~½·tanh(x0)·(Δu/v0)² of the currents
+#: (Δu: how far the start is from the solution): 5e-3 from zero drops on a digits tile (1 Ω
+#: wires, 64×64, drops up to 30 % of 0.1 V inputs), ~1e-4 from the predicted drops, so digits
+#: past it are wasted. Measured on captured digits reads from the predicted start: 1e-2, 1e-3,
+#: 1e-4, 1e-5 cost 1.95, 1.88, 1.92, 1.95 cold reads per vector.
+ETA = 1e-3
 #: A step that moved no cell's voltage by more than this times v0 keeps the line blocks'
 #: factorisation for the next (the slopes changed by less than tanh(x)·REFACTOR_DT, so the
 #: step is a chord step contracting by about that factor times the wires' coupling).

@@ -14,10 +14,12 @@ chord iteration (one shared linear system for every input vector,
 ``chord=False`` solves every vector by Newton (the reference path); ``compiled=False`` keeps
 sinh cells on the chord iteration; ``predict=False`` starts the compiled Newton from zero drops.
 
-A prepared read may carry a *warm start*: the line potentials of a previous solve of the same
-input vectors (:meth:`NewtonPrepared.for_cells`, what a tile uses after its devices moved a
-little); when the same inputs are read again, Newton starts there instead of at the ohmic solution; the answer is the
-same fixed point, certified the same way, only reached in fewer steps.
+A prepared read may carry a *warm start*: the line potentials of a previous solve
+(:meth:`NewtonPrepared.for_cells` and :meth:`NewtonPrepared.update_cells`, what a tile uses
+after its devices moved a little; ``update_cells`` swaps the cell block and law without
+rebuilding the circuit). When the same inputs are read again, Newton starts there; other inputs
+of sinh cells start from the drops that solve predicts. The answer is the same fixed point,
+certified the same way, only reached in fewer steps.
 """
 
 from __future__ import annotations

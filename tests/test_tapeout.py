@@ -151,9 +151,9 @@ def test_bench_inputs_are_what_the_tiles_saw_for_the_first_test_sample(trained, 
     result, _ = trained
     seen = {}
     for name, tile in tiles_by_name(result).items():
-        def spy(v, _tile=tile, _name=name):
+        def spy(v, outputs=None, _tile=tile, _name=name):
             seen.setdefault(_name, np.array(v[0]))
-            return type(_tile).read(_tile, v)
+            return type(_tile).read(_tile, v, outputs)
         monkeypatch.setattr(tile, "read", spy)
     cfg = result.config
     data = load_data(cfg)

@@ -9,7 +9,8 @@ Every term is a lower bound, so a refusal means the run cannot fit:
   and every device keeps at least 15 B (the shipped cards' states measure 15–64 B per device);
 - per weight: the initial and float-reference weights, the start conductances of both sides and
   the pulse log's six int64 counters (train SET/RESET and programming, per side);
-- one tile read of a batch (:func:`cosim.guards.read_bytes`) and the batch's activations;
+- one tile read of one vector (:func:`cosim.guards.read_bytes`: the nodal engine may read a
+  whole batch from a few port excitations, so no more is certain) and the batch's activations;
 - one row of figures per epoch (a dict of ~15 numbers; ``sys.getsizeof`` alone is > 600 B).
 """
 
@@ -57,7 +58,7 @@ def _bytes(shapes, array, engine: str, batch: int, images: int, features: int) -
     cells = tile_cells(shapes, array.rows, array.cols, array.tile_rows, array.tile_cols, array.mapping)
     widths = sum(float(r) + float(c) for r, c in shapes)
     total = (8.0 * features * images + DEVICE_BYTES * cells + WEIGHT_BYTES * weights
-             + read_bytes(array.rows, array.cols, batch, engine=engine) + 8.0 * batch * widths)
+             + read_bytes(array.rows, array.cols, 1, engine=engine) + 8.0 * batch * widths)
     return total, f"{weights:.4g} weights on {cells:.4g} devices, batch {batch}, {images} images"
 
 

@@ -68,7 +68,7 @@ def test_lr_sweeps_dry_run_from_the_shipped_configs(tmp_path, capsys, fashion_di
                   "--dry-run"]) == 0
     assert "81 points = 27 grid points × 3 seeds" in capsys.readouterr().out
     assert not (tmp_path / "s.sqlite").exists()
-    assert len(_study("lr_digits_cnn", []).points) == 27
+    assert len(_study("lr_digits_cnn", []).points) == 81  # 27 rates × 3 seeds, like the MLP's
     fashion = _study("lr_fashion_mlp", [f'data.dir="{fashion_dir}"'])
     names = {p.config["optimizer"]["name"] for p in fashion.points}
     assert names == {"sgd-pulse", "manhattan", "mixed-precision", "ssm", "tiki-taka"}

@@ -180,10 +180,7 @@ class CrossbarPrepared(Prepared):
                  err: np.ndarray) -> tuple[np.ndarray, int]:
         """(Relative bound (B,), number re-solved) of reads with ℓ1 error bound ``err`` (B,), A; reads over rtol (inputs
         that nearly cancel, tiny outputs) are solved again by PCG in place."""
-        total = np.abs(currents).sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            bound = np.where(err == 0, 0.0, err / (total - err))
-        bound[(total - err <= 0) & (err > 0)] = np.inf
+        bound = pcg._ratio(err, np.abs(currents).sum(axis=1) - err)  # PCG's certified bound, same rule
         redo = np.flatnonzero(bound > self.options.rtol)
         if redo.size:
             log.info("%s: %d of %d reads re-solved by pcg", self.label, redo.size, v.shape[0])

@@ -7,7 +7,8 @@ training is timed):
 - MNIST-format MLP 784-100-10 on ``--tiles`` n×n tiles (default 128×128, 16 tiles), batch 64, a ``--subset`` of the
   training set and ``--test-subset`` of the test set (default: Debian's Fashion-MNIST in
   /usr/share/datasets/fashion-mnist — same format and shapes as MNIST; ``--data DIR`` for
-  MNIST itself). Skipped with a note when no IDX files are found.
+  MNIST itself). Skipped with a note when no IDX files are found. ``--networks mlp cnn`` adds
+  the LeNet-like CNN (conv3×3→8, pool, conv3×3→16, pool, dense) on the same data and tiles.
 
 Both engines run the same config and seed; the nodal one has ``--r-wire`` Ω per wire segment
 (the ideal engine ignores wires by definition). Per engine: the median epoch time over
@@ -24,7 +25,7 @@ reads call no multi-threaded BLAS either way.
 
     .venv/bin/python benchmarks/bench_train.py [--repeats 1] [--epochs 1] [--r-wire 1.0]
         [--data DIR] [--subset 2048] [--test-subset 500] [--tiles 128 256] [--skip-mnist]
-        [--blas-threads 1]
+        [--blas-threads 1] [--networks mlp cnn]
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ def main() -> None:
     ap.add_argument("--skip-mnist", action="store_true")
     ap.add_argument("--skip-digits", action="store_true")
     ap.add_argument("--blas-threads", type=int, help="limit BLAS to this many threads in both runs")
+    ap.add_argument("--networks", nargs="+", choices=["mlp", "cnn"], default=["mlp"],
+                    help="networks of the MNIST-format case")
     args = ap.parse_args()
     logging.disable(logging.WARNING)
     if not args.skip_digits:
@@ -115,10 +118,13 @@ def main() -> None:
         print(f"\nMNIST-format case skipped: no IDX folder ({data}); pass --data DIR")
         return
     kind = "fashion" if data == FASHION else "mnist"
-    for n in args.tiles:
-        case(f"{kind} MLP 784-100-10, {n}×{n} tiles, batch 64, {args.subset} training samples",
-             [f'data.name="{kind}"', f'data.dir="{data}"', f"data.subset={args.subset}",
-              f"data.test_subset={args.test_subset}", f"array.rows={n}", f"array.cols={n}", "train.batch=64"], args)
+    names = {"mlp": "MLP 784-100-10", "cnn": "CNN conv3×3→8, pool, conv3×3→16, pool, dense"}
+    for net in args.networks:
+        for n in args.tiles:
+            case(f"{kind} {names[net]}, {n}×{n} tiles, batch 64, {args.subset} training samples",
+                 [f'data.name="{kind}"', f'data.dir="{data}"', f"data.subset={args.subset}",
+                  f"data.test_subset={args.test_subset}", f"array.rows={n}", f"array.cols={n}", "train.batch=64",
+                  f'network.kind="{net}"'], args)
 
 
 if __name__ == "__main__":

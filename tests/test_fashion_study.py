@@ -73,6 +73,9 @@ def test_lr_sweeps_dry_run_from_the_shipped_configs(tmp_path, capsys, fashion_di
     names = {p.config["optimizer"]["name"] for p in fashion.points}
     assert names == {"sgd-pulse", "manhattan", "mixed-precision", "ssm", "tiki-taka"}
     assert {p.config["array"]["rows"] for p in fashion.points} == {128}
+    cnn = _study("lr_fashion_cnn", [f'data.dir="{fashion_dir}"'])
+    assert len(cnn.points) == 27 and {p.config["network"]["kind"] for p in cnn.points} == {"cnn"}
+    assert {p.config["optimizer"]["name"] for p in cnn.points} == names
 
 
 def test_lr_sweep_tiny_grid_for_real(tmp_path):

@@ -51,12 +51,6 @@ WARM_VECTORS = 32
 PORT_COST = 1.5
 
 
-def c_biased(circuit: Circuit) -> bool:
-    """Whether ``circuit`` has sources that are not 0 V with every input at 0 V (its reads are
-    then affine, not linear, in the inputs)."""
-    return bool(circuit.source_values(np.zeros((1, circuit.n_inputs))).any())
-
-
 @dataclass(eq=False)
 class _Shared:
     """What the two read directions of one array share: line blocks and the port response."""
@@ -160,7 +154,7 @@ class CrossbarPrepared(Prepared):
             return None
         ins, outs = tr.touched(c, v, outputs)
         need = min(sh.excitations.missing(ins), sh.excitations.missing(outs), key=len)
-        cost = need.size + (self._offset is None and c_biased(c))
+        cost = need.size + (self._offset is None and bool(c.vsrc_dc.any()))  # bias sources: an offset solve
         if PORT_COST * cost >= v.shape[0] or cost >= self._family_size():
             return None
         t0 = time.perf_counter()
@@ -196,8 +190,10 @@ class CrossbarPrepared(Prepared):
         solve). Returns the reads it improved; ``currents`` and ``err`` are updated."""
         c, b, o = self.circuit, self.blocks, self.options
         fail = np.flatnonzero(pcg._ratio(err, np.abs(currents).sum(axis=1) - err) > o.rtol)
+        if fail.size < 2 or c.vsrc_dc.any():
+            return 0
         same = (v == v[:1]).all(axis=0) & (v[0] != 0.0)
-        if fail.size < 2 or not same.any() or c_biased(c):
+        if not same.any():
             return 0
         common = np.where(same, v[0], 0.0)
         part = tr.partial_read(c, self.shared.excitations, self._offset, v[fail] - common, outputs)
@@ -205,7 +201,7 @@ class CrossbarPrepared(Prepared):
             return 0
         try:
             # converged against the outputs read, not every port: the read may keep a few of them
-            res = pcg.solve(b, None, tr.touched(c, v[:0], outputs)[1], rtol=o.rtol * tr.EXCITE_MARGIN, maxiter=o.maxiter,
+            res = pcg.solve(b, None, tr.sense_ports(c, outputs), rtol=o.rtol * tr.EXCITE_MARGIN, maxiter=o.maxiter,
                             label=f"{self.label} (common part)", shifts=b.shifts(c.source_values(common[None])),
                             keep_rows=False)
         except ConvergenceError:
@@ -229,7 +225,7 @@ class CrossbarPrepared(Prepared):
             # without bias sources a read is linear in its inputs: solve each direction once.
             w = v[redo]
             scale = np.ones(redo.size)
-            if not c_biased(self.circuit):
+            if not self.circuit.vsrc_dc.any():  # no bias sources: reads are linear in the inputs
                 scale = w[np.arange(redo.size), np.abs(w).argmax(axis=1)]
                 scale[scale == 0.0] = 1.0
                 w = w / scale[:, None]

@@ -245,7 +245,12 @@ def touched(circuit: Circuit, v: np.ndarray, outputs: np.ndarray) -> tuple[np.nd
     c = circuit
     driven = np.flatnonzero(c.vsrc_input >= 0)
     live = np.any(v != 0.0, axis=0)
-    return driven[live[c.vsrc_input[driven]]], np.unique(c.out_src[np.isin(c.out_index, outputs)])
+    return driven[live[c.vsrc_input[driven]]], sense_ports(c, outputs)
+
+
+def sense_ports(circuit: Circuit, outputs: np.ndarray) -> np.ndarray:
+    """The sense ports (source indices) of the outputs ``outputs`` of a built crossbar."""
+    return np.unique(circuit.out_src[np.isin(circuit.out_index, outputs)])
 
 
 def offset_solve(circuit: Circuit, blocks: LineBlocks, exc: Excitations, *, rtol: float, maxiter: int,

@@ -143,6 +143,27 @@ def test_mixed_batches_equal_direct_and_do_not_depend_on_threads(case, transpose
     np.testing.assert_array_equal(np.array(singles), runs["1"].currents)
 
 
+@pytest.mark.parametrize("case", list(CASES)[:3])
+def test_reads_that_keep_no_drops_are_the_same_bits(case, rng, monkeypatch):
+    """A cold read that keeps neither drop (each stays in its thread's own slab) gives the same
+    port currents, residuals and bounds, bit for bit, on 1 and 2 threads, and no drops."""
+    spec = CASES[case]
+    c = prepare_spec(spec, SolverOptions(method="pcg")).circuit
+    b = LineBlocks.from_circuit(c)
+    v = mixed_inputs(rng, c.n_inputs)
+    shifts = b.shifts(c.source_values(v))
+    monkeypatch.setattr(kernels, "PARALLEL_MIN_WORK", 0)
+    kept = pcg.solve(b, None, c.out_src, rtol=1e-10, maxiter=500, shifts=shifts)
+    assert kept.d_c is not None and kept.d_r is not None
+    for threads in ("1", "2"):
+        monkeypatch.setenv("COSIM_THREADS", threads)
+        bare = pcg.solve(b, None, c.out_src, rtol=1e-10, maxiter=500, shifts=shifts, keep_rows=False,
+                         keep_cols=False)
+        assert bare.d_c is None and bare.d_r is None
+        for name in ("branch", "kcl_l1", "bound"):
+            np.testing.assert_array_equal(getattr(bare, name), getattr(kept, name))
+
+
 def test_thread_count_comes_from_the_environment(monkeypatch):
     most = kernels.numba.config.NUMBA_NUM_THREADS
     monkeypatch.setenv("COSIM_THREADS", "1")

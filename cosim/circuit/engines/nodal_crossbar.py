@@ -203,7 +203,7 @@ class CrossbarPrepared(Prepared):
             # converged against the outputs read, not every port: the read may keep a few of them
             res = pcg.solve(b, None, tr.sense_ports(c, outputs), rtol=o.rtol * tr.EXCITE_MARGIN, maxiter=o.maxiter,
                             label=f"{self.label} (common part)", shifts=b.shifts(c.source_values(common[None])),
-                            keep_rows=False)
+                            keep_rows=False, keep_cols=False)
         except ConvergenceError:
             return 0
         cur, e = part
@@ -246,6 +246,9 @@ class CrossbarPrepared(Prepared):
         cells = np.empty((bsz, b.n, b.m)) if want_cells else None
         iters, step = 0, chunk_size(b)
         last, warm_used = None, False
+        # The drops are kept to warm-start the successor's reads, which only arrays needing many
+        # iterations can use (pcg.warm_can_pay).
+        keep = want_nodes or want_cells or pcg.warm_can_pay(b)
         for a in range(0, bsz, step):
             e = min(bsz, a + step)
             ports = c.source_values(v[a:e])
@@ -257,7 +260,7 @@ class CrossbarPrepared(Prepared):
                 x0 = pcg.galerkin_guess(b, self._warm[0], drive)
                 warm_used = warm_used or x0 is not None
             res = pcg.solve(b, drive, c.out_src, rtol=o.rtol, maxiter=o.maxiter, x0=x0, label=self.label,
-                            shifts=(s_r, s_c), keep_rows=want_nodes or want_cells)
+                            shifts=(s_r, s_c), keep_rows=want_nodes or want_cells, keep_cols=keep)
             branch[a:e], bound[a:e] = res.branch, res.bound
             iters = max(iters, res.iterations)
             kcl_max = max(kcl_max, res.max_residual(b))
@@ -265,7 +268,7 @@ class CrossbarPrepared(Prepared):
                 nodes[a:e] = b.node_voltages(res.d_r, res.d_c, s_r, s_c, ports)
             if want_cells:
                 cells[a:e] = b.cell_currents(res.d_r, res.d_c, b.drive(s_r, s_c) if drive is None else drive)
-            last = (res.d_c, ports)
+            last = None if res.d_c is None else (res.d_c, ports)
         self._last = None if last is None else tuple(np.ascontiguousarray(a[-WARM_VECTORS:]) for a in last)
         denom = max(float(np.abs(branch).max(initial=0.0)), 1e-300)
         return {"currents": c.outputs_from_branches(branch), "branch_currents": branch,

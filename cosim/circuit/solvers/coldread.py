@@ -230,16 +230,20 @@ def _chunk(g_cell, couple, lt, dt, l_c, dinv_c, gw, gc, gpl, gpr, gpt, gpb, pin_
     n, m = g_cell.shape
     r, z, p, w = np.empty((n, m)), np.empty((n, m)), np.empty((n, m)), np.empty((n, m))
     t = np.empty((n, m))
-    keep_rows = d_r.shape[0] == s_r.shape[0]
+    keep_rows, keep_cols = d_r.shape[0] == s_r.shape[0], d_c.shape[0] == s_r.shape[0]
+    # A drop not kept stays in this thread's own slab (in cache): no write of a fresh slab per
+    # vector to memory, no page faults of the caller's (B, N, M) array.
+    own = np.empty((n, m)) if not keep_cols else d_c[0]
     for k in range(k0, k1):
-        lo = d_c[k]
+        lo = d_c[k] if keep_cols else own
         iters[k] = _vector(g_cell, couple, lt, dt, l_c, dinv_c, free_r, free_c, is_out, s_r[k], s_c[k],
                            pin_r, pin_c, rtol, atol, maxiter, lo, r, z, p, w, t)
-        dr = d_r[k] if keep_rows else w
-        for i in range(n):
-            for j in range(m):
-                dr[i, j] = t[i, j]
-        kcl[k], kmax[k] = _leave(dr, lo, s_r[k], s_c[k], g_cell, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c,
+        if keep_rows:
+            dr = d_r[k]
+            for i in range(n):
+                for j in range(m):
+                    dr[i, j] = t[i, j]
+        kcl[k], kmax[k] = _leave(t, lo, s_r[k], s_c[k], g_cell, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c,
                                  free_r, free_c, branch[k])
 
 
@@ -259,7 +263,7 @@ cold_read.__doc__ = """pcg.solve from zero IR drops without rebasing for a batch
 into ``chunks`` contiguous chunks run in parallel (numba's threads).
 
 Inputs per vector k: line reference potentials s_r (B, N), s_c (B, M), V (the cell drive is
-g_cell·(s_r − s_c)). Writes the column IR drops d_c (B, N, M) and, if ``d_r`` has B slabs (not 1),
-the row drops d_r, V; port currents branch (B, N+M), A; ℓ1 and ℓ∞ KCL residuals kcl, kmax (B,), A
+g_cell·(s_r − s_c)). Writes the column IR drops d_c and the row drops d_r, V, each only if it has B
+slabs (not 1: that drop stays in the thread's own slab); port currents branch (B, N+M), A; ℓ1 and ℓ∞ KCL residuals kcl, kmax (B,), A
 (the caller certifies them) and iters[k] (−1: not converged in maxiter; 0: the zero-drop state
 already met the target)."""

@@ -48,7 +48,7 @@ class PcgResult:
     """IR drops and port currents of a batch, with the certified error bound per input vector."""
 
     d_r: np.ndarray | None  # (B, N, M) row IR drops, V (None unless asked for: keep_rows)
-    d_c: np.ndarray  # (B, N, M) column IR drops, V
+    d_c: np.ndarray | None  # (B, N, M) column IR drops, V (None when not asked for: keep_cols)
     branch: np.ndarray  # (B, N+M) port currents, A
     leave_r: np.ndarray | None  # (B, N, M) current leaving each row node, A (KCL residual = −this);
     leave_c: np.ndarray | None  # None from the compiled cold solve (kcl_inf is set instead)
@@ -61,7 +61,9 @@ class PcgResult:
         """Take vectors ``rows`` (mask (B,)) from ``other`` (a solve of just those vectors)."""
         if self.d_r is not None:
             self.d_r[rows] = other.d_r
-        self.d_c[rows], self.branch[rows] = other.d_c, other.branch
+        if self.d_c is not None:
+            self.d_c[rows] = other.d_c
+        self.branch[rows] = other.branch
         self.bound[rows], self.kcl_l1[rows] = other.bound, other.kcl_l1
         self.iterations = max(self.iterations, other.iterations)
         if self.leave_r is not None:  # from the lanes (multirhs): leave currents kept
@@ -197,7 +199,7 @@ def schur_operator(blocks: LineBlocks, x: np.ndarray) -> np.ndarray:
 def solve(blocks: LineBlocks, drive: np.ndarray | None, out_ports: np.ndarray, *, rtol: float,
           maxiter: int, x0: np.ndarray | None = None, atol: float = 0.0,
           label: str = "crossbar", shifts: tuple[np.ndarray, np.ndarray] | None = None,
-          keep_rows: bool = True) -> PcgResult:
+          keep_rows: bool = True, keep_cols: bool = True) -> PcgResult:
     """Solve a batch of reads given the cell drive currents (B, N, M); see the module docstring.
 
     ``out_ports`` indexes the port currents (0..N+M-1) whose ℓ1 norm the error is relative to;
@@ -206,7 +208,8 @@ def solve(blocks: LineBlocks, drive: np.ndarray | None, out_ports: np.ndarray, *
     ``drive`` may be None when ``shifts`` (the line reference potentials (B, N), (B, M) in V of
     :meth:`LineBlocks.shifts`) are given: the drive is then g_cell·(s_row − s_col), formed only
     where needed. With ``keep_rows=False`` the compiled path may leave ``d_r`` (and the leave
-    currents) out of the result.
+    currents) out of the result, with ``keep_cols=False`` ``d_c``: a drop not kept stays in the
+    core's cache instead of a fresh (B, N, M) array.
     """
     batch = x0 is None and shifts is not None and multirhs.pays(blocks, shifts[0].shape[0])
     cold = not batch and x0 is None and shifts is not None and kernels.ENABLED and not _rebase_worth(blocks)
@@ -217,7 +220,8 @@ def solve(blocks: LineBlocks, drive: np.ndarray | None, out_ports: np.ndarray, *
             if batch:  # several vectors per pass over the line blocks (multirhs)
                 res, bad = multirhs.solve(blocks, shifts, out_ports, rtol=rtol, maxiter=maxiter, atol=atol)
             else:
-                res, bad = _solve_compiled(blocks, shifts, out_ports, rtol, maxiter, atol, keep_rows)
+                res, bad = _solve_compiled(blocks, shifts, out_ports, rtol, maxiter, atol, keep_rows,
+                                                   keep_cols)
             if bad.any():
                 # Vectors the cold solve did not certify go through the general loop (restarts,
                 # stall and non-convergence errors); the others keep their compiled result.
@@ -236,7 +240,7 @@ def _rebase_worth(blocks: LineBlocks) -> bool:
 
 
 def _solve_compiled(blocks, shifts, out_ports, rtol, maxiter, atol,
-                    keep_rows=True) -> tuple[PcgResult, np.ndarray]:
+                    keep_rows=True, keep_cols=True) -> tuple[PcgResult, np.ndarray]:
     """The cold-start solve of :func:`_solve` (first stage, no rebase) compiled, one input vector
     per core at a time (coldread.cold_read), and the mask (B,) of vectors it did not certify."""
     b = blocks
@@ -244,7 +248,7 @@ def _solve_compiled(blocks, shifts, out_ports, rtol, maxiter, atol,
     bsz, n, m = s_r.shape[0], b.n, b.m
     is_out = np.zeros(n + m, dtype=bool)
     is_out[out_ports] = True
-    d_r, d_c = np.empty((bsz if keep_rows else 1, n, m)), np.empty((bsz, n, m))
+    d_r, d_c = np.empty((bsz if keep_rows else 1, n, m)), np.empty((bsz if keep_cols else 1, n, m))
     branch, kcl, kmax = np.empty((bsz, n + m)), np.empty(bsz), np.empty(bsz)
     iters = np.empty(bsz, dtype=np.int64)
     g_cell, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r, free_c = b.kernel_args()
@@ -257,7 +261,7 @@ def _solve_compiled(blocks, shifts, out_ports, rtol, maxiter, atol,
     bound = _ratio(kcl, i_out - kcl)
     bad = (iters < 0) | ~((bound <= rtol) | (kcl <= atol))
     ok = ~bad
-    return PcgResult(d_r if keep_rows else None, d_c, branch, None, None, bound, kcl,
+    return PcgResult(d_r if keep_rows else None, d_c if keep_cols else None, branch, None, None, bound, kcl,
                      int(iters[ok].max(initial=0)), float(kmax[ok].max(initial=0.0))), bad
 
 

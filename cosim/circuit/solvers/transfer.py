@@ -73,7 +73,8 @@ def solve_ports(blocks: LineBlocks, ports: np.ndarray, out_ports: np.ndarray, *,
         b = min(bsz, a + step)
         s_r, s_c = blocks.shifts(ports[a:b], v_float)
         res = pcg.solve(blocks, None, out_ports, rtol=rtol, maxiter=maxiter, shifts=(s_r, s_c),
-                        x0=None if x0 is None else x0[a:b], atol=atol, label=label, keep_rows=False)
+                        x0=None if x0 is None else x0[a:b], atol=atol, label=label, keep_rows=False,
+                        keep_cols=keep)
         branch[a:b], kcl[a:b], bound[a:b] = res.branch, res.kcl_l1, res.bound
         iters = max(iters, res.iterations)
         if keep:

@@ -14,6 +14,7 @@ shows up as a failure, not as a silent mismatch.
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -131,11 +132,28 @@ def cells_dir() -> Path:
     return models_dir() / "cards" / "cells"
 
 
+#: Cards read so far, by (path, modification time, size): a training tile's cells are composed
+#: again at every prepare, and the card file stays the same.
+_CARDS: dict[tuple[str, int, int], AccessCard] = {}
+
+
 def load_access_card(path: str | Path) -> AccessCard:
     """Read an access-element card (a path, or a shipped card's name such as "selector_default")."""
     path = Path(path)
     if not path.suffix and not path.exists():
         path = cells_dir() / f"{path.name}.toml"
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise SpecError(f"cannot read cell card {path}: {exc}") from None
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _CARDS:
+        _CARDS[key] = _read_access_card(path)
+    card = _CARDS[key]
+    return dataclasses.replace(card, params=dict(card.params))  # the caller's own params
+
+
+def _read_access_card(path: Path) -> AccessCard:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:

@@ -277,6 +277,7 @@ class _Solver:
         self.linear = 0
         self.elapsed = 0.0
         self.method = ""
+        self._layout = None  # node numbering of the 0T1R read Newton solves: the same every pulse
 
     def device_voltages(self, rows: np.ndarray, cols: np.ndarray, v_sel: float, bias: str) -> np.ndarray:
         pop, opt = self.pop, self.options
@@ -356,7 +357,9 @@ class _Solver:
         self.linear += 1 + int(res.info["newton_steps"])  # the ohmic start, then one per step
         self.elapsed += time.perf_counter() - t0
         n, m = base.shape
-        lay = build_circuit(spec).layout
+        if self._layout is None:
+            self._layout = build_circuit(spec).layout
+        lay = self._layout
         pot = res.node_voltages[0]
         u_r = pot[lay.row_node0:lay.row_node0 + n * m].reshape(n, m)
         u_c = pot[lay.col_node0:lay.col_node0 + n * m].reshape(n, m)

@@ -149,11 +149,7 @@ class NewtonPrepared(Prepared):
         same = (circuit.layout is not None and old.layout is not None
                 and circuit.layout.transpose == old.layout.transpose and circuit.res_g.shape == old.res_g.shape
                 and np.array_equal(circuit.vsrc_dc, old.vsrc_dc) and _same_wires(circuit, old))
-        if not same:
-            return None
-        return NewtonPrepared(circuit, self.options, self.blocks, start=self.last, max_newton=self.max_newton,
-                              atol=self.atol, chord=self.chord, compiled=self.compiled,
-                              predict=self.predict)
+        return self._successor(circuit) if same else None
 
 
     def update_cells(self, g_new: np.ndarray, law: Any) -> NewtonPrepared | None:
@@ -167,6 +163,10 @@ class NewtonPrepared(Prepared):
             circuit = dataclasses.replace(circuits.with_devices(self.circuit, g_new), cell_law=law)
         except EngineError:
             return None
+        return self._successor(circuit)
+
+    def _successor(self, circuit: Circuit) -> NewtonPrepared:
+        """This read's settings and line blocks on ``circuit``, warm-started from the last solve."""
         return NewtonPrepared(circuit, self.options, self.blocks, start=self.last, max_newton=self.max_newton,
                               atol=self.atol, chord=self.chord, compiled=self.compiled, predict=self.predict)
 

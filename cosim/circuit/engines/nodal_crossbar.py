@@ -51,6 +51,12 @@ WARM_VECTORS = 32
 PORT_COST = 1.5
 
 
+def _bound(currents: np.ndarray, err: np.ndarray) -> np.ndarray:
+    """Relative bound (B,) of reads ``currents`` (B, k), A, with ℓ1 error bound ``err`` (B,), A:
+    PCG's certified bound, same rule."""
+    return pcg._ratio(err, np.abs(currents).sum(axis=1) - err)
+
+
 @dataclass(eq=False)
 class _Shared:
     """What the two read directions of one array share: line blocks and the port response."""
@@ -189,7 +195,7 @@ class CrossbarPrepared(Prepared):
         sources (reads linear in the inputs) and when more than one read fails (it costs a
         solve). Returns the reads it improved; ``currents`` and ``err`` are updated."""
         c, b, o = self.circuit, self.blocks, self.options
-        fail = np.flatnonzero(pcg._ratio(err, np.abs(currents).sum(axis=1) - err) > o.rtol)
+        fail = np.flatnonzero(_bound(currents, err) > o.rtol)
         if fail.size < 2 or c.vsrc_dc.any():
             return 0
         same = (v == v[:1]).all(axis=0) & (v[0] != 0.0)
@@ -217,7 +223,7 @@ class CrossbarPrepared(Prepared):
                  err: np.ndarray) -> tuple[np.ndarray, int]:
         """(Relative bound (B,), number re-solved) of reads with ℓ1 error bound ``err`` (B,), A; reads over rtol (inputs
         that nearly cancel, tiny outputs) are solved again by PCG in place."""
-        bound = pcg._ratio(err, np.abs(currents).sum(axis=1) - err)  # PCG's certified bound, same rule
+        bound = _bound(currents, err)
         redo = np.flatnonzero(bound > self.options.rtol)
         if redo.size:
             # The reads that fail are mostly ones that drive a single port (a convolution's

@@ -45,6 +45,7 @@ def test_train_writes_metrics_epochs_and_figures(tiny, tmp_path, capsys):
                  "--output-dir", str(out), "--no-progress", "--set", "array.r_row=1.0"]) == 0
     text = capsys.readouterr().out
     assert "test accuracy" in text and str(out) in text
+    assert text.startswith("epoch 1/1: loss ") and " pulses, " in text.splitlines()[0]  # no bar: a line per epoch
     m = json.loads((out / "metrics.json").read_text())
     assert m["engine"] == "nodal" and m["seed"] == 3 and m["epochs"] == 1 and m["config"]["array"]["r_row"] == 1.0
     lines = (out / "epochs.csv").read_text().splitlines()

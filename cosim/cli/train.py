@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {out / 'ablation.csv'}")
         return 0
     cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, dir=str(out)))
-    res = run_training(cfg, progress=progress, output_dir=out)
+    # Without a progress bar (a batch job, a log file) each epoch says how it went as it ends.
+    res = run_training(cfg, progress=progress, output_dir=out, on_epoch=None if progress else _epoch_line(cfg))
     m = res.metrics
     ref = m["float_final_test_acc"]
     conv = m["convergence_epoch"]
@@ -137,3 +138,14 @@ def _names_dataset(config: str | None, overrides: list[str]) -> bool:
     except SpecError:
         return False  # load_config reports the problem with its own message
     return isinstance(data.get("data"), dict) and "name" in data["data"] and data["data"]["name"] != "digits"
+
+
+def _epoch_line(cfg):
+    """A callback printing one line per finished epoch (:func:`run_training`'s ``on_epoch``)."""
+    def line(row: dict) -> None:
+        ref = row.get("float_test_acc")
+        print(f"epoch {row['epoch']}/{cfg.train.epochs}: loss {row['loss']:.4f}, train {100 * row['train_acc']:.1f} %, "
+              f"test {100 * row['test_acc']:.1f} %" + (f" (float {100 * ref:.1f} %)" if ref is not None else "")
+              + f", {row['pulses_set'] + row['pulses_reset']} pulses, {row['time_s']:.1f} s", flush=True)
+
+    return line

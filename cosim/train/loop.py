@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,15 +185,16 @@ class _DeviceNotices(logging.Filter):
         return True
 
 
-def run_training(config: TrainingConfig, *, progress: bool = True, output_dir: str | Path | None = None
-                 ) -> TrainResult:
+def run_training(config: TrainingConfig, *, progress: bool = True, output_dir: str | Path | None = None,
+                 on_epoch: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
     """Train the config's network in situ on tiles, beside its float reference; see the module
-    docstring. Writes the output files when ``output_dir`` (or ``config.output.dir``) is set."""
+    docstring. Writes the output files when ``output_dir`` (or ``config.output.dir``) is set;
+    ``on_epoch`` receives each epoch's row (as epochs.csv has it) when the epoch ends."""
     notices = _DeviceNotices()
     device_log = logging.getLogger("cosim.devices.population")
     device_log.addFilter(notices)
     try:
-        result = _run_training(config, progress=progress, output_dir=output_dir)
+        result = _run_training(config, progress=progress, output_dir=output_dir, on_epoch=on_epoch)
     finally:
         device_log.removeFilter(notices)
     if notices.count:
@@ -361,7 +363,8 @@ def _epoch(run: _Run, epoch: int, step: int, bar) -> tuple[dict[str, Any], int]:
     return row, step
 
 
-def _run_training(config: TrainingConfig, *, progress: bool, output_dir: str | Path | None) -> TrainResult:
+def _run_training(config: TrainingConfig, *, progress: bool, output_dir: str | Path | None,
+                  on_epoch: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
     """The named steps: set up (1), epochs (2) with their rows (3), the result, the files."""
     cfg, t_start = config, time.perf_counter()
     run = _set_up(cfg)
@@ -378,6 +381,8 @@ def _run_training(config: TrainingConfig, *, progress: bool, output_dir: str | P
         for epoch in range(cfg.train.epochs):
             row, step = _epoch(run, epoch, step, bar)
             rows.append(row)
+            if on_epoch is not None:
+                on_epoch(row)
     finally:
         if bar is not None:
             bar.close()

@@ -23,8 +23,9 @@ wires and device I–V cells ≤ 2× the ohmic nodal epoch): the digits MLP 64-6
 ``array.cell = "0T1R"`` (each device its read conductance at 0.1 V: the ohmic nodal epoch) and
 once with ``"device"`` (every read solves the cells' sinh I–V: the compiled per-vector Newton of
 ``sinhnewton``, started from the drops the tile's previous batch predicts). Same seed, same process. Printed: epoch time, read
-time (preparation + solves) and test accuracy per cell kind and the ratio. ``--skip-train``
-leaves it out.
+time (preparation + solves) and test accuracy per cell kind and the ratio, and the thread count
+each size of read settled on (kernels.plan_chunks; ``--fixed-threads``: the earlier fixed rule).
+``--skip-train`` leaves it out.
 
 The machine may be shared: ratios are within one run, medians of ``--repeats``.
 
@@ -113,6 +114,8 @@ def part3(cells, repeats):
         ref = epoch if ref is None else ref
         print(f"{cell:<10}{epoch:>9.2f}{reads:>9.2f}{100 * acc:>9.1f}%{epoch / ref:>8.2f}x")
     print("load avg {:.2f} {:.2f} {:.2f} (the machine is shared)".format(*os.getloadavg()))
+    for line in kernels.thread_choices():
+        print("  threads:", line)
 
 
 def main() -> None:
@@ -125,8 +128,12 @@ def main() -> None:
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--train-cells", nargs="+", default=["device"], help="cell kinds timed against 0T1R in part 3")
     ap.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--fixed-threads", action="store_true",
+                    help="the earlier thread rule: reads under kernels.PARALLEL_MIN_WORK on one thread, none measured")
     a = ap.parse_args()
     kernels.load()
+    if a.fixed_threads:
+        kernels.PROBE_MIN_WORK = kernels.PARALLEL_MIN_WORK
     if 1 in a.parts:
         part1(a.sizes + ([1024] if a.with_1024 else []), a.repeats)
     if 2 in a.parts:

@@ -25,7 +25,12 @@ reads call no multi-threaded BLAS either way.
 
     .venv/bin/python benchmarks/bench_train.py [--repeats 1] [--epochs 1] [--r-wire 1.0]
         [--data DIR] [--subset 2048] [--test-subset 500] [--tiles 128 256] [--skip-mnist]
-        [--blas-threads 1] [--networks mlp cnn]
+        [--blas-threads 1] [--networks mlp cnn] [--fixed-threads]
+
+Reads between kernels.PROBE_MIN_WORK and PARALLEL_MIN_WORK cell-vectors run on one thread or on
+all, whichever measured faster so far in the process (kernels.plan_chunks); each case ends with
+what each size of read settled on. ``--fixed-threads`` restores the earlier rule (all of them on
+one thread) for comparison.
 """
 
 from __future__ import annotations
@@ -91,6 +96,8 @@ def case(name: str, base: list[str], args) -> None:
     # far less inflated by other jobs than wall time, which they deschedule.
     print(f"CPU time of the whole run (set-up, {args.epochs} epoch(s), evaluation): ideal {i['cpu']:.1f} s, "
           f"nodal {n['cpu']:.1f} s: {n['cpu'] / i['cpu']:.1f}×")
+    for line in kernels.thread_choices():
+        print("  threads:", line)
 
 
 def main() -> None:
@@ -107,7 +114,13 @@ def main() -> None:
     ap.add_argument("--blas-threads", type=int, help="limit BLAS to this many threads in both runs")
     ap.add_argument("--networks", nargs="+", choices=["mlp", "cnn"], default=["mlp"],
                     help="networks of the MNIST-format case")
+    ap.add_argument("--fixed-threads", action="store_true",
+                    help="the earlier thread rule: reads under kernels.PARALLEL_MIN_WORK on one thread, none measured")
     args = ap.parse_args()
+    if args.fixed_threads:
+        from cosim.circuit.solvers import kernels
+
+        kernels.PROBE_MIN_WORK = kernels.PARALLEL_MIN_WORK
     logging.disable(logging.WARNING)
     if not args.skip_digits:
         case("digits MLP 64-64-10, 64×64 tiles, batch 32", ["array.rows=64", "array.cols=64"], args)

@@ -164,6 +164,36 @@ def test_reads_that_keep_no_drops_are_the_same_bits(case, rng, monkeypatch):
             np.testing.assert_array_equal(getattr(bare, name), getattr(kept, name))
 
 
+def test_middling_reads_run_the_way_measured_faster(monkeypatch):
+    """Reads between PROBE_MIN_WORK and PARALLEL_MIN_WORK time both ways twice, then keep the
+    faster per unit of work, try the slower again every REPROBE_EVERY calls, and follow a
+    change of speed; smaller reads stay serial, larger ones parallel, COSIM_THREADS=1 serial."""
+    monkeypatch.setenv("COSIM_THREADS", "2")
+    if kernels.threads() < 2:
+        pytest.skip("numba has one thread here")
+    monkeypatch.setattr(kernels, "_TIMES", {})
+    work = 3 * kernels.PROBE_MIN_WORK
+    assert work < kernels.PARALLEL_MIN_WORK
+    seconds = {1: 1.0, 2: 0.5}  # serial, parallel: what a read of this size takes
+
+    def call():
+        chunks = kernels.plan_chunks("test", work, 64)
+        kernels.record_time("test", work, chunks, seconds[chunks])
+        return chunks
+
+    assert [call() for _ in range(4)] == [1, 2, 1, 2]  # both ways timed twice
+    ways = [call() for _ in range(2 * kernels.REPROBE_EVERY)]
+    assert ways.count(1) == 2 and set(ways) == {1, 2}  # the slower way once per REPROBE_EVERY calls
+    seconds[2] = 4.0  # the other core got busy: parallel is now the slow way
+    ways = [call() for _ in range(kernels.REPROBE_EVERY)]
+    assert ways[:2] == [2, 1] and ways.count(2) <= 2  # one slow parallel read, then serial (and a re-probe)
+    assert kernels.plan_chunks("test", kernels.PROBE_MIN_WORK - 1, 64) == 1
+    assert kernels.plan_chunks("test", kernels.PARALLEL_MIN_WORK, 64) == 2
+    assert kernels.plan_chunks("test", kernels.PARALLEL_MIN_WORK, 1) == 1  # one piece of work
+    monkeypatch.setenv("COSIM_THREADS", "1")
+    assert kernels.plan_chunks("test", work, 64) == 1
+
+
 def test_thread_count_comes_from_the_environment(monkeypatch):
     most = kernels.numba.config.NUMBA_NUM_THREADS
     monkeypatch.setenv("COSIM_THREADS", "1")

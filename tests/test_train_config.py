@@ -43,9 +43,9 @@ def test_shipped_configs_validate(tmp_path):
     assert len(names) >= 10 and {"mnist_mlp_ssm.toml", "mnist_cnn_ssm.toml", "digits_mlp_ssm.toml"} <= set(names)
     checked = []
     for name in names:
-        mnist = name.startswith("mnist")
-        cfg = load_config(CONFIGS / name, [f'data.dir="{tmp_path}"'] if mnist else [])
-        assert cfg.data.name == ("mnist" if mnist else "digits"), name
+        kind = next((k for k in ("mnist", "fashion") if name.startswith(k)), "digits")
+        cfg = load_config(CONFIGS / name, [f'data.dir="{tmp_path}"'] if kind != "digits" else [])
+        assert cfg.data.name == kind, name
         checked.append(name)
     assert checked == names
 

@@ -15,9 +15,11 @@ use the numpy path. Arrays passed in must be C-contiguous float64.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import time
 
 import numpy as np
 
@@ -29,10 +31,22 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
 ENABLED = numba is not None and os.environ.get("COSIM_NUMBA", "1") != "0"
 
 
-#: Smallest read (input vectors × cells) split over threads: a parallel region costs a thread
-#: wake-up and a join, cheap on idle cores but far more than a small read's own work when the
-#: cores are shared (benchmarks/bench_scale.py part "reads" compares threads on small reads).
+#: Smallest read (input vectors × cells) always split over threads. A parallel region costs a
+#: thread wake-up and a join: cheap on idle cores, but far more than a small read's own work
+#: when the cores are shared (benchmarks/bench_scale.py part "reads" compares threads on small
+#: reads). Reads from :data:`PROBE_MIN_WORK` up to this size run the way measured faster on
+#: this machine now (:func:`parallel`); smaller ones stay on the calling thread.
 PARALLEL_MIN_WORK = 2**18
+#: Smallest read whose thread count is chosen by measurement (below it a parallel region's own
+#: cost, tens of microseconds on idle cores, is a large share of the work).
+PROBE_MIN_WORK = 2**13
+#: Calls per measured choice after which the slower way is timed once more (the load changes).
+REPROBE_EVERY = 16
+#: How much faster (a fraction) the way not taken must have measured to be taken.
+SWITCH_MARGIN = 0.1
+#: Weight of a new timing in the running mean of seconds per unit of work.
+_EMA = 0.25
+_TIMES: dict[tuple[str, int], dict] = {}
 
 
 def threads() -> int:
@@ -51,6 +65,72 @@ def set_threads(count: int) -> None:
     per calling thread)."""
     if numba is not None and numba.get_num_threads() != count:
         numba.set_num_threads(count)
+
+
+def plan_chunks(kind: str, work: float, parts: int) -> int:
+    """Threads for a compiled read of ``work`` (input vectors × cells, weighted per vector by the
+    kernel's cost) split into at most ``parts`` pieces: all of :func:`threads` from
+    :data:`PARALLEL_MIN_WORK` up, one below :data:`PROBE_MIN_WORK`, and in between the way the
+    earlier reads of this kind and size (a power of two of work) ran faster per unit of work:
+    each way is timed twice first, then the one not taken again every :data:`REPROBE_EVERY`
+    calls, and taken once it measures :data:`SWITCH_MARGIN` faster.
+    A read's results do not depend on its thread count (tests/test_kernels.py), only its speed."""
+    most = min(threads(), parts)
+    if most <= 1:
+        return 1
+    if work >= PARALLEL_MIN_WORK:
+        return most
+    if work < PROBE_MIN_WORK:
+        return 1
+    st = _TIMES.setdefault((kind, int(work).bit_length()), {"calls": 0, "way": 1, 1: [0.0, 0], "n": [0.0, 0]})
+    st["calls"] += 1
+    n1, nn = st[1][1], st["n"][1]
+    if min(n1, nn) < 2:
+        way = 1 if n1 <= nn else "n"
+    else:
+        # The other way must be clearly faster to take over: timings of a shared machine are noisy.
+        other = "n" if st["way"] == 1 else 1
+        if st[other][0] < (1.0 - SWITCH_MARGIN) * st[st["way"]][0]:
+            st["way"] = other
+        way = st["way"] if st["calls"] % REPROBE_EVERY else ("n" if st["way"] == 1 else 1)
+    return 1 if way == 1 else most
+
+
+def record_time(kind: str, work: float, chunks: int, seconds: float) -> None:
+    """Account a read planned by :func:`plan_chunks` that took ``seconds`` on ``chunks`` threads."""
+    st = _TIMES.get((kind, int(work).bit_length()))
+    if st is None or work <= 0:
+        return
+    entry = st[1 if chunks == 1 else "n"]
+    rate = seconds / work
+    # The probes keep their faster time (a first parallel region also starts the thread pool);
+    # later reads move a running mean.
+    entry[0] = (rate if entry[1] == 0 else min(entry[0], rate) if entry[1] < 2
+                else (1.0 - _EMA) * entry[0] + _EMA * rate)
+    entry[1] += 1
+
+
+def thread_choices() -> list[str]:
+    """One line per kind and size of read whose thread count was measured (:func:`plan_chunks`):
+    the way now taken and the mean time per unit of work of each way, for benchmark reports."""
+    lines = []
+    for (kind, bits), st in sorted(_TIMES.items()):
+        (t1, n1), (tn, nn) = st[1], st["n"]
+        way = "serial" if st["way"] == 1 else "parallel"
+        lines.append(f"{kind} reads of 2^{bits - 1}–2^{bits} cell-vectors: {way} (one thread {1e9 * t1:.0f} ns per "
+                     f"unit of work over {n1} reads, all threads {1e9 * tn:.0f} ns over {nn})")
+    return lines
+
+
+@contextlib.contextmanager
+def parallel(kind: str, work: float, parts: int):
+    """Context giving the thread count of a compiled read (:func:`plan_chunks`), set for the
+    calling thread, and timing the read for the next choice."""
+    chunks = plan_chunks(kind, work, parts)
+    set_threads(chunks)
+    t0 = time.perf_counter()
+    yield chunks
+    record_time(kind, work, chunks, time.perf_counter() - t0)
 
 
 def _jit(fn):

@@ -329,13 +329,12 @@ def solve(blocks, shifts: tuple[np.ndarray, np.ndarray], out_ports: np.ndarray, 
     return out, ~((out.bound <= rtol) | (out.kcl_l1 <= atol))
 
 
-def _chunks(bsz: int, cells: int) -> int:
+def _parallel(kind: str, bsz: int, cells: int):
+    """kernels.parallel for a pass over ``bsz`` vectors in blocks of LANES."""
     from cosim.circuit.solvers import kernels
 
     n_blocks = -(-bsz // LANES)
-    chunks = min(kernels.threads(), n_blocks) if n_blocks * LANES * cells >= kernels.PARALLEL_MIN_WORK else 1
-    kernels.set_threads(chunks)
-    return chunks
+    return kernels.parallel(kind, n_blocks * LANES * cells, n_blocks)
 
 
 def _run(b, shifts, base, stop: np.ndarray, maxiter: int):
@@ -349,10 +348,10 @@ def _run(b, shifts, base, stop: np.ndarray, maxiter: int):
     g_cell, *_, free_r, free_c = b.kernel_args()
     out_c, out_r = np.empty((bsz, n, m)), np.empty((bsz, n, m))
     iters = np.empty(bsz, dtype=np.int64)
-    solve_lanes(b.couple, b.rows.l, b.rows.dinv, b.cols.l, b.cols.dinv, col_stencil(b), base is None, g_cell,
-                free_r, free_c,
-                s_r, s_c, rho_r, rho_c, np.ascontiguousarray(stop, dtype=float), np.ones(bsz, dtype=np.bool_),
-                int(maxiter), _chunks(bsz, n * m), out_c, out_r, iters)
+    with _parallel("lanes", bsz, n * m) as chunks:
+        solve_lanes(b.couple, b.rows.l, b.rows.dinv, b.cols.l, b.cols.dinv, col_stencil(b), base is None, g_cell,
+                    free_r, free_c, s_r, s_c, rho_r, rho_c, np.ascontiguousarray(stop, dtype=float),
+                    np.ones(bsz, dtype=np.bool_), int(maxiter), chunks, out_c, out_r, iters)
     return out_c, out_r, iters
 
 
@@ -380,5 +379,6 @@ def _certify(b, d_r, d_c, s_r, s_c):
     """Port currents (B, N+M) A and ℓ1, ℓ∞ KCL residuals (B,) A of a cold solve's drops."""
     bsz = d_c.shape[0]
     branch, kcl, kmax = np.empty((bsz, b.n + b.m)), np.empty(bsz), np.empty(bsz)
-    leave_all(d_r, d_c, s_r, s_c, *b.kernel_args(), _chunks(bsz, b.n * b.m), branch, kcl, kmax)
+    with _parallel("lanes-leave", bsz, b.n * b.m) as chunks:
+        leave_all(d_r, d_c, s_r, s_c, *b.kernel_args(), chunks, branch, kcl, kmax)
     return branch, kcl, kmax

@@ -252,11 +252,10 @@ def _solve_compiled(blocks, shifts, out_ports, rtol, maxiter, atol,
     branch, kcl, kmax = np.empty((bsz, n + m)), np.empty(bsz), np.empty(bsz)
     iters = np.empty(bsz, dtype=np.int64)
     g_cell, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r, free_c = b.kernel_args()
-    chunks = min(kernels.threads(), bsz) if bsz * n * m >= kernels.PARALLEL_MIN_WORK else 1
-    kernels.set_threads(chunks)
-    coldread.cold_read(g_cell, b.couple, b.rows.l, b.rows.dinv, b.cols.l, b.cols.dinv, gw, gc, gpl, gpr,
-                       gpt, gpb, pin_r, pin_c, free_r, free_c, is_out, s_r, s_c, float(rtol), float(atol),
-                       int(maxiter), chunks, d_r, d_c, branch, kcl, kmax, iters)
+    with kernels.parallel("coldread", bsz * n * m, bsz) as chunks:
+        coldread.cold_read(g_cell, b.couple, b.rows.l, b.rows.dinv, b.cols.l, b.cols.dinv, gw, gc, gpl, gpr,
+                           gpt, gpb, pin_r, pin_c, free_r, free_c, is_out, s_r, s_c, float(rtol), float(atol),
+                           int(maxiter), chunks, d_r, d_c, branch, kcl, kmax, iters)
     i_out = np.abs(branch[:, out_ports]).sum(axis=1)
     bound = _ratio(kcl, i_out - kcl)
     bad = (iters < 0) | ~((bound <= rtol) | (kcl <= atol))

@@ -14,9 +14,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cosim.catalog import ARRAY_FIELDS, ENGINES
+
+if TYPE_CHECKING:  # the CLI imports cosim.train only when it runs
+    from cosim.train import TrainingConfig
 
 
 def register(sub) -> None:
@@ -140,7 +145,7 @@ def _names_dataset(config: str | None, overrides: list[str]) -> bool:
     return isinstance(data.get("data"), dict) and "name" in data["data"] and data["data"]["name"] != "digits"
 
 
-def _epoch_line(cfg):
+def _epoch_line(cfg: TrainingConfig) -> Callable[[dict], None]:
     """A callback printing one line per finished epoch (:func:`run_training`'s ``on_epoch``)."""
     def line(row: dict) -> None:
         ref = row.get("float_test_acc")

@@ -274,7 +274,7 @@ class CrossbarPrepared(Prepared):
                 nodes[a:e] = b.node_voltages(res.d_r, res.d_c, s_r, s_c, ports)
             if want_cells:
                 cells[a:e] = b.cell_currents(res.d_r, res.d_c, b.drive(s_r, s_c) if drive is None else drive)
-            last = None if res.d_c is None else (res.d_c, ports)
+            last = (res.d_c, ports) if keep else None
         self._last = None if last is None else tuple(np.ascontiguousarray(a[-WARM_VECTORS:]) for a in last)
         denom = max(float(np.abs(branch).max(initial=0.0)), 1e-300)
         return {"currents": c.outputs_from_branches(branch), "branch_currents": branch,

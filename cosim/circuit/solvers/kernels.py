@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -46,7 +47,19 @@ REPROBE_EVERY = 16
 SWITCH_MARGIN = 0.1
 #: Weight of a new timing in the running mean of seconds per unit of work.
 _EMA = 0.25
-_TIMES: dict[tuple[str, int], dict] = {}
+
+
+@dataclass(slots=True)
+class _Timings:
+    """What :func:`plan_chunks` knows of one kind and size of read; index 0 is one thread, 1 all."""
+
+    rate: list[float] = field(default_factory=lambda: [0.0, 0.0])  # running s per unit of work
+    reads: list[int] = field(default_factory=lambda: [0, 0])  # reads timed each way
+    taken: int = 0  # the way reads run once both are timed
+    calls: int = 0
+
+
+_TIMES: dict[tuple[str, int], _Timings] = {}
 
 
 def threads() -> int:
@@ -82,18 +95,16 @@ def plan_chunks(kind: str, work: float, parts: int) -> int:
         return most
     if work < PROBE_MIN_WORK:
         return 1
-    st = _TIMES.setdefault((kind, int(work).bit_length()), {"calls": 0, "way": 1, 1: [0.0, 0], "n": [0.0, 0]})
-    st["calls"] += 1
-    n1, nn = st[1][1], st["n"][1]
-    if min(n1, nn) < 2:
-        way = 1 if n1 <= nn else "n"
+    st = _TIMES.setdefault((kind, int(work).bit_length()), _Timings())
+    st.calls += 1
+    if min(st.reads) < 2:
+        way = int(st.reads[1] < st.reads[0])  # the way timed fewer times, one thread first
     else:
         # The other way must be clearly faster to take over: timings of a shared machine are noisy.
-        other = "n" if st["way"] == 1 else 1
-        if st[other][0] < (1.0 - SWITCH_MARGIN) * st[st["way"]][0]:
-            st["way"] = other
-        way = st["way"] if st["calls"] % REPROBE_EVERY else ("n" if st["way"] == 1 else 1)
-    return 1 if way == 1 else most
+        if st.rate[1 - st.taken] < (1.0 - SWITCH_MARGIN) * st.rate[st.taken]:
+            st.taken = 1 - st.taken
+        way = st.taken if st.calls % REPROBE_EVERY else 1 - st.taken
+    return most if way else 1
 
 
 def record_time(kind: str, work: float, chunks: int, seconds: float) -> None:
@@ -101,13 +112,12 @@ def record_time(kind: str, work: float, chunks: int, seconds: float) -> None:
     st = _TIMES.get((kind, int(work).bit_length()))
     if st is None or work <= 0:
         return
-    entry = st[1 if chunks == 1 else "n"]
-    rate = seconds / work
+    way, rate = int(chunks > 1), seconds / work
     # The probes keep their faster time (a first parallel region also starts the thread pool);
     # later reads move a running mean.
-    entry[0] = (rate if entry[1] == 0 else min(entry[0], rate) if entry[1] < 2
-                else (1.0 - _EMA) * entry[0] + _EMA * rate)
-    entry[1] += 1
+    old, n = st.rate[way], st.reads[way]
+    st.rate[way] = rate if n == 0 else min(old, rate) if n < 2 else (1.0 - _EMA) * old + _EMA * rate
+    st.reads[way] += 1
 
 
 def thread_choices() -> list[str]:
@@ -115,8 +125,8 @@ def thread_choices() -> list[str]:
     the way now taken and the mean time per unit of work of each way, for benchmark reports."""
     lines = []
     for (kind, bits), st in sorted(_TIMES.items()):
-        (t1, n1), (tn, nn) = st[1], st["n"]
-        way = "serial" if st["way"] == 1 else "parallel"
+        (t1, tn), (n1, nn) = st.rate, st.reads
+        way = "parallel" if st.taken else "serial"
         lines.append(f"{kind} reads of 2^{bits - 1}–2^{bits} cell-vectors: {way} (one thread {1e9 * t1:.0f} ns per "
                      f"unit of work over {n1} reads, all threads {1e9 * tn:.0f} ns over {nn})")
     return lines

@@ -26,6 +26,7 @@ from cosim.train.optimizers import (
     plan_reinit,
     reference_conductance,
     refresh_plan,
+    repair_plan,
     round_pulses,
     split_pair_update,
     weights_to_pair,
@@ -442,6 +443,43 @@ def test_refresh_reprograms_only_saturated_pairs_and_keeps_weights():
     opt = make_optimizer("ssm", refresh_threshold=0.9)
     assert opt.refresh(gp, gm, LIN, scale).mask.sum() == 3
     assert make_optimizer("ssm").refresh(gp, gm, LIN, scale) is None
+
+
+def test_refresh_keeps_a_weight_only_a_wider_device_window_holds():
+    # Device-to-device spread: this plus device reads 1.5e-4 S, past the nominal g_max (1e-4).
+    # Re-centred on g_min its weight needs 1.49e-4 S, reachable since the device was there.
+    scale = 1.0 / (LIN.g_max - LIN.g_min)
+    gp, gm = np.array([[1.5e-4, 9.5e-5]]), np.array([[1e-6, 9.2e-5]])
+    plan = refresh_plan(gp, gm, LIN, policy="set-only", scale=scale, threshold=0.9)
+    assert plan.mask.all()
+    np.testing.assert_allclose(plan.target_plus - plan.target_minus, gp - gm, rtol=1e-12)
+    np.testing.assert_allclose(plan.target_plus, [[1.5e-4, 4e-6]], rtol=1e-12)
+    # Without the read values the nominal window clips the first weight by a third.
+    tp, _ = weights_to_pair(scale * (gp - gm), LIN, "set-only", scale)
+    assert tp[0, 0] == LIN.g_max
+
+
+def test_repair_puts_back_the_weight_of_a_pair_with_a_device_that_did_not_move():
+    scale = 1.0 / (LIN.g_max - LIN.g_min)
+    gp = np.array([[9.5e-5, 9.8e-5, 9.9e-5, 9.6e-5]])
+    gm = np.array([[6.0e-5, 9.1e-5, 3.0e-5, 9.7e-5]])
+    plan = refresh_plan(gp, gm, LIN, policy="set-only", scale=scale, threshold=0.9)
+    assert plan.mask.all()
+    # As write-verify leaves them: pair 0's plus device is stuck (kept 9.5e-5), pair 1's minus
+    # device is stuck, pair 3's minus device stops 2e-8 S short of its floor target; pair 2 lands.
+    got_p, got_m = plan.target_plus.copy(), plan.target_minus.copy()
+    got_p[0, 0], got_m[0, 1], got_m[0, 3] = gp[0, 0], gm[0, 1], got_m[0, 3] + 2e-8
+    fix = repair_plan(plan, got_p, got_m, LIN, scale=scale)
+    np.testing.assert_array_equal(fix.mask, [[True, True, False, True]])
+    # Each fixed pair re-targets the partner of its worse-missing device and holds the weight.
+    np.testing.assert_allclose(fix.target_minus[0, 0], gm[0, 0], rtol=1e-12)
+    np.testing.assert_allclose(fix.target_plus[0, 1], gp[0, 1], rtol=1e-12)
+    np.testing.assert_allclose(fix.target_plus[0, 3], got_m[0, 3] + (gp - gm)[0, 3], rtol=1e-12)
+    np.testing.assert_allclose(fix.target_plus - fix.target_minus, gp - gm, rtol=1e-9, atol=1e-16)
+    np.testing.assert_allclose(fix.weights, plan.weights, rtol=1e-9, atol=1e-12)
+    assert repair_plan(plan, plan.target_plus, plan.target_minus, LIN, scale=scale) is None
+    open_loop = refresh_plan(gp, gm, LIN, policy="set-only", scale=scale, threshold=0.9, write_verify=False)
+    assert repair_plan(open_loop, got_p, got_m, LIN, scale=scale) is None  # no verify read open-loop
 
 
 def test_weights_to_pair_clips_and_logs(caplog):

@@ -153,3 +153,28 @@ def test_ablation_removes_one_part_each():
     one = format_table(rows[:1])  # a single seed has no spread to show
     assert "90.0" in one and "±" not in one
 
+
+
+def test_a_refresh_keeps_every_weight_stuck_devices_included():
+    # The imprecise card has 3 % stuck devices and a 10-20 % spread of each device's window. Pairs
+    # driven near the top are refreshed: every healthy pair moves down, and every weight (read
+    # from the true conductances) stays, those with a stuck device too (repair_plan).
+    from cosim.train import loop
+
+    cfg = load_config(None, ["data.subset=64", "data.test_subset=32", "network.hidden=[24]", "array.rows=32",
+                             "array.cols=32", 'device.card="imprecise"', "optimizer.refresh_threshold=0.5"])
+    run = loop._set_up(cfg)
+    rng = np.random.default_rng(3)
+    for layer in run.layers:
+        hi = run.curve.g_min + 0.95 * (run.curve.g_max - run.curve.g_min)
+        layer.program(hi - rng.uniform(0, 4e-5, layer.shape), hi - rng.uniform(0, 4e-5, layer.shape))
+    before = [layer.weights() for layer in run.layers]
+    stuck = [np.logical_or(*layer.device_arrays(lambda t: t.faults())) for layer in run.layers]
+    assert sum(s.sum() for s in stuck) > 0
+    g_before = [layer.read_pairs() for layer in run.layers]
+    loop._refresh(run, 0)
+    for layer, w, s, (gp, gm) in zip(run.layers, before, stuck, g_before):
+        np.testing.assert_allclose(layer.weights(), w, atol=1e-9 * np.abs(w).max())
+        gp1, gm1 = layer.read_pairs()
+        moved = np.minimum(gp1, gm1) < np.minimum(gp, gm) - 1e-6
+        assert moved[~s].mean() > 0.9  # the healthy pairs were re-centred

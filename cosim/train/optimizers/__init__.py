@@ -16,7 +16,7 @@ tracks the estimates (:func:`advance_estimate`); equations in each class's docst
 - :mod:`.ssm`: :class:`SSM` ("ssm") with its four switchable parts.
 - :mod:`.tikitaka`: :class:`TikiTaka` ("tiki-taka"), a fast array A transferred into the weights,
   and :func:`symmetry_point`.
-- :mod:`.reinit`: :func:`plan_reinit` ("reference" | "adopt" | "none"), :func:`refresh_plan`,
+- :mod:`.reinit`: :func:`plan_reinit` ("reference" | "adopt" | "none"), :func:`refresh_plan`, :func:`repair_plan`,
   :func:`weights_to_pair`, :class:`ReinitPlan`.
 
 A new optimizer is one new module (a :class:`PulseConfig` subclass declaring its own fields with
@@ -62,6 +62,7 @@ from cosim.train.optimizers.reinit import (
     ReinitPlan,
     plan_reinit,
     refresh_plan,
+    repair_plan,
     saturated,
     weights_to_pair,
 )
@@ -94,6 +95,6 @@ __all__ = [
     "OPTIMIZERS", "PAIR_POLICIES", "PulseConfig", "check_policy", "REINIT_MODES", "SSM", "FloatSGD", "FloatSGDConfig", "LayerState", "Manhattan",
     "ManhattanConfig", "MixedPrecision", "MixedPrecisionConfig", "PulseOptimizer", "ReinitPlan", "SGDPulse",
     "SGDPulseConfig", "SSMConfig", "TikiTaka", "TikiTakaConfig", "advance_estimate", "make_optimizer", "plan_pulses", "plan_reinit",
-    "reference_conductance", "refresh_plan", "round_pulses", "saturated", "split_pair_update", "symmetry_point",
+    "reference_conductance", "refresh_plan", "repair_plan", "round_pulses", "saturated", "split_pair_update", "symmetry_point",
     "weights_to_pair",
 ]

@@ -16,7 +16,9 @@ One run, step by step:
    returns the pulses for the weight array. Its pulses count as training pulses (pulse log
    layers ``n_layers + k``).
 4. Refresh checks (if the optimizer has a ``refresh_threshold``) every ``train.refresh_every``
-   steps or at each epoch's end; ADC ranges are recalibrated at each epoch's start.
+   steps or at each epoch's end: saturated pairs re-centred, then, after write-verify, a verify
+   read and :func:`~cosim.train.optimizers.reinit.repair_plan` for pairs a stuck device kept
+   from their weight. ADC ranges are recalibrated at each epoch's start.
 5. Per epoch: test accuracy through the hardware, pulses, sparsity, energy, saturation.
 
 Random streams are split from ``train.seed`` (data order, optimizer rounding, device noise,

@@ -21,6 +21,9 @@ Modes of :func:`plan_reinit` (SSM part 3; baselines use "none"):
 Refresh (:func:`refresh_plan`): pairs whose devices have drifted past ``threshold`` of the window
 are read, and their weight is re-programmed around g_ref by the same rule ("set-only" pairs only
 ever rise, so this is what keeps them trainable). Refresh reads the array: the loop counts it.
+After a write-verified refresh the loop reads the pairs again and :func:`repair_plan` re-targets
+the partner of any device that did not reach its target (a stuck device), so that every pair
+keeps its weight.
 """
 
 from __future__ import annotations

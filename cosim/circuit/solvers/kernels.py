@@ -436,7 +436,7 @@ def _exercise() -> None:
     shifts = (np.ones((1, n)), np.zeros((1, m)))
     multirhs.solve_lanes(g, np.zeros((n, m)), one, np.zeros((n, m)), one, np.ones((3, n, m)), True, g, free, free,
                          *shifts,
-                         np.zeros((1, 1, 1)), np.zeros((1, 1, 1)), np.full(1, 1e-30), np.ones(1, dtype=np.bool_),
+                         np.zeros((1, 1, 1)), np.zeros((1, 1, 1)), np.full(1, 1e-30),
                          10, 1, out[0], out[1], iters)
     multirhs.leave_all(out[1], out[0], *shifts, g, wires_r, wires_c, port_r, port_r, port_c, port_c, pin, pin,
                        free, free, 1, vec, one_k.copy(), kmax)

@@ -107,9 +107,9 @@ def _direction(z, p, beta, i):  # pragma: no cover - compiled
 
 @_jit
 def _block(couple, lt, dt, l_c, dinv_c, ac, cold, g_cell, free_r, free_c, s_r, s_c, rho_r, rho_c, stop,
-           active, k0, k1, maxiter, lo, r, z, p, t, out_c, out_r, iters):  # pragma: no cover - compiled
+           k0, k1, maxiter, lo, r, z, p, t, out_c, out_r, iters):  # pragma: no cover - compiled
     # Vectors k0 … k1−1 (≤ LANES) in the lanes of the work slabs (N, LANES, M); lanes past
-    # k1−k0 and vectors not ``active`` carry a zero right-hand side and stay frozen.
+    # k1−k0 carry a zero right-hand side and stay frozen.
     n, m = couple.shape
     nk = k1 - k0
     act, use = np.zeros(LANES, dtype=np.bool_), np.zeros(LANES, dtype=np.bool_)
@@ -117,7 +117,7 @@ def _block(couple, lt, dt, l_c, dinv_c, ac, cold, g_cell, free_r, free_c, s_r, s
     rz, s, pq, rn = np.zeros(LANES), np.zeros(LANES), np.zeros(LANES), np.zeros(LANES)
     its = np.zeros(LANES, dtype=np.int64)
     for q in range(nk):
-        act[q] = use[q] = active[k0 + q]
+        act[q] = use[q] = True
         tgt[q] = stop[k0 + q]
     # Schur right-hand side: t = A_R⁻¹ ρ_R, r = G t + ρ_C; forward sweep of z = A_C⁻¹ r; ‖r‖₁.
     for i in range(n):
@@ -231,7 +231,7 @@ def _block(couple, lt, dt, l_c, dinv_c, ac, cold, g_cell, free_r, free_c, s_r, s
 
 
 def _solve_lanes(couple, l_r, dinv_r, l_c, dinv_c, ac, cold, g_cell, free_r, free_c, s_r, s_c, rho_r, rho_c,
-                 stop, active, maxiter, chunks, out_c, out_r, iters):  # pragma: no cover - compiled
+                 stop, maxiter, chunks, out_c, out_r, iters):  # pragma: no cover - compiled
     n, m = couple.shape
     bsz = stop.shape[0]
     blocks = (bsz + LANES - 1) // LANES
@@ -241,7 +241,7 @@ def _solve_lanes(couple, l_r, dinv_r, l_c, dinv_c, ac, cold, g_cell, free_r, fre
         for blk in range(q * blocks // chunks, (q + 1) * blocks // chunks):
             k0 = blk * LANES
             _block(couple, l_r, dinv_r, l_c, dinv_c, ac, cold, g_cell, free_r, free_c, s_r, s_c, rho_r, rho_c,
-                   stop, active, k0, min(bsz, k0 + LANES), maxiter, lo, r, z, p, t, out_c, out_r, iters)
+                   stop, k0, min(bsz, k0 + LANES), maxiter, lo, r, z, p, t, out_c, out_r, iters)
 
 
 solve_lanes = _jit(_solve_lanes, parallel=True)
@@ -250,8 +250,7 @@ lanes split into ``chunks`` run in parallel (numba's threads).
 
 Per vector k: ``rho_r``, ``rho_c`` (B, N, M) the residual currents of the row and column equations
 at zero correction, A (zero outside the free nodes); ``stop[k]`` the target on the ℓ1 norm of the
-Schur residual (CG's recurrence), A; ``active[k]`` false to skip the vector (its outputs are
-zero). Writes the column drops out_c and row drops out_r (B, N, M), V (the correction that
+Schur residual (CG's recurrence), A. Writes the column drops out_c and row drops out_r (B, N, M), V (the correction that
 solves the residual equations), and iters[k] (−1: not at its target after maxiter)."""
 
 
@@ -351,7 +350,7 @@ def _run(b, shifts, base, stop: np.ndarray, maxiter: int):
     with _parallel("lanes", bsz, n * m) as chunks:
         solve_lanes(b.couple, b.rows.l, b.rows.dinv, b.cols.l, b.cols.dinv, col_stencil(b), base is None, g_cell,
                     free_r, free_c, s_r, s_c, rho_r, rho_c, np.ascontiguousarray(stop, dtype=float),
-                    np.ones(bsz, dtype=np.bool_), int(maxiter), chunks, out_c, out_r, iters)
+                    int(maxiter), chunks, out_c, out_r, iters)
     return out_c, out_r, iters
 
 

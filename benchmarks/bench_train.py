@@ -20,8 +20,9 @@ estimates, metrics). The ratio is nodal/ideal in the same process.
 The compiled reads use every core unless ``COSIM_THREADS`` says otherwise (the line under each
 case says how many). ``--blas-threads N`` limits BLAS (numpy's matmuls) to N threads in both
 runs: on a shared machine the ideal epoch's small matmuls otherwise wait for descheduled BLAS
-threads, which inflates the reference and flatters the ratio (README, speed section); the nodal
-reads call no multi-threaded BLAS either way.
+threads, which inflates the reference and flatters the ratio (README, speed section). The nodal
+run trains on one BLAS thread whatever ``--blas-threads`` says (``run_training`` limits it under
+circuit reads unless ``OPENBLAS_NUM_THREADS`` or the like is set in the environment).
 
     .venv/bin/python benchmarks/bench_train.py [--repeats 1] [--epochs 1] [--r-wire 1.0]
         [--data DIR] [--subset 2048] [--test-subset 500] [--tiles 128 256] [--skip-mnist]
@@ -111,7 +112,7 @@ def main() -> None:
     ap.add_argument("--tiles", type=int, nargs="+", default=[128], help="tile sizes n (n×n) of the MNIST case")
     ap.add_argument("--skip-mnist", action="store_true")
     ap.add_argument("--skip-digits", action="store_true")
-    ap.add_argument("--blas-threads", type=int, help="limit BLAS to this many threads in both runs")
+    ap.add_argument("--blas-threads", type=int, help="limit BLAS to this many threads (the nodal run trains on one unless the environment sets it)")
     ap.add_argument("--networks", nargs="+", choices=["mlp", "cnn"], default=["mlp"],
                     help="networks of the MNIST-format case")
     ap.add_argument("--fixed-threads", action="store_true",

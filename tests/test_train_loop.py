@@ -178,3 +178,25 @@ def test_a_refresh_keeps_every_weight_stuck_devices_included():
         gp1, gm1 = layer.read_pairs()
         moved = np.minimum(gp1, gm1) < np.minimum(gp, gm) - 1e-6
         assert moved[~s].mean() > 0.9  # the healthy pairs were re-centred
+
+
+def test_training_with_circuit_reads_runs_blas_on_one_thread_unless_the_environment_says(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from cosim.train import loop
+
+    def blas_threads():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    for name in loop.BLAS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    outside = blas_threads()
+    if max(outside, default=1) < 2:
+        pytest.skip("BLAS runs one thread here already")
+    with loop._blas_threads("nodal"):
+        assert blas_threads() == {1}
+    with loop._blas_threads("ideal"):
+        assert blas_threads() == outside
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    with loop._blas_threads("nodal"):
+        assert blas_threads() == outside

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cosim.circuit.solvers import kernels
 from cosim.errors import ConvergenceError, EngineError
 
 if TYPE_CHECKING:
@@ -39,14 +40,6 @@ log = logging.getLogger(__name__)
 #: faster than AMG's linear memory; the crossing is extrapolated from those timings.
 AMG_MIN_UNKNOWNS = 400_000
 _REFINE = 8  # restarts on the true residual before giving up
-
-
-def _one_blas_thread():
-    """pyamg's many small BLAS calls with several OpenBLAS threads on a busy machine spin-wait,
-    the set-up becomes many times slower than on one thread."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def inverse_norm_bound(a: sp.csr_matrix, solve) -> float:
@@ -72,13 +65,13 @@ class AmgSolver:
         self.a = system.a.tocsr()
         self.rtol = float(options.rtol)
         self.maxiter = int(options.maxiter)
-        with _one_blas_thread():
+        with kernels.single_thread_blas():
             self.ml = pyamg.smoothed_aggregation_solver(self.a, symmetry="hermitian")
             self.inv_norm = inverse_norm_bound(
                 self.a, lambda b: self.ml.solve(b, tol=1e-3, accel="cg", maxiter=50))
 
     def solve(self, rhs: np.ndarray, system) -> tuple[np.ndarray, dict]:
-        with _one_blas_thread():
+        with kernels.single_thread_blas():
             return self._solve(rhs)
 
     def _solve(self, rhs: np.ndarray) -> tuple[np.ndarray, dict]:

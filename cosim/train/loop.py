@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from cosim.array import ArraySpec, Converters, TiledLayer, WeightMap
-from cosim.circuit.solvers.pcg import single_thread_blas
+from cosim.circuit.solvers import kernels
 from cosim.train.config import TrainingConfig, load_device_card
 from cosim.train.metrics import PulseLog, convergence_epoch
 from cosim.train.networks import FloatLayerWeights, Network, float_layers, make_network
@@ -197,12 +198,8 @@ def run_training(config: TrainingConfig, *, progress: bool = True, output_dir: s
     notices = _DeviceNotices()
     device_log = logging.getLogger("cosim.devices.population")
     device_log.addFilter(notices)
-    # Circuit reads keep every core busy in compiled kernels; a second OpenBLAS thread for the
-    # network's small matmuls only competes with them (a Fashion MLP/CNN epoch with nodal reads
-    # measured 13-16 % faster on one BLAS thread). Ideal reads leave BLAS its default threads.
-    blas = contextlib.nullcontext() if config.solver.engine == "ideal" else single_thread_blas()
     try:
-        with blas:
+        with _blas_threads(config.solver.engine):
             result = _run_training(config, progress=progress, output_dir=output_dir, on_epoch=on_epoch)
     finally:
         device_log.removeFilter(notices)
@@ -210,6 +207,22 @@ def run_training(config: TrainingConfig, *, progress: bool = True, output_dir: s
         log.info("%d device-population warning(s) (clipping at window edges) logged at DEBUG; counts in "
                  "the tiles' population .stats", notices.count)
     return result
+
+
+#: Environment variables that set BLAS threads; when one is set, training leaves BLAS as it says.
+BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _blas_threads(engine: str):
+    """The BLAS thread setting a run trains under: one thread with circuit reads, unless the
+    environment sets one (:data:`BLAS_ENV`); ideal reads leave BLAS its default.
+
+    Why: circuit reads keep every core busy in compiled kernels, and a second OpenBLAS thread
+    for the network's small matmuls only competes with them (Fashion MLP and CNN epochs with
+    nodal reads measured 13–16 % faster on one BLAS thread; README, Speed)."""
+    if engine == "ideal" or any(name in os.environ for name in BLAS_ENV):
+        return contextlib.nullcontext()
+    return kernels.single_thread_blas()
 
 
 @dataclass(eq=False)

@@ -143,6 +143,31 @@ def parallel(kind: str, work: float, parts: int):
     record_time(kind, work, chunks, time.perf_counter() - t0)
 
 
+_CONTROLLER: list = []
+
+
+def single_thread_blas():
+    """Context limiting BLAS to one thread (a no-op without threadpoolctl).
+
+    Level-1 BLAS is memory bound: a second OpenBLAS thread only spins, and on a shared 2-core
+    machine a tiny matmul then waits for a descheduled thread (milliseconds each); the same holds
+    for pyamg's many small BLAS calls and for a training step's matmuls beside the compiled
+    reads. The library scan is done once per process.
+    """
+    if not _CONTROLLER:
+        # scipy's own OpenBLAS must be loaded before the one scan, or it would stay unlimited.
+        import scipy.linalg  # noqa: F401
+
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - comes with scikit-learn
+            _CONTROLLER.append(None)
+        else:
+            _CONTROLLER.append(ThreadpoolController())
+    ctl = _CONTROLLER[0]
+    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")
+
+
 def _jit(fn):
     if numba is None:  # pragma: no cover
         return fn

@@ -112,28 +112,28 @@ def _block(couple, lt, dt, l_c, dinv_c, ac, cold, g_cell, free_r, free_c, s_r, s
     # k1−k0 carry a zero right-hand side and stay frozen.
     n, m = couple.shape
     nk = k1 - k0
-    act, use = np.zeros(LANES, dtype=np.bool_), np.zeros(LANES, dtype=np.bool_)
+    act = np.zeros(LANES, dtype=np.bool_)  # still iterating; lanes q < nk hold a vector
     tgt, a, beta = np.zeros(LANES), np.zeros(LANES), np.zeros(LANES)
     rz, s, pq, rn = np.zeros(LANES), np.zeros(LANES), np.zeros(LANES), np.zeros(LANES)
     its = np.zeros(LANES, dtype=np.int64)
     for q in range(nk):
-        act[q] = use[q] = True
+        act[q] = True
         tgt[q] = stop[k0 + q]
     # Schur right-hand side: t = A_R⁻¹ ρ_R, r = G t + ρ_C; forward sweep of z = A_C⁻¹ r; ‖r‖₁.
     for i in range(n):
         for q in range(LANES):
             tq, lq, pp = t[i, q], lo[i, q], p[i, q]
-            if use[q]:
+            if q < nk:
                 _gather(cold, g_cell, free_r, s_r, s_c, rho_r, -1.0, k0 + q, i, tq)
             for j in range(m):
-                if not use[q]:
+                if q >= nk:
                     tq[j] = 0.0
                 lq[j], pp[j] = 0.0, 0.0
         _row(lt, dt, t, i)
         ci, lm = couple[i], l_c[i]
         for q in range(LANES):
             tq, rq, zq, zp = t[i, q], r[i, q], z[i, q], z[i - 1, q]
-            if use[q]:
+            if q < nk:
                 _gather(cold, g_cell, free_c, s_r, s_c, rho_c, 1.0, k0 + q, i, rq)
             else:
                 rq[:] = 0.0
@@ -213,7 +213,7 @@ def _block(couple, lt, dt, l_c, dinv_c, ac, cold, g_cell, free_r, free_c, s_r, s
         ci = couple[i]
         for q in range(LANES):
             tq, lq = t[i, q], lo[i, q]
-            if use[q]:
+            if q < nk:
                 _gather(cold, g_cell, free_r, s_r, s_c, rho_r, -1.0, k0 + q, i, tq)
             else:
                 tq[:] = 0.0
@@ -250,8 +250,9 @@ lanes split into ``chunks`` run in parallel (numba's threads).
 
 Per vector k: ``rho_r``, ``rho_c`` (B, N, M) the residual currents of the row and column equations
 at zero correction, A (zero outside the free nodes); ``stop[k]`` the target on the ℓ1 norm of the
-Schur residual (CG's recurrence), A. Writes the column drops out_c and row drops out_r (B, N, M), V (the correction that
-solves the residual equations), and iters[k] (−1: not at its target after maxiter)."""
+Schur residual (CG's recurrence), A. Writes the column drops out_c and row drops out_r
+(B, N, M), V (the correction that solves the residual equations), and iters[k] (−1: not at its
+target after maxiter)."""
 
 
 def _leave_all(d_r, d_c, s_r, s_c, g_cell, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r, free_c, chunks,

@@ -215,7 +215,7 @@ def solve(blocks: LineBlocks, drive: np.ndarray | None, out_ports: np.ndarray, *
     cold = not batch and x0 is None and shifts is not None and kernels.ENABLED and not _rebase_worth(blocks)
     # The compiled cold read of a single vector calls no BLAS: it skips the limit, whose
     # threadpoolctl queries cost a noticeable share of a small read (docstring_figures.md).
-    with contextlib.nullcontext() if cold and shifts[0].shape[0] == 1 else single_thread_blas():
+    with contextlib.nullcontext() if cold and shifts[0].shape[0] == 1 else kernels.single_thread_blas():
         if batch or cold:
             if batch:  # several vectors per pass over the line blocks (multirhs)
                 res, bad = multirhs.solve(blocks, shifts, out_ports, rtol=rtol, maxiter=maxiter, atol=atol)
@@ -262,27 +262,6 @@ def _solve_compiled(blocks, shifts, out_ports, rtol, maxiter, atol,
     ok = ~bad
     return PcgResult(d_r if keep_rows else None, d_c if keep_cols else None, branch, None, None, bound, kcl,
                      int(iters[ok].max(initial=0)), float(kmax[ok].max(initial=0.0))), bad
-
-
-_CONTROLLER: list = []
-
-
-def single_thread_blas():
-    """Context limiting BLAS to one thread (a no-op without threadpoolctl).
-
-    Level-1 BLAS is memory bound: a second OpenBLAS thread only spins, and on a shared 2-core
-    machine a tiny matmul then waits for a descheduled thread (milliseconds each). The library
-    scan is done once per process.
-    """
-    if not _CONTROLLER:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover - comes with scikit-learn
-            _CONTROLLER.append(None)
-        else:
-            _CONTROLLER.append(ThreadpoolController())
-    ctl = _CONTROLLER[0]
-    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")
 
 
 def _solve(blocks, drive, out_ports, rtol, maxiter, x0, atol, label) -> PcgResult:
@@ -425,7 +404,7 @@ def galerkin_guess(blocks: LineBlocks, basis: np.ndarray, drive: np.ndarray) -> 
     solution (in S-norm) than a zero start, and exact when the read lies in the span (a repeated
     input, or the same inputs after a small conductance change, up to that change).
     """
-    with single_thread_blas():
+    with kernels.single_thread_blas():
         return _galerkin(blocks, basis, drive)
 
 

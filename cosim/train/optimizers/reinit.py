@@ -91,16 +91,21 @@ def weights_to_pair(w: np.ndarray, curve: PulseCurve, policy: PairPolicy, scale:
         gp, gm = g_ref + 0.5 * dg, g_ref - 0.5 * dg
     else:
         gp, gm = g_ref + dg, np.full_like(dg, g_ref)
-    lo_p = lo_m = curve.g_min
-    hi_p = hi_m = curve.g_max
-    if reached is not None:
-        rp, rm = (np.asarray(g, dtype=float) for g in reached)
-        lo_p, hi_p = np.minimum(lo_p, rp), np.maximum(hi_p, rp)
-        lo_m, hi_m = np.minimum(lo_m, rm), np.maximum(hi_m, rm)
+    rp, rm = (None, None) if reached is None else reached
+    (lo_p, hi_p), (lo_m, hi_m) = _window(curve, rp), _window(curve, rm)
     clipped = int(np.count_nonzero((gp < lo_p) | (gp > hi_p) | (gm < lo_m) | (gm > hi_m)))
     if clipped:
         log.warning("%d of %d weights exceed the conductance window and were clipped", clipped, dg.size)
     return np.clip(gp, lo_p, hi_p), np.clip(gm, lo_m, hi_m)
+
+
+def _window(curve: PulseCurve, reached: np.ndarray | None) -> tuple[np.ndarray | float, np.ndarray | float]:
+    """(low, high) S per device: the nominal window, widened to the conductance each device has
+    been read at when ``reached`` is given."""
+    if reached is None:
+        return curve.g_min, curve.g_max
+    g = np.asarray(reached, dtype=float)
+    return np.minimum(curve.g_min, g), np.maximum(curve.g_max, g)
 
 
 def pulse_plan(g_from: np.ndarray, g_to: np.ndarray, curve: PulseCurve) -> np.ndarray:
@@ -210,6 +215,6 @@ def repair_plan(plan: ReinitPlan, got_plus: np.ndarray, got_minus: np.ndarray, c
         return None
     plus_worse = np.abs(gp - plan.target_plus) >= np.abs(gm - plan.target_minus)
     fix_m, fix_p = bad & plus_worse, bad & ~plus_worse
-    tp = np.where(fix_p, np.clip(gm + keep, np.minimum(curve.g_min, gp), np.maximum(curve.g_max, gp)), gp)
-    tm = np.where(fix_m, np.clip(gp - keep, np.minimum(curve.g_min, gm), np.maximum(curve.g_max, gm)), gm)
+    tp = np.where(fix_p, np.clip(gm + keep, *_window(curve, gp)), gp)
+    tm = np.where(fix_m, np.clip(gp - keep, *_window(curve, gm)), gm)
     return ReinitPlan("repair", tp, tm, (), tp, tm, scale * (tp - tm), bad)

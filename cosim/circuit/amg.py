@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cosim.circuit.solvers import kernels
 from cosim.errors import ConvergenceError, EngineError
 
 if TYPE_CHECKING:
@@ -40,6 +39,14 @@ log = logging.getLogger(__name__)
 #: faster than AMG's linear memory; the crossing is extrapolated from those timings.
 AMG_MIN_UNKNOWNS = 400_000
 _REFINE = 8  # restarts on the true residual before giving up
+
+
+def _one_blas_thread():
+    """kernels.single_thread_blas, imported when an AMG solve runs: a small deck's solve path
+    imports this module and must not load numba (tests/test_cli_solve.py)."""
+    from cosim.circuit.solvers.kernels import single_thread_blas
+
+    return single_thread_blas()
 
 
 def inverse_norm_bound(a: sp.csr_matrix, solve) -> float:
@@ -65,13 +72,13 @@ class AmgSolver:
         self.a = system.a.tocsr()
         self.rtol = float(options.rtol)
         self.maxiter = int(options.maxiter)
-        with kernels.single_thread_blas():
+        with _one_blas_thread():
             self.ml = pyamg.smoothed_aggregation_solver(self.a, symmetry="hermitian")
             self.inv_norm = inverse_norm_bound(
                 self.a, lambda b: self.ml.solve(b, tol=1e-3, accel="cg", maxiter=50))
 
     def solve(self, rhs: np.ndarray, system) -> tuple[np.ndarray, dict]:
-        with kernels.single_thread_blas():
+        with _one_blas_thread():
             return self._solve(rhs)
 
     def _solve(self, rhs: np.ndarray) -> tuple[np.ndarray, dict]:

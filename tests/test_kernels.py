@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -337,3 +338,34 @@ def test_singular_lines_are_reported_at_the_same_node(compiled, monkeypatch):
         RowLines(diag, off)
     with pytest.raises(TopologyError, match="column line block is singular at node c1_1"):  # before c2_0
         ColLines(np.array([[3.0, 1.0], [1.0, 1.0], [1.0, 3.0]]), np.array([[0.0, -1.0], [-1.0, -1.0]]))
+
+
+def test_every_kernel_module_is_in_the_cache_key():
+    # A module whose kernels are cached but whose source is not hashed would be loaded stale
+    # by the kernels that inline it (KERNEL_MODULES says why).
+    folder = Path(kernels.__file__).parent
+    jitted = {p.stem for p in folder.glob("*.py")
+              if any(key in p.read_text() for key in ("@_jit", "_jit(", "njit(", "_inline("))}
+    assert jitted == set(kernels.KERNEL_MODULES)
+
+
+def test_the_cache_follows_every_kernel_source(tmp_path, monkeypatch):
+    folder = Path(kernels.__file__).parent
+    for name in kernels.KERNEL_MODULES:
+        (tmp_path / f"{name}.py").write_bytes((folder / f"{name}.py").read_bytes())
+    before = kernels.source_hash(tmp_path)
+    assert before == kernels.source_hash()
+    with open(tmp_path / "sinhpasses.py", "a") as f:  # a helper that another file's kernel inlines
+        f.write("\n# edited\n")
+    assert kernels.source_hash(tmp_path) != before
+    assert kernels.cache_dir().name == f"numba-{before}"
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
+    assert kernels.cache_dir() == tmp_path / "mine" / f"cosim-numba-{before}"
+
+
+def test_compiled_kernels_are_cached_under_the_source_hash():
+    kernels.load()
+    for fn in (coldread.cold_read, multirhs.solve_lanes, kernels._leave_slab):
+        assert fn._cache._cache_path.startswith(str(kernels._CACHE[0])), fn
+    assert kernels._CACHE[0].name.endswith(kernels.source_hash())
+    assert kernels.numba.config.CACHE_DIR != str(kernels._CACHE[0])  # put back after decorating

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cosim.circuit.solvers.kernels import _one_row, _row_block4, _row_slab, _safe_ratio, numba
+from cosim.circuit.solvers.kernels import _one_row, _row_block4, _row_slab, _safe_ratio, njit, numba
 
 _FLAGS = {"reassoc", "contract"}  # not nnan/ninf: _safe_ratio tests for non-finite ratios
 
@@ -34,8 +34,7 @@ _FLAGS = {"reassoc", "contract"}  # not nnan/ninf: _safe_ratio tests for non-fin
 def _jit(fn, parallel=False, inline="never"):
     if numba is None:  # pragma: no cover
         return fn
-    return numba.njit(cache=True, boundscheck=False, nogil=True, fastmath=_FLAGS, parallel=parallel,
-                      inline=inline)(fn)
+    return njit(fn, boundscheck=False, nogil=True, fastmath=_FLAGS, parallel=parallel, inline=inline)
 
 
 _prange = range if numba is None else numba.prange

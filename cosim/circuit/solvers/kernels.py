@@ -16,11 +16,14 @@ use the numpy path. Arrays passed in must be C-contiguous float64.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -30,6 +33,67 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
     numba = None
 
 ENABLED = numba is not None and os.environ.get("COSIM_NUMBA", "1") != "0"
+
+#: The modules of compiled kernels (in cosim.circuit.solvers). Their kernels inline and call
+#: one another across files, but numba keys a cached kernel on its own file only (checked with
+#: numba 0.68: a cached kernel calling a cached helper of another file kept running the helper's
+#: old code after that file changed). With an editable install every ``git pull`` is such an
+#: edit, so the cache lives in a directory named by a hash of all of these files (:func:`cache_dir`).
+KERNEL_MODULES = ("kernels", "coldread", "lawkernels", "sinhpasses", "sinhnewton", "multirhs")
+
+
+def source_hash(folder: Path | None = None) -> str:
+    """sha256 (16 hex digits) of the kernel modules' sources in ``folder`` (default: this package)."""
+    h = hashlib.sha256()
+    folder = Path(__file__).parent if folder is None else folder
+    for name in KERNEL_MODULES:
+        h.update((folder / f"{name}.py").read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    """Where this version of the kernels is cached (hash: :func:`source_hash`):
+    ``$NUMBA_CACHE_DIR/cosim-numba-<hash>`` when the user set that variable; else ``numba-<hash>``
+    under the package's ``__pycache__`` when writable, else under ``$XDG_CACHE_HOME/cosim``
+    (default ``~/.cache/cosim``)."""
+    name = f"numba-{source_hash()}"
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return Path(os.environ["NUMBA_CACHE_DIR"]) / f"cosim-{name}"
+    tree = Path(__file__).parent / "__pycache__"
+    if os.access(tree if tree.exists() else tree.parent, os.W_OK):
+        return tree / name
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cosim" / name
+
+
+def _prune(current: Path) -> None:
+    """Remove the caches of earlier versions beside ``current`` (best effort: another process
+    of another version may still use one, and then it recompiles)."""
+    try:
+        for old in current.parent.glob(current.name.rsplit("-", 1)[0] + "-*"):
+            if old != current and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+        if current.parent == Path(__file__).parent / "__pycache__":  # numba's own in-tree files, from before
+            for old in current.parent.glob("*.nb[ic]"):
+                old.unlink()
+    except OSError:
+        pass
+
+
+_CACHE: list[Path] = []
+
+
+def njit(fn, **options):
+    """``numba.njit(cache=True, **options)(fn)``, cached in :func:`cache_dir` (numba reads its
+    cache directory when a function is decorated; the setting is put back after)."""
+    if not _CACHE:
+        _CACHE.append(cache_dir())
+        _prune(_CACHE[0])
+    before = numba.config.CACHE_DIR
+    numba.config.CACHE_DIR = str(_CACHE[0])
+    try:
+        return numba.njit(cache=True, **options)(fn)
+    finally:
+        numba.config.CACHE_DIR = before
 
 
 #: Smallest read (input vectors × cells) always split over threads. A parallel region costs a
@@ -171,7 +235,7 @@ def single_thread_blas():
 def _jit(fn):
     if numba is None:  # pragma: no cover
         return fn
-    return numba.njit(cache=True, boundscheck=False, nogil=True)(fn)
+    return njit(fn, boundscheck=False, nogil=True)
 
 
 @_jit

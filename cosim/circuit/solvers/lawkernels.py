@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from cosim.circuit.cells import Sinh
-from cosim.circuit.solvers.kernels import _jit, numba
+from cosim.circuit.solvers.kernels import _jit, njit, numba
 
 #: Largest |Δx| (the cell's voltage change since the applied potentials over v0) for which the
 #: series below are used: their truncation errors there are ≤ 3e-17 relative.
@@ -29,7 +29,7 @@ SERIES_MAX = 0.125
 
 
 def _inline(fn):
-    return fn if numba is None else numba.njit(inline="always", cache=True)(fn)
+    return fn if numba is None else njit(fn, inline="always")
 
 
 @_inline

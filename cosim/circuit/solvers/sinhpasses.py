@@ -72,33 +72,33 @@ def _leave_row(i, dr, dc, cur, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r,
                br):  # pragma: no cover - compiled
     # Currents leaving row i's row and column nodes (lr, lc, A) through its cells, wires and
     # ports; row i's port current into br[i] and its part of the column ports' into br[n + j].
-    # Returns row i's share of the ℓ1 KCL residual over the free nodes (A).
+    # Returns row i's share of the ℓ1 KCL residual over the free nodes (A). One loop over j, each
+    # node gathering its own terms: a loop per term measured twice as slow on a 64×64 tile.
     n, m = cur.shape
-    for j in range(m):
-        lr[i, j] = cur[i, j]
-        lc[i, j] = -cur[i, j]
-    for j in range(m - 1):
-        lr[i, j] += gw[i, j] * (dr[i, j] - dr[i, j + 1])
-    for j in range(1, m):
-        lr[i, j] -= gw[i, j - 1] * (dr[i, j - 1] - dr[i, j])
-    lr[i, 0] += gpl[i] * dr[i, 0]
-    lr[i, m - 1] += gpr[i] * dr[i, m - 1]
-    if i + 1 < n:
-        for j in range(m):
-            lc[i, j] += gc[i, j] * (dc[i, j] - dc[i + 1, j])
-    if i > 0:
-        for j in range(m):
-            lc[i, j] -= gc[i - 1, j] * (dc[i - 1, j] - dc[i, j])
-    if i == 0:
-        for j in range(m):
-            lc[0, j] += gpt[j] * dc[0, j]
-    if i == n - 1:
-        for j in range(m):
-            lc[i, j] += gpb[j] * dc[i, j]
     b = gpl[i] * dr[i, 0] + gpr[i] * dr[i, m - 1]
     s = 0.0
     for j in range(m):
-        x, y = lr[i, j], lc[i, j]
+        c = cur[i, j]
+        x = c
+        if j + 1 < m:
+            x += gw[i, j] * (dr[i, j] - dr[i, j + 1])
+        if j > 0:
+            x -= gw[i, j - 1] * (dr[i, j - 1] - dr[i, j])
+        if j == 0:
+            x += gpl[i] * dr[i, 0]
+        if j == m - 1:
+            x += gpr[i] * dr[i, m - 1]
+        y = -c
+        if i + 1 < n:
+            y += gc[i, j] * (dc[i, j] - dc[i + 1, j])
+        if i > 0:
+            y -= gc[i - 1, j] * (dc[i - 1, j] - dc[i, j])
+        if i == 0:
+            y += gpt[j] * dc[0, j]
+        if i == n - 1:
+            y += gpb[j] * dc[n - 1, j]
+        lr[i, j] = x
+        lc[i, j] = y
         b -= pin_r[i, j] * x
         br[n + j] -= pin_c[i, j] * y
         s += abs(x) * free_r[i, j] + abs(y) * free_c[i, j]

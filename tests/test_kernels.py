@@ -358,7 +358,7 @@ def test_the_cache_follows_every_kernel_source(tmp_path, monkeypatch):
     with open(tmp_path / "sinhpasses.py", "a") as f:  # a helper that another file's kernel inlines
         f.write("\n# edited\n")
     assert kernels.source_hash(tmp_path) != before
-    assert kernels.cache_dir().name == f"numba-{before}"
+    assert kernels.cache_dir().name.endswith(f"numba-{before}")
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
     assert kernels.cache_dir() == tmp_path / "mine" / f"cosim-numba-{before}"
 

@@ -140,7 +140,7 @@ def parse_csv(text: str, *, where: str) -> np.ndarray:
         cells = [c.strip() for c in line.split(",")]
         if not rows and not first_line:
             first_line = lineno
-            if all(_HEADER_CELL.match(c) and not _is_number(c) for c in cells):
+            if all(_HEADER_CELL.match(c) and not is_number(c) for c in cells):
                 log.debug("%s: line %d read as a header: %s", where, lineno, line.strip())
                 width = len(cells)
                 continue
@@ -162,7 +162,8 @@ def parse_csv(text: str, *, where: str) -> np.ndarray:
     return np.array(rows, dtype=float)
 
 
-def _is_number(cell: str) -> bool:
+def is_number(cell: str) -> bool:
+    """Whether a CSV cell parses as a float (a header cell does not)."""
     try:
         float(cell)
     except ValueError:

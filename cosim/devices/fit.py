@@ -46,6 +46,7 @@ from cosim.devices.integrate import IntegratorOptions, integrate_pulse
 from cosim.devices.paths import models_dir
 from cosim.devices.registry import MODELS
 from cosim.errors import InputError, SpecError
+from cosim.io import is_number
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def read_curve_csv(path: str | Path) -> MeasuredCurve:
     rows = []
     for k, (lineno, cells) in enumerate(_lines(text)):
         where = f"{path}:{lineno}"
-        if k == 0 and not _is_number(cells[0]):
+        if k == 0 and not is_number(cells[0]):
             continue  # header
         if len(cells) != 3:
             raise InputError(f"{where}: expected 3 columns (pulse index, conductance S, direction), got {len(cells)}")
@@ -128,14 +129,6 @@ def _lines(text: str):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         yield lineno, [c.strip() for c in next(csv.reader([line]))]
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
 
 
 # -- simulation ---------------------------------------------------------------------------------

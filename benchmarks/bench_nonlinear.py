@@ -27,10 +27,20 @@ time (preparation + solves) and test accuracy per cell kind and the ratio, and t
 each size of read settled on (kernels.plan_chunks; ``--fixed-threads``: the earlier fixed rule).
 ``--skip-train`` leaves it out.
 
+Part 4, where a device-cell read's time goes (run it with ``COSIM_THREADS=1`` for per-core
+figures): the batches that part 3's device epoch reads from a predicted start are captured; the
+compiled per-vector Newton (``sinhnewton.solve``) is timed on them (µs per vector, Newton and CG
+steps per vector), and one captured vector's sweep (``sinhpasses._sweep``) in a compiled loop with
+its parts switched on one by one: cell law and node balances, + factorisation at the new slopes,
++ Schur right-hand side, + the previous step's row correction. A CG step's cost is what the read
+leaves after its sweeps (a first sweep with factorisation and right-hand side, one full sweep per
+further step, a last one with law, balances and correction), per CG step.
+
 The machine may be shared: ratios are within one run, medians of ``--repeats``.
 
     python benchmarks/bench_nonlinear.py [--sizes 64 128 256 512] [--with-1024] [--spice-sizes 16 32 64]
                                          [--with-128] [--repeats 3] [--skip-train] [--train-cells device 1S1R]
+    COSIM_THREADS=1 python benchmarks/bench_nonlinear.py --parts 4
 """
 
 from __future__ import annotations
@@ -100,8 +110,7 @@ def part3(cells, repeats):
     print("part 3: digits MLP 64-64-10, 64x64 tiles, 1 Ω wires, Stanford-PKU card, nodal engine, one epoch")
     print(f"{'cell':<10}{'epoch s':>9}{'reads s':>9}{'test acc':>10}{'vs 0T1R':>9}")
     logging.disable(logging.WARNING)
-    base = ["array.rows=64", "array.cols=64", 'solver.engine="nodal"', "train.epochs=1", "train.reference=false",
-            "array.r_row=1.0", "array.r_col=1.0", 'device.card="stanford_pku_default"']
+    base = TRAIN_SETS
     ref = None
     for cell in ["0T1R", *cells]:
         runs = []
@@ -116,6 +125,87 @@ def part3(cells, repeats):
     print("load avg {:.2f} {:.2f} {:.2f} (the machine is shared)".format(*os.getloadavg()))
     for line in kernels.thread_choices():
         print("  threads:", line)
+
+
+def _captured_batches():
+    """The batches one device-cell epoch of part 3 reads by the compiled Newton from a predicted
+    start: (blocks, law, shifts, out_ports, keyword arguments) each."""
+    import logging
+
+    from cosim.circuit.solvers import sinhnewton
+    from cosim.train import load_config, run_training
+
+    logging.disable(logging.WARNING)
+    solve, caps = sinhnewton.solve, []
+
+    def keep(blocks, cell, shifts, out_ports, **kw):
+        if kw.get("prior") is not None:
+            caps.append((blocks, cell, shifts, out_ports, kw))
+        return solve(blocks, cell, shifts, out_ports, **kw)
+
+    sinhnewton.solve = keep
+    try:
+        run_training(load_config(None, [*TRAIN_SETS, 'array.cell="device"']), progress=False)
+    finally:
+        sinhnewton.solve = solve
+    return caps
+
+
+def part4(repeats):
+    import time
+
+    import numba
+
+    from cosim.circuit.solvers import sinhnewton
+    from cosim.circuit.solvers.sinhpasses import _applied, _sweep
+
+    caps = _captured_batches()
+    print(f"part 4: where a device-cell read goes, {len(caps)} captured digits batches, "
+          f"{kernels.threads()} thread(s)")
+    runs = []
+    for _ in range(repeats):
+        t0, nv, steps = time.perf_counter(), 0, np.zeros(2)
+        for blocks, cell, shifts, out_ports, kw in caps:
+            steps += sinhnewton.solve(blocks, cell, shifts, out_ports, **kw).counts.sum(axis=0)
+            nv += shifts[0].shape[0]
+        runs.append((time.perf_counter() - t0) / nv * 1e6)
+    read, (newton, cg) = float(np.median(runs)), steps / nv
+    print(f"  whole read: {read:.0f} µs per vector, {newton:.2f} Newton steps, {cg:.2f} CG steps")
+
+    @numba.njit
+    def loop(count, flags, sr, sc, inv_v0, a, a_v0, g_lin, g_floor, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c,
+             free_r, free_c, wr, offr, wc, offc, dr, dc, cur, br, w, acc):
+        for _ in range(count):
+            _sweep(flags[0], flags[1], flags[2], sr, sc, inv_v0, a, a_v0, g_lin, w[12], w[13], g_floor, gw, gc, gpl,
+                   gpr, gpt, gpb, pin_r, pin_c, free_r, free_c, wr, offr, wc, offc, dr, dc, cur, br, w, acc)
+
+    b, cell, shifts, _, kw = caps[len(caps) // 2]
+    n, m = b.n, b.m
+    sr, sc = (np.ascontiguousarray(x[0], dtype=float) for x in shifts)
+    a, v0, inv_v0, a_v0, g_lin, uniform = sinhnewton._law_arrays(cell, n, m)
+    _, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r, free_c = b.kernel_args()
+    w, w1 = np.zeros((16, n, m)), np.zeros((4, max(n, m)))
+    _applied(sr, sc, v0, uniform, w1[0, :n], w1[1, :n], w1[2, :m], w1[3, :m], w[12], w[13])
+    args = (sr, sc, inv_v0, a, a_v0, g_lin, float(kw["g_floor"]), gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r,
+            free_c, *sinhnewton._line_constants(b), np.zeros((n, m)), np.zeros((n, m)), np.zeros((n, m)),
+            np.zeros(n + m), w, np.zeros(3))
+    cost = {}
+    for name, flags in (("law", (False, False, False)), ("factor", (False, True, False)),
+                        ("rhs", (False, True, True)), ("correct", (True, True, True))):
+        loop(1, np.array(flags), *args)
+        count, t0 = 2000, time.perf_counter()
+        loop(count, np.array(flags), *args)
+        cost[name] = (time.perf_counter() - t0) / count * 1e6
+    law, factor, rhs = cost["law"], cost["factor"] - cost["law"], cost["rhs"] - cost["factor"]
+    correct = cost["correct"] - cost["rhs"]
+    print(f"  one sweep of a {n}x{m} tile: cell law and node balances {law:.1f} µs, + factorisation {factor:.1f}, "
+          f"+ Schur right-hand side {rhs:.1f}, + row correction {correct:.1f}")
+    sweeps = (law + factor + rhs) + (newton - 1) * cost["correct"] + (law + correct)
+    print(f"  CG step (what the read leaves after {newton + 1:.1f} sweeps): {(read - sweeps) / cg:.1f} µs")
+
+
+TRAIN_SETS = ["array.rows=64", "array.cols=64", 'solver.engine="nodal"', "train.epochs=1", "train.reference=false",
+              "array.r_row=1.0", "array.r_col=1.0", 'device.card="stanford_pku_default"']
 
 
 def main() -> None:
@@ -140,6 +230,8 @@ def main() -> None:
         part2(a.spice_sizes + ([128] if a.with_128 else []), a.repeats)
     if 3 in a.parts and not a.skip_train:
         part3(a.train_cells, a.repeats)
+    if 4 in a.parts:
+        part4(a.repeats)
 
 
 if __name__ == "__main__":

@@ -80,7 +80,23 @@ def _leave_row(i, dr, dc, cur, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r,
     n, m = cur.shape
     b = gpl[i] * dr[i, 0] + gpr[i] * dr[i, m - 1]
     s = 0.0
-    for j in range(m):
+    inner = 0 < i < n - 1 and m > 2
+    j = 0
+    while j < m:
+        if inner and j == 1:  # every neighbour present, no port: branch-free, vectorises
+            for q in range(1, m - 1):
+                c = cur[i, q]
+                x = c + gw[i, q] * (dr[i, q] - dr[i, q + 1])
+                x -= gw[i, q - 1] * (dr[i, q - 1] - dr[i, q])
+                y = -c + gc[i, q] * (dc[i, q] - dc[i + 1, q])
+                y -= gc[i - 1, q] * (dc[i - 1, q] - dc[i, q])
+                lr[i, q] = x
+                lc[i, q] = y
+                b -= pin_r[i, q] * x
+                br[n + q] -= pin_c[i, q] * y
+                s += abs(x) * free_r[i, q] + abs(y) * free_c[i, q]
+            j = m - 1
+            continue
         c = cur[i, j]
         x = c
         if j + 1 < m:
@@ -105,6 +121,7 @@ def _leave_row(i, dr, dc, cur, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r,
         b -= pin_r[i, j] * x
         br[n + j] -= pin_c[i, j] * y
         s += abs(x) * free_r[i, j] + abs(y) * free_c[i, j]
+        j += 1
     br[i] = b
     return s
 

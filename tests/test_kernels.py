@@ -27,7 +27,7 @@ from test_solvers import TOL, crossbars, direct, rel_l1, spec_cases
 
 from cosim.circuit import CrossbarSpec, SolverOptions
 from cosim.circuit.engines.nodal import prepare_spec
-from cosim.circuit.solvers import ColLines, LineBlocks, RowLines, coldread, kernels, multirhs, pcg
+from cosim.circuit.solvers import ColLines, LineBlocks, RowLines, coldread, kernels, lineblock, multirhs, pcg
 from cosim.errors import TopologyError
 
 pytestmark = pytest.mark.skipif(not kernels.ENABLED, reason="numba not installed or COSIM_NUMBA=0")
@@ -67,6 +67,57 @@ def test_line_solves_equal_numpy_and_banded_lapack(shape, rng, monkeypatch):
     band = np.zeros((3, n))
     band[0, 1:], band[1], band[2, :-1] = off_c[:, j], diag[:, j], off_c[:, j]
     np.testing.assert_allclose(x_c[1, :, j], solve_banded((1, 1), band, rhs[1, :, j]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("transpose", [False, True])
+def test_line_blocks_of_new_devices_equal_numpy_bit_for_bit(case, transpose, rng, monkeypatch):
+    # kernels.line_blocks against LineBlocks._set_devices' numpy lines: the same sums in the same
+    # order, no reassociation, so every mask, coupling and factor is the same bits. Cells at 0 S
+    # (dead nodes), pinned segments, floating lines and 1T1R rows are among the cases.
+    spec = CASES[case]
+    prep = prepare_spec(spec, SolverOptions(method="pcg"), transpose=transpose)
+    g = prep.blocks.g_dev * rng.uniform(0.5, 1.5, prep.blocks.g_dev.shape)
+    g[rng.random(g.shape) < 0.2] = 0.0
+    got = prep.blocks.with_devices(g)
+    with monkeypatch.context() as mp:  # the numpy lines, their line factors by the compiled line_factor
+        mp.setattr(kernels, "ENABLED", False)
+        for name in ("RowLines", "ColLines"):
+            mp.setattr(lineblock, name, _compiled(getattr(lineblock, name), monkeypatch))
+        ref = prep.blocks.with_devices(g)
+    for name in ("free_r", "free_c", "dead_r", "dead_c", "couple", "n_free"):
+        assert np.array_equal(getattr(got, name), getattr(ref, name)), name
+    for side in ("rows", "cols"):
+        for name in ("l", "dinv"):
+            assert np.array_equal(getattr(getattr(got, side), name), getattr(getattr(ref, side), name)), (side, name)
+
+
+def _compiled(cls, monkeypatch):
+    def make(*args, **kwargs):
+        with monkeypatch.context() as mp:
+            mp.setattr(kernels, "ENABLED", True)
+            return cls(*args, **kwargs)
+    return make
+
+
+def test_line_blocks_name_the_same_singular_node_as_numpy(monkeypatch):
+    # Column 1 left with wires only (no sense port, its cells at 0 S): its last pivot is 0, and
+    # both paths name that node.
+    spec = CrossbarSpec(conductances=np.full((4, 3), 1e-5), r_row=1.0, r_col=1.0)
+    b = prepare_spec(spec, SolverOptions(method="pcg")).blocks
+    bad = type(b).__new__(type(b))
+    bad.__dict__.update(b.__dict__)
+    bad.gpt, bad.gpb, bad.pin_c = np.zeros(3), np.zeros(3), np.zeros((4, 3), dtype=bool)  # no sense port
+    g = np.full((4, 3), 1e-5)
+    g[:, 1] = 0.0
+    errors = []
+    for enabled in (True, False):
+        monkeypatch.setattr(kernels, "ENABLED", enabled)
+        with pytest.raises(TopologyError) as err:
+            bad.with_devices(g)
+        errors.append(str(err.value))
+    assert errors[0] == errors[1]
+    assert "c3_1" in errors[0]
 
 
 def blocks_and_shifts(spec: CrossbarSpec, rng, batch: int = 4, transpose: bool = False):

@@ -329,7 +329,9 @@ class CrossbarPrepared(Prepared):
         if isinstance(share, CrossbarPrepared) and circuits.same_network(circuit, share.circuit):
             shared = share.shared
         else:
-            if circuits.same_except_cells(self.circuit, circuit):
+            # Without a spec, with_devices changed only the cells (by construction); a circuit
+            # built again from a spec may have opened or closed an island.
+            if self.spec is None or circuits.same_except_cells(self.circuit, circuit):
                 blocks = self.blocks.with_devices(circuits.cells(circuit))
             else:  # an island opened or closed: extract again
                 blocks = LineBlocks.from_circuit(circuit)

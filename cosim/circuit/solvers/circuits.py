@@ -93,5 +93,7 @@ def with_devices(circuit: Circuit, g_new, spec: CrossbarSpec | None = None) -> C
     rows_on, cols_on = (sensed, driven) if lay.transpose else (driven, sensed)
     ideal = g * rows_on[:, None] * cols_on[None, :]
     layout = dataclasses.replace(lay, ideal_g=ideal.T if lay.transpose else ideal)
-    digest = hashlib.sha256(circuit.key.encode() + np.ascontiguousarray(g).tobytes()).hexdigest()[:16]
+    digest = hashlib.sha256(circuit.key.encode())
+    digest.update(np.ascontiguousarray(g))  # the buffer itself: tobytes() copied it first
+    digest = digest.hexdigest()[:16]
     return dataclasses.replace(circuit, res_g=res_g, layout=layout, key=digest)

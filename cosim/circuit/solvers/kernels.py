@@ -341,6 +341,75 @@ def line_factor(diag, off, lm, dinv):  # pragma: no cover - compiled
 
 
 @_jit
+def line_blocks(g, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r, free_c, couple, l_r, dinv_r, l_c,
+                dinv_c):  # pragma: no cover - compiled
+    """The device-dependent part of :class:`~cosim.circuit.solvers.lineblock.LineBlocks` for cell
+    conductances ``g`` (N, M), S, in one compiled pass per line direction (the numpy reference is
+    ``LineBlocks._set_devices``; equal bit for bit, tests/test_kernels.py): the free masks (a node
+    is free unless pinned or without any conductance), ``couple`` (g where both nodes are free)
+    and the LDLᵀ factors of the row lines along j and of the column lines along i, a node that
+    is not free on a unit diagonal with no coupling. Row 0 of ``l_c`` and column 0 of ``l_r``
+    are 0. Returns the free node count and whether a pivot was not positive (rows, columns)."""
+    n, m = g.shape
+    count, bad_r, bad_c = 0, False, False
+    # Column diagonals, masks and couplings of row i need rows i − 1 and i: one pass down.
+    for i in range(n):
+        for j in range(m):
+            d = g[i, j]
+            if m > 1 and j < m - 1:
+                d += gw[i, j]
+            if j > 0:
+                d += gw[i, j - 1]
+            if j == 0:
+                d += gpl[i]
+            if j == m - 1:
+                d += gpr[i]
+            fr = not pin_r[i, j] and not d == 0.0
+            free_r[i, j] = fr
+            dinv_r[i, j] = d if fr else 1.0  # the diagonal until factored below
+            d = g[i, j]
+            if n > 1 and i < n - 1:
+                d += gc[i, j]
+            if i > 0:
+                d += gc[i - 1, j]
+            if i == 0:
+                d += gpt[j]
+            if i == n - 1:
+                d += gpb[j]
+            fc = not pin_c[i, j] and not d == 0.0
+            free_c[i, j] = fc
+            count += fr + fc
+            couple[i, j] = g[i, j] * (1.0 if fr and fc else 0.0)
+            d = d if fc else 1.0
+            if i == 0:
+                l_c[0, j] = 0.0
+            else:
+                e = -gc[i - 1, j] if fc and free_c[i - 1, j] else 0.0
+                lij = e * dinv_c[i - 1, j]
+                l_c[i, j] = lij
+                d = d - lij * e
+            bad_c |= not d > 0.0
+            dinv_c[i, j] = 1.0 / d if d > 0.0 else 0.0
+    # Row lines four at a time: their division chains interleave (one at a time waits on each).
+    for i0 in range(0, n, 4):
+        i1 = min(n, i0 + 4)
+        for i in range(i0, i1):
+            d = dinv_r[i, 0]
+            l_r[i, 0] = 0.0
+            bad_r |= not d > 0.0
+            dinv_r[i, 0] = 1.0 / d if d > 0.0 else 0.0
+        for j in range(1, m):
+            for i in range(i0, i1):
+                e = -gw[i, j - 1] if free_r[i, j - 1] and free_r[i, j] else 0.0
+                lij = e * dinv_r[i, j - 1]
+                l_r[i, j] = lij
+                d = dinv_r[i, j] - lij * e
+                bad_r |= not d > 0.0
+                dinv_r[i, j] = 1.0 / d if d > 0.0 else 0.0
+    return count, bad_r, bad_c
+
+
+@_jit
 def row_solve(lm, dinv, b):  # pragma: no cover - compiled
     """Row-line solve of every slab of ``b`` (B, N, M) in place; ``lm`` subdiagonal of L along j
     (``lm[i, 0]`` unused), ``dinv`` 1/D."""
@@ -508,6 +577,8 @@ def _exercise() -> None:
     iters = np.empty(1, dtype=np.int64)
     is_out = np.ones(n + m, dtype=np.bool_)
     line_factor(one, wires_c, np.zeros((n, m)), np.empty((n, m)))
+    line_blocks(g, wires_r, wires_c, port_r, port_r, port_c, port_c, pin, pin, free.copy(), free.copy(),
+                *(np.empty((n, m)) for _ in range(5)))
     row_solve(np.zeros((n, m)), one, drive.copy())
     col_solve(np.zeros((n, m)), one, drive, out[0])
     leave_branch(drive, drive, drive, True, g, wires_r, wires_c, port_r, port_r, port_c, port_c, pin, pin,

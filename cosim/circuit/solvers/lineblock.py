@@ -177,6 +177,10 @@ class LineBlocks:
             g_cell = np.where(np.isinf(ga), g_dev, np.where(g_dev + ga > 0, series, 0.0))
         self.g_cell = g_cell
         self._ir = None
+        self._kargs = self._stencil = self._lines = None  # derived (kernel_args, multirhs, sinhnewton)
+        if kernels.ENABLED and self.n * self.m > 1:
+            self._set_devices_compiled(g_cell)
+            return
         d_r = g_cell.copy()
         d_r[:, :-1] += self.gw
         d_r[:, 1:] += self.gw
@@ -198,10 +202,28 @@ class LineBlocks:
         off_c = np.negative(self.gc)
         np.putmask(off_c, ~(fc[:-1, :] & fc[1:, :]), 0.0)
         self.couple = g_cell * (fr & fc)
-        self._kargs = self._stencil = self._lines = None  # derived (kernel_args, multirhs, sinhnewton)
         self.rows = RowLines(d_r, off_r, overwrite=True)
         self.cols = ColLines(d_c, off_c)
         self.n_free = int(fr.sum() + fc.sum())
+
+    def _set_devices_compiled(self, g_cell: np.ndarray) -> None:
+        # The same arrays as the numpy lines above, in two compiled passes (kernels.line_blocks):
+        # at 256×256 the numpy version's temporaries and transposes took 4 ms, about the time of
+        # the read that follows each training update.
+        n, m = self.n, self.m
+        g = np.ascontiguousarray(g_cell, dtype=float)
+        self.free_r, self.free_c = np.empty((n, m), dtype=bool), np.empty((n, m), dtype=bool)
+        self.couple = np.empty((n, m))
+        l_r, dinv_r, l_c, dinv_c = (np.empty((n, m)) for _ in range(4))
+        count, bad_r, bad_c = kernels.line_blocks(g, self.gw, self.gc, self.gpl, self.gpr, self.gpt, self.gpb,
+                                                  self.pin_r, self.pin_c, self.free_r, self.free_c, self.couple,
+                                                  l_r, dinv_r, l_c, dinv_c)
+        self.dead_r, self.dead_c = ~(self.free_r | self.pin_r), ~(self.free_c | self.pin_c)
+        self.rows, self.cols = RowLines.factored(l_r, dinv_r), ColLines.factored(l_c, dinv_c)
+        self.n_free = int(count)
+        if bad_r or bad_c:  # the first singular node in row-major order, as the numpy path reports it
+            self.rows.check()
+            self.cols.check()
 
     # -- operators (all batched over a leading axis B) ---------------------------------------
     def shifts(self, ports: np.ndarray, v_float: float | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -62,6 +62,20 @@ class RowLines:
         if not self._pad:
             self.l.ravel()[1:] = e_f
 
+    @classmethod
+    def factored(cls, lm: np.ndarray, dinv: np.ndarray) -> RowLines:
+        """Row lines from their factors ``lm`` (multipliers), ``dinv`` (N, M), as the compiled
+        factorisation above leaves them (:func:`kernels.line_blocks` computes them with the rest
+        of the line blocks)."""
+        self = object.__new__(cls)
+        self.shape, self.l, self.dinv, self._pad, self._lapack = lm.shape, lm, dinv, False, None
+        return self
+
+    def check(self) -> None:
+        """:class:`TopologyError` naming the first singular node, if any (a zero 1/D)."""
+        if not self.dinv.all():
+            _singular_row(*(int(k) for k in np.argwhere(self.dinv == 0.0)[0]))
+
     def solve(self, b: np.ndarray) -> np.ndarray:
         """Solve in place for ``b`` of shape (B, N, M), C-contiguous; returns ``b``."""
         bsz = b.shape[0]
@@ -109,6 +123,18 @@ class ColLines:
         bad = ~(pivots > 0)
         if bad.any():
             _singular_col(*(int(k) for k in np.argwhere(bad)[0]))
+
+    @classmethod
+    def factored(cls, lm: np.ndarray, dinv: np.ndarray) -> ColLines:
+        """Column lines from their factors ``lm`` (multipliers), ``dinv`` (N, M)."""
+        self = object.__new__(cls)
+        self.shape, self.l, self.dinv = lm.shape, lm, dinv
+        return self
+
+    def check(self) -> None:
+        """:class:`TopologyError` naming the first singular node, if any (a zero 1/D)."""
+        if not self.dinv.all():
+            _singular_col(*(int(k) for k in np.argwhere(self.dinv == 0.0)[0]))
 
     def solve(self, r: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Solve for ``r`` (B, N, M) into ``out`` (may be ``r`` itself); returns ``out``."""

@@ -174,45 +174,33 @@ def _vector(g_cell, couple, lt, dt, l_c, dinv_c, free_r, free_c, is_out, sr, sc,
     # One input vector (line potentials sr (N,), sc (M,)): column drops into lo (N, M), row drops
     # into t (N, M); returns the iteration count (−1: not converged, 0: no solve).
     n, m = g_cell.shape
-    # Zero-drop state: port currents, KCL residual, output scale (the larger of the outputs
-    # and the ideal zero-wire currents) and the stopping target, as in pcg._solve.
+    # One pass down the rows, four at a time, each block swept while in L1: the zero-drop
+    # state's port currents, KCL residual and output scale (the larger of the outputs and the
+    # ideal zero-wire currents, as in pcg._solve), and the Schur right-hand side of its
+    # residual (ρ_R = −drive, ρ_C = +drive on the free nodes): t = A_R⁻¹ ρ_R, r = G t + ρ_C and
+    # the forward half of z = A_C⁻¹ r. Row 0 of w and of p (written only once CG starts) keep
+    # the drive's column sums and column port currents.
     res0, i_ideal, i_base = 0.0, 0.0, 0.0
+    csum, cport = w[0], p[0]
     for j in range(m):
-        z[0, j] = 0.0  # column sums of the drive
-        p[0, j] = 0.0  # column port currents
-    for i in range(n):
-        ri, bi = 0.0, 0.0
-        for j in range(m):
-            x = g_cell[i, j] * (sr[i] - sc[j])
-            ri += x
-            bi -= pin_r[i, j] * x
-            z[0, j] += x
-            p[0, j] += pin_c[i, j] * x
-            res0 += abs(x) * (free_r[i, j] + free_c[i, j])
-        if is_out[i]:
-            i_ideal += abs(ri)
-            i_base += abs(bi)
-    for j in range(m):
-        if is_out[n + j]:
-            i_ideal += abs(z[0, j])
-            i_base += abs(p[0, j])
-    for i in range(n):
-        for j in range(m):
-            lo[i, j] = 0.0
-    if res0 <= atol or (i_base - res0 > 0.0 and res0 <= rtol * (i_base - res0)):
-        for i in range(n):
-            for j in range(m):
-                t[i, j] = 0.0
-        return 0
-    target = max(0.5 * rtol * max(i_base, i_ideal), 0.5 * atol)
-    # Schur right-hand side of the zero state's residual (ρ_R = −drive, ρ_C = +drive on the
-    # free nodes): t = A_R⁻¹ ρ_R, r = G t + ρ_C; z = A_C⁻¹ r.
+        csum[j] = 0.0
+        cport[j] = 0.0
     i0 = 0
-    while i0 < n:  # four rows at a time, each block swept while in L1
+    while i0 < n:
         i1 = min(n, i0 + 4)
         for i in range(i0, i1):
+            ri, bi, si = 0.0, 0.0, sr[i]
             for j in range(m):
-                t[i, j] = -(g_cell[i, j] * (sr[i] - sc[j])) * free_r[i, j]
+                x = g_cell[i, j] * (si - sc[j])
+                ri += x
+                bi -= pin_r[i, j] * x
+                csum[j] += x
+                cport[j] += pin_c[i, j] * x
+                res0 += abs(x) * (free_r[i, j] + free_c[i, j])
+                t[i, j] = -x * free_r[i, j]
+            if is_out[i]:
+                i_ideal += abs(ri)
+                i_base += abs(bi)
         _rows(lt, dt, t, i0, i1)
         for i in range(i0, i1):
             for j in range(m):
@@ -220,6 +208,17 @@ def _vector(g_cell, couple, lt, dt, l_c, dinv_c, free_r, free_c, is_out, sr, sc,
                 r[i, j] = v
                 z[i, j] = v if i == 0 else v - l_c[i, j] * z[i - 1, j]
         i0 = i1
+    for j in range(m):
+        if is_out[n + j]:
+            i_ideal += abs(csum[j])
+            i_base += abs(cport[j])
+    if res0 <= atol or (i_base - res0 > 0.0 and res0 <= rtol * (i_base - res0)):
+        for i in range(n):
+            for j in range(m):
+                lo[i, j] = 0.0
+                t[i, j] = 0.0
+        return 0
+    target = max(0.5 * rtol * max(i_base, i_ideal), 0.5 * atol)
     steps = _cg(couple, lt, dt, l_c, dinv_c, target, maxiter, lo, r, z, p, w, t)
     if steps > 0:
         # Row drops of the converged column drops: t = A_R⁻¹(ρ_R + G lo).
@@ -232,9 +231,9 @@ def _vector(g_cell, couple, lt, dt, l_c, dinv_c, free_r, free_c, is_out, sr, sc,
 
 @_jit
 def _cg(couple, lt, dt, l_c, dinv_c, target, maxiter, lo, r, z, p, w, t):  # pragma: no cover - compiled
-    # CG on S·lo = r from lo = 0, given the Schur residual r and the forward column sweep
-    # y = L⁻¹r of the preconditioner A_C = L·D·Lᵀ in z (fused into the caller's right-hand-side
-    # pass); stops once ‖r‖₁ ≤ target. Returns the step count (−1: not at the target after
+    # CG on S·lo = r from lo = 0 (whatever lo holds on entry), given the Schur residual r and
+    # the forward column sweep y = L⁻¹r of the preconditioner A_C = L·D·Lᵀ in z (fused into the
+    # caller's right-hand-side pass); stops once ‖r‖₁ ≤ target. Returns the step count (−1: not at the target after
     # maxiter). Two passes a step: up the rows (_up_pass: the new direction p, t = A_R⁻¹ G p,
     # S·p and p·Sp), then down (lo and r updated with ‖r‖₁, the forward sweep of the new r
     # and r·A_C⁻¹r = Σ y·D⁻¹·y, which gives β before the next up pass so that the backward
@@ -249,9 +248,14 @@ def _cg(couple, lt, dt, l_c, dinv_c, target, maxiter, lo, r, z, p, w, t):  # pra
         a = _safe_ratio(rz, pq)
         rn, s = 0.0, 0.0
         for i in range(n):
+            if step == 1:  # lo starts at 0: the caller need not clear it
+                for j in range(m):
+                    lo[i, j] = a * p[i, j]
+            else:
+                for j in range(m):
+                    lo[i, j] += a * p[i, j]
             if i == 0:
                 for j in range(m):
-                    lo[0, j] += a * p[0, j]
                     v = r[0, j] - a * t[0, j]
                     r[0, j] = v
                     rn += abs(v)
@@ -259,7 +263,6 @@ def _cg(couple, lt, dt, l_c, dinv_c, target, maxiter, lo, r, z, p, w, t):  # pra
                     s += v * v * dinv_c[0, j]
             else:
                 for j in range(m):
-                    lo[i, j] += a * p[i, j]
                     v = r[i, j] - a * t[i, j]
                     r[i, j] = v
                     rn += abs(v)

@@ -16,7 +16,8 @@ each slab as few times as possible:
   and the residual with ‖r‖₁, the forward half of the next z and r·z, computed from the
   forward half alone (r·A_C⁻¹r = y·D⁻¹y with y = L⁻¹r), so that β is known before the next
   up pass. The three-pass form (a separate backward pass for r·z) read 25 slabs a step against
-  21, and took 20–22 % longer per read at 128² and 256² (same iterates to rounding).
+  21 and gave the same iterates to rounding (its time against this one:
+  benchmarks/results/docstring_figures.md).
   All inner loops run along contiguous memory (no transposed slabs); reductions vectorise
   (compiled with reassociation allowed), and the balance pass (:func:`_leave`) keeps the
   edge tests out of its vectorised interior loop.
@@ -53,8 +54,8 @@ def _leave(dr, dc, sr, sc, g_cell, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, fre
     # (dr, dc) (N, M) of one vector; each node gathers its own terms, boolean masks as 0/1.
     # The interior cells of the interior rows (every neighbour present, no port) run in a
     # branch-free loop that vectorises, the ℓ∞ residual kept per column until the end: with the
-    # edge tests inside one loop over every cell it took 2.5–2.9× as long (71 against 28 µs a
-    # 128×128 vector), a sixth of a training read. Same terms in the same order either way.
+    # edge tests inside one loop over every cell it took a sixth of a 128×128 training read
+    # (benchmarks/results/docstring_figures.md). Same terms in the same order either way.
     n, m = g_cell.shape
     s = 0.0
     bc = br[n:]

@@ -208,8 +208,8 @@ class LineBlocks:
 
     def _set_devices_compiled(self, g_cell: np.ndarray) -> None:
         # The same arrays as the numpy lines above, in two compiled passes (kernels.line_blocks):
-        # at 256×256 the numpy version's temporaries and transposes took 4 ms, about the time of
-        # the read that follows each training update.
+        # the numpy version's temporaries and transposes cost a large share of a training
+        # update's preparation at 256×256 (benchmarks/results/docstring_figures.md).
         n, m = self.n, self.m
         g = np.ascontiguousarray(g_cell, dtype=float)
         self.free_r, self.free_c = np.empty((n, m), dtype=bool), np.empty((n, m), dtype=bool)
@@ -339,8 +339,10 @@ class LineBlocks:
     def ir_parameter(self) -> float:
         """N·M·r·g: cells × mean segment resistance × mean cell conductance (unitless)."""
         if self._ir is None:
-            seg = np.concatenate([self.gw.ravel(), self.gc.ravel()])
-            seg = seg[seg > 0]
-            r_mean = float(np.mean(1.0 / seg)) if seg.size else 0.0
+            r_mean = self.__dict__.get("_r_mean")
+            if r_mean is None:  # the wires' part, kept across with_devices (which copies __dict__)
+                seg = np.concatenate([self.gw.ravel(), self.gc.ravel()])
+                seg = seg[seg > 0]
+                r_mean = self._r_mean = float(np.mean(1.0 / seg)) if seg.size else 0.0
             self._ir = self.n * self.m * r_mean * float(self.g_cell.mean())
         return self._ir

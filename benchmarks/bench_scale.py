@@ -28,7 +28,9 @@ says "1 run". "err" is the relative ℓ1 error of the output currents against th
 7. kernels: the compiled (numba) solver against its numpy twin on training-like tiles
    (devices 0–22 µS, mean 11 µS as trained digits tiles; 1 Ω; 32 inputs 0–0.2 V): one cold read
    per size with both paths in the same run (min of ``--repeats``·5), its time per input vector
-   and per cell-iteration; then the small-array crossover (prepare + one 32-input read, direct
+   and per cell-iteration; the line blocks of new devices (``LineBlocks.with_devices``, compiled
+   against numpy) and one vector's balance pass (``coldread._leave``) at 128² and 256²; then the
+   small-array crossover (prepare + one 32-input read, direct
    against compiled pcg), and the transfer's port response after a 2 % update of a 64² tile,
    warm-started against cold.
 
@@ -299,6 +301,24 @@ def part_kernels(repeats: int) -> None:
         per = t_fast / 32
         print(f"  {n:5d} {its:11d} {1e3 * t_fast:12.2f} {1e3 * t_slow:9.2f} {t_slow / t_fast:7.1f} "
               f"{1e6 * per:11.0f} {1e9 * per / (n * n * (its + 2)):18.2f}")
+    from cosim.circuit.solvers import coldread
+
+    print("  line blocks after new devices (LineBlocks.with_devices), and one vector's balance pass (coldread._leave):")
+    print("      n  compiled ms  numpy ms   ratio   balance µs")
+    for n in (128, 256):
+        g = rng.uniform(0.0, 2.2e-5, (n, n))
+        blocks = LineBlocks.from_circuit(build_circuit(CrossbarSpec(conductances=g, r_row=1.0, r_col=1.0)))
+        g2 = g * rng.uniform(0.9, 1.1, g.shape)
+        t_fast = _min_time(lambda b=blocks, g=g2: b.with_devices(g), 5 * repeats)
+        kernels.ENABLED = False
+        try:
+            t_slow = _min_time(lambda b=blocks, g=g2: b.with_devices(g), 5 * repeats)
+        finally:
+            kernels.ENABLED = True
+        args = (*(rng.uniform(0.0, 1e-3, (n, n)) for _ in range(2)), rng.uniform(0.0, 0.2, n), np.zeros(n),
+                *blocks.kernel_args(), np.empty(2 * n))
+        t_leave = _min_time(lambda a=args: coldread._leave(*a), 50 * repeats)
+        print(f"  {n:5d} {1e3 * t_fast:12.2f} {1e3 * t_slow:9.2f} {t_slow / t_fast:7.1f} {1e6 * t_leave:12.1f}")
     print("  small arrays, prepare + one 32-input read:")
     print("      n   direct ms  compiled pcg ms   ratio")
     for n in (8, 16, 32, 64):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import socket
 import sqlite3
 import time
@@ -61,6 +62,7 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 
 CLAIM_COLUMNS = {"claimed_by": "TEXT", "lease_until": "REAL"}  # added to stores made before claims
+BUSY_SECONDS = 30.0  # how long a statement waits for another process's lock before giving up
 LEASE_SECONDS = 120.0  # a claim not renewed for this long is free; the runner renews every third
 
 
@@ -122,14 +124,7 @@ class Store:
         self.db = None
         with self._guard("not a cosim study store"):
             if create:
-                self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-                self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute("PRAGMA synchronous=NORMAL")
-                self.db.executescript(SCHEMA)
-                have = {r[1] for r in self.db.execute("PRAGMA table_info(points)")}
-                for name, kind in CLAIM_COLUMNS.items():
-                    if name not in have:
-                        self.db.execute(f"ALTER TABLE points ADD COLUMN {name} {kind}")
+                self.db = self._connect_for_writing()
             else:
                 self.db = self._connect_read_only()
                 tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -140,13 +135,47 @@ class Store:
             if check != "ok":
                 raise sqlite3.DatabaseError(check)
 
+    def _connect_for_writing(self) -> sqlite3.Connection:
+        """A connection to a store in WAL mode with the current schema. Two sweeps started
+        together may both find a new file: switching it to WAL, or creating its tables, then
+        needs a lock the other holds, and SQLite answers one of them "locked" at once rather
+        than waiting (its deadlock rule), so the set-up is retried for up to ``BUSY_SECONDS``.
+        The tables and any missing claim columns are made in one immediate transaction, so a
+        second opener sees either none of them or all."""
+        deadline = time.monotonic() + BUSY_SECONDS
+        delay = 0.01
+        while True:
+            db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("BEGIN IMMEDIATE")
+                for statement in filter(str.strip, SCHEMA.split(";")):
+                    db.execute(statement)
+                have = {r[1] for r in db.execute("PRAGMA table_info(points)")}
+                for name, kind in CLAIM_COLUMNS.items():
+                    if name not in have:
+                        db.execute(f"ALTER TABLE points ADD COLUMN {name} {kind}")
+                db.execute("COMMIT")
+                return db
+            except sqlite3.OperationalError as exc:
+                db.close()
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay * (1.0 + random.random()))  # jitter: two openers must not retry in step
+                delay = min(2 * delay, 0.5)
+            except BaseException:
+                db.close()
+                raise
+
     def _connect_read_only(self) -> sqlite3.Connection:
         """A connection that cannot write. A WAL file normally needs its ``-shm`` index, which a
         reader creates beside it; in a folder the user cannot write SQLite refuses that, and
         then the file is opened as immutable: nobody without write access to the folder can be
         writing to it (a writer would have left its -wal and -shm there)."""
         base = "file:" + str(self.path.resolve()).replace("%", "%25").replace("?", "%3f").replace("#", "%23")
-        db = sqlite3.connect(base + "?mode=ro", uri=True, timeout=30.0, isolation_level=None)
+        db = sqlite3.connect(base + "?mode=ro", uri=True, timeout=BUSY_SECONDS, isolation_level=None)
         try:
             db.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
             return db
@@ -154,7 +183,7 @@ class Store:
             db.close()
             if os.access(self.path.parent, os.W_OK):
                 raise
-            return sqlite3.connect(base + "?mode=ro&immutable=1", uri=True, timeout=30.0, isolation_level=None)
+            return sqlite3.connect(base + "?mode=ro&immutable=1", uri=True, timeout=BUSY_SECONDS, isolation_level=None)
 
     @contextmanager
     def _guard(self, what: str = "damaged study store"):
@@ -163,7 +192,7 @@ class Store:
             yield
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
-                raise InputError(f"{self.path}: the store stayed locked by another process for 30 s ({exc})") from None
+                raise InputError(f"{self.path}: the store stayed locked by another process for {BUSY_SECONDS:.0f} s ({exc})") from None
             raise InputError(f"{self.path}: cannot use the store ({exc})") from None
         except sqlite3.DatabaseError as exc:
             raise InputError(f"{self.path}: {what} ({exc}); restore it from a copy or start a new store") from None

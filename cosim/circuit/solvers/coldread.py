@@ -234,18 +234,17 @@ def _vector(g_cell, couple, lt, dt, l_c, dinv_c, free_r, free_c, is_out, sr, sc,
 def _cg(couple, lt, dt, l_c, dinv_c, target, maxiter, lo, r, z, p, w, t):  # pragma: no cover - compiled
     # CG on S·lo = r from lo = 0 (whatever lo holds on entry), given the Schur residual r and
     # the forward column sweep y = L⁻¹r of the preconditioner A_C = L·D·Lᵀ in z (fused into the
-    # caller's right-hand-side pass); stops once ‖r‖₁ ≤ target. Returns the step count (−1: not at the target after
-    # maxiter). Two passes a step: up the rows (_up_pass: the new direction p, t = A_R⁻¹ G p,
-    # S·p and p·Sp), then down (lo and r updated with ‖r‖₁, the forward sweep of the new r
-    # and r·A_C⁻¹r = Σ y·D⁻¹·y, which gives β before the next up pass so that the backward
-    # sweep and the direction share it). The three-pass form (a separate backward sweep for
-    # r·z) read 25 slabs a step against 21 here.
+    # caller's right-hand-side pass); stops once ‖r‖₁ ≤ target. Returns the step count (−1: not
+    # at the target after maxiter). Two passes a step (module docstring): up the rows
+    # (_up_pass: the new direction p, t = A_R⁻¹ G p, S·p and p·Sp), then down (lo and r
+    # updated with ‖r‖₁, the forward sweep of the new r and r·A_C⁻¹r = Σ y·D⁻¹·y, which gives
+    # β before the next up pass).
     n, m = couple.shape
-    zc, b = np.empty(m), 0.0
-    pq, rz = _up_pass(z, p, r, w, couple, lt, dt, l_c, dinv_c, t, zc, 0.0, True)
+    zc, b, rz = np.empty(m), 0.0, 0.0
     for step in range(1, maxiter + 1):
-        if step > 1:
-            pq, _ = _up_pass(z, p, r, w, couple, lt, dt, l_c, dinv_c, t, zc, b, False)
+        pq, rz1 = _up_pass(z, p, r, w, couple, lt, dt, l_c, dinv_c, t, zc, b, step == 1)
+        if step == 1:
+            rz = rz1
         a = _safe_ratio(rz, pq)
         rn, s = 0.0, 0.0
         for i in range(n):

@@ -356,7 +356,7 @@ def line_blocks(g, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r, free_c, cou
     for i in range(n):
         for j in range(m):
             d = g[i, j]
-            if m > 1 and j < m - 1:
+            if j < m - 1:
                 d += gw[i, j]
             if j > 0:
                 d += gw[i, j - 1]
@@ -368,7 +368,7 @@ def line_blocks(g, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r, free_c, cou
             free_r[i, j] = fr
             dinv_r[i, j] = d if fr else 1.0  # the diagonal until factored below
             d = g[i, j]
-            if n > 1 and i < n - 1:
+            if i < n - 1:
                 d += gc[i, j]
             if i > 0:
                 d += gc[i - 1, j]

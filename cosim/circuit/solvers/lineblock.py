@@ -146,6 +146,7 @@ class LineBlocks:
             if inner.any():
                 i, j = np.argwhere(inner)[0]
                 raise Unsupported(f"0 Ω {name} wire segment at ({i}, {j}) merges nodes inside a line")
+        self._r_mean = None  # mean wire-segment resistance (ir_parameter), set on first use
         self.gw = np.where(inf_w, 0.0, gw) if inf_w.any() else gw
         self.gc = np.where(inf_c, 0.0, gc) if inf_c.any() else gc
         self.gpl, self.gpr = np.where(np.isinf(gpl), 0.0, gpl), np.where(np.isinf(gpr), 0.0, gpr)
@@ -339,10 +340,9 @@ class LineBlocks:
     def ir_parameter(self) -> float:
         """N·M·r·g: cells × mean segment resistance × mean cell conductance (unitless)."""
         if self._ir is None:
-            r_mean = self.__dict__.get("_r_mean")
-            if r_mean is None:  # the wires' part, kept across with_devices (which copies __dict__)
+            if self._r_mean is None:  # the wires' part, kept across with_devices (wires are shared)
                 seg = np.concatenate([self.gw.ravel(), self.gc.ravel()])
                 seg = seg[seg > 0]
-                r_mean = self._r_mean = float(np.mean(1.0 / seg)) if seg.size else 0.0
-            self._ir = self.n * self.m * r_mean * float(self.g_cell.mean())
+                self._r_mean = float(np.mean(1.0 / seg)) if seg.size else 0.0
+            self._ir = self.n * self.m * self._r_mean * float(self.g_cell.mean())
         return self._ir

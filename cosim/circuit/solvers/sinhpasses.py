@@ -73,7 +73,8 @@ def _leave_row(i, dr, dc, cur, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r,
     # Currents leaving row i's row and column nodes (lr, lc, A) through its cells, wires and
     # ports; row i's port current into br[i] and its part of the column ports' into br[n + j].
     # Returns row i's share of the ℓ1 KCL residual over the free nodes (A). One loop over j, each
-    # node gathering its own terms: a loop per term measured twice as slow on a 64×64 tile.
+    # node gathering its own terms (a loop per term measured twice as slow on a 64×64 tile), its
+    # interior cells split out branch-free so that they vectorise, as in coldread._leave.
     # coldread._leave and kernels._leave_slab gather the same terms in the same order; a per-cell
     # helper shared by the three ran 57× slower (numba 0.68 keeps array arguments' per-call cost
     # even when it inlines), so each keeps its own loop.

@@ -42,7 +42,7 @@ class RowLines:
             self.l, self.dinv = np.ascontiguousarray(self.l.T), np.ascontiguousarray(self.dinv.T)
             self._pad, self._lapack = False, None
             if bad >= 0:  # the first in row-major order, as LAPACK reports it (lines are independent)
-                _singular_row(*(int(k) for k in np.argwhere(self.dinv == 0.0)[0]))
+                self.check()
             return
         d_in = np.ascontiguousarray(diag, dtype=float).ravel() if overwrite else np.array(diag, dtype=float).ravel()
         e = np.zeros(n * m)
@@ -72,7 +72,8 @@ class RowLines:
         return self
 
     def check(self) -> None:
-        """:class:`TopologyError` naming the first singular node, if any (a zero 1/D)."""
+        """:class:`TopologyError` naming the first singular node in row-major order, if any (the
+        compiled factorisation leaves 1/D = 0 at a pivot that is not positive)."""
         if not self.dinv.all():
             _singular_row(*(int(k) for k in np.argwhere(self.dinv == 0.0)[0]))
 
@@ -108,7 +109,7 @@ class ColLines:
             bad = kernels.line_factor(np.ascontiguousarray(diag, dtype=float), np.ascontiguousarray(off, dtype=float),
                                       self.l, self.dinv)
             if bad >= 0:
-                _singular_col(*divmod(bad, m))
+                self.check()
             return
         pivots = np.empty((n, m))
         pivots[0] = diag[0]
@@ -132,7 +133,7 @@ class ColLines:
         return self
 
     def check(self) -> None:
-        """:class:`TopologyError` naming the first singular node, if any (a zero 1/D)."""
+        """:class:`TopologyError` naming the first singular node in row-major order, if any."""
         if not self.dinv.all():
             _singular_col(*(int(k) for k in np.argwhere(self.dinv == 0.0)[0]))
 

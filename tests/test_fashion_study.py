@@ -222,3 +222,27 @@ def test_fashion_table_keeps_points_stored_before_a_null_field_was_added(tmp_pat
     with Store(store, create=False) as s:
         assert {r.key for r in s.rows("done")} == {row.key, point_key(other)}  # both moved, one table point
         assert s.get(row.key[:12]).finished == row.finished  # the stored run, not a rerun
+
+
+def test_refresh_probe_keeps_weights_and_lowers_the_common_mode(tmp_path, capsys, fashion_dir):
+    """benchmarks/probe_refresh.py on tiny data: a refresh re-programs pairs to the same weight
+    (write-verify, so the change is a few parts in a thousand of w_max at most: the verify
+    tolerance and the window's edge) at a lower common mode, and a missing folder is one line."""
+    pr = _script("probe_refresh")
+    assert pr.main(["--data", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "apt install dataset-fashion-mnist" in err
+    assert pr.main(["--data", str(fashion_dir), "--subset", "96", "--test", "40", "--threshold", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("pairs refreshed") == 2 and "before: tiles" in out and "after:  tiles" in out
+    from cosim.train import loop
+    from cosim.train.config import load_config
+
+    cfg = load_config(CONFIGS / "fashion_mlp_ssm_wires.toml",
+                      [f"data.dir={fashion_dir}", "data.subset=96", "data.test_subset=40",
+                       "optimizer.refresh_threshold=none", "train.epochs=1", "array.rows=64", "array.cols=64"])
+    res = pr.probe(loop._set_up(cfg), 0.05)
+    first = res["layers"][0]
+    assert first["refreshed"] > 0
+    assert first["dw_max"] <= 5e-3 * cfg.array.w_max
+    assert first["common"][1] < first["common"][0]

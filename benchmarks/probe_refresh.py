@@ -1,0 +1,104 @@
+"""Why an end-of-epoch refresh costs accuracy with wires: one probe.
+
+Trains the Fashion MLP of ``configs/fashion_mlp_ssm_wires.toml`` for one epoch on a subset with
+no refresh, then applies the refresh the config's ``refresh_threshold`` would (write-verify of
+the pairs with a device past that fraction of the window, keeping each pair's weight) and
+reports, before and after it: the test accuracy read through the tiles (1 Ω wires, nodal), the
+test accuracy of the devices' true weights in software (no wires, no converters), how many
+pairs were refreshed, how far their weights moved and how far their common mode g⁺ + g⁻ fell.
+
+If the software accuracy holds while the tile accuracy falls, the refresh keeps the weights but
+not what the wires make of them: the network trained through the wires' IR drop, which depends
+on the line currents and so on the common mode the refresh lowers.
+
+    python benchmarks/probe_refresh.py [--subset 6000] [--test 2000] [--threshold 0.5] [--seed 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cosim.errors import CosimError  # noqa: E402
+from cosim.train import loop  # noqa: E402
+from cosim.train.config import load_config  # noqa: E402
+from cosim.train.networks.base import float_layers  # noqa: E402
+from cosim.train.optimizers.reinit import refresh_plan, repair_plan  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from fashion_table import DEFAULT_DATA, check_data  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--subset", type=int, default=6000)
+    ap.add_argument("--test", type=int, default=2000)
+    ap.add_argument("--threshold", type=float, default=0.5)
+    ap.add_argument("--seed", type=int, default=2)
+    ap.add_argument("--data", default=DEFAULT_DATA, help="folder of Fashion-MNIST IDX files")
+    a = ap.parse_args(argv)
+    if (why := check_data(a.data)) is not None:
+        print(f"probe_refresh: error: {why}", file=sys.stderr)
+        return 2
+    sets = [f"data.dir={a.data}", f"data.subset={a.subset}", f"data.test_subset={a.test}",
+            "optimizer.refresh_threshold=none", "train.epochs=1", f"train.seed={a.seed}"]
+    try:
+        cfg = load_config(ROOT / "configs" / "fashion_mlp_ssm_wires.toml", sets)
+        run = loop._set_up(cfg)
+    except CosimError as exc:
+        print(f"probe_refresh: error: {exc}", file=sys.stderr)
+        return 2
+    res = probe(run, a.threshold)
+    print(f"# {cfg.data.name} MLP, 1 Ω wires (nodal), {a.subset} training / {a.test} test images, seed {a.seed}, "
+          f"one epoch of SSM without refresh; then a refresh at threshold {a.threshold}")
+    print(f"before: tiles {100 * res['tiles'][0]:.1f} %, true weights in software {100 * res['soft'][0]:.1f} %")
+    for li, ly in enumerate(res["layers"]):
+        print(f"layer {li}: {ly['refreshed']} of {ly['pairs']} pairs refreshed; their |Δw| max {ly['dw_max']:.2e}, "
+              f"mean {ly['dw_mean']:.2e} (weights up to {ly['w_max']:.2f}); their g⁺ + g⁻ "
+              f"{ly['common'][0] * 1e6:.1f} → {ly['common'][1] * 1e6:.1f} µS on average")
+    print(f"after:  tiles {100 * res['tiles'][1]:.1f} %, true weights in software {100 * res['soft'][1]:.1f} %")
+    return 0
+
+
+def probe(run, threshold: float) -> dict:
+    """One epoch of ``run`` (a :func:`loop._set_up` run), then one refresh at ``threshold``, as
+    the training loop would apply it; accuracies (tiles, software) before and after and, per
+    layer, the refreshed pairs' weight changes and mean common mode g⁺ + g⁻ (S) before and after."""
+    loop._epoch(run, 0, 0, None)
+    x, y = run.data.x_test, run.data.y_test
+
+    def measure() -> tuple[float, float]:
+        soft = float_layers([layer.weights() for layer in run.layers])
+        return loop.accuracy(run.net, run.layers, x, y), loop.accuracy(run.net, soft, x, y)
+
+    tiles0, soft0 = measure()
+    layers = []
+    for li, layer in enumerate(run.layers):
+        gp, gm = layer.read_pairs()
+        w0 = layer.weights()
+        plan = refresh_plan(gp, gm, run.curve, policy=run.opt.config.policy, scale=layer.wmap.scale,
+                            threshold=threshold, write_verify=run.opt.config.write_verify)
+        if plan.mask.any():
+            loop._apply_plan(layer, li, plan, run.rng_noise, run.plog, 0)
+            fix = repair_plan(plan, *layer.read_pairs(), run.curve, scale=layer.wmap.scale)
+            if fix is not None:
+                loop._apply_plan(layer, li, fix, run.rng_noise, run.plog, 0)
+        gp1, gm1 = layer.read_pairs()
+        dw = np.abs(layer.weights() - w0)[plan.mask]
+        cm0, cm1 = (gp + gm)[plan.mask], (gp1 + gm1)[plan.mask]
+        layers.append({"refreshed": int(plan.mask.sum()), "pairs": plan.mask.size,
+                       "dw_max": float(dw.max(initial=0.0)), "dw_mean": float(dw.mean()) if dw.size else 0.0,
+                       "w_max": float(np.abs(w0).max()),
+                       "common": (float(cm0.mean()) if cm0.size else 0.0, float(cm1.mean()) if cm1.size else 0.0)})
+    tiles1, soft1 = measure()
+    return {"tiles": (tiles0, tiles1), "soft": (soft0, soft1), "layers": layers}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -277,6 +277,19 @@ def _min_time(fn, repeats: int) -> float:
     return min(median_time(fn, 1)[0] for _ in range(repeats))
 
 
+def _compiled_and_numpy(fn, k: int) -> tuple[float, float]:
+    """Min times (s) of ``fn()`` over ``k`` calls with the compiled kernels, then with their
+    numpy twins (kernels.ENABLED off for the second, restored whatever happens)."""
+    from cosim.circuit.solvers import kernels
+
+    t_fast = _min_time(fn, k)
+    kernels.ENABLED = False
+    try:
+        return t_fast, _min_time(fn, k)
+    finally:
+        kernels.ENABLED = True
+
+
 def part_kernels(repeats: int) -> None:
     from cosim.circuit.solvers import LineBlocks, PortResponse, kernels, pcg
 
@@ -292,12 +305,7 @@ def part_kernels(repeats: int) -> None:
         prep = nodal.ENGINE.prepare(build_circuit(spec), SolverOptions(method="pcg"))
         v = rng.uniform(0.0, 0.2, (32, n))
         its = prep.solve(v).info["iterations"]
-        t_fast = _min_time(lambda p=prep, v=v: p.solve(v), 5 * repeats)
-        kernels.ENABLED = False
-        try:
-            t_slow = _min_time(lambda p=prep, v=v: p.solve(v), 5 * repeats)
-        finally:
-            kernels.ENABLED = True
+        t_fast, t_slow = _compiled_and_numpy(lambda p=prep, v=v: p.solve(v), 5 * repeats)
         per = t_fast / 32
         print(f"  {n:5d} {its:11d} {1e3 * t_fast:12.2f} {1e3 * t_slow:9.2f} {t_slow / t_fast:7.1f} "
               f"{1e6 * per:11.0f} {1e9 * per / (n * n * (its + 2)):18.2f}")
@@ -309,12 +317,7 @@ def part_kernels(repeats: int) -> None:
         g = rng.uniform(0.0, 2.2e-5, (n, n))
         blocks = LineBlocks.from_circuit(build_circuit(CrossbarSpec(conductances=g, r_row=1.0, r_col=1.0)))
         g2 = g * rng.uniform(0.9, 1.1, g.shape)
-        t_fast = _min_time(lambda b=blocks, g=g2: b.with_devices(g), 5 * repeats)
-        kernels.ENABLED = False
-        try:
-            t_slow = _min_time(lambda b=blocks, g=g2: b.with_devices(g), 5 * repeats)
-        finally:
-            kernels.ENABLED = True
+        t_fast, t_slow = _compiled_and_numpy(lambda b=blocks, g=g2: b.with_devices(g), 5 * repeats)
         args = (*(rng.uniform(0.0, 1e-3, (n, n)) for _ in range(2)), rng.uniform(0.0, 0.2, n), np.zeros(n),
                 *blocks.kernel_args(), np.empty(2 * n))
         t_leave = _min_time(lambda a=args: coldread._leave(*a), 50 * repeats)

@@ -30,9 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from cosim.errors import CosimError  # noqa: E402
 from cosim.train import loop  # noqa: E402
-from cosim.train.config import load_config  # noqa: E402
+from cosim.train.config import OptimizerConfig, load_config  # noqa: E402
 from cosim.train.networks.base import float_layers  # noqa: E402
-from cosim.train.optimizers.reinit import refresh_plan, repair_plan  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from fashion_table import DEFAULT_DATA, check_data  # noqa: E402
@@ -54,10 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(ROOT / "configs" / "fashion_mlp_ssm_wires.toml", sets)
         run = loop._set_up(cfg)
+        res = probe(run, a.threshold)
     except CosimError as exc:
         print(f"probe_refresh: error: {exc}", file=sys.stderr)
         return 2
-    res = probe(run, a.threshold)
     print(f"# {cfg.data.name} MLP, 1 Ω wires (nodal), {a.subset} training / {a.test} test images, seed {a.seed}, "
           f"one epoch of SSM without refresh; then a refresh at threshold {a.threshold}")
     print(f"before: tiles {100 * res['tiles'][0]:.1f} %, true weights in software {100 * res['soft'][0]:.1f} %")
@@ -72,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
 def probe(run, threshold: float) -> dict:
     """One epoch of ``run`` (a :func:`loop._set_up` run), then one refresh at ``threshold``, as
     the training loop would apply it; accuracies (tiles, software) before and after and, per
-    layer, the refreshed pairs' weight changes and mean common mode g⁺ + g⁻ (S) before and after."""
+    layer, the refreshed pairs' weight changes and mean common mode g⁺ + g⁻ (S) before and after.
+    ``threshold`` is checked as ``optimizer.refresh_threshold`` is (SpecError)."""
+    opt = run.cfg.optimizer
+    refresher = OptimizerConfig(name=opt.name, options={**opt.options, "refresh_threshold": threshold}).build()
     loop._epoch(run, 0, 0, None)
     x, y = run.data.x_test, run.data.y_test
 
@@ -85,17 +87,14 @@ def probe(run, threshold: float) -> dict:
     for li, layer in enumerate(run.layers):
         gp, gm = layer.read_pairs()
         w0 = layer.weights()
-        plan = refresh_plan(gp, gm, run.curve, policy=run.opt.config.policy, scale=layer.wmap.scale,
-                            threshold=threshold, write_verify=run.opt.config.write_verify)
-        if plan.mask.any():
-            loop._apply_plan(layer, li, plan, run.rng_noise, run.plog, 0)
-            fix = repair_plan(plan, *layer.read_pairs(), run.curve, scale=layer.wmap.scale)
-            if fix is not None:
-                loop._apply_plan(layer, li, fix, run.rng_noise, run.plog, 0)
+        plan = refresher.refresh(gp, gm, run.curve, layer.wmap.scale)
+        mask = np.zeros(gp.shape, dtype=bool) if plan is None else plan.mask
+        if plan is not None:
+            loop.apply_refresh(run, li, plan, 0)
         gp1, gm1 = layer.read_pairs()
-        dw = np.abs(layer.weights() - w0)[plan.mask]
-        cm0, cm1 = (gp + gm)[plan.mask], (gp1 + gm1)[plan.mask]
-        layers.append({"refreshed": int(plan.mask.sum()), "pairs": plan.mask.size,
+        dw = np.abs(layer.weights() - w0)[mask]
+        cm0, cm1 = (gp + gm)[mask], (gp1 + gm1)[mask]
+        layers.append({"refreshed": int(mask.sum()), "pairs": mask.size,
                        "dw_max": float(dw.max(initial=0.0)), "dw_mean": float(dw.mean()) if dw.size else 0.0,
                        "w_max": float(np.abs(w0).max()),
                        "common": (float(cm0.mean()) if cm0.size else 0.0, float(cm1.mean()) if cm1.size else 0.0)})

@@ -128,7 +128,7 @@ print(failed)
 
 
 def test_processes_creating_one_store_together_all_open_it(tmp_path):
-    # Before the set-up was retried, about one opener in ten got "database is locked" at once:
+    # Before the set-up was retried, some openers got "database is locked" at once:
     # SQLite refuses rather than waits when two connections both need the new file's lock.
     rounds = 40
     start = time.time() + 2.0  # after every interpreter has imported cosim

@@ -66,6 +66,11 @@ BUSY_SECONDS = 30.0  # how long a statement waits for another process's lock bef
 LEASE_SECONDS = 120.0  # a claim not renewed for this long is free; the runner renews every third
 
 
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused because another connection holds a lock it needs."""
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 def claimant_alive(claimant: str | None) -> bool:
     """False when ``claimant`` (``host:pid:token``) is missing or a process of this host that has
     exited; True otherwise (another host's claimant is trusted until its lease expires)."""
@@ -160,8 +165,7 @@ class Store:
                 return db
             except sqlite3.OperationalError as exc:
                 db.close()
-                busy = "locked" in str(exc) or "busy" in str(exc)
-                if not busy or time.monotonic() + delay > deadline:
+                if not _busy(exc) or time.monotonic() + delay > deadline:
                     raise
                 time.sleep(delay * (1.0 + random.random()))  # jitter: two openers must not retry in step
                 delay = min(2 * delay, 0.5)
@@ -191,7 +195,7 @@ class Store:
         try:
             yield
         except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
+            if _busy(exc):
                 raise InputError(f"{self.path}: the store stayed locked by another process for {BUSY_SECONDS:.0f} s ({exc})") from None
             raise InputError(f"{self.path}: cannot use the store ({exc})") from None
         except sqlite3.DatabaseError as exc:

@@ -318,13 +318,19 @@ def _refresh(run: _Run, step: int) -> None:
     for li, layer in enumerate(run.layers):
         gp, gm = layer.read_pairs()
         plan = run.opt.refresh(gp, gm, run.curve, layer.wmap.scale)
-        if plan is None:
-            continue
-        _apply_plan(layer, li, plan, run.rng_noise, run.plog, step)
-        if plan.target_plus is not None:  # write-verify ends with a verify read
-            fix = repair_plan(plan, *layer.read_pairs(), run.curve, scale=layer.wmap.scale)
-            if fix is not None:
-                _apply_plan(layer, li, fix, run.rng_noise, run.plog, step)
+        if plan is not None:
+            apply_refresh(run, li, plan, step)
+
+
+def apply_refresh(run: _Run, li: int, plan, step: int) -> None:
+    """Program layer ``li`` by a refresh ``plan``; a write-verify plan ends with its verify read
+    and the repair of the pairs that did not take their weight (:func:`repair_plan`)."""
+    layer = run.layers[li]
+    _apply_plan(layer, li, plan, run.rng_noise, run.plog, step)
+    if plan.target_plus is not None:
+        fix = repair_plan(plan, *layer.read_pairs(), run.curve, scale=layer.wmap.scale)
+        if fix is not None:
+            _apply_plan(layer, li, fix, run.rng_noise, run.plog, step)
 
 
 def _epoch_row(run: _Run, epoch: int, lr: float, losses, hits: int, seen: int, pulsed, energy: float,

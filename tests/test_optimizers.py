@@ -159,6 +159,27 @@ def test_ssm_compensated_counts_are_unbiased_on_a_nonlinear_curve():
     assert p_req[2] > 3 * p_req[0]  # the state really matters on this curve
 
 
+@pytest.mark.parametrize("limit", [1.0, 0.05])
+def test_ssm_residual_limit_bounds_the_fired_back_overshoot(limit):
+    """A request of 0.3 pulses fires one pulse on 30 % of the weights, each 0.7 pulse over its
+    request. A following request of −0.01 pulses then fires on the partner device with probability
+    0.01 + the carried overshoot: 0.71 with the default limit of one pulse, 0.06 with 0.05."""
+    opt = SSM(SSMConfig(lr=1.0, momentum=False, compensation=True, residual_limit=limit))
+    n_draw = 100_000
+    g0 = np.full((1, n_draw), LIN.g_min + 40 * LIN.step)
+    rng = np.random.default_rng(11)
+    n_p, n_m = opt.step("L", np.full(g0.shape, -0.3 * LIN.step), g0, g0.copy(), LIN, rng, scale=1.0)
+    fired = n_p[0] == 1
+    assert not n_m.any() and abs(fired.mean() - 0.3) < 4 * np.sqrt(0.21 / n_draw)
+    residual = opt.layer_state("L").residual
+    assert np.all(np.abs(residual) <= limit * LIN.step * (1 + 1e-12))
+    g_plus = g0 + np.where(fired, LIN.step, 0.0)
+    n_p, n_m = opt.step("L", np.full(g0.shape, 0.01 * LIN.step), g_plus, g0.copy(), LIN, rng, scale=1.0)
+    back = n_m[0][fired].mean()
+    expected = 0.01 + min(0.7, limit)
+    assert not n_p.any() and abs(back - expected) < 4 * np.sqrt(expected * (1 - expected) / fired.sum())
+
+
 def test_sgd_pulse_is_biased_by_deterministic_rounding():
     """The failure case: a request of 0.3 pulses, every step, never fires."""
     opt = SGDPulse()

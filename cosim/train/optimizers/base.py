@@ -21,8 +21,9 @@ Each device's desired change becomes a real-valued pulse count p, either
 which is rounded to an integer n: "nearest" (half away from zero), "trunc" (towards zero: fire
 only past one full step) or "stochastic" (n = ⌊p⌋ + Bernoulli(p − ⌊p⌋), so E[n] = p). The
 pair change the nominal curve predicts for those pulses is ``realised`` (S); methods that carry
-a residual keep r = ΔG* − realised, clipped to one pulse per device touched (anti-windup: a
-saturated device or a ``max_pulses`` cap drops the unrealisable rest instead of piling it up).
+a residual keep r = ΔG* − realised, clipped to one pulse per device touched (SSM: its
+``residual_limit``), so that a saturated device or a ``max_pulses`` cap drops the unrealisable
+rest instead of piling it up (anti-windup).
 """
 
 from __future__ import annotations
@@ -248,8 +249,8 @@ class PulseOptimizer:
         raise NotImplementedError
 
     def _carry(self, state: LayerState, want: np.ndarray, realised: np.ndarray,
-               steps: tuple[float, float]) -> None:
-        limit = pair_step(steps, self.config.policy)
+               steps: tuple[float, float], pulses: float = 1.0) -> None:
+        limit = pulses * pair_step(steps, self.config.policy)
         state.residual = np.clip(want - realised, -limit, limit)
 
 

@@ -18,8 +18,8 @@ each part a switch so an ablation can turn it off:
    the assumed nominal state and the as-made spread stays.
 4. ``compensation``: the pulse count comes from the nominal curve at the estimated state,
    p = curve.pulses_for(ĝ, Δg*), instead of Δg*/s̄, and the rounding residual
-   r = ΔG* − ΔG_nominal(n) is carried into the next step (clipped to one pulse per device).
-   Off: constant mean step s̄, no residual.
+   r = ΔG* − ΔG_nominal(n) is carried into the next step, clipped to ``residual_limit`` pulses
+   per device (default one). Off: constant mean step s̄, no residual.
 
 Per step: u = filter(g); ΔG* = −η·u/scale + r; split by policy; p from (4); n from (1).
 With all four off SSM issues exactly the pulses of sgd-pulse.
@@ -59,6 +59,11 @@ class SSMConfig(PulseConfig):
         reinit_mode: "reference" or "adopt" (used when ``reinit``).
         normalize: WAGE shift normalisation u ← u/2^round(log2 max|u|) per layer, so η sets
             the largest update in weight units (an [INFERRED] option; off by default).
+        residual_limit: largest carried residual of part 4, in pulses per device (0–1; default
+            1). With stochastic rounding a fired pulse overshoots its request by up to one
+            pulse, and a residual that keeps the overshoot fires it back once the momentum turns:
+            a floor of pulses that does not fall with the rate (README, Fashion-MNIST). A small
+            limit keeps the curve's correction and drops the rounding's overshoot.
     """
 
     lr: float = learning_rate()
@@ -69,6 +74,7 @@ class SSMConfig(PulseConfig):
     beta: float = param(0.9, type="float", minimum=0.0, maximum=1.0, exclusive_max=True)
     reinit_mode: Literal["reference", "adopt"] = param("reference", type="str", choices=("reference", "adopt"))
     normalize: bool = param(False, type="bool")
+    residual_limit: float = param(1.0, type="float", minimum=0.0, maximum=1.0)
 
 
 class SSM(PulseOptimizer):
@@ -109,5 +115,5 @@ class SSM(PulseOptimizer):
                                          rounding="stochastic" if cfg.stochastic else "nearest",
                                          rng=rng, max_pulses=cfg.max_pulses, steps=steps)
         if cfg.compensation:
-            self._carry(state, total, realised, steps)
+            self._carry(state, total, realised, steps, cfg.residual_limit)
         return n_p, n_m

@@ -15,6 +15,7 @@ after one epoch of 60,000 images the refresh keeps the weights and the software 
 costs the tiles 5 points; after 12,000 images, with less common mode built up, nothing.
 
     python benchmarks/probe_refresh.py [--subset 6000] [--test 2000] [--threshold 0.5] [--seed 2]
+        [--set SECTION.KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -44,12 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threshold", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--data", default=DEFAULT_DATA, help="folder of Fashion-MNIST IDX files")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="override one field of the config (repeatable), as in cosim train")
     a = ap.parse_args(argv)
     if (why := check_data(a.data)) is not None:
         print(f"probe_refresh: error: {why}", file=sys.stderr)
         return 2
     sets = [f"data.dir={a.data}", f"data.subset={a.subset}", f"data.test_subset={a.test}",
-            "optimizer.refresh_threshold=none", "train.epochs=1", f"train.seed={a.seed}"]
+            *a.overrides, "optimizer.refresh_threshold=none", "train.epochs=1", f"train.seed={a.seed}"]
     try:
         cfg = load_config(ROOT / "configs" / "fashion_mlp_ssm_wires.toml", sets)
         run = loop._set_up(cfg)

@@ -232,7 +232,8 @@ def test_refresh_probe_keeps_weights_and_lowers_the_common_mode(tmp_path, capsys
     assert pr.main(["--data", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "apt install dataset-fashion-mnist" in err
-    assert pr.main(["--data", str(fashion_dir), "--subset", "96", "--test", "40", "--threshold", "0.05"]) == 0
+    assert pr.main(["--data", str(fashion_dir), "--subset", "96", "--test", "40", "--threshold", "0.05",
+                    "--set", "optimizer.residual_limit=1"]) == 0
     out = capsys.readouterr().out
     assert out.count("pairs refreshed") == 2 and "before: tiles" in out and "after:  tiles" in out
     from cosim.train import loop
@@ -246,3 +247,28 @@ def test_refresh_probe_keeps_weights_and_lowers_the_common_mode(tmp_path, capsys
     assert first["refreshed"] > 0
     assert first["dw_max"] <= 5e-3 * cfg.array.w_max
     assert first["common"][1] < first["common"][0]
+
+
+def test_runs_report_tabulates_run_folders(tmp_path, capsys):
+    """The README's whole-run tables come from the runs' folders: hand-made epochs.csv files
+    give the hand-computed rows, and a folder that is not a run is one line and exit 2."""
+    rr = _script("runs_report")
+    head = "epoch,test_acc,float_test_acc,pulses_set,verify_writes,loss,time_s\n"
+    runs = []
+    for seed, accs in ((0, (0.80, 0.85, 0.84)), (1, (0.81, 0.83, 0.86))):
+        d = tmp_path / f"s{seed}"
+        d.mkdir()
+        d.joinpath("epochs.csv").write_text(head + "".join(
+            f"{k + 1},{a},0.87,1000000,20000,0.5,60\n" for k, a in enumerate(accs)))
+        d.joinpath("config.toml").write_text(f"[train]\nseed = {seed}\n")
+        runs.append(str(d))
+    assert rr.main(runs) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[2] == "| 0 | 84.0 | 85.0 | 87.0 | 3.0 | 3.0 | 0.06 | 3.0 |"
+    assert rows[3] == "| 1 | 86.0 | 86.0 | 87.0 | 1.0 | 3.0 | 0.06 | 3.0 |"
+    assert rows[4].startswith("| mean ± std | 85.0 ± 1.4 | 85.5 ± 0.7 | 87.0 ± 0.0 | 2.0 ± 1.4 |")
+    assert rr.main(["--epochs", runs[1]]) == 0
+    assert "| SSM test accuracy (%) | 81.0 | 83.0 | 86.0 |" in capsys.readouterr().out
+    assert rr.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no epochs.csv" in err

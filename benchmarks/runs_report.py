@@ -1,0 +1,86 @@
+"""The README's tables of whole training runs, from the runs' own output folders.
+
+Each folder is what ``cosim train --output-dir DIR`` writes (``epochs.csv`` and ``config.toml``).
+Without ``--epochs``: one row per run (seed, last and best test accuracy, the float reference's
+last, the points between them, SET pulses, write-verify writes, minutes) and a mean ± std row.
+With ``--epochs``: one run's accuracy, pulses and loss epoch by epoch.
+
+    python benchmarks/runs_report.py benchmarks/results/fashion_mlp_wires_10ep/seed*_residual0.04
+    python benchmarks/runs_report.py --epochs benchmarks/results/fashion_mlp_wires_10ep/seed2_...
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+import tomllib
+from pathlib import Path
+
+
+def load(run: Path) -> tuple[int, list[dict[str, float]]]:
+    """(seed, epoch rows as floats) of one run folder; ValueError names what is missing."""
+    epochs, config = run / "epochs.csv", run / "config.toml"
+    for f in (epochs, config):
+        if not f.is_file():
+            raise ValueError(f"{run}: no {f.name} (not a cosim train output folder)")
+    with epochs.open(newline="") as fh:
+        rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(fh)]
+    if not rows:
+        raise ValueError(f"{epochs}: no epochs")
+    seed = tomllib.loads(config.read_text())["train"]["seed"]
+    return int(seed), rows
+
+
+def summary(runs: list[Path]) -> str:
+    """Markdown rows: one per run, then the mean ± std of the columns that vary from seed to seed."""
+    head = ("| seed | SSM, last epoch (%) | SSM, best epoch (%) | float, last epoch (%) | points below float "
+            "| SET pulses (M) | write-verify writes (M) | run time (min) |\n|---|---|---|---|---|---|---|---|")
+    lines, cols = [head], []
+    for run in runs:
+        seed, rows = load(run)
+        last, best = 100 * rows[-1]["test_acc"], 100 * max(r["test_acc"] for r in rows)
+        ref = 100 * rows[-1]["float_test_acc"]
+        pulses = sum(r["pulses_set"] for r in rows) / 1e6
+        writes = sum(r["verify_writes"] for r in rows) / 1e6
+        minutes = sum(r["time_s"] for r in rows) / 60
+        cols.append((last, best, ref, ref - last, pulses, writes))
+        lines.append(f"| {seed} | {last:.1f} | {best:.1f} | {ref:.1f} | {ref - last:.1f} | {pulses:.1f} "
+                     f"| {writes:.2f} | {minutes:.1f} |")
+    if len(cols) > 1:
+        stats = [(statistics.mean(c), statistics.stdev(c)) for c in zip(*cols)]
+        cells = [f"{m:.1f} ± {s:.1f}" for m, s in stats[:4]] + [f"{stats[4][0]:.1f}", f"{stats[5][0]:.2f}"]
+        lines.append("| mean ± std | " + " | ".join(cells) + " | |")
+    return "\n".join(lines)
+
+
+def per_epoch(run: Path) -> str:
+    """Markdown table of one run, a column per epoch."""
+    _, rows = load(run)
+    line = lambda name, f: f"| {name} | " + " | ".join(f(r) for r in rows) + " |"  # noqa: E731
+    return "\n".join([
+        line("epoch", lambda r: f"{r['epoch']:.0f}"),
+        "|---|" + "---|" * len(rows),
+        line("SSM test accuracy (%)", lambda r: f"{100 * r['test_acc']:.1f}"),
+        line("float reference (%)", lambda r: f"{100 * r['float_test_acc']:.1f}"),
+        line("SET pulses (thousands)", lambda r: f"{r['pulses_set'] / 1e3:,.0f}"),
+        line("training loss", lambda r: f"{r['loss']:.3f}"),
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path, help="output folders of cosim train")
+    ap.add_argument("--epochs", action="store_true", help="the first run epoch by epoch instead")
+    a = ap.parse_args(argv)
+    try:
+        print(per_epoch(a.runs[0]) if a.epochs else summary(a.runs))
+    except (ValueError, KeyError, tomllib.TOMLDecodeError) as exc:
+        print(f"runs_report: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

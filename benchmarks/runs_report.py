@@ -1,6 +1,8 @@
 """The README's tables of whole training runs, from the runs' own output folders.
 
-Each folder is what ``cosim train --output-dir DIR`` writes (``epochs.csv`` and ``config.toml``).
+Each folder is what ``cosim train --output-dir DIR`` writes (``epochs.csv`` and ``config.toml``;
+``metrics.json``, when there, for the run's total write-verify writes, which include the initial
+re-initialisation that no epoch row counts).
 Without ``--epochs``: one row per run (seed, last and best test accuracy, the float reference's
 last, the points between them, SET pulses, write-verify writes, minutes) and a mean ± std row.
 With ``--epochs``: one run's accuracy, pulses and loss epoch by epoch.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import statistics
 import sys
 import tomllib
@@ -43,7 +46,9 @@ def summary(runs: list[Path]) -> str:
         last, best = 100 * rows[-1]["test_acc"], 100 * max(r["test_acc"] for r in rows)
         ref = 100 * rows[-1]["float_test_acc"]
         pulses = sum(r["pulses_set"] for r in rows) / 1e6
-        writes = sum(r["verify_writes"] for r in rows) / 1e6
+        metrics = run / "metrics.json"
+        writes = (json.loads(metrics.read_text())["verify_writes"] if metrics.is_file()
+                  else sum(r["verify_writes"] for r in rows)) / 1e6
         minutes = sum(r["time_s"] for r in rows) / 60
         cols.append((last, best, ref, ref - last, pulses, writes))
         lines.append(f"| {seed} | {last:.1f} | {best:.1f} | {ref:.1f} | {ref - last:.1f} | {pulses:.1f} "

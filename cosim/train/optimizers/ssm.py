@@ -60,10 +60,12 @@ class SSMConfig(PulseConfig):
         normalize: WAGE shift normalisation u ← u/2^round(log2 max|u|) per layer, so η sets
             the largest update in weight units (an [INFERRED] option; off by default).
         residual_limit: largest carried residual of part 4, in pulses per device (0–1; default
-            1). With stochastic rounding a fired pulse overshoots its request by up to one
-            pulse, and a residual that keeps the overshoot fires it back once the momentum turns:
-            a floor of pulses that does not fall with the rate (README, Fashion-MNIST). A small
-            limit keeps the curve's correction and drops the rounding's overshoot.
+            1; used when ``compensation``). With stochastic rounding a fired pulse overshoots
+            its request by up to one pulse, and a residual that keeps the overshoot fires it
+            back once the momentum turns: a floor of pulses that does not fall with the rate
+            (README, Fashion-MNIST). A small limit drops the overshoot, and with it the adding
+            up of requests below a pulse, which speeds the start of a run: a setting for long
+            runs with a decaying rate.
     """
 
     lr: float = learning_rate()

@@ -12,7 +12,9 @@ not what the wires make of them: the network trained through the wires' IR drop,
 on the line currents and so on the common mode the refresh lowers. That is what the full set
 shows (README, Fashion-MNIST; raw: benchmarks/results/fashion_mlp_wires_10ep/probe_refresh_*):
 after one epoch of 60,000 images the refresh keeps the weights and the software accuracy but
-costs the tiles 5 points; after 12,000 images, with less common mode built up, nothing.
+costs the tiles 5 points; after 12,000 images, with less common mode built up, nothing. Those
+figures predate the config's ``optimizer.residual_limit = 0.04``: rerun them with
+``--set optimizer.residual_limit=1``.
 
     python benchmarks/probe_refresh.py [--subset 6000] [--test 2000] [--threshold 0.5] [--seed 2]
         [--set SECTION.KEY=VALUE ...]

@@ -21,19 +21,31 @@ import sys
 import tomllib
 from pathlib import Path
 
+#: The epochs.csv columns the tables use.
+COLUMNS = ("epoch", "test_acc", "float_test_acc", "pulses_set", "verify_writes", "loss", "time_s")
+
 
 def load(run: Path) -> tuple[int, list[dict[str, float]]]:
-    """(seed, epoch rows as floats) of one run folder; ValueError names what is missing."""
+    """(seed, epoch rows as floats) of one run folder; ValueError names the folder and what is
+    missing, including a float reference (a run trained with ``train.reference = false``)."""
     epochs, config = run / "epochs.csv", run / "config.toml"
     for f in (epochs, config):
         if not f.is_file():
             raise ValueError(f"{run}: no {f.name} (not a cosim train output folder)")
     with epochs.open(newline="") as fh:
-        rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(fh)]
-    if not rows:
+        raw = list(csv.DictReader(fh))
+    if not raw:
         raise ValueError(f"{epochs}: no epochs")
-    seed = tomllib.loads(config.read_text())["train"]["seed"]
-    return int(seed), rows
+    if missing := [c for c in COLUMNS if c not in raw[0]]:
+        raise ValueError(f"{epochs}: no column {', '.join(missing)}")
+    if any(r["float_test_acc"] == "" for r in raw):
+        raise ValueError(f"{run}: no float reference to compare with (trained with train.reference = false)")
+    try:
+        rows = [{c: float(r[c]) for c in COLUMNS} for r in raw]
+        seed = int(tomllib.loads(config.read_text())["train"]["seed"])
+    except (ValueError, KeyError, TypeError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{run}: unreadable epochs.csv or config.toml ({exc!r})") from None
+    return seed, rows
 
 
 def summary(runs: list[Path]) -> str:
@@ -81,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     try:
         print(per_epoch(a.runs[0]) if a.epochs else summary(a.runs))
-    except (ValueError, KeyError, tomllib.TOMLDecodeError) as exc:
+    except (ValueError, KeyError) as exc:  # KeyError: metrics.json without verify_writes
         print(f"runs_report: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -272,3 +272,8 @@ def test_runs_report_tabulates_run_folders(tmp_path, capsys):
     assert rr.main([str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no epochs.csv" in err
+    no_ref = tmp_path / "s0" / "epochs.csv"
+    no_ref.write_text(no_ref.read_text().replace(",0.87,", ",,"))
+    assert rr.main(runs) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no float reference" in err and "s0" in err

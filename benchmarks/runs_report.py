@@ -25,6 +25,12 @@ from pathlib import Path
 COLUMNS = ("epoch", "test_acc", "float_test_acc", "pulses_set", "verify_writes", "loss", "time_s")
 
 
+def _one(x: float) -> str:
+    """x to one decimal, without the sign of a negative zero (SSM a few hundredths above float)."""
+    text = f"{x:.1f}"
+    return "0.0" if text == "-0.0" else text
+
+
 def load(run: Path) -> tuple[int, list[dict[str, float]]]:
     """(seed, epoch rows as floats) of one run folder; ValueError names the folder and what is
     missing, including a float reference (a run trained with ``train.reference = false``)."""
@@ -63,11 +69,11 @@ def summary(runs: list[Path]) -> str:
                   else sum(r["verify_writes"] for r in rows)) / 1e6
         minutes = sum(r["time_s"] for r in rows) / 60
         cols.append((last, best, ref, ref - last, pulses, writes))
-        lines.append(f"| {seed} | {last:.1f} | {best:.1f} | {ref:.1f} | {ref - last:.1f} | {pulses:.1f} "
+        lines.append(f"| {seed} | {last:.1f} | {best:.1f} | {ref:.1f} | {_one(ref - last)} | {pulses:.1f} "
                      f"| {writes:.2f} | {minutes:.1f} |")
     if len(cols) > 1:
         stats = [(statistics.mean(c), statistics.stdev(c)) for c in zip(*cols)]
-        cells = [f"{m:.1f} ± {s:.1f}" for m, s in stats[:4]] + [f"{stats[4][0]:.1f}", f"{stats[5][0]:.2f}"]
+        cells = [f"{_one(m)} ± {s:.1f}" for m, s in stats[:4]] + [f"{stats[4][0]:.1f}", f"{stats[5][0]:.2f}"]
         lines.append("| mean ± std | " + " | ".join(cells) + " | |")
     return "\n".join(lines)
 

@@ -277,3 +277,24 @@ def test_runs_report_tabulates_run_folders(tmp_path, capsys):
     assert rr.main(runs) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no float reference" in err and "s0" in err
+
+
+def test_fashion_cnn_config_is_the_tables_ssm_and_trains(tmp_path, fashion_dir):
+    """configs/fashion_cnn_ssm.toml says it runs the Fashion CNN table's SSM at the table's rate:
+    its optimizer and rate equal the table study's SSM point, and it trains from its file (1 Ω
+    wires, nodal reads) on tiny data, writing the epoch table runs_report reads."""
+    table = tomllib.loads((CONFIGS / "study_fashion_table_cnn.toml").read_text())
+    k = next(i for i, o in enumerate(table["optimizer"]) if o == {"name": "ssm", "beta": 0.95, "normalize": True,
+                                                                   "policy": "set-only",
+                                                                   "reinit_mode": "reference"})
+    cfg = tomllib.loads((CONFIGS / "fashion_cnn_ssm.toml").read_text())
+    mine = {key: v for key, v in cfg["optimizer"].items() if key != "refresh_threshold"}
+    assert mine == table["optimizer"][k] and cfg["train"]["lr"] == table["train"]["lr"][k]
+    assert cfg["network"]["kind"] == table["network"]["kind"] == "cnn"
+    assert (cfg["array"]["rows"], cfg["array"]["r_row"], cfg["solver"]["engine"]) == (128, 1.0, "nodal")
+    out = tmp_path / "run"
+    assert cosim(["train", "--config", str(CONFIGS / "fashion_cnn_ssm.toml"), "--data", str(fashion_dir), "--set",
+                  "data.subset=64", "--epochs", "1", "--no-progress", "--output-dir", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["engine"] == "nodal" and 0.0 <= metrics["final_test_acc"] <= 1.0
+    assert _script("runs_report").main([str(out)]) == 0

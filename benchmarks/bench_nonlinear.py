@@ -25,7 +25,8 @@ once with ``"device"`` (every read solves the cells' sinh I–V: the compiled pe
 ``sinhnewton``, started from the drops the tile's previous batch predicts). Same seed, same process. Printed: epoch time, read
 time (preparation + solves) and test accuracy per cell kind and the ratio, and the thread count
 each size of read settled on (kernels.plan_chunks; ``--fixed-threads``: the earlier fixed rule).
-``--skip-train`` leaves it out.
+``--skip-train`` leaves it out; ``--set SECTION.KEY=VALUE`` changes the config of both epochs
+(e.g. ``solver.rtol=1e-6``: how much of the gap the read tolerance explains).
 
 Part 4, where a device-cell read's time goes (run it with ``COSIM_THREADS=1`` for per-core
 figures): the batches that part 3's device epoch reads from a predicted start are captured; the
@@ -40,6 +41,7 @@ The machine may be shared: ratios are within one run, medians of ``--repeats``.
 
     python benchmarks/bench_nonlinear.py [--sizes 64 128 256 512] [--with-1024] [--spice-sizes 16 32 64]
                                          [--with-128] [--repeats 3] [--skip-train] [--train-cells device 1S1R]
+                                         [--set solver.rtol=1e-6]
     COSIM_THREADS=1 python benchmarks/bench_nonlinear.py --parts 4
 """
 
@@ -100,7 +102,7 @@ def part2(sizes, repeats):
         print(f"{n:>6} {t_co:>9.3f} {t_sp:>10.2f} {t_sp / t_co:>9.0f} {err:>9.2e}")
 
 
-def part3(cells, repeats):
+def part3(cells, repeats, overrides=()):
     import logging
     import os
     import statistics
@@ -108,9 +110,11 @@ def part3(cells, repeats):
     from cosim.train import load_config, run_training
 
     print("part 3: digits MLP 64-64-10, 64x64 tiles, 1 Ω wires, Stanford-PKU card, nodal engine, one epoch")
+    if overrides:
+        print("  with " + " ".join(overrides))
     print(f"{'cell':<10}{'epoch s':>9}{'reads s':>9}{'test acc':>10}{'vs 0T1R':>9}")
     logging.disable(logging.WARNING)
-    base = TRAIN_SETS
+    base = [*TRAIN_SETS, *overrides]
     ref = None
     for cell in ["0T1R", *cells]:
         runs = []
@@ -218,6 +222,9 @@ def main() -> None:
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--train-cells", nargs="+", default=["device"], help="cell kinds timed against 0T1R in part 3")
     ap.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="part 3: one more training-config override for both cell kinds (repeatable), "
+                         "e.g. solver.rtol=1e-6")
     ap.add_argument("--fixed-threads", action="store_true",
                     help="the earlier thread rule: reads under kernels.PARALLEL_MIN_WORK on one thread, none measured")
     a = ap.parse_args()
@@ -229,7 +236,7 @@ def main() -> None:
     if 2 in a.parts:
         part2(a.spice_sizes + ([128] if a.with_128 else []), a.repeats)
     if 3 in a.parts and not a.skip_train:
-        part3(a.train_cells, a.repeats)
+        part3(a.train_cells, a.repeats, a.overrides)
     if 4 in a.parts:
         part4(a.repeats)
 

@@ -133,26 +133,34 @@ def part3(cells, repeats, overrides=()):
 
 def _captured_batches():
     """The batches one device-cell epoch of part 3 reads by the compiled Newton from a predicted
-    start: (blocks, law, shifts, out_ports, keyword arguments) each."""
+    start: (blocks, law, shifts, out_ports, keyword arguments) each; and per kind of read
+    (forward, transposed, warm) the epoch's (calls, input vectors, seconds in ``sinhnewton.solve``)."""
     import logging
+    import time
 
     from cosim.circuit.solvers import sinhnewton
     from cosim.train import load_config, run_training
 
     logging.disable(logging.WARNING)
-    solve, caps = sinhnewton.solve, []
+    solve, caps, tally = sinhnewton.solve, [], {}
 
     def keep(blocks, cell, shifts, out_ports, **kw):
         if kw.get("prior") is not None:
             caps.append((blocks, cell, shifts, out_ports, kw))
-        return solve(blocks, cell, shifts, out_ports, **kw)
+        t0 = time.perf_counter()
+        res = solve(blocks, cell, shifts, out_ports, **kw)
+        # a forward read drives rows (columns at 0 V), a transpose read columns; x0: the same inputs again
+        kind = ("warm" if kw.get("x0") is not None else "forward" if np.any(shifts[0]) else "transposed")
+        calls, vectors, seconds = tally.get(kind, (0, 0, 0.0))
+        tally[kind] = (calls + 1, vectors + shifts[0].shape[0], seconds + time.perf_counter() - t0)
+        return res
 
     sinhnewton.solve = keep
     try:
         run_training(load_config(None, [*TRAIN_SETS, 'array.cell="device"']), progress=False)
     finally:
         sinhnewton.solve = solve
-    return caps
+    return caps, tally
 
 
 def part4(repeats):
@@ -163,9 +171,11 @@ def part4(repeats):
     from cosim.circuit.solvers import sinhnewton
     from cosim.circuit.solvers.sinhpasses import _applied, _sweep
 
-    caps = _captured_batches()
+    caps, tally = _captured_batches()
     print(f"part 4: where a device-cell read goes, {len(caps)} captured digits batches, "
           f"{kernels.threads()} thread(s)")
+    print("  the epoch's compiled-Newton reads: " + "; ".join(
+        f"{kind} {calls} calls, {vectors} vectors, {seconds:.2f} s" for kind, (calls, vectors, seconds) in tally.items()))
     runs = []
     for _ in range(repeats):
         t0, nv, steps = time.perf_counter(), 0, np.zeros(2)

@@ -53,6 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     if (why := check_data(a.data)) is not None:
         print(f"probe_refresh: error: {why}", file=sys.stderr)
         return 2
+    fixed = {"data.dir": "--data", "data.subset": "--subset", "data.test_subset": "--test",
+             "optimizer.refresh_threshold": "--threshold", "train.epochs": "one epoch", "train.seed": "--seed"}
+    for item in a.overrides:
+        key = item.split("=", 1)[0].strip()
+        if key in fixed:  # the probe sets it itself: an override would be dropped or misreported
+            print(f"probe_refresh: error: --set {key} is the probe's own ({fixed[key]})", file=sys.stderr)
+            return 2
     sets = [f"data.dir={a.data}", f"data.subset={a.subset}", f"data.test_subset={a.test}",
             *a.overrides, "optimizer.refresh_threshold=none", "train.epochs=1", f"train.seed={a.seed}"]
     try:

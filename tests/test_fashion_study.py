@@ -252,6 +252,32 @@ def test_refresh_probe_keeps_weights_and_lowers_the_common_mode(tmp_path, capsys
     assert first["common"][1] < first["common"][0]
 
 
+def test_adc_probe_counts_clipping_per_stretch_of_steps(tmp_path, capsys, fashion_dir):
+    """benchmarks/probe_adc.py on tiny data (96 images, batch 32): a line per --every steps;
+    calibrated every step, no conversion clips (each step's first read sets every full scale);
+    calibrated once, the shares are the layers' own counters over each stretch. A missing
+    folder is one line, exit 2."""
+    pa = _script("probe_adc")
+    assert pa.main(["--data", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "apt install dataset-fashion-mnist" in err
+    common = ["--data", str(fashion_dir), "--set", "data.subset=96", "--set", "train.batch=32", "--engine", "ideal",
+              "--every", "1"]
+    assert pa.main([*common, "--calibrate-every", "1"]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if "–" in x]
+    assert len(lines) == 3 and all(x.split()[1:3] == ["0.00%", "0.00%"] for x in lines)
+    from cosim.train import loop
+    from cosim.train.config import load_config
+
+    cfg = load_config(CONFIGS / "fashion_cnn_ssm.toml", [f"data.dir={fashion_dir}", "data.subset=96",
+                                                         "train.batch=32", 'solver.engine="ideal"',
+                                                         "train.reference=false", "optimizer.refresh_threshold=none"])
+    run = loop._set_up(cfg)
+    out = pa.probe(run, 3, 3, 0)
+    made, clipped = loop._adc_counts(run.layers)
+    assert len(out) == 1 and out[0]["all"] == clipped / made and 0 <= out[0]["fwd"] <= 1
+
+
 def test_runs_report_tabulates_run_folders(tmp_path, capsys):
     """The README's whole-run tables come from the runs' folders: hand-made epochs.csv files
     give the hand-computed rows, and a folder that is not a run is one line and exit 2."""

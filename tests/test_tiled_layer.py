@@ -102,6 +102,30 @@ def test_converter_error_stays_within_its_bound(adc_range, rng):
     assert err.max() > 0  # the converters really quantise
 
 
+def test_calibrated_adc_counts_the_outputs_it_clips(rng):
+    """A calibrated ADC keeps the full scale of its first read: a later batch's outputs beyond it
+    clip, and the layer counts them. One tile pair, ideal reads and DAC, so each output is
+    x·W (W read back) and the full scale is the first batch's largest |x·W| (both batches reach
+    max |x| = 1, so the DAC maps them alike). After a new calibration the same batch sets its
+    own scale and nothing clips; an auto-ranging ADC never clips."""
+    layer = _layer((6, 5), conv=Converters(dac_bits=None, adc_bits=7))
+    w = _program_random(layer, rng)
+    x1, x2 = rng.uniform(0, 0.4, (8, 6)), rng.uniform(0.4, 1.0, (8, 6))
+    x1[0, 0] = x2[0, 0] = 1.0
+    layer.forward(x1)
+    assert (layer.adc_conversions, layer.adc_clipped) == (40, 0)
+    layer.forward(x2)
+    expect = int(np.count_nonzero(np.abs(x2 @ w) > np.abs(x1 @ w).max()))
+    assert 0 < expect < 40 and (layer.adc_conversions, layer.adc_clipped) == (80, expect)
+    layer.calibrate()
+    layer.forward(x2)
+    assert (layer.adc_conversions, layer.adc_clipped) == (120, expect)
+    auto = _layer((6, 5), conv=Converters(dac_bits=None, adc_bits=7, adc_range="batch"))
+    _program_random(auto, rng)
+    auto.forward(x1), auto.forward(x2)
+    assert (auto.adc_conversions, auto.adc_clipped) == (80, 0)
+
+
 def test_estimates_track_open_loop_and_truth_drifts(rng):
     """Estimates advance along the nominal curve; the imprecise devices (d2d, c2c) do not follow
     them exactly, and apply_pulses counts every pulse on both sides."""

@@ -200,3 +200,44 @@ def test_training_with_circuit_reads_runs_blas_on_one_thread_unless_the_environm
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
     with loop._blas_threads("nodal"):
         assert blas_threads() == outside
+
+
+def test_adc_calibration_schedule_and_clipping_report(monkeypatch, caplog):
+    """train.calibrate_every recalibrates every layer's ADCs every N global steps besides each
+    epoch's start (96 samples, batch 32: 3 steps an epoch; N = 2 over 2 epochs: steps 2, 4, 6,
+    so 2 + 3 calibrations per layer); each epoch row's adc_clipped is the share of that epoch's
+    conversions the layers counted as clipped, the run's metric the worst epoch's; an epoch over
+    ADC_CLIP_WARN is named in one warning line."""
+    import logging
+
+    from cosim.array import layer as layer_mod
+    from cosim.train import loop
+
+    calls, counts = {}, []
+    calibrate, adc_counts = layer_mod.TiledLayer.calibrate, loop._adc_counts
+
+    def counted(self):
+        calls[id(self)] = calls.get(id(self), 0) + 1
+        calibrate(self)
+
+    def recorded(layers):
+        counts.append(adc_counts(layers))
+        return counts[-1]
+
+    monkeypatch.setattr(layer_mod.TiledLayer, "calibrate", counted)
+    monkeypatch.setattr(loop, "_adc_counts", recorded)
+    monkeypatch.setattr(loop, "ADC_CLIP_WARN", -1.0)  # every epoch warns: the line's form
+    base = ["data.subset=96", "data.test_subset=40", "network.hidden=[8]", "train.epochs=2", "array.rows=16",
+            "array.cols=16", "train.reference=false", "train.batch=32"]
+    with caplog.at_level(logging.WARNING, logger="cosim.train.loop"):
+        res = run_training(load_config(None, [*base, "train.calibrate_every=2"]), progress=False)
+    assert len(calls) == len(res.layers) and set(calls.values()) == {5}
+    fractions = [(c1 - c0) / (m1 - m0) for (m0, c0), (m1, c1) in zip(counts[::2], counts[1::2])]
+    assert [r["adc_clipped"] for r in res.epochs] == fractions and all(m1 > m0 for (m0, _), (m1, _) in
+                                                                          zip(counts[::2], counts[1::2]))
+    assert res.metrics["adc_clipped"] == max(fractions)
+    lines = [r.getMessage() for r in caplog.records if "ADC conversions clipped" in r.getMessage()]
+    assert len(lines) == 2 and "calibrated every 2 steps" in lines[0] and "train.calibrate_every" in lines[0]
+    calls.clear()
+    run_training(load_config(None, base), progress=False)
+    assert set(calls.values()) == {2}  # the default: each epoch's start only

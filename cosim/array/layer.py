@@ -74,6 +74,10 @@ class TiledLayer:
         gp, gm = wmap.to_conductances(np.zeros(self.shape))
         self.g_plus_est, self.g_minus_est = gp, gm
         self.refresh_reads = 0
+        # ADC conversions made and how many hit the full scale (a calibrated ADC clips what
+        # exceeds the range of its calibration read; the training loop reports the fraction).
+        self.adc_conversions = 0
+        self.adc_clipped = 0
         self.block_rows, self.block_cols = pairs[0].block.shape
         # Rows whose backward outputs someone uses (None: all). A network that folds its bias
         # into the last row drops that row's error, so blocks holding only it are not read.
@@ -151,6 +155,8 @@ class TiledLayer:
             if fs is None:
                 fs = float(np.max(np.abs(i))) if i.size else 0.0
                 setattr(pair, attr, fs)
+        self.adc_conversions += i.size
+        self.adc_clipped += int(np.count_nonzero(np.abs(i) > fs * c.adc_headroom))
         return c.adc(i, fs)
 
     def row_voltages(self, x: np.ndarray) -> list[np.ndarray]:

@@ -119,7 +119,8 @@ class Converters:
         adc_bits: ADC resolution in bits (signed, 2..24), or None for ideal.
         adc_headroom: factor on the calibrated current range (≥ 1).
         adc_range: "calibrated": each ADC's full scale is set from the first read after a
-            calibration request (the training loop asks once per epoch) and later reads clip;
+            calibration request (the training loop asks at each epoch's start and every
+            ``train.calibrate_every`` steps) and later reads clip (the layer counts them);
             "batch": full scale = the batch's own largest |current| (an ideal auto-ranging ADC).
     """
 

@@ -215,8 +215,10 @@ class TrainSection:
     (0, 1] per epoch; seed ≥ 0; reference: also train the float software network; reference_lr
     (none = lr; default 0.5, tuned for digits) and reference_beta (EMA momentum in [0, 1) or
     none) of that float run;
-    refresh_every: steps between refresh checks (0 = end of each epoch); pulse_log: "totals"
-    (per-device counts) | "events" (also every step's pulses)."""
+    refresh_every: steps between refresh checks (0 = end of each epoch); calibrate_every: steps
+    between ADC calibrations (0 = at each epoch's start only; with converters.adc_range =
+    "calibrated" an ADC keeps the full scale of its first read after one and clips beyond it);
+    pulse_log: "totals" (per-device counts) | "events" (also every step's pulses)."""
 
     epochs: int = param(20, type="int", minimum=1)
     batch: int = param(32, type="int", minimum=1)
@@ -228,6 +230,7 @@ class TrainSection:
     reference_beta: float | None = param(0.9, type="float", minimum=0.0, maximum=1.0, exclusive_max=True,
                                          none=True)
     refresh_every: int = param(0, type="int", minimum=0)
+    calibrate_every: int = param(0, type="int", minimum=0)
     pulse_log: str = param("totals", type="str", choices=("totals", "events"))
 
     def __post_init__(self) -> None:

@@ -49,6 +49,11 @@ from cosim.train.sizes import check_training_memory
 
 log = logging.getLogger(__name__)
 SATURATION = 0.02  # a device within 2 % of its own window edge counts as saturated there
+#: An epoch whose ADC conversions clipped more often than this gets a warning: an 8-bit ADC
+#: calibrated on one batch clips a few outputs of later ones by chance, but on the full
+#: Fashion set a CNN's forward outputs outgrew the epoch's first read, 40 % of them clipped by
+#: step 550 of 938, and its training collapsed (README, Fashion-MNIST).
+ADC_CLIP_WARN = 0.01
 
 
 @dataclass
@@ -333,6 +338,11 @@ def apply_refresh(run: _Run, li: int, plan, step: int) -> None:
             _apply_plan(layer, li, fix, run.rng_noise, run.plog, step)
 
 
+def _adc_counts(layers: list[TiledLayer]) -> tuple[int, int]:
+    """ADC conversions made so far over ``layers`` and how many of them clipped."""
+    return sum(layer.adc_conversions for layer in layers), sum(layer.adc_clipped for layer in layers)
+
+
 def _epoch_row(run: _Run, epoch: int, lr: float, losses, hits: int, seen: int, pulsed, energy: float,
                prev: dict, t0: float) -> dict[str, Any]:
     """Step 3: one row of epochs.csv (test accuracy, this epoch's pulses, device state)."""
@@ -368,6 +378,7 @@ def _epoch(run: _Run, epoch: int, step: int, bar) -> tuple[dict[str, Any], int]:
     refresh_on = run.opt.config.refresh_threshold is not None
     for layer in run.layers:
         layer.calibrate()
+    adc0 = _adc_counts(run.layers)
     losses, hits, seen, pulsed, energy = [], 0, 0, [], 0.0
     n_devices = run.n_devices
     for idx in batches(len(data.y_train), tr.batch, run.rng_data):
@@ -382,6 +393,9 @@ def _epoch(run: _Run, epoch: int, step: int, bar) -> tuple[dict[str, Any], int]:
             for li, (m, g) in enumerate(zip(run.ref_layers, net.loss_and_grads(run.ref_layers, x, y)[1])):
                 m.update(run.ref.step(li, g, lr=(tr.reference_lr or tr.lr) * tr.lr_decay ** epoch))
         step += 1
+        if tr.calibrate_every and step % tr.calibrate_every == 0:
+            for layer in run.layers:
+                layer.calibrate()
         if refresh_on and tr.refresh_every and step % tr.refresh_every == 0:
             _refresh(run, step)
         if bar is not None:
@@ -389,6 +403,13 @@ def _epoch(run: _Run, epoch: int, step: int, bar) -> tuple[dict[str, Any], int]:
     if refresh_on and not tr.refresh_every:
         _refresh(run, step)
     row = _epoch_row(run, epoch, lr, losses, hits, seen, pulsed, energy, prev, t0)
+    made, clipped = (b - a for a, b in zip(adc0, _adc_counts(run.layers)))
+    row["adc_clipped"] = clipped / made if made else 0.0
+    if row["adc_clipped"] > ADC_CLIP_WARN:
+        log.warning("epoch %d: %.1f %% of the ADC conversions clipped at the full scale calibrated %s; "
+                    "set train.calibrate_every (steps) or converters.adc_headroom", epoch + 1,
+                    100 * row["adc_clipped"], f"every {tr.calibrate_every} steps" if tr.calibrate_every
+                    else "at the epoch's first read")
     if bar is not None:
         bar.set_postfix(test=f"{row['test_acc']:.3f}", loss=f"{row['loss']:.3f}")
     log.info("epoch %d: loss %.4f test %.4f pulses %d", epoch + 1, row["loss"], row["test_acc"],
@@ -478,6 +499,7 @@ def summarize(cfg: TrainingConfig, rows, plog: PulseLog, layers, n_devices: int,
         "faulty_devices": rows[-1]["faulty_devices"], "weight_devices": n_devices, "tiles": len(tiles),
         "weight_error": rows[-1]["weight_error"],
         "target_clipped": sum(t.stats.target_clipped for t in tiles),
+        "adc_clipped": max(r.get("adc_clipped", 0.0) for r in rows),
         "refresh_reads": sum(layer.refresh_reads for layer in layers),
         "time_s": seconds, "epoch_time_s": float(np.mean([r["time_s"] for r in rows])),
         "read_time_s": read_t, "update_time_s": update_t,

@@ -11,8 +11,8 @@ An ADC with ``converters.adc_range = "calibrated"`` keeps the full scale of its 
 a calibration (times ``adc_headroom``, default 1) and clips beyond it. Measured here (README,
 Fashion-MNIST; raw: benchmarks/results/fashion_cnn_full/probe_adc_*.txt): calibrated once an
 epoch, the CNN's forward conversions clip 1 % in the first 50 steps, 14 % by step 150 and 40 %
-by step 550, while its loss climbs back from 0.90 to 1.17 (seed 1, 1 Ω wires); the MLP's clip
-23 % by step 900.
+by step 550, while its loss climbs back from 0.90 to 1.17 (seed 1, 1 Ω wires); those of the
+MLP of ``configs/fashion_mlp_ssm_wires.toml`` 22 % at the epoch's end (seed 0, ideal reads).
 
     python benchmarks/probe_adc.py [--config configs/fashion_cnn_ssm.toml] [--seed 1] [--steps 600]
         [--every 50] [--calibrate-every 0] [--engine ideal] [--set SECTION.KEY=VALUE ...]

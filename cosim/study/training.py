@@ -37,8 +37,8 @@ RUN_METRICS = ("final_test_acc", "best_test_acc", "final_train_acc", "final_loss
                "float_best_test_acc", "convergence_epoch", "float_convergence_epoch", "pulses_set", "pulses_reset",
                "program_pulses", "verify_writes", "pulses_total", "sparsity", "energy_J", "saturated_high",
                "saturated_low", "faulty_devices", "weight_devices", "tiles", "weight_error", "target_clipped",
-               "adc_clipped", "refresh_reads", "time_s", "epoch_time_s", "read_time_s", "update_time_s", "reads", "optimizer",
-               "engine", "network", "dataset", "seed", "epochs")
+               "adc_clipped", "refresh_reads", "time_s", "epoch_time_s", "read_time_s", "update_time_s", "reads",
+               "optimizer", "engine", "network", "dataset", "seed", "epochs")
 METRICS = REPORT_METRICS + IR_METRICS + RUN_METRICS
 
 

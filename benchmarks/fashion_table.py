@@ -41,6 +41,16 @@ METHODS = ["sgd-pulse", "manhattan", "mixed-precision", "tiki-taka", "ssm", "ssm
 CASES = ("mlp:none", "mlp:wires", "cnn:none", "cnn:wires")
 
 
+def refuse_own(prog: str, overrides: list[str], own: dict[str, str]) -> str | None:
+    """The one-line error for a ``--set SECTION.KEY=...`` of a field a probe sets itself (``own``:
+    field → the probe's option for it; an override would be dropped or misreported), else None."""
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if key in own:
+            return f"{prog}: error: --set {key} is the probe's own ({own[key]})"
+    return None
+
+
 def check_data(directory: str) -> str | None:
     """None when ``directory`` holds the four IDX files, else the one-line reason."""
     from cosim.train.config import IDX_STEMS

@@ -5,7 +5,8 @@ training set) the way the training loop does (no float reference, no refresh: th
 about the converters), with every layer's ADCs calibrated at the epoch's start and, with
 ``--calibrate-every N``, every N steps. Every ``--every`` steps it prints the share of the ADC
 conversions since the last line that clipped (all reads, and the forward reads alone) and the
-steps' mean loss and accuracy.
+steps' mean loss and accuracy. A ``--set`` of a field the probe sets itself (the seed, the
+engine, the data folder, the calibration, the float reference, the refresh) is refused.
 
 An ADC with ``converters.adc_range = "calibrated"`` keeps the full scale of its first read after
 a calibration (times ``adc_headroom``, default 1) and clips beyond it. Measured here (README,
@@ -34,7 +35,7 @@ from cosim.train import loop  # noqa: E402
 from cosim.train.config import load_config  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from fashion_table import DEFAULT_DATA, check_data  # noqa: E402
+from fashion_table import DEFAULT_DATA, check_data, refuse_own  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if min(a.steps, a.every) < 1 or a.calibrate_every < 0:
         print("probe_adc: error: --steps and --every must be ≥ 1, --calibrate-every ≥ 0", file=sys.stderr)
+        return 2
+    own = {"data.dir": "--data", "train.seed": "--seed", "train.calibrate_every": "--calibrate-every",
+           "solver.engine": "--engine", "train.reference": "off", "optimizer.refresh_threshold": "off"}
+    if (why := refuse_own("probe_adc", a.overrides, own)) is not None:
+        print(why, file=sys.stderr)
         return 2
     sets = ['data.subset="none"', f"data.dir={a.data}", *a.overrides, f"train.seed={a.seed}",
             "train.reference=false", "optimizer.refresh_threshold=none"]

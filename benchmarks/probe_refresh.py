@@ -37,7 +37,7 @@ from cosim.train.config import OptimizerConfig, load_config  # noqa: E402
 from cosim.train.networks.base import float_layers  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from fashion_table import DEFAULT_DATA, check_data  # noqa: E402
+from fashion_table import DEFAULT_DATA, check_data, refuse_own  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,11 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     fixed = {"data.dir": "--data", "data.subset": "--subset", "data.test_subset": "--test",
              "optimizer.refresh_threshold": "--threshold", "train.epochs": "one epoch", "train.seed": "--seed"}
-    for item in a.overrides:
-        key = item.split("=", 1)[0].strip()
-        if key in fixed:  # the probe sets it itself: an override would be dropped or misreported
-            print(f"probe_refresh: error: --set {key} is the probe's own ({fixed[key]})", file=sys.stderr)
-            return 2
+    if (why := refuse_own("probe_refresh", a.overrides, fixed)) is not None:
+        print(why, file=sys.stderr)
+        return 2
     sets = [f"data.dir={a.data}", f"data.subset={a.subset}", f"data.test_subset={a.test}",
             *a.overrides, "optimizer.refresh_threshold=none", "train.epochs=1", f"train.seed={a.seed}"]
     try:

@@ -256,7 +256,7 @@ def test_adc_probe_counts_clipping_per_stretch_of_steps(tmp_path, capsys, fashio
     """benchmarks/probe_adc.py on tiny data (96 images, batch 32): a line per --every steps;
     calibrated every step, no conversion clips (each step's first read sets every full scale);
     calibrated once, the shares are the layers' own counters over each stretch. A missing
-    folder is one line, exit 2."""
+    folder, or a --set of a field the probe sets itself, is one line, exit 2."""
     pa = _script("probe_adc")
     assert pa.main(["--data", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip()
@@ -266,6 +266,9 @@ def test_adc_probe_counts_clipping_per_stretch_of_steps(tmp_path, capsys, fashio
     assert pa.main([*common, "--calibrate-every", "1"]) == 0
     lines = [x for x in capsys.readouterr().out.splitlines() if "–" in x]
     assert len(lines) == 3 and all(x.split()[1:3] == ["0.00%", "0.00%"] for x in lines)
+    assert pa.main([*common, "--set", "train.calibrate_every=5"]) == 2  # the probe's own: not dropped
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--set train.calibrate_every is the probe's own (--calibrate-every)" in err
     from cosim.train import loop
     from cosim.train.config import load_config
 

@@ -16,8 +16,10 @@ costs the tiles 5 points; after 12,000 images, with less common mode built up, n
 figures predate the config's ``optimizer.residual_limit = 0.04``: rerun them with
 ``--set optimizer.residual_limit=1``.
 
-    python benchmarks/probe_refresh.py [--subset 6000] [--test 2000] [--threshold 0.5] [--seed 2]
-        [--set SECTION.KEY=VALUE ...]
+    python benchmarks/probe_refresh.py [--config configs/fashion_mlp_ssm_wires.toml] [--subset 6000]
+        [--test 2000] [--threshold 0.5] [--seed 2] [--set SECTION.KEY=VALUE ...]
+
+``--subset none`` trains on the full set; ``--config configs/fashion_cnn_ssm.toml`` probes the CNN.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ from fashion_table import DEFAULT_DATA, check_data, refuse_own  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--subset", type=int, default=6000)
+    ap.add_argument("--config", default=str(ROOT / "configs" / "fashion_mlp_ssm_wires.toml"))
+    ap.add_argument("--subset", default="6000", help="training images (none: the full set)")
     ap.add_argument("--test", type=int, default=2000)
     ap.add_argument("--threshold", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=2)
@@ -58,16 +61,18 @@ def main(argv: list[str] | None = None) -> int:
     if (why := refuse_own("probe_refresh", a.overrides, fixed)) is not None:
         print(why, file=sys.stderr)
         return 2
-    sets = [f"data.dir={a.data}", f"data.subset={a.subset}", f"data.test_subset={a.test}",
+    subset = '"none"' if a.subset == "none" else a.subset
+    sets = [f"data.dir={a.data}", f"data.subset={subset}", f"data.test_subset={a.test}",
             *a.overrides, "optimizer.refresh_threshold=none", "train.epochs=1", f"train.seed={a.seed}"]
     try:
-        cfg = load_config(ROOT / "configs" / "fashion_mlp_ssm_wires.toml", sets)
+        cfg = load_config(a.config, sets)
         run = loop._set_up(cfg)
         res = probe(run, a.threshold)
     except CosimError as exc:
         print(f"probe_refresh: error: {exc}", file=sys.stderr)
         return 2
-    print(f"# {cfg.data.name} MLP, 1 Ω wires (nodal), {a.subset} training / {a.test} test images, seed {a.seed}, "
+    print(f"# {Path(a.config).name}: {cfg.data.name} {cfg.network.kind.upper()}, {cfg.solver.engine} reads, "
+          f"{len(run.data.y_train)} training / {len(run.data.y_test)} test images, seed {a.seed}, "
           f"one epoch of SSM without refresh; then a refresh at threshold {a.threshold}")
     print(f"before: tiles {100 * res['tiles'][0]:.1f} %, true weights in software {100 * res['soft'][0]:.1f} %")
     for li, ly in enumerate(res["layers"]):

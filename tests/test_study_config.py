@@ -217,3 +217,19 @@ def test_importing_the_study_layer_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("study", "done", "to_run"), [("lr_digits_mlp", 80, 1), ("lr_digits_cnn", 81, 0)])
+def test_shipped_stores_resume_under_todays_fields(tmp_path, capsys, study, done, to_run):
+    """A training field added after a shipped study ran (train.calibrate_every, train.refresh_at)
+    must not change its points' keys, or resuming the sweep reruns every stored run: a dry run of
+    configs/study_<study>.toml against a copy of benchmarks/results/<study>.sqlite counts the
+    stored runs as done (the one digits-MLP point left to run was never stored)."""
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    store = tmp_path / "s.sqlite"
+    shutil.copy(root / "benchmarks" / "results" / f"{study}.sqlite", store)
+    assert main(["sweep", str(root / "configs" / f"study_{study}.toml"), "--store", str(store), "--dry-run"]) == 0
+    assert f"{done} already done, 0 failed, {to_run} to run" in capsys.readouterr().out

@@ -241,3 +241,37 @@ def test_adc_calibration_schedule_and_clipping_report(monkeypatch, caplog):
     calls.clear()
     run_training(load_config(None, base), progress=False)
     assert set(calls.values()) == {2}  # the default: each epoch's start only
+
+
+def test_refresh_at_epoch_start_follows_the_test(monkeypatch):
+    """train.refresh_at = "epoch_start" moves the once-an-epoch refresh check after the previous
+    epoch's test: 3 epochs make 2 checks (at the starts of epochs 2 and 3) where "epoch_end"
+    makes 3, the training in between is the same (a test reads the array and moves no device,
+    so every epoch's loss and training accuracy match to the bit), and the first epoch's test
+    reads the network before any refresh, as a run without refresh does. With refresh_every set
+    it is refused, naming the field."""
+    from cosim.errors import SpecError
+    from cosim.train import loop
+
+    checks = []
+    refresh = loop._refresh
+
+    def counted(run, step):
+        checks.append(step)
+        refresh(run, step)
+
+    monkeypatch.setattr(loop, "_refresh", counted)
+    base = ["data.subset=96", "data.test_subset=40", "network.hidden=[8]", "train.epochs=3", "array.rows=16",
+            "array.cols=16", "train.reference=false", "train.batch=32", "optimizer.refresh_threshold=0.05"]
+    end = run_training(load_config(None, base), progress=False)
+    assert checks == [3, 6, 9] and end.metrics["refresh_reads"] > 0
+    checks.clear()
+    start = run_training(load_config(None, [*base, 'train.refresh_at="epoch_start"']), progress=False)
+    assert checks == [3, 6]
+    for a, b in zip(end.epochs, start.epochs):
+        assert (a["loss"], a["train_acc"]) == (b["loss"], b["train_acc"])
+    none = run_training(load_config(None, [*base[:-1], "optimizer.refresh_threshold=none"]), progress=False)
+    assert start.epochs[0]["test_acc"] == none.epochs[0]["test_acc"]
+    assert any(not np.array_equal(a, b) for a, b in zip(end.weights, start.weights))  # no refresh after epoch 3
+    with pytest.raises(SpecError, match="train.refresh_at"):
+        load_config(None, [*base, 'train.refresh_at="epoch_start"', "train.refresh_every=2"])

@@ -215,8 +215,11 @@ class TrainSection:
     (0, 1] per epoch; seed ≥ 0; reference: also train the float software network; reference_lr
     (none = lr; default 0.5, tuned for digits) and reference_beta (EMA momentum in [0, 1) or
     none) of that float run;
-    refresh_every: steps between refresh checks (0 = end of each epoch); calibrate_every: steps
-    between ADC calibrations (0 = at each epoch's start only; with converters.adc_range =
+    refresh_every: steps between refresh checks (0 = once an epoch, where refresh_at says:
+    "epoch_end" (none, the default), before the epoch's test, or "epoch_start", after the
+    previous epoch's test, so that an epoch of training follows each refresh and the last epoch
+    ends without one); calibrate_every: steps
+    between ADC calibrations (none, the default, or 0 = at each epoch's start only; with converters.adc_range =
     "calibrated" an ADC keeps the full scale of its first read after one and clips beyond it);
     pulse_log: "totals" (per-device counts) | "events" (also every step's pulses)."""
 
@@ -230,11 +233,17 @@ class TrainSection:
     reference_beta: float | None = param(0.9, type="float", minimum=0.0, maximum=1.0, exclusive_max=True,
                                          none=True)
     refresh_every: int = param(0, type="int", minimum=0)
-    calibrate_every: int = param(0, type="int", minimum=0)
+    # Fields added after studies were stored default to none, the behaviour before them: a point's
+    # store key leaves null fields out, so the stored points keep their keys (cosim.study.grid).
+    refresh_at: str | None = param(None, type="str", choices=("epoch_end", "epoch_start"), none=True)
+    calibrate_every: int | None = param(None, type="int", minimum=0, none=True)
     pulse_log: str = param("totals", type="str", choices=("totals", "events"))
 
     def __post_init__(self) -> None:
         check_fields(self, "train")
+        if self.refresh_every and self.refresh_at == "epoch_start":
+            raise SpecError.at("train.refresh_at", f"= {self.refresh_at!r} places the once-an-epoch refresh; with "
+                               f"refresh_every = {self.refresh_every} the checks run every N steps instead")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -16,9 +16,11 @@ One run, step by step:
    returns the pulses for the weight array. Its pulses count as training pulses (pulse log
    layers ``n_layers + k``).
 4. Refresh checks (if the optimizer has a ``refresh_threshold``) every ``train.refresh_every``
-   steps or at each epoch's end: saturated pairs re-centred, then, after write-verify, a verify
-   read and :func:`~cosim.train.optimizers.reinit.repair_plan` for pairs a stuck device kept
-   from their weight. ADC ranges are recalibrated at each epoch's start.
+   steps or once an epoch: at its end, before its test, or (``train.refresh_at =
+   "epoch_start"``) at the next epoch's start, after the test, so that training follows each
+   refresh. Saturated pairs are re-centred, then, after write-verify, a verify read and
+   :func:`~cosim.train.optimizers.reinit.repair_plan` for pairs a stuck device kept from their
+   weight. ADC ranges are recalibrated at each epoch's start (after its refresh).
 5. Per epoch: test accuracy through the hardware, pulses, sparsity, energy, saturation.
 
 Random streams are split from ``train.seed`` (data order, optimizer rounding, device noise,
@@ -376,6 +378,9 @@ def _epoch(run: _Run, epoch: int, step: int, bar) -> tuple[dict[str, Any], int]:
     prev = run.plog.totals()
     lr = tr.lr * tr.lr_decay ** epoch
     refresh_on = run.opt.config.refresh_threshold is not None
+    once = refresh_on and not tr.refresh_every  # the once-an-epoch check, at tr.refresh_at
+    if once and tr.refresh_at == "epoch_start" and epoch > 0:
+        _refresh(run, step)
     for layer in run.layers:
         layer.calibrate()
     adc0 = _adc_counts(run.layers)
@@ -400,7 +405,7 @@ def _epoch(run: _Run, epoch: int, step: int, bar) -> tuple[dict[str, Any], int]:
             _refresh(run, step)
         if bar is not None:
             bar.update(1)
-    if refresh_on and not tr.refresh_every:
+    if once and tr.refresh_at != "epoch_start":
         _refresh(run, step)
     row = _epoch_row(run, epoch, lr, losses, hits, seen, pulsed, energy, prev, t0)
     made, clipped = (b - a for a, b in zip(adc0, _adc_counts(run.layers)))

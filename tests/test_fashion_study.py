@@ -236,6 +236,11 @@ def test_refresh_probe_keeps_weights_and_lowers_the_common_mode(tmp_path, capsys
                     "--set", "optimizer.residual_limit=1"]) == 0
     out = capsys.readouterr().out
     assert out.count("pairs refreshed") == 2 and "before: tiles" in out and "after:  tiles" in out
+    assert pr.main(["--config", str(CONFIGS / "fashion_cnn_ssm.toml"), "--data", str(fashion_dir), "--subset", "64",
+                    "--test", "40", "--threshold", "0.05", "--set", "train.batch=32"]) == 0
+    out = capsys.readouterr().out  # the CNN's five weight matrices, read through the config's wires
+    assert out.startswith("# fashion_cnn_ssm.toml: fashion CNN, nodal reads, 64 training / 40 test images")
+    assert out.count("pairs refreshed") == 5
     assert pr.main(["--data", str(fashion_dir), "--set", "train.seed=3"]) == 2  # the probe's own field
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--set train.seed is the probe's own (--seed)" in err

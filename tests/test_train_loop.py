@@ -248,8 +248,8 @@ def test_refresh_at_epoch_start_follows_the_test(monkeypatch):
     epoch's test: 3 epochs make 2 checks (at the starts of epochs 2 and 3) where "epoch_end"
     makes 3, the training in between is the same (a test reads the array and moves no device,
     so every epoch's loss and training accuracy match to the bit), and the first epoch's test
-    reads the network before any refresh, as a run without refresh does. With refresh_every set
-    it is refused, naming the field."""
+    reads the network before any refresh, as a run without refresh does. With refresh_every set,
+    either value is refused, naming the field."""
     from cosim.errors import SpecError
     from cosim.train import loop
 
@@ -275,3 +275,5 @@ def test_refresh_at_epoch_start_follows_the_test(monkeypatch):
     assert any(not np.array_equal(a, b) for a, b in zip(end.weights, start.weights))  # no refresh after epoch 3
     with pytest.raises(SpecError, match="train.refresh_at"):
         load_config(None, [*base, 'train.refresh_at="epoch_start"', "train.refresh_every=2"])
+    with pytest.raises(SpecError, match="train.refresh_at"):  # nor read as "also at each epoch's end"
+        load_config(None, [*base, 'train.refresh_at="epoch_end"', "train.refresh_every=2"])

@@ -218,9 +218,10 @@ class TrainSection:
     refresh_every: steps between refresh checks (0 = once an epoch, where refresh_at says:
     "epoch_end" (none, the default), before the epoch's test, or "epoch_start", after the
     previous epoch's test, so that an epoch of training follows each refresh and the last epoch
-    ends without one); calibrate_every: steps
-    between ADC calibrations (none, the default, or 0 = at each epoch's start only; with converters.adc_range =
-    "calibrated" an ADC keeps the full scale of its first read after one and clips beyond it);
+    ends without one; with refresh_every > 0 refresh_at is refused);
+    calibrate_every: steps between ADC calibrations (none, the default, or 0 = at each epoch's
+    start only; with converters.adc_range = "calibrated" an ADC keeps the full scale of its first
+    read after one and clips beyond it);
     pulse_log: "totals" (per-device counts) | "events" (also every step's pulses)."""
 
     epochs: int = param(20, type="int", minimum=1)
@@ -241,7 +242,7 @@ class TrainSection:
 
     def __post_init__(self) -> None:
         check_fields(self, "train")
-        if self.refresh_every and self.refresh_at == "epoch_start":
+        if self.refresh_every and self.refresh_at is not None:
             raise SpecError.at("train.refresh_at", f"= {self.refresh_at!r} places the once-an-epoch refresh; with "
                                f"refresh_every = {self.refresh_every} the checks run every N steps instead")
 

@@ -379,7 +379,8 @@ def _epoch(run: _Run, epoch: int, step: int, bar) -> tuple[dict[str, Any], int]:
     lr = tr.lr * tr.lr_decay ** epoch
     refresh_on = run.opt.config.refresh_threshold is not None
     once = refresh_on and not tr.refresh_every  # the once-an-epoch check, at tr.refresh_at
-    if once and tr.refresh_at == "epoch_start" and epoch > 0:
+    at_start = tr.refresh_at == "epoch_start"  # else at the end (none: the default)
+    if once and at_start and epoch > 0:
         _refresh(run, step)
     for layer in run.layers:
         layer.calibrate()
@@ -405,7 +406,7 @@ def _epoch(run: _Run, epoch: int, step: int, bar) -> tuple[dict[str, Any], int]:
             _refresh(run, step)
         if bar is not None:
             bar.update(1)
-    if once and tr.refresh_at != "epoch_start":
+    if once and not at_start:
         _refresh(run, step)
     row = _epoch_row(run, epoch, lr, losses, hits, seen, pulsed, energy, prev, t0)
     made, clipped = (b - a for a, b in zip(adc0, _adc_counts(run.layers)))

@@ -20,7 +20,7 @@ estimates, metrics). The ratio is nodal/ideal in the same process.
 The compiled reads use every core unless ``COSIM_THREADS`` says otherwise (the line under each
 case says how many). ``--blas-threads N`` limits BLAS (numpy's matmuls) to N threads in both
 runs: on a shared machine the ideal epoch's small matmuls otherwise wait for descheduled BLAS
-threads, which inflates the reference and flatters the ratio (README, speed section). The nodal
+threads, which inflates the reference and flatters the ratio (docs/speed.md). The nodal
 run trains on one BLAS thread whatever ``--blas-threads`` says (``run_training`` limits it under
 circuit reads unless ``OPENBLAS_NUM_THREADS`` or the like is set in the environment).
 

@@ -9,9 +9,9 @@ steps' mean loss and accuracy. A ``--set`` of a field the probe sets itself (the
 engine, the data folder, the calibration, the float reference, the refresh) is refused.
 
 An ADC with ``converters.adc_range = "calibrated"`` keeps the full scale of its first read after
-a calibration (times ``adc_headroom``, default 1) and clips beyond it. Measured here (README,
-Fashion-MNIST; raw: benchmarks/results/fashion_cnn_full/probe_adc_*.txt): calibrated once an
-epoch, the CNN's forward conversions clip 1 % in the first 50 steps, 14 % by step 150 and 40 %
+a calibration (times ``adc_headroom``, default 1) and clips beyond it. Measured here
+(docs/fashion-mnist.md; raw: benchmarks/results/fashion_cnn_full/probe_adc_*.txt): calibrated
+once an epoch, the CNN's forward conversions clip 1 % in the first 50 steps, 14 % by step 150 and 40 %
 by step 550, while its loss climbs back from 0.90 to 1.17 (seed 1, 1 Ω wires); those of the
 MLP of ``configs/fashion_mlp_ssm_wires.toml`` 22 % at the epoch's end (seed 0, ideal reads).
 

@@ -11,7 +11,7 @@ pairs were refreshed, how far their weights moved and how far their common mode 
 If the software accuracy holds while the tile accuracy falls, the refresh keeps the weights but
 not what the wires make of them: the network trained through the wires' IR drop, which depends
 on the line currents and so on the common mode the refresh lowers. That is what the full set
-shows (README, Fashion-MNIST; raw: benchmarks/results/fashion_mlp_wires_10ep/probe_refresh_*):
+shows (docs/fashion-mnist.md; raw: benchmarks/results/fashion_mlp_wires_10ep/probe_refresh_*):
 after one epoch of 60,000 images the refresh keeps the weights and the software accuracy but
 costs the tiles 5 points; after 12,000 images, with less common mode built up, nothing. Those
 figures predate the config's ``optimizer.residual_limit = 0.04``: rerun them with

@@ -26,7 +26,7 @@ each slab as few times as possible:
 
 A vector's arithmetic is fixed by the compiled code alone: it does not depend on the batch, the
 chunking or the thread count (tests/test_kernels.py checks bit-identity). Its speed against the
-earlier kernel is measured by benchmarks/bench_scale.py part "reads" (README, speed section).
+earlier kernel is measured by benchmarks/bench_scale.py part "reads" (docs/speed.md).
 """
 
 from __future__ import annotations

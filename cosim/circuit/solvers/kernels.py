@@ -545,7 +545,7 @@ def load() -> None:
     """Compile (first run) or load from numba's cache (later runs) every kernel, once per process.
 
     Called when a tile is built (NodalEngine.warm_up), so the one-time cost (a fraction of a
-    second from the cache; README, speed section) lands in set-up rather than in the first read
+    second from the cache; docs/speed.md) lands in set-up rather than in the first read
     of a timed loop. If compiling fails
     (a broken LLVM, an unwritable cache with no fallback), the numpy path takes over, with a
     warning: slower, never wrong.

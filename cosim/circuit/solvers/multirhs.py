@@ -8,7 +8,7 @@ one load of a factor serves all lanes, the innermost loops run over the lanes (c
 vector instruction) and the eight recurrences of a line hide each other's latency. Blocks are
 split over the cores (``numba.prange``), each thread holding one block's five work slabs.
 Measured, a step costs about what coldread's costs per cell and vector: the vectors' own slabs,
-not the shared factors, carry most of the traffic (README, speed section). The lanes' gain is where a batch would
+not the shared factors, carry most of the traffic (docs/speed.md). The lanes' gain is where a batch would
 otherwise take pcg's numpy general loop (large arrays, strong IR drop): compiled, on every core.
 
 Each lane is its own CG (its own α, β, stopping target and convergence): a lane that meets its
@@ -274,7 +274,7 @@ MIN_BATCH = 2
 #: A CG step costs about the same per cell and vector on either kernel (the lanes share only the
 #: line factors' traffic), and up to 256² coldread measured as fast or faster; the lanes pay where
 #: a batch would otherwise take the numpy general loop, so the threshold sits with
-#: pcg.REBASE_MIN_UNKNOWNS (README, speed section; benchmarks/bench_scale.py part "reads" prints
+#: pcg.REBASE_MIN_UNKNOWNS (docs/speed.md; benchmarks/bench_scale.py part "reads" prints
 #: both paths).
 MIN_CELLS = 2**17
 

@@ -63,7 +63,7 @@ class SSMConfig(PulseConfig):
             1; used when ``compensation``). With stochastic rounding a fired pulse overshoots
             its request by up to one pulse, and a residual that keeps the overshoot fires it
             back once the momentum turns: a floor of pulses that does not fall with the rate
-            (README, Fashion-MNIST). A small limit drops the overshoot, and with it the adding
+            (docs/fashion-mnist.md). A small limit drops the overshoot, and with it the adding
             up of requests below a pulse, which speeds the start of a run: a setting for long
             runs with a decaying rate.
     """

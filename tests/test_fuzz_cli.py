@@ -166,11 +166,15 @@ def test_study_configs(workdir, doc, raw):
 
 
 SET_KEYS = ["optimizer.name", "optimizer.beta", "train.epochs", "train.lr", "array.rows", "array.cols", "device.card",
-            "solver.engine", "train.batch", "data.name", "optimizer.nope", "nope.x", "train", "=", "array.r_row"]
+            "solver.engine", "train.batch", "data.name", "optimizer.nope", "nope.x", "train", "=", "array.r_row",
+            # the fields of the latest rounds, with their "none" and choice values below
+            "train.calibrate_every", "train.refresh_at", "train.refresh_every", "train.lr_decay",
+            "optimizer.residual_limit", "optimizer.refresh_threshold", "converters.adc_headroom", "array.cell"]
 
 
 @given(sets=st.lists(st.tuples(st.sampled_from(SET_KEYS), st.one_of(TEXT_NUMBERS, st.sampled_from(
-    ['"x"', "[1,2]", "{a=1}", "true", '"ssm"', '"sgd-pulse"', "'", '"', "[", "1e999", "inf"]))), max_size=3))
+    ['"x"', "[1,2]", "{a=1}", "true", '"ssm"', '"sgd-pulse"', "'", '"', "[", "1e999", "inf", '"none"',
+     '"epoch_start"', '"epoch_end"', '"device"', '"1S1R"']))), max_size=3))
 @settings(max_examples=EXAMPLES, **FAST)
 def test_train_set_overrides(sets):
     argv = ["train", "--config", ROOT / "configs" / "digits_mlp_ssm.toml", "--check"]

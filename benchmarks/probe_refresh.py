@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test", type=int, default=2000)
     ap.add_argument("--threshold", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=2)
+    ap.add_argument("--keep", choices=("devices", "tiles"), default="devices",
+                    help="what the refresh keeps (optimizer.refresh_keep): the devices' weights, or also "
+                         "the weights the tiles deliver")
     ap.add_argument("--data", default=DEFAULT_DATA, help="folder of Fashion-MNIST IDX files")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="override one field of the config (repeatable), as in cosim train")
@@ -61,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"probe_refresh: error: {why}", file=sys.stderr)
         return 2
     fixed = {"data.dir": "--data", "data.subset": "--subset", "data.test_subset": "--test",
-             "optimizer.refresh_threshold": "--threshold", "train.epochs": "one epoch", "train.seed": "--seed"}
+             "optimizer.refresh_threshold": "--threshold", "optimizer.refresh_keep": "--keep",
+             "train.epochs": "one epoch", "train.seed": "--seed"}
     if (why := refuse_own("probe_refresh", a.overrides, fixed)) is not None:
         print(why, file=sys.stderr)
         return 2
@@ -71,29 +75,32 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(a.config, sets)
         run = loop._set_up(cfg)
-        res = probe(run, a.threshold)
+        res = probe(run, a.threshold, a.keep)
     except CosimError as exc:
         print(f"probe_refresh: error: {exc}", file=sys.stderr)
         return 2
     print(f"# {Path(a.config).name}: {cfg.data.name} {cfg.network.kind.upper()}, {cfg.solver.engine} reads, "
           f"{len(run.data.y_train)} training / {len(run.data.y_test)} test images, seed {a.seed}, "
-          f"one epoch of SSM without refresh; then a refresh at threshold {a.threshold}")
+          f"one epoch of SSM without refresh; then a refresh at threshold {a.threshold} keeping the {a.keep}' weights")
     print(f"before: tiles {100 * res['tiles'][0]:.1f} %, true weights in software {100 * res['soft'][0]:.1f} %")
     for li, ly in enumerate(res["layers"]):
         print(f"layer {li}: {ly['refreshed']} of {ly['pairs']} pairs refreshed; their |Δw| max {ly['dw_max']:.2e}, "
               f"mean {ly['dw_mean']:.2e} (weights up to {ly['w_max']:.2f}); their g⁺ + g⁻ "
-              f"{ly['common'][0] * 1e6:.1f} → {ly['common'][1] * 1e6:.1f} µS on average")
+              f"{ly['common'][0] * 1e6:.1f} → {ly['common'][1] * 1e6:.1f} µS on average; "
+              f"{ly['writes']} write-verify writes")
     print(f"after:  tiles {100 * res['tiles'][1]:.1f} %, true weights in software {100 * res['soft'][1]:.1f} %")
     return 0
 
 
-def probe(run, threshold: float) -> dict:
-    """One epoch of ``run`` (a :func:`loop._set_up` run), then one refresh at ``threshold``, as
-    the training loop would apply it; accuracies (tiles, software) before and after and, per
-    layer, the refreshed pairs' weight changes and mean common mode g⁺ + g⁻ (S) before and after.
-    ``threshold`` is checked as ``optimizer.refresh_threshold`` is (SpecError)."""
+def probe(run, threshold: float, keep: str = "devices") -> dict:
+    """One epoch of ``run`` (a :func:`loop._set_up` run), then one refresh at ``threshold``
+    keeping ``keep``'s weights (``optimizer.refresh_keep``), as the training loop would apply it;
+    accuracies (tiles, software) before and after and, per layer, the refreshed pairs' weight
+    changes and mean common mode g⁺ + g⁻ (S) before and after, and the verify writes. Both are
+    checked as the optimizer's fields are (SpecError)."""
     opt = run.cfg.optimizer
-    refresher = OptimizerConfig(name=opt.name, options={**opt.options, "refresh_threshold": threshold}).build()
+    refresher = OptimizerConfig(name=opt.name, options={**opt.options, "refresh_threshold": threshold,
+                                                        "refresh_keep": keep}).build()
     loop._epoch(run, 0, 0, None)
     x, y = run.data.x_test, run.data.y_test
 
@@ -108,15 +115,17 @@ def probe(run, threshold: float) -> dict:
         w0 = layer.weights()
         plan = refresher.refresh(gp, gm, run.curve, layer.wmap.scale)
         mask = np.zeros(gp.shape, dtype=bool) if plan is None else plan.mask
+        writes = run.plog.verify_writes
         if plan is not None:
-            loop.apply_refresh(run, li, plan, 0)
+            loop.apply_refresh(run, li, plan, 0, keep=keep)
         gp1, gm1 = layer.read_pairs()
         dw = np.abs(layer.weights() - w0)[mask]
         cm0, cm1 = (gp + gm)[mask], (gp1 + gm1)[mask]
         layers.append({"refreshed": int(mask.sum()), "pairs": mask.size,
                        "dw_max": float(dw.max(initial=0.0)), "dw_mean": float(dw.mean()) if dw.size else 0.0,
                        "w_max": float(np.abs(w0).max()),
-                       "common": (float(cm0.mean()) if cm0.size else 0.0, float(cm1.mean()) if cm1.size else 0.0)})
+                       "common": (float(cm0.mean()) if cm0.size else 0.0, float(cm1.mean()) if cm1.size else 0.0),
+                       "writes": run.plog.verify_writes - writes})
     tiles1, soft1 = measure()
     return {"tiles": (tiles0, tiles1), "soft": (soft0, soft1), "layers": layers}
 

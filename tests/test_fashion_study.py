@@ -236,6 +236,10 @@ def test_refresh_probe_keeps_weights_and_lowers_the_common_mode(tmp_path, capsys
                     "--set", "optimizer.residual_limit=1"]) == 0
     out = capsys.readouterr().out
     assert out.count("pairs refreshed") == 2 and "before: tiles" in out and "after:  tiles" in out
+    assert pr.main(["--data", str(fashion_dir), "--subset", "96", "--test", "40", "--threshold", "0.05",
+                    "--keep", "tiles"]) == 0
+    out = capsys.readouterr().out
+    assert "keeping the tiles' weights" in out and out.count("write-verify writes") == 2
     assert pr.main(["--config", str(CONFIGS / "fashion_cnn_ssm.toml"), "--data", str(fashion_dir), "--subset", "64",
                     "--test", "40", "--threshold", "0.05", "--set", "train.batch=32"]) == 0
     out = capsys.readouterr().out  # the CNN's five weight matrices, read through the config's wires

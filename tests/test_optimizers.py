@@ -22,6 +22,7 @@ from cosim.train.optimizers import (
     SGDPulse,
     SSMConfig,
     advance_estimate,
+    keep_tiles_plan,
     make_optimizer,
     plan_reinit,
     reference_conductance,
@@ -529,3 +530,44 @@ def test_registry_and_config_errors():
         make_optimizer("ssm").step(0, np.zeros((2, 2)), np.zeros((2, 3)), np.zeros((2, 3)), LIN, None, scale=1.0)
     with pytest.raises(SpecError, match="scale must be > 0"):
         make_optimizer("ssm").step(0, np.zeros((2, 2)), np.zeros((2, 2)), np.zeros((2, 2)), LIN, None, scale=0.0)
+
+
+def test_keep_tiles_plan_restores_a_delivered_weight_in_one_round_when_the_gain_is_its_own():
+    # A stand-in circuit: each device delivers 0.8 of its conductance (no coupling between
+    # cells), and a refresh has moved every delivered weight. One plan puts them back exactly,
+    # the common mode kept, each device in the nominal window.
+    scale = 1.0 / (LIN.g_max - LIN.g_min)
+    rng = np.random.default_rng(0)
+    gp, gm = rng.uniform(2e-5, 8e-5, (3, 4)), rng.uniform(2e-5, 8e-5, (3, 4))
+    w_before = scale * 0.8 * (gp - gm) + rng.uniform(-0.02, 0.02, gp.shape)
+    plan = keep_tiles_plan(w_before, 0.8 * gp, 0.8 * gm, gp, gm, LIN, scale=scale)
+    assert plan.mask.all() and plan.mode == "keep-tiles"
+    np.testing.assert_allclose(scale * 0.8 * (plan.target_plus - plan.target_minus), w_before, rtol=1e-12)
+    np.testing.assert_allclose(plan.target_plus + plan.target_minus, gp + gm, rtol=1e-12)
+    # Delivered as before: nothing to write. Within KEEP_TILES_TOL of the largest weight: nothing.
+    assert keep_tiles_plan(w_before, 0.8 * plan.target_plus, 0.8 * plan.target_minus, plan.target_plus,
+                           plan.target_minus, LIN, scale=scale) is None
+
+
+def test_keep_tiles_plan_hands_what_a_device_cannot_take_to_its_partner():
+    scale = 1.0 / (LIN.g_max - LIN.g_min)
+    gp, gm = np.array([[5e-5, 5e-5, 5e-5]]), np.array([[1e-6, 3e-5, 3e-5]])
+    want = scale * np.array([[(5e-5 - 1e-6) + 1e-5, 2e-5 + 1e-5, 2e-5 + 1e-5]])
+    missed = (np.zeros((1, 3), bool), np.array([[False, False, True]]))
+    plan = keep_tiles_plan(want, gp, gm, gp, gm, LIN, scale=scale, missed=missed)
+    # pair 0: g⁻ sits at g_min and cannot go lower, so g⁺ rises by the whole 1e-5 S
+    np.testing.assert_allclose([plan.target_plus[0, 0], plan.target_minus[0, 0]], [6e-5, 1e-6], rtol=1e-12)
+    # pair 1: split half and half; pair 2: g⁻ missed its last target, so g⁺ takes all
+    np.testing.assert_allclose([plan.target_plus[0, 1], plan.target_minus[0, 1]], [5.5e-5, 2.5e-5], rtol=1e-12)
+    np.testing.assert_allclose([plan.target_plus[0, 2], plan.target_minus[0, 2]], [6e-5, 3e-5], rtol=1e-12)
+    np.testing.assert_allclose(scale * (plan.target_plus - plan.target_minus), want, rtol=1e-12)
+
+
+def test_refresh_keep_is_refused_without_a_refresh_or_without_write_verify():
+    assert make_optimizer("ssm", refresh_threshold=0.5, refresh_keep="tiles").config.refresh_keep == "tiles"
+    with pytest.raises(SpecError, match="optimizer.refresh_keep.*refresh_threshold is none"):
+        make_optimizer("ssm", refresh_keep="tiles")
+    with pytest.raises(SpecError, match="optimizer.refresh_keep.*write_verify = true"):
+        make_optimizer("sgd-pulse", refresh_threshold=0.5, refresh_keep="tiles", write_verify=False)
+    with pytest.raises(SpecError, match="optimizer.refresh_keep must be one of"):
+        make_optimizer("ssm", refresh_threshold=0.5, refresh_keep="wires")

@@ -180,6 +180,41 @@ def test_a_refresh_keeps_every_weight_stuck_devices_included():
         assert moved[~s].mean() > 0.9  # the healthy pairs were re-centred
 
 
+def test_a_tile_keeping_refresh_keeps_what_the_tiles_deliver_through_the_wires():
+    # Pairs driven near the top of their windows on 32×32 tiles with 5 Ω wire segments: a
+    # refresh that keeps the devices' weights moves what the tiles deliver (the common mode, and
+    # with it the drops, falls); with refresh_keep = "tiles" the delivered weights come back to
+    # within KEEP_TILES_TOL of the largest, but for pairs holding a stuck device. The unit-row
+    # read it verifies with is checked against a forward pass without converters.
+    from cosim.train import loop
+    from cosim.train.optimizers.reinit import KEEP_TILES_TOL
+
+    base = ["data.subset=64", "data.test_subset=32", "network.hidden=[24]", "array.rows=32", "array.cols=32",
+            'device.card="imprecise"', "optimizer.refresh_threshold=0.5", 'solver.engine="nodal"',
+            "array.r_row=5", "array.r_col=5", "converters.dac_bits=none", "converters.adc_bits=none"]
+    moved = {}
+    for keep in ("devices", "tiles"):
+        run = loop._set_up(load_config(None, [*base, f'optimizer.refresh_keep="{keep}"']))
+        rng = np.random.default_rng(3)
+        hi = run.curve.g_min + 0.95 * (run.curve.g_max - run.curve.g_min)
+        for layer in run.layers:
+            layer.program(hi - rng.uniform(0, 4e-5, layer.shape), hi - rng.uniform(0, 4e-5, layer.shape))
+        layer = run.layers[0]
+        x = rng.uniform(0, 1, (5, layer.shape[0]))
+        up, um = layer.read_unit_rows()
+        w_before = layer.wmap.scale * (up - um)
+        np.testing.assert_allclose(layer.forward(x), x @ w_before, rtol=1e-9, atol=1e-12 * np.abs(w_before).max())
+        stuck = np.logical_or(*layer.device_arrays(lambda t: t.faults()))
+        writes = run.plog.verify_writes
+        loop._refresh(run, 0)
+        up, um = layer.read_unit_rows()
+        off = np.abs(layer.wmap.scale * (up - um) - w_before) / np.abs(w_before).max()
+        moved[keep] = (off[~stuck].max(), run.plog.verify_writes - writes)
+    assert moved["devices"][0] > 20 * KEEP_TILES_TOL  # the effect is there to be undone
+    assert moved["tiles"][0] <= KEEP_TILES_TOL * 1.01
+    assert moved["tiles"][1] > moved["devices"][1]  # the verify rounds cost writes
+
+
 def test_training_with_circuit_reads_runs_blas_on_one_thread_unless_the_environment_says(monkeypatch):
     from threadpoolctl import threadpool_info
 

@@ -243,6 +243,33 @@ class TiledLayer:
         self.refresh_reads += 1
         return self._true_pairs()
 
+    def read_unit_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each weight's two devices as the tiles deliver them, S, (n_in, n_out) each: the
+        column current of a unit-row read (that row at ``converters.v_read``, the others at 0 V,
+        no converters) over v_read, for the g⁺ device and for its partner (the reference
+        column with that mapping). Without wires these are the read conductances; with wires,
+        what the circuit makes of them, since the drops depend on every cell's current.
+
+        A verify read of the whole layer (counted in ``refresh_reads``): ohmic reads are linear
+        in the row voltages, so scale·(plus − minus) is then exactly the weight matrix the
+        forward pass applies before the ADC; for nonlinear cells it is the response at v_read.
+        """
+        self.refresh_reads += 1
+        v_read = self.converters.v_read
+        plus, minus = np.empty(self.shape), np.empty(self.shape)
+        for p in self.pairs:
+            b = p.block
+            r, k = b.shape
+            v = np.zeros((r, self.array.rows))
+            v[np.arange(r), np.arange(r)] = v_read
+            if self.reference:
+                i = p.plus.read(v, np.r_[0:k, self.ref_col]) / v_read
+                plus[b.rows, b.cols], minus[b.rows, b.cols] = i[:, :k], i[:, k:]
+            else:
+                plus[b.rows, b.cols] = p.plus.read(v, np.arange(k)) / v_read
+                minus[b.rows, b.cols] = p.minus.read(v, np.arange(k)) / v_read
+        return plus, minus
+
     def device_arrays(self, fn) -> tuple[np.ndarray, np.ndarray | None]:
         """``fn(tile)`` (a (rows, cols) array) gathered over the used blocks, per device side."""
         plus = None

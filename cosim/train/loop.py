@@ -46,7 +46,8 @@ from cosim.circuit.solvers import kernels
 from cosim.train.config import TrainingConfig, load_device_card
 from cosim.train.metrics import PulseLog, convergence_epoch
 from cosim.train.networks import FloatLayerWeights, Network, float_layers, make_network
-from cosim.train.optimizers import FloatSGD, FloatSGDConfig, repair_plan
+from cosim.train.optimizers import FloatSGD, FloatSGDConfig, keep_tiles_plan, repair_plan
+from cosim.train.optimizers.reinit import KEEP_TILES_ROUNDS, VERIFY_TOL, measured_gain
 from cosim.train.sizes import check_training_memory
 
 log = logging.getLogger(__name__)
@@ -329,15 +330,40 @@ def _refresh(run: _Run, step: int) -> None:
             apply_refresh(run, li, plan, step)
 
 
-def apply_refresh(run: _Run, li: int, plan, step: int) -> None:
+def apply_refresh(run: _Run, li: int, plan, step: int, keep: str | None = None) -> None:
     """Program layer ``li`` by a refresh ``plan``; a write-verify plan ends with its verify read
-    and the repair of the pairs that did not take their weight (:func:`repair_plan`)."""
+    and the repair of the pairs that did not take their weight (:func:`repair_plan`). With
+    ``keep`` = "tiles" (default: the run's ``optimizer.refresh_keep``) the layer's tiles are read
+    one row at a time before and after, and re-targeted writes bring what they deliver back
+    (:func:`keep_tiles_plan`)."""
     layer = run.layers[li]
+    keep = (getattr(run.opt.config, "refresh_keep", None) if keep is None else keep) == "tiles"
+    if keep:
+        up, um = layer.read_unit_rows()
+        w_before = layer.wmap.scale * (up - um)
     _apply_plan(layer, li, plan, run.rng_noise, run.plog, step)
     if plan.target_plus is not None:
         fix = repair_plan(plan, *layer.read_pairs(), run.curve, scale=layer.wmap.scale)
         if fix is not None:
             _apply_plan(layer, li, fix, run.rng_noise, run.plog, step)
+    if not keep:
+        return
+    scale, gain, missed, last = layer.wmap.scale, None, None, None
+    tol = VERIFY_TOL * (run.curve.g_max - run.curve.g_min)
+    for _ in range(KEEP_TILES_ROUNDS):
+        up, um = layer.read_unit_rows()
+        gp, gm = layer.read_pairs()
+        w_now = scale * (up - um)
+        if last is not None:  # what the last round's writes delivered, and which devices missed
+            gain = measured_gain(last[0], w_now, last[1], gp - gm, scale)
+            missed = (last[2].mask & (np.abs(gp - last[2].target_plus) > tol),
+                      last[2].mask & (np.abs(gm - last[2].target_minus) > tol))
+        fix = keep_tiles_plan(w_before, up, um, gp, gm, run.curve, scale=scale, reference=layer.reference,
+                              gain=gain, missed=missed)
+        if fix is None:
+            return
+        _apply_plan(layer, li, fix, run.rng_noise, run.plog, step)
+        last = (w_now, gp - gm, fix)
 
 
 def _adc_counts(layers: list[TiledLayer]) -> tuple[int, int]:

@@ -9,7 +9,7 @@ tracks the estimates (:func:`advance_estimate`); equations in each class's docst
   :func:`check_policy`, :func:`split_pair_update`), :func:`round_pulses`,
   :func:`reference_conductance`, :func:`advance_estimate`.
 - :mod:`.base`: :class:`PulseConfig` (the fields every method's config shares: policy,
-  max_pulses, refresh_threshold, write_verify), :func:`plan_pulses`, :class:`PulseOptimizer`,
+  max_pulses, refresh_threshold, refresh_keep, write_verify), :func:`plan_pulses`, :class:`PulseOptimizer`,
   :class:`LayerState`, the float reference :class:`FloatSGD`.
 - :mod:`.baselines`: :class:`SGDPulse` ("sgd-pulse"), :class:`Manhattan` ("manhattan"),
   :class:`MixedPrecision` ("mixed-precision").
@@ -17,6 +17,7 @@ tracks the estimates (:func:`advance_estimate`); equations in each class's docst
 - :mod:`.tikitaka`: :class:`TikiTaka` ("tiki-taka"), a fast array A transferred into the weights,
   and :func:`symmetry_point`.
 - :mod:`.reinit`: :func:`plan_reinit` ("reference" | "adopt" | "none"), :func:`refresh_plan`, :func:`repair_plan`,
+  :func:`keep_tiles_plan`,
   :func:`weights_to_pair`, :class:`ReinitPlan`.
 
 A new optimizer is one new module (a :class:`PulseConfig` subclass declaring its own fields with
@@ -60,6 +61,7 @@ from cosim.train.optimizers.pairs import (
 from cosim.train.optimizers.reinit import (
     REINIT_MODES,
     ReinitPlan,
+    keep_tiles_plan,
     plan_reinit,
     refresh_plan,
     repair_plan,
@@ -94,7 +96,7 @@ def make_optimizer(name: str, **options: Any) -> PulseOptimizer:
 __all__ = [
     "OPTIMIZERS", "PAIR_POLICIES", "PulseConfig", "check_policy", "REINIT_MODES", "SSM", "FloatSGD", "FloatSGDConfig", "LayerState", "Manhattan",
     "ManhattanConfig", "MixedPrecision", "MixedPrecisionConfig", "PulseOptimizer", "ReinitPlan", "SGDPulse",
-    "SGDPulseConfig", "SSMConfig", "TikiTaka", "TikiTakaConfig", "advance_estimate", "make_optimizer", "plan_pulses", "plan_reinit",
+    "SGDPulseConfig", "SSMConfig", "TikiTaka", "TikiTakaConfig", "advance_estimate", "keep_tiles_plan", "make_optimizer", "plan_pulses", "plan_reinit",
     "reference_conductance", "refresh_plan", "repair_plan", "round_pulses", "saturated", "split_pair_update", "symmetry_point",
     "weights_to_pair",
 ]

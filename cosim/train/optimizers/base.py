@@ -104,6 +104,13 @@ class PulseConfig:
         max_pulses: cap on |n| per device per step (≥ 1), or None for no cap.
         refresh_threshold: fraction of the window (0, 1] beyond which the loop refreshes a
             saturated pair, or None for never.
+        refresh_keep: what a refresh keeps: "devices" (None, the default) each refreshed pair's
+            weight scale·(g⁺ − g⁻); "tiles" also the weights the tiles deliver, through a
+            unit-row read of every tile before and after and re-targeted writes until they
+            match (:func:`~.reinit.keep_tiles_plan`, up to ``reinit.KEEP_TILES_ROUNDS`` rounds;
+            write-verify only).
+            With wires a refresh that lowers the pairs' common mode moves the drops, and so
+            what the tiles deliver, even where every pair keeps its weight.
         write_verify: re-initialisation and refresh program their targets with write-verify
             (True) or open-loop, by saturating both devices at g_min and pulsing up from there
             (False).
@@ -114,10 +121,17 @@ class PulseConfig:
     policy: PairPolicy = param("set-only", type="str", choices=PAIR_POLICIES)
     max_pulses: int | None = param(None, type="int", minimum=1)
     refresh_threshold: float | None = param(None, type="float", minimum=0.0, exclusive_min=True, maximum=1.0)
+    refresh_keep: str | None = param(None, type="str", choices=("devices", "tiles"), none=True)
     write_verify: bool = param(True, type="bool")
 
     def __post_init__(self) -> None:
         check_fields(self, "optimizer")
+        if self.refresh_keep is not None and self.refresh_threshold is None:
+            raise SpecError.at("optimizer.refresh_keep", "says what a refresh keeps, but optimizer.refresh_threshold "
+                               "is none (no refresh); set a threshold or leave refresh_keep out")
+        if self.refresh_keep == "tiles" and not self.write_verify:
+            raise SpecError.at("optimizer.refresh_keep", "= 'tiles' re-targets devices by write-verify; it needs "
+                               "optimizer.write_verify = true")
 
 
 def learning_rate(default: float = 0.1) -> Any:

@@ -218,3 +218,91 @@ def repair_plan(plan: ReinitPlan, got_plus: np.ndarray, got_minus: np.ndarray, c
     tp = np.where(fix_p, np.clip(gm + keep, *_window(curve, gp)), gp)
     tm = np.where(fix_m, np.clip(gp - keep, *_window(curve, gm)), gm)
     return ReinitPlan("repair", tp, tm, (), tp, tm, scale * (tp - tm), bad)
+
+
+#: A tile-keeping refresh rewrites a weight the tiles deliver further than this fraction of the
+#: layer's largest |weight| from where they delivered it before the refresh: a quarter of an
+#: 8-bit ADC's step, below what a forward read can tell apart.
+KEEP_TILES_TOL = 1e-3
+#: Rounds of verify read and re-targeted writes a tile-keeping refresh makes at the most.
+KEEP_TILES_ROUNDS = 3
+#: The sensitivity of a delivered weight to its own device, (delivered/programmed), is taken
+#: within these bounds: with 1 Ω wires it is 0.7–1.0 on the Fashion tiles, and a stuck or
+#: nearly-off device must not turn a small error into a large write.
+KEEP_TILES_GAIN = (0.2, 1.5)
+
+
+def keep_tiles_plan(w_before: np.ndarray, read_plus: np.ndarray, read_minus: np.ndarray,
+                    got_plus: np.ndarray, got_minus: np.ndarray, curve: PulseCurve, *, scale: float,
+                    reference: bool = False, gain: np.ndarray | None = None,
+                    missed: tuple[np.ndarray, np.ndarray] | None = None) -> ReinitPlan | None:
+    """After a refresh, the writes that bring the weights the tiles deliver back to what they
+    delivered before it; None when every weight is within :data:`KEEP_TILES_TOL`.
+
+    Why: a refresh keeps each pair's weight scale·(g⁺ − g⁻) but lowers its common mode, and with
+    wires the drops, and so the weights the tiles deliver, follow every cell's current (on the
+    full Fashion sets it cost the tiles 3–8 points at once while the devices' weights held). A
+    chip can verify what its tiles deliver by reading them one row at a time.
+
+    Args:
+        w_before: weights the tiles delivered before the refresh, scale·(plus − minus) of
+            ``TiledLayer.read_unit_rows`` then.
+        read_plus, read_minus: the same unit-row read now, S.
+        got_plus, got_minus: the devices' conductances now (a refresh read), S.
+        scale: weight units per siemens.
+        reference: the reference mapping (only g⁺ is written; its partner is the shared column).
+        gain: per weight, delivered weight per programmed weight; default the reads' own
+            (plus + minus)/(g⁺ + g⁻). The caller passes what the last round measured
+            (:func:`measured_gain`): a write also moves the drops of its lines, so the delivered
+            change of many writes at once differs from what each cell's own attenuation says.
+        missed: (g⁺, g⁻) masks of the devices that missed their last write-verify target (a
+            stuck device, or one whose own window ends short of it): their pair's whole
+            correction goes to the partner, as :func:`repair_plan` does.
+
+    Each off weight moves its pair by the error over the gain (within :data:`KEEP_TILES_GAIN`),
+    split between the two devices and kept inside each device's window (what one cannot take,
+    its partner takes). The common mode stays, so the drops move little.
+    """
+    w_before = np.asarray(w_before, dtype=float)
+    rp, rm = np.asarray(read_plus, dtype=float), np.asarray(read_minus, dtype=float)
+    gp, gm = np.asarray(got_plus, dtype=float), np.asarray(got_minus, dtype=float)
+    err = w_before - scale * (rp - rm)
+    peak = float(np.max(np.abs(w_before))) if w_before.size else 0.0
+    mask = np.abs(err) > KEEP_TILES_TOL * peak
+    if not mask.any():
+        return None
+    den = gp if reference else gp + gm
+    with np.errstate(divide="ignore", invalid="ignore"):
+        own = np.where(den > 0, (rp if reference else rp + rm) / den, 1.0)
+    if gain is not None:
+        own = np.where(np.isfinite(gain), gain, own)
+    a = np.clip(np.nan_to_num(own, nan=1.0), *KEEP_TILES_GAIN)
+    d = err / (scale * a)  # S of g⁺ − g⁻ still to program
+    lo_p, hi_p = _window(curve, gp)
+    if reference:
+        tp = np.where(mask, np.clip(gp + d, lo_p, hi_p), gp)
+        return ReinitPlan("keep-tiles", tp, gm, (), tp, gm, scale * (tp - gm), mask)
+    lo_m, hi_m = _window(curve, gm)
+    share_m = np.full(gp.shape, 0.5)
+    if missed is not None:
+        share_m = np.where(missed[1], 0.0, np.where(missed[0], 1.0, share_m))
+    tp_want, tm_want = gp + d * (1 - share_m), gm - d * share_m
+    tp, tm = np.clip(tp_want, lo_p, hi_p), np.clip(tm_want, lo_m, hi_m)
+    # what one device could not take, its partner takes (a device at its window's edge)
+    tp, tm = np.clip(tp + (tm - tm_want), lo_p, hi_p), np.clip(tm + (tp - tp_want), lo_m, hi_m)
+    tp, tm = np.where(mask, tp, gp), np.where(mask, tm, gm)
+    return ReinitPlan("keep-tiles", tp, tm, (), tp, tm, scale * (tp - tm), mask)
+
+
+def measured_gain(w_then: np.ndarray, w_now: np.ndarray, diff_then: np.ndarray, diff_now: np.ndarray,
+                  scale: float) -> np.ndarray:
+    """Per weight, the delivered change over the programmed change of the last round,
+    (w_now − w_then)/(scale·(diff_now − diff_then)) where the pair was written, NaN elsewhere
+    (:func:`keep_tiles_plan` then takes its default). Delivered weights w (weight units),
+    programmed differences diff = g⁺ − g⁻ (S)."""
+    moved = np.asarray(diff_now, dtype=float) - np.asarray(diff_then, dtype=float)
+    # a pair not written (or both devices stuck) moved by rounding at most
+    written = np.abs(moved) > 1e-9 * max(float(np.max(np.abs(diff_now), initial=0.0)), np.finfo(float).tiny)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = (np.asarray(w_now, dtype=float) - np.asarray(w_then, dtype=float)) / (scale * moved)
+    return np.where(written, g, np.nan)

@@ -184,15 +184,19 @@ class TiledLayer:
             return y
         back = self.wmap.scale * x_max / c.v_read
         for p, v in zip(self.pairs, self._row_voltages(x, x_max)):
-            k = p.block.shape[1]
-            # only the columns the block uses are read (the engine may then read them for less)
-            if self.reference:
-                i_p = p.plus.read(v, np.r_[0:k, self.ref_col])
-                diff = i_p[:, :k] - i_p[:, k:]
-            else:
-                diff = p.plus.read(v, np.arange(k)) - p.minus.read(v, np.arange(k))
-            y[:, p.block.cols] += self._adc(p, diff, "fwd_range") * back
+            i_plus, i_minus = self._read_pair(p, v)
+            y[:, p.block.cols] += self._adc(p, i_plus - i_minus, "fwd_range") * back
         return y
+
+    def _read_pair(self, p: TilePair, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Forward column currents (A) of pair ``p`` for row voltages ``v`` (B, array.rows): the
+        g⁺ tile's (B, k) and its partner's, (B, k) or the reference column's (B, 1). Only the
+        columns the block uses are read (the engine may then read them for less)."""
+        k = p.block.shape[1]
+        if self.reference:
+            i = p.plus.read(v, np.r_[0:k, self.ref_col])
+            return i[:, :k], i[:, k:]
+        return p.plus.read(v, np.arange(k)), p.minus.read(v, np.arange(k))
 
     def backward(self, delta: np.ndarray) -> np.ndarray:
         """dx = δ·Wᵀ (B, n_in) through transpose reads (columns driven, rows sensed); rows from
@@ -258,16 +262,12 @@ class TiledLayer:
         v_read = self.converters.v_read
         plus, minus = np.empty(self.shape), np.empty(self.shape)
         for p in self.pairs:
-            b = p.block
-            r, k = b.shape
+            r = p.block.shape[0]
             v = np.zeros((r, self.array.rows))
             v[np.arange(r), np.arange(r)] = v_read
-            if self.reference:
-                i = p.plus.read(v, np.r_[0:k, self.ref_col]) / v_read
-                plus[b.rows, b.cols], minus[b.rows, b.cols] = i[:, :k], i[:, k:]
-            else:
-                plus[b.rows, b.cols] = p.plus.read(v, np.arange(k)) / v_read
-                minus[b.rows, b.cols] = p.minus.read(v, np.arange(k)) / v_read
+            i_plus, i_minus = self._read_pair(p, v)
+            plus[p.block.rows, p.block.cols] = i_plus / v_read
+            minus[p.block.rows, p.block.cols] = i_minus / v_read
         return plus, minus
 
     def device_arrays(self, fn) -> tuple[np.ndarray, np.ndarray | None]:

@@ -46,8 +46,8 @@ from cosim.circuit.solvers import kernels
 from cosim.train.config import TrainingConfig, load_device_card
 from cosim.train.metrics import PulseLog, convergence_epoch
 from cosim.train.networks import FloatLayerWeights, Network, float_layers, make_network
-from cosim.train.optimizers import FloatSGD, FloatSGDConfig, keep_tiles_plan, repair_plan
-from cosim.train.optimizers.reinit import KEEP_TILES_ROUNDS, VERIFY_TOL, measured_gain
+from cosim.train.optimizers import FloatSGD, FloatSGDConfig, repair_plan
+from cosim.train.optimizers.reinit import KEEP_TILES_ROUNDS, keep_tiles_plan, measured_gain, missed_targets
 from cosim.train.sizes import check_training_memory
 
 log = logging.getLogger(__name__)
@@ -337,7 +337,7 @@ def apply_refresh(run: _Run, li: int, plan, step: int, keep: str | None = None) 
     one row at a time before and after, and re-targeted writes bring what they deliver back
     (:func:`keep_tiles_plan`)."""
     layer = run.layers[li]
-    keep = (getattr(run.opt.config, "refresh_keep", None) if keep is None else keep) == "tiles"
+    keep = (run.opt.config.refresh_keep if keep is None else keep) == "tiles"
     if keep:
         up, um = layer.read_unit_rows()
         w_before = layer.wmap.scale * (up - um)
@@ -349,15 +349,13 @@ def apply_refresh(run: _Run, li: int, plan, step: int, keep: str | None = None) 
     if not keep:
         return
     scale, gain, missed, last = layer.wmap.scale, None, None, None
-    tol = VERIFY_TOL * (run.curve.g_max - run.curve.g_min)
     for _ in range(KEEP_TILES_ROUNDS):
         up, um = layer.read_unit_rows()
         gp, gm = layer.read_pairs()
         w_now = scale * (up - um)
         if last is not None:  # what the last round's writes delivered, and which devices missed
             gain = measured_gain(last[0], w_now, last[1], gp - gm, scale)
-            missed = (last[2].mask & (np.abs(gp - last[2].target_plus) > tol),
-                      last[2].mask & (np.abs(gm - last[2].target_minus) > tol))
+            missed = missed_targets(last[2], gp, gm, run.curve)
         fix = keep_tiles_plan(w_before, up, um, gp, gm, run.curve, scale=scale, reference=layer.reference,
                               gain=gain, missed=missed)
         if fix is None:

@@ -17,7 +17,7 @@ tracks the estimates (:func:`advance_estimate`); equations in each class's docst
 - :mod:`.tikitaka`: :class:`TikiTaka` ("tiki-taka"), a fast array A transferred into the weights,
   and :func:`symmetry_point`.
 - :mod:`.reinit`: :func:`plan_reinit` ("reference" | "adopt" | "none"), :func:`refresh_plan`, :func:`repair_plan`,
-  :func:`keep_tiles_plan`,
+  :func:`keep_tiles_plan` (with :func:`~.reinit.measured_gain`, :func:`~.reinit.missed_targets`),
   :func:`weights_to_pair`, :class:`ReinitPlan`.
 
 A new optimizer is one new module (a :class:`PulseConfig` subclass declaring its own fields with

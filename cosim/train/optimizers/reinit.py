@@ -294,6 +294,16 @@ def keep_tiles_plan(w_before: np.ndarray, read_plus: np.ndarray, read_minus: np.
     return ReinitPlan("keep-tiles", tp, tm, (), tp, tm, scale * (tp - tm), mask)
 
 
+def missed_targets(plan: ReinitPlan, got_plus: np.ndarray, got_minus: np.ndarray,
+                   curve: PulseCurve) -> tuple[np.ndarray, np.ndarray]:
+    """(g⁺, g⁻) masks of the devices a write-verify ``plan`` wrote that did not land within
+    :data:`VERIFY_TOL` of the window from their targets (a stuck device, or one whose own window
+    ends short of it); ``got_plus``, ``got_minus``: the read conductances after it, S."""
+    tol = VERIFY_TOL * (curve.g_max - curve.g_min)
+    return (plan.mask & (np.abs(np.asarray(got_plus, dtype=float) - plan.target_plus) > tol),
+            plan.mask & (np.abs(np.asarray(got_minus, dtype=float) - plan.target_minus) > tol))
+
+
 def measured_gain(w_then: np.ndarray, w_now: np.ndarray, diff_then: np.ndarray, diff_now: np.ndarray,
                   scale: float) -> np.ndarray:
     """Per weight, the delivered change over the programmed change of the last round,

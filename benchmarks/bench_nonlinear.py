@@ -35,7 +35,9 @@ steps per vector), and one captured vector's sweep (``sinhpasses._sweep``) in a 
 its parts switched on one by one: cell law and node balances, + factorisation at the new slopes,
 + Schur right-hand side, + the previous step's row correction. A CG step's cost is what the read
 leaves after its sweeps (a first sweep with factorisation and right-hand side, one full sweep per
-further step, a last one with law, balances and correction), per CG step.
+further step, a last one with law, balances and correction), per CG step. Last, what a better
+start could save: a third of the batches read from their own converged drops scaled by 1 + ε
+(ε = 0.1 … 1e-4) against the predicted start.
 
 The machine may be shared: ratios are within one run, medians of ``--repeats``.
 
@@ -216,6 +218,35 @@ def part4(repeats):
           f"+ Schur right-hand side {rhs:.1f}, + row correction {correct:.1f}")
     sweeps = (law + factor + rhs) + (newton - 1) * cost["correct"] + (law + correct)
     print(f"  CG step (what the read leaves after {newton + 1:.1f} sweeps): {(read - sweeps) / cg:.1f} µs")
+    start_quality(caps[::3], repeats)
+
+
+def start_quality(caps, repeats):
+    """How much a better start could save: the captured batches read from their converged drops
+    scaled by 1 + ε (a uniform relative error, as a wrong scale of the predicted drops makes),
+    against the prediction the epoch used."""
+    import time
+
+    from cosim.circuit.solvers import sinhnewton
+
+    exact = [sinhnewton.solve(b, cell, shifts, outp, **kw) for b, cell, shifts, outp, kw in caps]
+    plain = {k: v for k, v in caps[0][4].items() if k not in ("prior", "x0")}
+    rows = [("the prediction", None)] + [(f"converged drops × (1 + {eps:g})", eps) for eps in (1e-1, 1e-2, 1e-3, 1e-4)]
+    print(f"  start quality ({len(caps)} of the batches, 1 thread as set): µs per vector, Newton and CG steps")
+    for label, eps in rows:
+        runs = []
+        for _ in range(repeats):
+            t0, nv, steps = time.perf_counter(), 0, np.zeros(2)
+            for (b, cell, shifts, outp, kw), ex in zip(caps, exact):
+                if eps is None:
+                    res = sinhnewton.solve(b, cell, shifts, outp, **kw)
+                else:
+                    x0 = (ex.d_r * (1 + eps), ex.d_c * (1 + eps))
+                    res = sinhnewton.solve(b, cell, shifts, outp, x0=x0, **plain)
+                steps += res.counts.sum(axis=0)
+                nv += shifts[0].shape[0]
+            runs.append((time.perf_counter() - t0) / nv * 1e6)
+        print(f"    from {label:<32} {np.median(runs):5.0f} µs  {steps[0] / nv:.2f} Newton  {steps[1] / nv:.2f} CG")
 
 
 TRAIN_SETS = ["array.rows=64", "array.cols=64", 'solver.engine="nodal"', "train.epochs=1", "train.reference=false",

@@ -92,15 +92,65 @@ def test_large_ir_drop_tile_and_every_start(transpose, rng):
     _close(warm, ref2.solve(x2))
     # A far-off prediction (the last solve's drops flipped and scaled 50×, a start far worse
     # than zero): the undamped steps from it fail, those vectors are solved again from zero.
-    fast.last = (x1, -50 * d_r1, -50 * d_c1)
+    c = fast.circuit
+    fast.fit = sinhnewton.DropFit.of(fast.blocks, fast.blocks.shifts(c.source_values(x1)), -50 * d_r1, -50 * d_c1)
     far = fast.solve(x2)
     assert far.residual <= 1e-11 and far.info["method"] == "compiled-newton"
     _close(far, want2)
-    c = fast.circuit
     rho = sinhnewton.ratios(fast.blocks, fast.blocks.shifts(c.source_values(x1)), -50 * d_r1, -50 * d_c1)
     alone = sinhnewton.solve(fast.blocks, law, fast.blocks.shifts(c.source_values(x2)), c.out_src, rtol=1e-11,
                              maxiter=500, g_floor=1e-12, prior=rho)
     assert not alone.converged.any()  # (what the retry from zero repaired)
+
+
+def test_the_drop_fit_keeps_what_the_newest_batch_leaves_undriven(rng):
+    """DropFit against its definition: after two batches its sums are FIT_KEEP × the first's plus
+    the second's (numpy least squares, 1e-12); a row only the first batch drove keeps a ratio
+    from it (the last batch alone would give none); and a read started from the fit of two
+    batches certifies the same answer as the reference."""
+    law, _, _ = pku((16, 12), rng)
+    spec = CrossbarSpec(conductances=_g(law, (16, 12)), r_row=2.0, r_col=2.0, r_driver=1.0, r_sense=1.0)
+    fast, ref = _pair(spec, law)
+    x1, x2, x3 = rng.uniform(0.0, 0.2, (3, 5, 16))
+    x2[:, 3] = 0.0  # row 3 undriven in the second batch
+    fast.solve(x1)
+    first = fast.fit
+    _, d_r1, d_c1 = fast.last
+    fast.solve(x2)
+    _, d_r2, d_c2 = fast.last
+
+    def sums(x, d_r, d_c):
+        i_r, i_c = sinhnewton.ideal_currents(fast.blocks, *fast.blocks.shifts(fast.circuit.source_values(x)))
+        return (np.einsum("kij,ki->ij", d_r, i_r), (i_r ** 2).sum(0), np.einsum("kij,kj->ij", d_c, i_c),
+                (i_c ** 2).sum(0))
+
+    k = sinhnewton.FIT_KEEP
+    for got, a, b in zip((fast.fit.num_r, fast.fit.den_r, fast.fit.num_c, fast.fit.den_c), sums(x1, d_r1, d_c1),
+                         sums(x2, d_r2, d_c2)):
+        want = k * a + b
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+    rho_r, _ = fast.fit.ratios()
+    alone_r, _ = sinhnewton.ratios(fast.blocks, fast.blocks.shifts(fast.circuit.source_values(x2)), d_r2, d_c2)
+    assert not alone_r[3].any() and rho_r[3].any()
+    np.testing.assert_allclose(rho_r[3], first.ratios()[0][3], rtol=1e-12)
+    got = fast.solve(x3)
+    assert got.residual <= 1e-11 and got.info["method"] == "compiled-newton"
+    _close(got, ref.solve(x3))
+
+
+def test_cell_currents_only_when_asked(rng):
+    """The compiled path returns cell currents only with want_cells; the outputs are the same bit
+    for bit either way, and the cell currents equal the damped Newton's to 1e-9 of the largest."""
+    law, _, _ = pku((10, 8), rng)
+    spec = CrossbarSpec(conductances=_g(law, (10, 8)), r_row=2.0, r_col=2.0, r_driver=1.0, r_sense=1.0)
+    fast, ref = _pair(spec, law)
+    fast.predict = False  # the same start both times
+    x = rng.uniform(0.0, 0.3, (4, 10))
+    bare, full = fast.solve(x), fast.solve(x, want_cells=True)
+    assert bare.cell_currents is None and full.info["method"] == "compiled-newton"
+    np.testing.assert_array_equal(bare.currents, full.currents)
+    want = ref.solve(x, want_cells=True).cell_currents
+    np.testing.assert_allclose(full.cell_currents, want, rtol=0, atol=1e-9 * np.abs(want).max())
 
 
 def test_per_cell_v0_and_leak(rng):

@@ -8,7 +8,7 @@ than "auto"/"pcg" is refused rather than silently swapped.
 
 A batch of sinh cells (Stanford–PKU devices) on arrays the compiled cold read certifies is
 solved by the compiled per-vector Newton (:mod:`cosim.circuit.solvers.sinhnewton`: the fast
-path for training reads, started from the drops the last solve predicts); other laws by the
+path for training reads, started from the drops the earlier solves predict); other laws by the
 chord iteration (one shared linear system for every input vector,
 :mod:`cosim.circuit.solvers.chord`); the vectors either leaves uncertified by the damped Newton.
 ``chord=False`` solves every vector by Newton (the reference path); ``compiled=False`` keeps
@@ -18,7 +18,8 @@ A prepared read may carry a *warm start*: the line potentials of a previous solv
 (:meth:`NewtonPrepared.for_cells` and :meth:`NewtonPrepared.update_cells`, what a tile uses
 after its devices moved a little; ``update_cells`` swaps the cell block and law without
 rebuilding the circuit). When the same inputs are read again, Newton starts there; other inputs
-of sinh cells start from the drops that solve predicts. The answer is the same fixed point,
+of sinh cells start from the drops the fit of the earlier solves predicts (kept across
+successors: :class:`cosim.circuit.solvers.sinhnewton.DropFit`). The answer is the same fixed point,
 certified the same way, only reached in fewer steps.
 """
 
@@ -59,9 +60,11 @@ class NewtonPrepared(Prepared):
     #: per-vector Newton (:mod:`cosim.circuit.solvers.sinhnewton`) instead of the chord
     #: iteration; False: the chord iteration (both are exact to rtol; tests compare them).
     compiled: bool = True
-    #: The compiled Newton starts each batch from the drops the last solve predicts
-    #: (:func:`cosim.circuit.solvers.sinhnewton.ratios`); False: from zero drops.
+    #: The compiled Newton starts each batch from the drops the earlier solves predict
+    #: (:class:`cosim.circuit.solvers.sinhnewton.DropFit`); False: from zero drops.
     predict: bool = True
+    #: The fit of the drops of the solves so far on these line blocks (kept by successors).
+    fit: sinhnewton.DropFit | None = None
 
     def solve(self, inputs, *, want_nodes: bool = False, want_cells: bool = False) -> ReadResult:
         c = self.circuit
@@ -71,8 +74,9 @@ class NewtonPrepared(Prepared):
         s_r, s_c = self.blocks.shifts(ports)
         opts, label = self.options, c.title or "crossbar"
         warm = self.start is not None and np.array_equal(self.start[0], v)
-        if warm and self.chord and self.compiled and sinhnewton.applies(self.blocks, c.cell_law):
-            d_r, d_c, branch, cells, bound, info = self._compiled(s_r, s_c, self.start[1:])
+        fast = self.compiled and sinhnewton.applies(self.blocks, c.cell_law)
+        if warm and self.chord and fast:
+            d_r, d_c, branch, cells, bound, info = self._compiled(s_r, s_c, self.start[1:], want_cells)
         elif warm or not self.chord:
             res = newton.solve(self.blocks, c.cell_law, (s_r, s_c), c.out_src, rtol=opts.rtol, maxiter=opts.maxiter,
                                label=label, x0=self.start[1:] if warm else None, max_newton=self.max_newton,
@@ -80,8 +84,10 @@ class NewtonPrepared(Prepared):
             d_r, d_c, branch, cells, bound = res.d_r, res.d_c, res.branch, res.cells, res.bound
             info = {"method": "newton", "newton_steps": res.steps, "iterations": res.iterations}
         else:
-            d_r, d_c, branch, cells, bound, info = self._chord_then_newton(s_r, s_c, label)
+            d_r, d_c, branch, cells, bound, info = self._chord_then_newton(s_r, s_c, label, want_cells)
         self.last = (v.copy(), d_r, d_c)
+        if fast:
+            self.fit = sinhnewton.DropFit.of(self.blocks, (s_r, s_c), d_r, d_c, self.fit)
         nodes = self.blocks.node_voltages(d_r, d_c, s_r, s_c, ports) if want_nodes else None
         worst = float(np.max(bound, initial=0.0))
         return ReadResult(currents=c.outputs_from_branches(branch), engine="nodal",
@@ -93,33 +99,31 @@ class NewtonPrepared(Prepared):
         scale = max(float(np.max(a[np.isfinite(a)], initial=0.0)) for a in (self.blocks.gw, self.blocks.gc))
         return newton.G_FLOOR * (scale if scale > 0 else 1.0)
 
-    def _chord_then_newton(self, s_r, s_c, label):
+    def _chord_then_newton(self, s_r, s_c, label, want_cells=True):
         """The batch by the chord iteration; the vectors it leaves uncertified by Newton."""
         c, opts = self.circuit, self.options
         if self.compiled and sinhnewton.applies(self.blocks, c.cell_law):
-            return self._compiled(s_r, s_c)
+            return self._compiled(s_r, s_c, want_cells=want_cells)
         ch = chord.solve(self.blocks, c.cell_law, (s_r, s_c), c.out_src, rtol=opts.rtol, maxiter=opts.maxiter,
                          g_floor=self._g_floor(), label=label, atol=self.atol)
         return self._finish(ch, "chord", s_r, s_c, label)
 
-    def _compiled(self, s_r, s_c, x0=None):
+    def _compiled(self, s_r, s_c, x0=None, want_cells=True):
         """The batch by the compiled per-vector Newton, from ``x0`` ((d_r, d_c) of a previous
-        solve of the same inputs) or else from the drops the last solve of other inputs predicts
-        (:func:`sinhnewton.ratios`); vectors a predicted start leaves uncertified are solved
-        again from zero drops, and what remains by the damped Newton of :mod:`newton`."""
+        solve of the same inputs) or else from the drops the earlier solves of other inputs
+        predict (:class:`sinhnewton.DropFit`); vectors a predicted start leaves uncertified are
+        solved again from zero drops, and what remains by the damped Newton of :mod:`newton`.
+        Cell currents only with ``want_cells`` (else None)."""
         c, opts = self.circuit, self.options
-        kw = dict(rtol=opts.rtol, maxiter=opts.maxiter, g_floor=self._g_floor(), atol=self.atol)
-        before = self.last if self.last is not None else self.start
-        prior = None
-        if x0 is None and self.predict and before is not None:
-            shifts = self.blocks.shifts(c.source_values(before[0]))
-            prior = sinhnewton.ratios(self.blocks, shifts, before[1], before[2])
+        kw = dict(rtol=opts.rtol, maxiter=opts.maxiter, g_floor=self._g_floor(), atol=self.atol, want_cells=want_cells)
+        prior = self.fit.ratios() if x0 is None and self.predict and self.fit is not None else None
         res = sinhnewton.solve(self.blocks, c.cell_law, (s_r, s_c), c.out_src, x0=x0, prior=prior, **kw)
         if prior is not None and not res.converged.all():
             bad = ~res.converged
             again = sinhnewton.solve(self.blocks, c.cell_law, (s_r[bad], s_c[bad]), c.out_src, **kw)
             for name in ("d_r", "d_c", "branch", "cells", "bound", "converged", "kcl_l1", "counts"):
-                getattr(res, name)[bad] = getattr(again, name)
+                if getattr(res, name) is not None:
+                    getattr(res, name)[bad] = getattr(again, name)
         return self._finish(res, "compiled-newton", s_r, s_c, c.title or "crossbar", x0)
 
     def _finish(self, ch, first, s_r, s_c, label, x0=None):
@@ -135,7 +139,8 @@ class NewtonPrepared(Prepared):
                               x0=None if x0 is None else (x0[0][bad], x0[1][bad]))
             for name, part in (("d_r", nt.d_r), ("d_c", nt.d_c), ("branch", nt.branch), ("cells", nt.cells),
                                ("bound", nt.bound)):
-                getattr(ch, name)[bad] = part
+                if getattr(ch, name) is not None:  # cell currents not asked for are not kept
+                    getattr(ch, name)[bad] = part
             info["newton_steps"], info["iterations"] = nt.steps, ch.iterations + nt.iterations
         return ch.d_r, ch.d_c, ch.branch, ch.cells, ch.bound, info
 
@@ -168,7 +173,8 @@ class NewtonPrepared(Prepared):
     def _successor(self, circuit: Circuit) -> NewtonPrepared:
         """This read's settings and line blocks on ``circuit``, warm-started from the last solve."""
         return NewtonPrepared(circuit, self.options, self.blocks, start=self.last, max_newton=self.max_newton,
-                              atol=self.atol, chord=self.chord, compiled=self.compiled, predict=self.predict)
+                              atol=self.atol, chord=self.chord, compiled=self.compiled, predict=self.predict,
+                              fit=self.fit)
 
 
 def _same_wires(a: Circuit, b: Circuit) -> bool:

@@ -14,11 +14,12 @@ of one sweep, :mod:`sinhpasses`) makes affordable:
    formulas (no library call per cell); the law at any later iterate is sinh(x0 + Δx) by the
    sum formula with the series of :func:`lawkernels.sinh_cosh_small` in Δx.
 2. A start: zero drops; the vector's own earlier solution (the same inputs after the devices
-   moved a little); or the drops predicted from the last solve of other inputs on this array
-   (:func:`ratios`: a row's drop profile scales with the row's current, a column's with the
-   column's). Newton's remainder after a step is ½·tanh(x0)·(Δu/v0)² of the currents, so the
-   start decides the step count: on a digits tile (drops up to 30 % of 0.1 V inputs) three
-   steps from zero, two from the prediction.
+   moved a little); or the drops predicted from the earlier solves of other inputs on this
+   array (:func:`ratios`: a row's drop profile scales with the row's current, a column's with
+   the column's; :class:`DropFit` keeps the fit over batches). Newton's remainder after a
+   step is ½·tanh(x0)·(Δu/v0)² of the currents, so the start decides the step count: on a
+   digits tile (drops up to 30 % of 0.1 V inputs) three steps from zero, two from the
+   prediction.
 3. Newton: each step solves the linearised KCL for the nonlinear residual by coldread's CG on
    the column Schur complement (:func:`coldread._cg`), inexactly (:data:`ETA`, then
    Eisenstat–Walker); a small step keeps the factorisation (:data:`REFACTOR_DT`).
@@ -151,15 +152,22 @@ def _newton_batch(s_r, s_c, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc
                   x_c, i_r, i_c, d_r, d_c, cells, branch, out):  # pragma: no cover - compiled
     bsz = s_r.shape[0]
     n, m = a.shape
+    keep_cells = cells.shape[0] == bsz
     for q in _prange(chunks):
         w = np.empty((16, n, m))
         w1 = np.empty((4, max(n, m)))
+        # Cell currents not asked for stay in this thread's own slab (in cache): no fresh
+        # (N, M) slab per vector to fault in and write back.
+        own = np.empty((n, m))
         for k in range(q * bsz // chunks, (q + 1) * bsz // chunks):
             kx = k if start == 1 else 0
             ki = k if start == 2 else 0
+            cur = own
+            if keep_cells:
+                cur = cells[k]
             _vector(s_r[k], s_c[k], a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, gpr, gpt, gpb, pin_r,
                     pin_c, free_r, free_c, wr, offr, wc, offc, is_out, rtol, atol, eta, maxiter, max_steps, start,
-                    x_r[kx], x_c[kx], i_r[ki], i_c[ki], d_r[k], d_c[k], cells[k], branch[k], w, w1, out[k])
+                    x_r[kx], x_c[kx], i_r[ki], i_c[ki], d_r[k], d_c[k], cur, branch[k], w, w1, out[k])
 
 
 newton_batch = _jit(_newton_batch, parallel=True)
@@ -168,7 +176,8 @@ newton_batch = _jit(_newton_batch, parallel=True)
 @dataclass(slots=True)
 class SinhNewtonResult(ChordResult):
     """A batch's result as :class:`chord.ChordResult` (``steps``: Newton steps, ``iterations``:
-    CG steps, each the most over the batch), with the Newton and CG steps of each vector (B, 2)."""
+    CG steps, each the most over the batch; ``cells`` None unless asked for), with the Newton and
+    CG steps of each vector (B, 2)."""
 
     counts: np.ndarray
 
@@ -220,7 +229,7 @@ def _law_arrays(cell: Sinh, n: int, m: int) -> tuple:
 def solve(blocks: LineBlocks, cell: Sinh, shifts: tuple[np.ndarray, np.ndarray], out_ports: np.ndarray, *,
           rtol: float, maxiter: int, g_floor: float, atol: float = 0.0, max_steps: int = MAX_STEPS,
           eta: float = ETA, x0: tuple[np.ndarray, np.ndarray] | None = None,
-          prior: tuple[np.ndarray, np.ndarray] | None = None) -> SinhNewtonResult:
+          prior: tuple[np.ndarray, np.ndarray] | None = None, want_cells: bool = True) -> SinhNewtonResult:
     """Newton per input vector, compiled (module docstring), for line potentials ``shifts``
     ((B, N), (B, M) V); ``g_floor`` (S) the smallest slope a step uses (newton.G_FLOOR);
     ``atol`` (A) an ℓ1 KCL residual also accepted; ``maxiter`` the CG cap per step.
@@ -229,7 +238,8 @@ def solve(blocks: LineBlocks, cell: Sinh, shifts: tuple[np.ndarray, np.ndarray],
     same inputs on nearly the same cells), or ``prior`` (the per-cell ratios (N, M) of
     :func:`ratios` from an earlier solve of other inputs on this array: each vector starts
     from the drops they predict for its own ideal line currents). A start changes how many
-    steps a vector takes, never the certified answer."""
+    steps a vector takes, never the certified answer. ``want_cells``: return the cell currents
+    (B, N, M) A (else ``cells`` is None)."""
     b = blocks
     s_r, s_c = (np.ascontiguousarray(x, dtype=float) for x in shifts)
     bsz, n, m = s_r.shape[0], b.n, b.m
@@ -245,7 +255,7 @@ def solve(blocks: LineBlocks, cell: Sinh, shifts: tuple[np.ndarray, np.ndarray],
         i_r, i_c = ideal_currents(b, s_r, s_c)
     else:
         start, x_r, x_c = 0, none, none
-    d_r, d_c, cells = np.empty((bsz, n, m)), np.empty((bsz, n, m)), np.empty((bsz, n, m))
+    d_r, d_c, cells = np.empty((bsz, n, m)), np.empty((bsz, n, m)), np.empty((bsz if want_cells else 0, n, m))
     branch, out = np.empty((bsz, n + m)), np.empty((bsz, 4))
     with kernels.parallel("sinhnewton", bsz * n * m * WORK_PER_CELL, bsz) as chunks:
         newton_batch(s_r, s_c, *_law_arrays(cell, n, m), float(g_floor), gw, gc, gpl, gpr, gpt, gpb,
@@ -258,7 +268,7 @@ def solve(blocks: LineBlocks, cell: Sinh, shifts: tuple[np.ndarray, np.ndarray],
         bound = np.where(kcl == 0, 0.0, kcl / (i_out - kcl))
     bound[~((i_out - kcl > 0) | (kcl == 0))] = np.inf
     done = out[:, 3] > 0
-    return SinhNewtonResult(d_r, d_c, branch, cells, bound, done, int(out[:, 0].max(initial=0)),
+    return SinhNewtonResult(d_r, d_c, branch, cells if want_cells else None, bound, done, int(out[:, 0].max(initial=0)),
                             int(out[:, 1].max(initial=0)), kcl, out[:, :2].astype(np.int64))
 
 
@@ -270,11 +280,57 @@ def ideal_currents(blocks: LineBlocks, s_r: np.ndarray, s_c: np.ndarray) -> tupl
             np.ascontiguousarray(s_r @ g - s_c * g.sum(axis=0)))
 
 
+#: Weight the earlier batches keep in a :class:`DropFit` when a batch's solution is added, so
+#: that a row or column the newest batch leaves undriven keeps its earlier estimate instead of
+#: none. Measured on the batches of a digits device epoch (bench_nonlinear.py part 4: 1 Ω,
+#: 64×64 tiles): fitted to the last batch alone, 11 % of the vectors took a third Newton step
+#: (44 % of the test-set batch, which followed a last training batch of three vectors); keeping
+#: 0.1, 0.25 or 0.5 of the earlier fit, 4 % (7–9 %); 0.9, which remembers devices that have since
+#: moved, 27 %.
+FIT_KEEP = 0.25
+
+
+@dataclass(slots=True)
+class DropFit:
+    """The least-squares sums behind :func:`ratios` over the batches solved on one array, each
+    earlier batch weighted down by :data:`FIT_KEEP` per batch: numerators (N, M) V·A of the row
+    and column drops times their lines' ideal currents, denominators (N,), (M,) A² (the
+    currents' squares)."""
+
+    num_r: np.ndarray
+    den_r: np.ndarray
+    num_c: np.ndarray
+    den_c: np.ndarray
+
+    @classmethod
+    def of(cls, blocks: LineBlocks, shifts: tuple[np.ndarray, np.ndarray], d_r: np.ndarray, d_c: np.ndarray,
+           earlier: DropFit | None = None, keep: float = FIT_KEEP) -> DropFit:
+        """The fit of a solve's drops (B, N, M) V for line potentials ``shifts``, added to
+        ``earlier`` (weighted by ``keep``) when it is a fit of an array of the same size."""
+        i_r, i_c = ideal_currents(blocks, *shifts)
+        n, m = blocks.n, blocks.m
+        if earlier is not None and earlier.num_r.shape == (n, m):
+            fit = cls(keep * earlier.num_r, keep * earlier.den_r, keep * earlier.num_c, keep * earlier.den_c)
+        else:
+            fit = cls(np.zeros((n, m)), np.zeros(n), np.zeros((n, m)), np.zeros(m))
+        fit_sums(np.ascontiguousarray(d_r, dtype=float), np.ascontiguousarray(d_c, dtype=float), i_r, i_c,
+                 fit.num_r, fit.den_r, fit.num_c, fit.den_c)
+        return fit
+
+    def ratios(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-cell ratios (N, M), V/A, of row drops to row currents and of column drops to column
+        currents (0 on a line no fitted batch drove): the ``prior`` of :func:`solve`."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho_r = np.where(self.den_r[:, None] > 0, self.num_r / self.den_r[:, None], 0.0)
+            rho_c = np.where(self.den_c[None, :] > 0, self.num_c / self.den_c[None, :], 0.0)
+        return np.ascontiguousarray(rho_r), np.ascontiguousarray(rho_c)
+
+
 def ratios(blocks: LineBlocks, shifts: tuple[np.ndarray, np.ndarray], d_r: np.ndarray,
            d_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-cell ratios (N, M), V/A, of a solve's row drops to its rows' ideal currents and of its
     column drops to its columns' ideal currents (least squares over the batch), the start
-    :func:`solve` predicts other inputs' drops from.
+    :func:`solve` predicts other inputs' drops from (:class:`DropFit` keeps them over batches).
 
     Why it predicts well: a row line's drop profile is set by how its current spreads over its
     cells, which the conductances fix (every cell of a row sees the same input), so it scales
@@ -282,34 +338,23 @@ def ratios(blocks: LineBlocks, shifts: tuple[np.ndarray, np.ndarray], d_r: np.nd
     scales with the column's current. Measured on a digits tile (1 Ω wires, 30 % drops): a
     prediction within 10–20 % of the drops, so Newton takes two steps instead of three.
     """
-    i_r, i_c = ideal_currents(blocks, *shifts)
-    rho_r, rho_c = np.empty((blocks.n, blocks.m)), np.empty((blocks.n, blocks.m))
-    fit_ratios(np.ascontiguousarray(d_r), np.ascontiguousarray(d_c), i_r, i_c, rho_r, rho_c)
-    return rho_r, rho_c
+    return DropFit.of(blocks, shifts, d_r, d_c).ratios()
 
 
 @_jit
-def fit_ratios(d_r, d_c, i_r, i_c, rho_r, rho_c):  # pragma: no cover - compiled
-    """rho_r[i, j] = Σ_k d_r[k, i, j]·i_r[k, i] / Σ_k i_r[k, i]² (0 where every i_r[:, i] is 0),
-    rho_c likewise with i_c[k, j]."""
+def fit_sums(d_r, d_c, i_r, i_c, num_r, den_r, num_c, den_c):  # pragma: no cover - compiled
+    """Adds Σ_k d_r[k, i, j]·i_r[k, i] to num_r[i, j], Σ_k i_r[k, i]² to den_r[i], and likewise
+    Σ_k d_c[k, i, j]·i_c[k, j] to num_c, Σ_k i_c[k, j]² to den_c."""
     bsz, n, m = d_r.shape
-    for i in range(n):
-        for j in range(m):
-            rho_r[i, j], rho_c[i, j] = 0.0, 0.0
-    nr, nc = np.zeros(n), np.zeros(m)
     for k in range(bsz):
         for i in range(n):
             x = i_r[k, i]
-            nr[i] += x * x
+            den_r[i] += x * x
             for j in range(m):
-                rho_r[i, j] += d_r[k, i, j] * x
-                rho_c[i, j] += d_c[k, i, j] * i_c[k, j]
+                num_r[i, j] += d_r[k, i, j] * x
+                num_c[i, j] += d_c[k, i, j] * i_c[k, j]
         for j in range(m):
-            nc[j] += i_c[k, j] * i_c[k, j]
-    for i in range(n):
-        for j in range(m):
-            rho_r[i, j] = rho_r[i, j] / nr[i] if nr[i] > 0.0 else 0.0
-            rho_c[i, j] = rho_c[i, j] / nc[j] if nc[j] > 0.0 else 0.0
+            den_c[j] += i_c[k, j] * i_c[k, j]
 
 
 def exercise() -> None:
@@ -321,4 +366,4 @@ def exercise() -> None:
                  np.zeros((1, 2, 2)), np.zeros((1, 2)), np.zeros((1, 2)), np.empty((1, 2, 2)), np.empty((1, 2, 2)),
                  np.empty((1, 2, 2)), np.empty((1, 4)), np.empty((1, 4)))
     d = np.zeros((1, 2, 2))
-    fit_ratios(d, d, np.ones((1, 2)), np.ones((1, 2)), np.empty((2, 2)), np.empty((2, 2)))
+    fit_sums(d, d, np.ones((1, 2)), np.ones((1, 2)), np.zeros((2, 2)), np.zeros(2), np.zeros((2, 2)), np.zeros(2))

@@ -138,25 +138,6 @@ def test_the_drop_fit_keeps_what_the_newest_batch_leaves_undriven(rng):
     _close(got, ref.solve(x3))
 
 
-def test_a_start_near_the_answer_takes_at_most_two_steps(rng):
-    """From drops within 1 % of the answer (a warm start after a small device change), every
-    vector certifies in two Newton steps: the second is a chord step on the first one's
-    factorisation only when that still certifies (an earlier rule kept it after any small
-    step and left a third of such vectors a third step), and the answer is the reference's."""
-    law, _, _ = pku((64, 64), rng)
-    spec = CrossbarSpec(conductances=_g(law, (64, 64)), r_row=1.0, r_col=1.0, r_driver=1.0, r_sense=1.0)
-    fast, ref = _pair(spec, law)
-    x = rng.uniform(0.0, 0.1, (8, 64))
-    shifts = fast.blocks.shifts(fast.circuit.source_values(x))
-    kw = dict(rtol=1e-10, maxiter=500, g_floor=1e-12)
-    exact = sinhnewton.solve(fast.blocks, law, shifts, fast.circuit.out_src, **kw)
-    near = sinhnewton.solve(fast.blocks, law, shifts, fast.circuit.out_src, x0=(1.01 * exact.d_r, 1.01 * exact.d_c), **kw)
-    assert near.converged.all() and near.counts[:, 0].max() <= 2
-    want = ref.solve(x).currents
-    got = fast.circuit.outputs_from_branches(near.branch)
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9 * np.abs(want).max())
-
-
 def test_cell_currents_only_when_asked(rng):
     """The compiled path returns cell currents only with want_cells; the outputs are the same bit
     for bit either way, and the cell currents equal the damped Newton's to 1e-9 of the largest."""

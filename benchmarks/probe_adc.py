@@ -57,12 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         print("probe_adc: error: --steps and --every must be ≥ 1, --calibrate-every ≥ 0", file=sys.stderr)
         return 2
     own = {"data.dir": "--data", "train.seed": "--seed", "train.calibrate_every": "--calibrate-every",
-           "solver.engine": "--engine", "train.reference": "off", "optimizer.refresh_threshold": "off"}
+           "solver.engine": "--engine", "train.reference": "off", "optimizer.refresh_threshold": "off",
+           "optimizer.refresh_keep": "off"}
     if (why := refuse_own("probe_adc", a.overrides, own)) is not None:
         print(why, file=sys.stderr)
         return 2
     sets = ['data.subset="none"', f"data.dir={a.data}", *a.overrides, f"train.seed={a.seed}",
-            "train.reference=false", "optimizer.refresh_threshold=none"]
+            "train.reference=false", "optimizer.refresh_threshold=none", "optimizer.refresh_keep=none"]
     if a.engine:
         sets.append(f'solver.engine="{a.engine}"')
     try:

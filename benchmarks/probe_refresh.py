@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     subset = '"none"' if a.subset == "none" else a.subset
     sets = [f"data.dir={a.data}", f"data.subset={subset}", f"data.test_subset={a.test}",
-            *a.overrides, "optimizer.refresh_threshold=none", "train.epochs=1", f"train.seed={a.seed}"]
+            *a.overrides, "optimizer.refresh_threshold=none", "optimizer.refresh_keep=none", "train.epochs=1",
+            f"train.seed={a.seed}"]
     try:
         cfg = load_config(a.config, sets)
         run = loop._set_up(cfg)

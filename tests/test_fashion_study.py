@@ -283,7 +283,8 @@ def test_adc_probe_counts_clipping_per_stretch_of_steps(tmp_path, capsys, fashio
 
     cfg = load_config(CONFIGS / "fashion_cnn_ssm.toml", [f"data.dir={fashion_dir}", "data.subset=96",
                                                          "train.batch=32", 'solver.engine="ideal"',
-                                                         "train.reference=false", "optimizer.refresh_threshold=none"])
+                                                         "train.reference=false", "optimizer.refresh_threshold=none",
+                                                         "optimizer.refresh_keep=none"])
     run = loop._set_up(cfg)
     out = pa.probe(run, 3, 3, 0)
     made, clipped = loop._adc_counts(run.layers)
@@ -322,14 +323,15 @@ def test_runs_report_tabulates_run_folders(tmp_path, capsys):
 
 def test_fashion_cnn_config_is_the_tables_ssm_and_trains(tmp_path, fashion_dir):
     """configs/fashion_cnn_ssm.toml says it runs the Fashion CNN table's SSM at the table's rate:
-    its optimizer and rate equal the table study's SSM point, and it trains from its file (1 Ω
+    its optimizer (but for the refresh it adds) and rate equal the table study's SSM point, and
+    it trains from its file (1 Ω
     wires, nodal reads) on tiny data, writing the epoch table runs_report reads."""
     table = tomllib.loads((CONFIGS / "study_fashion_table_cnn.toml").read_text())
     parts = ("stochastic", "momentum", "reinit", "compensation")  # switched off only in the ablation rows
     k = next(i for i, o in enumerate(table["optimizer"])
              if o["name"] == "ssm" and all(o.get(part, True) for part in parts))
     cfg = tomllib.loads((CONFIGS / "fashion_cnn_ssm.toml").read_text())
-    mine = {key: v for key, v in cfg["optimizer"].items() if key != "refresh_threshold"}
+    mine = {key: v for key, v in cfg["optimizer"].items() if key not in ("refresh_threshold", "refresh_keep")}
     assert mine == table["optimizer"][k] and cfg["train"]["lr"] == table["train"]["lr"][k]
     assert cfg["network"]["kind"] == table["network"]["kind"] == "cnn"
     assert (cfg["array"]["rows"], cfg["array"]["r_row"], cfg["solver"]["engine"]) == (128, 1.0, "nodal")

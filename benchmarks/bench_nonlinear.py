@@ -180,13 +180,16 @@ def part4(repeats):
         f"{kind} {calls} calls, {vectors} vectors, {seconds:.2f} s" for kind, (calls, vectors, seconds) in tally.items()))
     runs = []
     for _ in range(repeats):
-        t0, nv, steps = time.perf_counter(), 0, np.zeros(2)
+        t0, nv, steps, third = time.perf_counter(), 0, np.zeros(2), 0
         for blocks, cell, shifts, out_ports, kw in caps:
-            steps += sinhnewton.solve(blocks, cell, shifts, out_ports, **kw).counts.sum(axis=0)
+            counts = sinhnewton.solve(blocks, cell, shifts, out_ports, **kw).counts
+            steps += counts.sum(axis=0)
+            third += int((counts[:, 0] >= 3).sum())
             nv += shifts[0].shape[0]
         runs.append((time.perf_counter() - t0) / nv * 1e6)
     read, (newton, cg) = float(np.median(runs)), steps / nv
-    print(f"  whole read: {read:.0f} µs per vector, {newton:.2f} Newton steps, {cg:.2f} CG steps")
+    print(f"  whole read: {read:.0f} µs per vector, {newton:.2f} Newton steps, {cg:.2f} CG steps; "
+          f"{100 * third / nv:.1f} % of the vectors took three Newton steps or more")
 
     @numba.njit
     def loop(count, flags, sr, sc, inv_v0, a, a_v0, g_lin, g_floor, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c,

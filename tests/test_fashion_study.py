@@ -324,8 +324,8 @@ def test_runs_report_tabulates_run_folders(tmp_path, capsys):
 def test_fashion_cnn_config_is_the_tables_ssm_and_trains(tmp_path, fashion_dir):
     """configs/fashion_cnn_ssm.toml says it runs the Fashion CNN table's SSM at the table's rate:
     its optimizer (but for the refresh it adds) and rate equal the table study's SSM point, and
-    it trains from its file (1 Ω
-    wires, nodal reads) on tiny data, writing the epoch table runs_report reads."""
+    it trains from its file (1 Ω wires, nodal reads) on tiny data, writing the epoch table
+    runs_report reads."""
     table = tomllib.loads((CONFIGS / "study_fashion_table_cnn.toml").read_text())
     parts = ("stochastic", "momentum", "reinit", "compensation")  # switched off only in the ablation rows
     k = next(i for i, o in enumerate(table["optimizer"])

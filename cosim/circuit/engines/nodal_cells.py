@@ -83,8 +83,10 @@ class NewtonPrepared(Prepared):
                                atol=self.atol)
             d_r, d_c, branch, cells, bound = res.d_r, res.d_c, res.branch, res.cells, res.bound
             info = {"method": "newton", "newton_steps": res.steps, "iterations": res.iterations}
+        elif fast:
+            d_r, d_c, branch, cells, bound, info = self._compiled(s_r, s_c, want_cells=want_cells)
         else:
-            d_r, d_c, branch, cells, bound, info = self._chord_then_newton(s_r, s_c, label, want_cells)
+            d_r, d_c, branch, cells, bound, info = self._chord_then_newton(s_r, s_c, label)
         self.last = (v.copy(), d_r, d_c)
         if fast:
             self.fit = sinhnewton.DropFit.of(self.blocks, (s_r, s_c), d_r, d_c, self.fit)
@@ -99,11 +101,9 @@ class NewtonPrepared(Prepared):
         scale = max(float(np.max(a[np.isfinite(a)], initial=0.0)) for a in (self.blocks.gw, self.blocks.gc))
         return newton.G_FLOOR * (scale if scale > 0 else 1.0)
 
-    def _chord_then_newton(self, s_r, s_c, label, want_cells=True):
+    def _chord_then_newton(self, s_r, s_c, label):
         """The batch by the chord iteration; the vectors it leaves uncertified by Newton."""
         c, opts = self.circuit, self.options
-        if self.compiled and sinhnewton.applies(self.blocks, c.cell_law):
-            return self._compiled(s_r, s_c, want_cells=want_cells)
         ch = chord.solve(self.blocks, c.cell_law, (s_r, s_c), c.out_src, rtol=opts.rtol, maxiter=opts.maxiter,
                          g_floor=self._g_floor(), label=label, atol=self.atol)
         return self._finish(ch, "chord", s_r, s_c, label)

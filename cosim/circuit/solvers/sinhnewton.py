@@ -282,11 +282,12 @@ def ideal_currents(blocks: LineBlocks, s_r: np.ndarray, s_c: np.ndarray) -> tupl
 
 #: Weight the earlier batches keep in a :class:`DropFit` when a batch's solution is added, so
 #: that a row or column the newest batch leaves undriven keeps its earlier estimate instead of
-#: none. Measured on the batches of a digits device epoch (bench_nonlinear.py part 4: 1 Ω,
-#: 64×64 tiles): fitted to the last batch alone, 11 % of the vectors took a third Newton step
-#: (44 % of the test-set batch, which followed a last training batch of three vectors); keeping
-#: 0.1, 0.25 or 0.5 of the earlier fit, 4 % (7–9 %); 0.9, which remembers devices that have since
-#: moved, 27 %.
+#: none. On the batches of a digits device epoch (1 Ω, 64×64 tiles; bench_nonlinear.py part 4's
+#: whole-read line): fitted to the last batch alone, 11.4 % of the vectors took a third Newton
+#: step, 4.0 % with this weight. Replaying that epoch's captured batches with other weights: the
+#: test-set batch, which follows a last training batch of three vectors, 44 % alone and 7–9 %
+#: keeping 0.1–0.5 of the earlier fit (all vectors 4 %); 0.9, which remembers devices that have
+#: since moved, 27 %.
 FIT_KEEP = 0.25
 
 

@@ -11,8 +11,8 @@ Both methods here run the same numpy code for everything but the Krylov recurren
 system the nodal engine solves: the column Schur complement S = A_C − G A_R⁻¹ G of an n×n array
 (1 Ω segments, devices 1–100 µS, inputs 0–0.3 V, as ``bench_scale.py``), preconditioned by the
 column line blocks A_C, from zero IR drops. The operator and preconditioner are the engine's own
-compiled line solves (``schur_operator``, ``cols.solve``), so the operator time of the two
-methods is comparable; what differs is the step count and the dense work:
+compiled line solves (``schur_operator``, ``cols.solve``), so a call costs the same in both
+methods; what differs is the step count and the dense work:
 
 - per-vector PCG: each vector its own α, β (vectorised over a chunk of ``--block`` vectors),
   stops when every vector's ℓ1 residual is at ``rtol`` of its right-hand side's;
@@ -25,9 +25,12 @@ Both run the batch in chunks of ``--block`` vectors, so the operator's temporari
 size for the two (a 64-vector chunk of a 512² array does not stay in cache, an 8-vector one
 mostly does).
 
-Printed per size and chunk: steps (the most over the chunks), operator time (S and A_C⁻¹), dense time (dot products, updates, Gram
-matrices, QR), total, and the true relative residual of the result. A block method pays only if
-its total beats per-vector PCG's in this same code. The compiled batch of the engine (one line,
+Printed per size and chunk: steps (the most over the chunks), operator time (S and A_C⁻¹), dense
+time (dot products, updates, Gram matrices, QR), total, and the true relative residual of the
+result. The operator's sum can differ between the methods by 2× at equal calls: each call
+allocates its temporaries afresh, and whether they come with page faults depends on what the
+allocator freed before (a call measured alone costs 8–10 ms at 256², 8 vectors, in either
+method). A block method pays only if its total beats per-vector PCG's in this same code. The compiled batch of the engine (one line,
 ``prepare(...).solve``) is printed for scale.
 
     python benchmarks/bench_blockcg.py [--sizes 256 512] [--batch 64] [--block 8 64] [--rtol 1e-10]
@@ -69,10 +72,10 @@ class Timed:
 
 def schur_rhs(blocks: LineBlocks, circuit, v: np.ndarray) -> np.ndarray:
     """The Schur right-hand side (B, N, M), A, of inputs v (B, N) from zero IR drops."""
-    s_r, s_c = blocks.shifts(circuit.source_values(v))
-    f_r, f_c = pcg.rhs(blocks, blocks.drive(s_r, s_c))
-    blocks.rows.solve(f_r)
-    return np.ascontiguousarray(blocks.couple * f_r + f_c)
+    drive = blocks.drive(*blocks.shifts(circuit.source_values(v)))
+    f_r, _ = pcg.rhs(blocks, drive)
+    r, _ = pcg._schur_residual(blocks, pcg._Base(blocks, None, f_r, drive))  # the engine's own first stage
+    return np.ascontiguousarray(r)
 
 
 def per_vector_pcg(t: Timed, b: np.ndarray, rtol: float, maxiter: int = 500):

@@ -75,16 +75,15 @@ class NewtonPrepared(Prepared):
         opts, label = self.options, c.title or "crossbar"
         warm = self.start is not None and np.array_equal(self.start[0], v)
         fast = self.compiled and sinhnewton.applies(self.blocks, c.cell_law)
-        if warm and self.chord and fast:
-            d_r, d_c, branch, cells, bound, info = self._compiled(s_r, s_c, self.start[1:], want_cells)
+        if self.chord and fast:
+            d_r, d_c, branch, cells, bound, info = self._compiled(s_r, s_c, self.start[1:] if warm else None,
+                                                                  want_cells)
         elif warm or not self.chord:
             res = newton.solve(self.blocks, c.cell_law, (s_r, s_c), c.out_src, rtol=opts.rtol, maxiter=opts.maxiter,
                                label=label, x0=self.start[1:] if warm else None, max_newton=self.max_newton,
                                atol=self.atol)
             d_r, d_c, branch, cells, bound = res.d_r, res.d_c, res.branch, res.cells, res.bound
             info = {"method": "newton", "newton_steps": res.steps, "iterations": res.iterations}
-        elif fast:
-            d_r, d_c, branch, cells, bound, info = self._compiled(s_r, s_c, want_cells=want_cells)
         else:
             d_r, d_c, branch, cells, bound, info = self._chord_then_newton(s_r, s_c, label)
         self.last = (v.copy(), d_r, d_c)

@@ -36,8 +36,10 @@ says "1 run". "err" is the relative ℓ1 error of the output currents against th
 
 8. reads: the compiled read on 1 and 2 threads (a 64-input read of a 128² training-like tile,
    wall and CPU time); one small read (256², 1–10 µS, one vector: prepare, whole solve and the
-   part outside the compiled kernel); a batch of 64 inputs against one input through the same
-   prepared array (n ∈ {256, 512, 1024}, 1–100 µS; 1024²: 1 run).
+   part outside the compiled kernel); the same array with 1 Ω driver and sense resistors, one
+   and 64 inputs (their line-end nodes are free unknowns, which once sent a 256² array down the
+   numpy loop); a batch of 64 inputs against one input through the same prepared array
+   (n ∈ {256, 512, 1024}, 1–100 µS; 1024²: 1 run).
 
     python benchmarks/bench_scale.py [--parts read-1024 read-big batch-256 train-64 ir warm kernels reads]
                                      [--big 4096] [--repeats 3]
@@ -398,6 +400,13 @@ def part_reads(repeats: int) -> None:
           f"{10 * repeats}; CPU {1e3 * c_read:.2f} ms, min; target ≤ 5 ms; {res.info['method']}, "
           f"{res.info['iterations']} iterations), of which outside the compiled kernel "
           f"{1e3 * (t_read - statistics.median(inner)):.2f} ms")
+    ported = nodal.ENGINE.prepare(build_circuit(spec.replace(r_driver=1.0, r_sense=1.0)), SolverOptions())
+    v64 = rng.uniform(0.0, 0.3, (64, 256))
+    t1, _, r1 = _wall_cpu(lambda: ported.solve(v), 10 * repeats)
+    t64, _, r64 = _wall_cpu(lambda: ported.solve(v64), repeats)
+    print(f"  the same with 1 Ω driver and sense resistors ({ported.blocks.n_free} free unknowns): one input "
+          f"{1e3 * t1:.2f} ms, 64 inputs {1e3 * t64:.1f} ms wall (medians; {r1.info['iterations']} / "
+          f"{r64.info['iterations']} iterations, bounds {r1.info['error_bound']:.1e} / {r64.info['error_bound']:.1e})")
     print("  64 inputs through the lanes (multirhs, 8 vectors per pass) against one input, and against the")
     print("  per-vector path (coldread below MIN_CELLS / general loop for large arrays; lanes switched off):")
     print("  (wall: median; CPU: min over the repeats, all threads summed, the measure least moved by other jobs)")

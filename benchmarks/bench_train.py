@@ -11,7 +11,8 @@ training is timed):
   the LeNet-like CNN (conv3×3→8, pool, conv3×3→16, pool, dense) on the same data and tiles.
 
 Both engines run the same config and seed; the nodal one has ``--r-wire`` Ω per wire segment
-(the ideal engine ignores wires by definition). Per engine: the median epoch time over
+and ``--r-periphery`` Ω in each row driver and sense amplifier (default 0: ideal ports; the ideal
+engine ignores both by definition). Per engine: the median epoch time over
 ``--repeats`` runs of ``--epochs`` epochs (epoch times exclude setup: data, device draws,
 initial programming), split into reads (circuit preparation + solves, tile counters), updates
 (device pulses and writes) and bookkeeping (the rest: DAC/ADC, network algebra, optimizer,
@@ -24,7 +25,7 @@ threads, which inflates the reference and flatters the ratio (docs/speed.md). Th
 run trains on one BLAS thread whatever ``--blas-threads`` says (``run_training`` limits it under
 circuit reads unless ``OPENBLAS_NUM_THREADS`` or the like is set in the environment).
 
-    .venv/bin/python benchmarks/bench_train.py [--repeats 1] [--epochs 1] [--r-wire 1.0]
+    .venv/bin/python benchmarks/bench_train.py [--repeats 1] [--epochs 1] [--r-wire 1.0] [--r-periphery 0]
         [--data DIR] [--subset 2048] [--test-subset 500] [--tiles 128 256] [--skip-mnist]
         [--blas-threads 1] [--networks mlp cnn] [--fixed-threads]
 
@@ -78,7 +79,8 @@ def case(name: str, base: list[str], args) -> None:
     for engine in ("ideal", "nodal"):
         sets = base + [f'solver.engine="{engine}"', f"train.epochs={args.epochs}", "train.reference=false"]
         if engine == "nodal":
-            sets += [f"array.r_row={args.r_wire}", f"array.r_col={args.r_wire}"]
+            sets += [f"array.r_row={args.r_wire}", f"array.r_col={args.r_wire}",
+                     f"array.r_driver={args.r_periphery}", f"array.r_sense={args.r_periphery}"]
         runs = [run(load_config(None, sets), args.epochs, args.blas_threads) for _ in range(args.repeats)]
         out[engine] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     i, n = out["ideal"], out["nodal"]
@@ -91,7 +93,8 @@ def case(name: str, base: list[str], args) -> None:
     from cosim.circuit.solvers import kernels
 
     print(f"nodal / ideal epoch time: {n['epoch'] / i['epoch']:.1f}× "
-          f"(reads {n['reads'] / max(i['reads'], 1e-9):.0f}×; r = {args.r_wire:g} Ω/segment; compiled reads on "
+          f"(reads {n['reads'] / max(i['reads'], 1e-9):.0f}×; r = {args.r_wire:g} Ω/segment, "
+          f"{args.r_periphery:g} Ω driver and sense; compiled reads on "
           f"{kernels.threads()} thread(s); BLAS threads {args.blas_threads or 'default'}; {load()})")
     # CPU time (all threads) of the whole run, set-up and evaluation included: on a shared machine
     # far less inflated by other jobs than wall time, which they deschedule.
@@ -106,6 +109,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--r-wire", type=float, default=1.0)
+    ap.add_argument("--r-periphery", type=float, default=0.0, help="driver and sense resistance, Ω (nodal run)")
     ap.add_argument("--data", help="MNIST-format IDX folder (default: Debian's Fashion-MNIST if installed)")
     ap.add_argument("--subset", type=int, default=2048)
     ap.add_argument("--test-subset", type=int, default=500)

@@ -158,6 +158,25 @@ def test_cold_reads_equal_numpy_and_direct(case, transpose, rng, monkeypatch):
     np.testing.assert_allclose(got.node_voltages, exp.node_voltages, atol=1e-9 * np.nanmax(np.abs(exp.node_voltages)))
 
 
+def test_periphery_resistors_keep_a_256_array_on_the_compiled_cold_read(rng, monkeypatch):
+    """Driver and sense resistors free the line-end nodes an ideal port would fix (2·256² free
+    unknowns here, 512 more than without them); up to 256×256 cells the read must still take
+    the single-stage compiled path (not the numpy loop with a rebase, five times slower) and be
+    exact; one more row of cells and the array rebases."""
+    g = rng.uniform(1e-6, 1e-5, (256, 256))
+    spec = CrossbarSpec(conductances=g, r_row=1.0, r_col=1.0, r_driver=1.0, r_sense=1.0)
+    prep = prepare_spec(spec, SolverOptions(method="pcg", rtol=1e-10))
+    assert prep.blocks.n_free == 2 * 256 * 256 and not pcg._rebase_worth(prep.blocks)
+    v = rng.uniform(0.0, 0.3, (1, 256))
+    calls, real = [], coldread.cold_read
+    monkeypatch.setattr(coldread, "cold_read", lambda *a: calls.append(1) or real(*a))
+    got = prep.solve(v)
+    assert len(calls) == 1
+    assert rel_l1(got.currents, direct(spec, False).solve(v).currents) <= TOL
+    taller = CrossbarSpec(conductances=rng.uniform(1e-6, 1e-5, (257, 256)), r_row=1.0, r_col=1.0)
+    assert pcg._rebase_worth(prepare_spec(taller, SolverOptions(method="pcg")).blocks)
+
+
 def mixed_inputs(rng, n_inputs: int) -> np.ndarray:
     """A batch no chunk boundary can hide behind: random, all-zero (solved before any step),
     one tiny, one large and one repeated vector, uneven in length (7) over 1, 2 or 3 chunks."""

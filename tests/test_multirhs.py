@@ -61,7 +61,7 @@ def check(got, exp) -> None:
 def test_lanes_equal_direct_for_every_circuit_option(case, transpose, refine, lanes, rng, monkeypatch):
     """One stage (small arrays) and two (the refinement stage that large arrays use)."""
     if refine:
-        monkeypatch.setattr(pcg, "REBASE_MIN_UNKNOWNS", 0)
+        monkeypatch.setattr(pcg, "NO_REBASE_MAX_CELLS", 0)
     spec = CASES[case]
     prep = prepare_spec(spec, SolverOptions(method="pcg", rtol=1e-10), transpose=transpose)
     v = batch(rng, prep.circuit.n_inputs)
@@ -108,7 +108,7 @@ def test_a_vector_reads_the_same_bits_in_any_batch_and_on_any_thread_count(lanes
 @pytest.mark.parametrize("refine", [False, True])
 def test_uncertified_lanes_fall_back_to_the_general_loop(refine, lanes, rng, monkeypatch):
     if refine:
-        monkeypatch.setattr(pcg, "REBASE_MIN_UNKNOWNS", 0)
+        monkeypatch.setattr(pcg, "NO_REBASE_MAX_CELLS", 0)
     spec = CASES["v2_biased"]
     prep = prepare_spec(spec, SolverOptions(method="pcg", rtol=1e-10))
     v = batch(rng, prep.circuit.n_inputs)

@@ -198,7 +198,7 @@ SMALL_CELLS, SMALL_CELLS_COMPILED = 48 * 48, 8 * 8
 # on the numpy path, the per-step overhead of the column sweeps); iterations to 1e-9 ≈
 # 2 + 2.2·sqrt(N·M·r·g), plus about 3 iterations' worth of extraction, checks and refinement.
 # Compiled kernels: C_IT_COMPILED per unknown where a vector's solve stays in cache (below
-# pcg.REBASE_MIN_UNKNOWNS), the numpy path's per-element cost above it (memory bound).
+# pcg.NO_REBASE_MAX_CELLS), the numpy path's per-element cost above it (memory bound).
 C_LU, T_LU0, T_PCG0 = 2.0e-8, 1.0e-3, 2.0e-4
 C_IT, C_STEP = 1.2e-8, 2.0e-6
 C_IT_COMPILED = 6.0e-9
@@ -211,7 +211,7 @@ def estimate_times(blocks: LineBlocks) -> tuple[float, float, float]:
     u = 2 * blocks.n * blocks.m
     its = pcg.estimated_iterations(blocks)
     if kernels.ENABLED:
-        per_it = (C_IT_COMPILED if u < pcg.REBASE_MIN_UNKNOWNS else C_IT) * u
+        per_it = (C_IT_COMPILED if blocks.n * blocks.m <= pcg.NO_REBASE_MAX_CELLS else C_IT) * u
     else:
         per_it = C_IT * u + C_STEP * (blocks.n + blocks.m)
     return T_LU0 + C_LU * u ** 1.5, T_PCG0 + (its + 3) * per_it, its

@@ -274,7 +274,7 @@ MIN_BATCH = 2
 #: A CG step costs about the same per cell and vector on either kernel (the lanes share only the
 #: line factors' traffic), and up to 256² coldread measured as fast or faster; the lanes pay where
 #: a batch would otherwise take the numpy general loop, so the threshold sits with
-#: pcg.REBASE_MIN_UNKNOWNS (docs/speed.md; benchmarks/bench_scale.py part "reads" prints
+#: pcg.NO_REBASE_MAX_CELLS (docs/speed.md; benchmarks/bench_scale.py part "reads" prints
 #: both paths).
 MIN_CELLS = 2**17
 

@@ -167,9 +167,12 @@ def _pair(blocks: LineBlocks, base: _Base, lo: np.ndarray | None, out_ports,
 
 #: Relative ℓ1 residual (of the output currents) at which a stage rebases its iterate.
 REBASE = 1e-5
-#: Arrays with fewer free unknowns than this (and N·M·r·g < 10) never rebase mid-stage
-#: (measured floors: ≤ 1e-11 of the outputs up to 512², 1 Ω, 1–100 µS).
-REBASE_MIN_UNKNOWNS = 2**17
+#: Arrays of at most this many cells (and N·M·r·g < 10) never rebase mid-stage (measured floors:
+#: ≤ 1e-11 of the outputs up to 512², 1 Ω, 1–100 µS). Counted in cells, not free unknowns:
+#: driver and sense resistors add a free node per line end without moving the rounding floor,
+#: and counting them sent a 256×256 array with periphery resistors (2·256² + 512 unknowns)
+#: to the numpy general loop, five times slower per read than the same array without them.
+NO_REBASE_MAX_CELLS = 256 * 256
 
 
 def _schur_residual(blocks: LineBlocks, base: _Base) -> tuple[np.ndarray, np.ndarray]:
@@ -236,7 +239,7 @@ def solve(blocks: LineBlocks, drive: np.ndarray | None, out_ports: np.ndarray, *
 
 def _rebase_worth(blocks: LineBlocks) -> bool:
     """Whether a solve rebases its iterate halfway (large arrays or strong IR drop; see REBASE)."""
-    return blocks.n_free >= REBASE_MIN_UNKNOWNS or blocks.ir_parameter() >= 10.0
+    return blocks.n * blocks.m > NO_REBASE_MAX_CELLS or blocks.ir_parameter() >= 10.0
 
 
 def _solve_compiled(blocks, shifts, out_ports, rtol, maxiter, atol,

@@ -39,12 +39,22 @@ further step, a last one with law, balances and correction), per CG step. Last, 
 start could save: a third of the batches read from their own converged drops scaled by 1 + ε
 (ε = 0.1 … 1e-4) against the predicted start.
 
+Part 5, batch reads through the engine at strong IR drop: part 1's arrays (n ∈ ``--batch-sizes``,
+N·M·r·g 20 / 81 / 322 at 256² / 512² / 1024²) read with ``cell = "device"`` for a batch of
+``--batch`` input vectors (2 at 1024²) by the nodal engine's compiled per-vector Newton
+(``sinhnewton``) and, on the same prepared array, by the path it took before
+(``NewtonPrepared.compiled = False``: the chord iteration, then the damped Newton for the vectors
+it leaves), and the ohmic read of the same inputs (the cells' chord conductance at 0.1 V). Printed:
+median times, the method each took, certified bounds and the difference of the two nonlinear
+answers.
+
 The machine may be shared: ratios are within one run, medians of ``--repeats``.
 
     python benchmarks/bench_nonlinear.py [--sizes 64 128 256 512] [--with-1024] [--spice-sizes 16 32 64]
                                          [--with-128] [--repeats 3] [--skip-train] [--train-cells device 1S1R]
                                          [--set solver.rtol=1e-6]
     COSIM_THREADS=1 python benchmarks/bench_nonlinear.py --parts 4
+    python benchmarks/bench_nonlinear.py --parts 5 [--batch-sizes 256 512 1024] [--batch 4]
 """
 
 from __future__ import annotations
@@ -252,6 +262,32 @@ def start_quality(caps, repeats):
         print(f"    from {label:<32} {np.median(runs):5.0f} µs  {steps[0] / nv:.2f} Newton  {steps[1] / nv:.2f} CG")
 
 
+def part5(sizes, batch, repeats):
+    import dataclasses
+
+    from cosim.circuit.engines.base import prepare
+
+    print(f"part 5: engine batch reads of Stanford-PKU cells, 1 Ω segments, {batch} inputs (2 at 1024²)")
+    print(f"{'n':>6} {'N·M·r·g':>8} {'ohmic s':>8} {'compiled s':>11} {'before s':>9} {'speed-up':>9} "
+          f"{'bound':>9} {'before':>14} {'diff':>9}")
+    for n in sizes:
+        spec, law, _ = arrays(n)
+        b = 2 if n >= 1024 else batch
+        x = np.random.default_rng(1).uniform(0.0, 0.3, (b, n))
+        ohmic = prepare(build_circuit(spec), SolverOptions())
+        circuit = dataclasses.replace(build_circuit(spec.replace(cell="device", law=law)))
+        fast = prepare(circuit, SolverOptions())
+        slow = prepare(circuit, SolverOptions())
+        slow.compiled = False
+        t_oh, _ = median_time(lambda: ohmic.solve(x), repeats)  # noqa: B023
+        fast.solve(x[:1])  # compile and fit the start, as a training run would have
+        t_f, got = median_time(lambda: fast.solve(x), repeats)  # noqa: B023
+        t_s, ref = median_time(lambda: slow.solve(x), 1 if n >= 512 else repeats)  # noqa: B023
+        diff = float(np.abs(got.currents - ref.currents).sum(axis=1).max() / np.abs(ref.currents).sum(axis=1).min())
+        print(f"{n:>6} {fast.blocks.ir_parameter():>8.0f} {t_oh:>8.3f} {t_f:>11.3f} {t_s:>9.2f} {t_s / t_f:>8.1f}x "
+              f"{got.residual:>9.1e} {ref.info['method']:>14} {diff:>9.1e}   ({got.info['method']})")
+
+
 TRAIN_SETS = ["array.rows=64", "array.cols=64", 'solver.engine="nodal"', "train.epochs=1", "train.reference=false",
               "array.r_row=1.0", "array.r_col=1.0", 'device.card="stanford_pku_default"']
 
@@ -266,6 +302,8 @@ def main() -> None:
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--train-cells", nargs="+", default=["device"], help="cell kinds timed against 0T1R in part 3")
     ap.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 512, 1024], help="part 5's array sizes")
+    ap.add_argument("--batch", type=int, default=4, help="part 5's input vectors (2 at 1024²)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="part 3: one more training-config override for both cell kinds (repeatable), "
                          "e.g. solver.rtol=1e-6")
@@ -283,6 +321,8 @@ def main() -> None:
         part3(a.train_cells, a.repeats, a.overrides)
     if 4 in a.parts:
         part4(a.repeats)
+    if 5 in a.parts:
+        part5(a.batch_sizes, a.batch, a.repeats)
 
 
 if __name__ == "__main__":

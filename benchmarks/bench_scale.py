@@ -40,7 +40,8 @@ says "1 run". "err" is the relative ℓ1 error of the output currents against th
    some vectors need the general loop's refinement); the same array with 1 Ω driver and sense resistors, one
    and 64 inputs (their line-end nodes are free unknowns, which once sent a 256² array down the
    numpy loop); a batch of 64 inputs against one input through the same prepared array
-   (n ∈ {256, 512, 1024}, 1–100 µS; 1024²: 1 run).
+   (n ∈ {256, 512, 1024}, 1–100 µS; 1024²: 1 run); batches of 2 to 8 inputs through the lanes
+   against the per-vector path (where the lanes start: multirhs.MIN_BATCH).
 
     python benchmarks/bench_scale.py [--parts read-1024 read-big batch-256 train-64 ir warm kernels reads]
                                      [--big 4096] [--repeats 3]
@@ -442,6 +443,26 @@ def part_reads(repeats: int) -> None:
         path = "lanes" if multirhs.pays(prep.blocks, 64) else "coldread (below MIN_CELLS)"
         print(f"  {n:5d} {t1:6.3f} /{c1:6.3f} {t64:6.2f} /{c64:6.2f} {t64 / t1:5.0f} /{c64 / c1:4.0f} {'':22s} "
               f"{t_old:6.2f} /{c_old:6.2f} {res.info['iterations']:5d}  {err}  {path}")
+    print("  batches short of a lane block (multirhs.MIN_BATCH): through the lanes (forced) against the per-vector path,")
+    print("  ms wall (median), on arrays that take the lanes for a full block")
+    old = multirhs.MIN_BATCH
+    try:
+        for n in (256, 512, 1024):
+            spec = spec_of(n) if n > 256 else CrossbarSpec(conductances=rng.uniform(1e-6, 6e-4, (n, n)), r_row=1.0,
+                                                            r_col=1.0)  # N·M·r·g 20: it rebases
+            prep = nodal.ENGINE.prepare(build_circuit(spec), SolverOptions(method="pcg"))
+            line = f"  {n:5d}"
+            for b in (2, 4, 6, 8):
+                v = rng.uniform(0.0, 0.3, (b, n))
+                times = []
+                for mb in (2, 10**9):
+                    multirhs.MIN_BATCH = mb
+                    prep.solve(v)
+                    times.append(_wall_cpu(lambda p=prep, v=v: p.solve(v), 1 if n >= 1024 else repeats)[0])
+                line += f"   {b} vectors {1e3 * times[0]:7.1f} / {1e3 * times[1]:7.1f}"
+            print(line)
+    finally:
+        multirhs.MIN_BATCH = old
 
 
 def main(argv=None) -> None:

@@ -34,6 +34,7 @@ CASES = spec_cases(np.random.default_rng(0))
 def lanes(monkeypatch):
     """Force every cold batch through the lanes; returns the list of stages run (B per call)."""
     monkeypatch.setattr(multirhs, "MIN_CELLS", 0)
+    monkeypatch.setattr(multirhs, "MIN_BATCH", 2)
     calls, real = [], multirhs.solve_lanes
     monkeypatch.setattr(multirhs, "solve_lanes", lambda *a: calls.append(a[14].shape[0]) or real(*a))
     return calls
@@ -144,9 +145,27 @@ def test_strong_ir_drop_takes_the_lanes_with_refinement_unforced(rng, monkeypatc
     assert calls == [True, False, True, False]  # a cold stage, then the refinement stage
 
 
+def test_a_batch_short_of_a_lane_block_keeps_the_per_vector_path(rng, monkeypatch):
+    """Fewer vectors than one block of lanes on an array that rebases (N·M·r·g ≥ 10) go through
+    the general loop, where idle lanes would cost more, and stay exact; a full block takes the
+    lanes."""
+    g = rng.uniform(1e-5, 1e-3, (40, 40))
+    spec = CrossbarSpec(conductances=g, r_row=20.0, r_col=20.0)
+    prep = prepare_spec(spec, SolverOptions(method="pcg", rtol=1e-10))
+    assert prep.blocks.ir_parameter() >= 10.0
+    calls, real = [], multirhs.solve_lanes
+    monkeypatch.setattr(multirhs, "solve_lanes", lambda *a: calls.append(a[14].shape[0]) or real(*a))
+    v = rng.uniform(0.0, 0.3, (multirhs.LANES, 40))
+    short = prep.solve(v[:3])
+    assert calls == []
+    check(short, direct(spec, False).solve(v[:3]))
+    prep.solve(v)
+    assert calls and calls[0] == multirhs.LANES
+
+
 def test_lanes_are_off_without_the_compiled_kernels(monkeypatch):
     b = prepare_spec(CASES["uniform"], SolverOptions(method="pcg")).blocks
     monkeypatch.setattr(multirhs, "MIN_CELLS", 0)
-    assert multirhs.pays(b, 2) and not multirhs.pays(b, 1)
+    assert multirhs.pays(b, multirhs.MIN_BATCH) and not multirhs.pays(b, multirhs.MIN_BATCH - 1)
     monkeypatch.setattr(kernels, "ENABLED", False)
     assert not multirhs.pays(b, 64)

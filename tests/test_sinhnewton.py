@@ -103,6 +103,23 @@ def test_large_ir_drop_tile_and_every_start(transpose, rng):
     assert not alone.converged.any()  # (what the retry from zero repaired)
 
 
+def test_strong_ir_drop_is_read_by_the_compiled_newton(rng):
+    """An array whose IR drop sends the ohmic cold read to its rebase (N·M·r·g ≥ 10) is still read
+    by the compiled Newton, whose steps refine the true residual, and equals the reference."""
+    from cosim.circuit.solvers import pcg
+
+    law, _, _ = pku((48, 40), rng)
+    g = _g(law, (48, 40))
+    r = 12.0 / (48 * 40 * g.mean())  # N·M·r·g = 12
+    spec = CrossbarSpec(conductances=g, r_row=r, r_col=r, r_driver=1.0, r_sense=1.0)
+    fast, ref = _pair(spec, law)
+    assert pcg._rebase_worth(fast.blocks)
+    x = rng.uniform(0.0, 0.4, (5, 48))
+    got, want = fast.solve(x), ref.solve(x)
+    assert got.info["method"] == "compiled-newton" and got.residual <= 1e-11
+    _close(got, want)
+
+
 def test_the_drop_fit_keeps_what_the_newest_batch_leaves_undriven(rng):
     """DropFit against its definition: after two batches its sums are FIT_KEEP × the first's plus
     the second's (numpy least squares, 1e-12); a row only the first batch drove keeps a ratio

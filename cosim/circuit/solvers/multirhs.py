@@ -267,9 +267,12 @@ def _leave_all(d_r, d_c, s_r, s_c, g_cell, gw, gc, gpl, gpr, gpt, gpb, pin_r, pi
 
 leave_all = _jit(_leave_all, parallel=True)
 
-#: Smallest batch read through the lanes: a single vector keeps :mod:`coldread`'s kernel (its
-#: work stays in cache, where seven idle lanes would multiply the traffic).
-MIN_BATCH = 2
+#: Smallest batch read through the lanes: one block of them. Fewer vectors keep the per-vector
+#: paths (coldread's kernel, or the general loop), where idle lanes would multiply the traffic:
+#: measured (bench_scale.py part "reads", session 13) on arrays that rebase, at 256², 512² and
+#: 1024², 2 vectors through the lanes cost 2.9–3.4× the per-vector path, 4 vectors 1.4–2.0×,
+#: 6 vectors 0.9–2.1×, 8 vectors 0.6–0.9×.
+MIN_BATCH = LANES
 #: Smallest array (cells) read through the lanes unless its IR drop needs the refinement stage.
 #: A CG step costs about the same per cell and vector on either kernel (the lanes share only the
 #: line factors' traffic), and up to 256² coldread measured as fast or faster; the lanes pay where

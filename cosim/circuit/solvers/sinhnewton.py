@@ -182,13 +182,20 @@ class SinhNewtonResult(ChordResult):
     counts: np.ndarray
 
 
+#: Largest array (cells) :func:`solve` reads. Unlike the ohmic cold read, which stops in one
+#: stage and so needs a rebase on large arrays or strong IR drop (pcg._rebase_worth), each Newton
+#: step solves for the true nonlinear residual at its iterate, which refines as a rebase does.
+#: Measured (bench_nonlinear.py part 5): Stanford–PKU arrays with 1 Ω wires certified at rtol
+#: 1e-10 at 256², 512² and 1024² (N·M·r·g 20, 81, 322), 7–13× faster than the chord iteration
+#: and damped Newton they went to before; larger arrays are not measured and keep that path.
+MAX_CELLS = 1024 * 1024
+
+
 def applies(blocks: LineBlocks, cell) -> bool:
     """Whether :func:`solve` reads this array: compiled kernels on, a two-terminal sinh law, no
-    eliminated access resistor, and an array small enough that the cold read's single stage
-    (no iterative refinement, pcg._rebase_worth) certifies it."""
-    from cosim.circuit.solvers import pcg  # pcg imports coldread, as this module does
-
-    return kernels.ENABLED and isinstance(cell, Sinh) and blocks.g_acc is None and not pcg._rebase_worth(blocks)
+    eliminated access resistor, and at most :data:`MAX_CELLS` cells. A vector it does not
+    certify is still solved exactly by the caller's fallbacks (module docstring)."""
+    return kernels.ENABLED and isinstance(cell, Sinh) and blocks.g_acc is None and blocks.n * blocks.m <= MAX_CELLS
 
 
 def _line_constants(b: LineBlocks):

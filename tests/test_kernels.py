@@ -160,9 +160,9 @@ def test_cold_reads_equal_numpy_and_direct(case, transpose, rng, monkeypatch):
 
 def test_periphery_resistors_keep_a_256_array_on_the_compiled_cold_read(rng, monkeypatch):
     """Driver and sense resistors free the line-end nodes an ideal port would fix (2·256² free
-    unknowns here, 512 more than without them); up to 256×256 cells the read must still take
-    the single-stage compiled path (not the numpy loop with a rebase, five times slower) and be
-    exact; one more row of cells and the array rebases."""
+    unknowns here, 512 more than without them); such an array must still take the single-stage
+    compiled path (not the numpy loop with a rebase, five times slower) and be exact; past
+    512×512 cells arrays rebase."""
     g = rng.uniform(1e-6, 1e-5, (256, 256))
     spec = CrossbarSpec(conductances=g, r_row=1.0, r_col=1.0, r_driver=1.0, r_sense=1.0)
     prep = prepare_spec(spec, SolverOptions(method="pcg", rtol=1e-10))
@@ -173,8 +173,8 @@ def test_periphery_resistors_keep_a_256_array_on_the_compiled_cold_read(rng, mon
     got = prep.solve(v)
     assert len(calls) == 1
     assert rel_l1(got.currents, direct(spec, False).solve(v).currents) <= TOL
-    taller = CrossbarSpec(conductances=rng.uniform(1e-6, 1e-5, (257, 256)), r_row=1.0, r_col=1.0)
-    assert pcg._rebase_worth(prepare_spec(taller, SolverOptions(method="pcg")).blocks)
+    larger = CrossbarSpec(conductances=rng.uniform(1e-6, 1e-5, (513, 512)), r_row=1.0, r_col=1.0)
+    assert pcg._rebase_worth(prepare_spec(larger, SolverOptions(method="pcg")).blocks)
 
 
 def test_uncertified_cold_reads_restart_from_their_own_drops(rng, monkeypatch):

@@ -168,11 +168,14 @@ def _pair(blocks: LineBlocks, base: _Base, lo: np.ndarray | None, out_ports,
 #: Relative ℓ1 residual (of the output currents) at which a stage rebases its iterate.
 REBASE = 1e-5
 #: Arrays of at most this many cells (and N·M·r·g < 10) never rebase mid-stage (measured floors:
-#: ≤ 1e-11 of the outputs up to 512², 1 Ω, 1–100 µS). Counted in cells, not free unknowns:
-#: driver and sense resistors add a free node per line end without moving the rounding floor,
-#: and counting them sent a 256×256 array with periphery resistors (2·256² + 512 unknowns)
-#: to the numpy general loop, five times slower per read than the same array without them.
-NO_REBASE_MAX_CELLS = 256 * 256
+#: ≤ 1e-11 of the outputs up to 512², 1 Ω, 1–100 µS); the few vectors whose outputs cancel below
+#: a single stage's floor are refined from their cold drops (:func:`solve`). Counted in cells,
+#: not free unknowns: driver and sense resistors free a node per line end without moving the
+#: floor (counting them sent a 256² array with them to the numpy loop, 5× slower). Measured at
+#: 512² (bench_scale.py "reads"; five circuit options, N·M·r·g 1.4–5): one stage 1.5–2.5× faster
+#: than the rebase for one input and 2.0–2.7× for 16, and a Fashion MLP epoch on 512² tiles 5×;
+#: at 1024² one stage was slower (203 against 145 ms), so larger arrays keep the rebase.
+NO_REBASE_MAX_CELLS = 512 * 512
 
 
 def _schur_residual(blocks: LineBlocks, base: _Base) -> tuple[np.ndarray, np.ndarray]:

@@ -263,8 +263,6 @@ def start_quality(caps, repeats):
 
 
 def part5(sizes, batch, repeats):
-    import dataclasses
-
     from cosim.circuit.engines.base import prepare
 
     print(f"part 5: engine batch reads of Stanford-PKU cells, 1 Ω segments, {batch} inputs (2 at 1024²)")
@@ -275,7 +273,7 @@ def part5(sizes, batch, repeats):
         b = 2 if n >= 1024 else batch
         x = np.random.default_rng(1).uniform(0.0, 0.3, (b, n))
         ohmic = prepare(build_circuit(spec), SolverOptions())
-        circuit = dataclasses.replace(build_circuit(spec.replace(cell="device", law=law)))
+        circuit = build_circuit(spec.replace(cell="device", law=law))
         fast = prepare(circuit, SolverOptions())
         slow = prepare(circuit, SolverOptions())
         slow.compiled = False

@@ -37,7 +37,9 @@ says "1 run". "err" is the relative ℓ1 error of the output currents against th
 8. reads: the compiled read on 1 and 2 threads (a 64-input read of a 128² training-like tile,
    wall and CPU time); one small read (256², 1–10 µS, one vector: prepare, whole solve and the
    part outside the compiled kernel); 64 zero-mean inputs through it (outputs that cancel, so
-   some vectors need the general loop's refinement); the same array with 1 Ω driver and sense resistors, one
+   some vectors need the general loop's refinement, in cache-sized chunks and, for comparison,
+   all at once); a 512² array at N·M·r·g ≈ 5 read in one stage and with the rebase that such
+   arrays took before (pcg.NO_REBASE_MAX_CELLS); the same 256² array with 1 Ω driver and sense resistors, one
    and 64 inputs (their line-end nodes are free unknowns, which once sent a 256² array down the
    numpy loop); a batch of 64 inputs against one input through the same prepared array
    (n ∈ {256, 512, 1024}, 1–100 µS; 1024²: 1 run); batches of 2 to 8 inputs through the lanes
@@ -407,17 +409,32 @@ def part_reads(repeats: int) -> None:
     t1, _, r1 = _wall_cpu(lambda: ported.solve(v), 10 * repeats)
     t64, _, r64 = _wall_cpu(lambda: ported.solve(v64), repeats)
     vz = rng.uniform(-0.3, 0.3, (64, 256))
-    general, real_loop = [], pcg._solve
+    general, real_loop, chunk = [], pcg._solve, pcg.FALLBACK_BYTES
     pcg._solve = lambda b, d, *a: general.append(d.shape[0]) or real_loop(b, d, *a)
     try:
         tz, _, rz = _wall_cpu(lambda: prep.solve(vz), repeats)
         general.clear()
         prep.solve(vz)
+        refined = sum(general)
+        pcg.FALLBACK_BYTES = 2**62  # the refined vectors in one chunk
+        t_one, _, _ = _wall_cpu(lambda: prep.solve(vz), repeats)
     finally:
-        pcg._solve = real_loop
+        pcg._solve, pcg.FALLBACK_BYTES = real_loop, chunk
     print(f"  the same, 64 zero-mean inputs (their outputs cancel): {1e3 * tz:.1f} ms wall (median); "
-          f"{sum(general)} of them above a single stage's rounding floor, refined by the general loop; "
-          f"bound {rz.info['error_bound']:.1e}")
+          f"{refined} of them above a single stage's rounding floor, refined by the general loop in "
+          f"cache-sized chunks ({1e3 * t_one:.1f} ms all at once); bound {rz.info['error_bound']:.1e}")
+    big = nodal.ENGINE.prepare(build_circuit(CrossbarSpec(conductances=rng.uniform(1e-6, 3.6e-5, (512, 512)),
+                                                          r_row=1.0, r_col=1.0, r_driver=1.0, r_sense=1.0)),
+                               SolverOptions())
+    v16, limit, ways = rng.uniform(0.0, 0.3, (16, 512)), pcg.NO_REBASE_MAX_CELLS, []
+    try:
+        for cells in (limit, 256 * 256):  # one stage, then the rebase it replaced at 512²
+            pcg.NO_REBASE_MAX_CELLS = cells
+            ways.append([_wall_cpu(lambda x=x: big.solve(x), repeats)[0] for x in (v16[:1], v16)])
+    finally:
+        pcg.NO_REBASE_MAX_CELLS = limit
+    print(f"  512², 1–36 µS, 1 Ω ports (N·M·r·g {big.blocks.ir_parameter():.1f}): one stage {1e3 * ways[0][0]:.1f} / "
+          f"{1e3 * ways[0][1]:.0f} ms for 1 / 16 inputs, with the rebase {1e3 * ways[1][0]:.1f} / {1e3 * ways[1][1]:.0f} ms")
     print(f"  the same with 1 Ω driver and sense resistors ({ported.blocks.n_free} free unknowns): one input "
           f"{1e3 * t1:.2f} ms, 64 inputs {1e3 * t64:.1f} ms wall (medians; {r1.info['iterations']} / "
           f"{r64.info['iterations']} iterations, bounds {r1.info['error_bound']:.1e} / {r64.info['error_bound']:.1e})")

@@ -197,8 +197,8 @@ SMALL_CELLS, SMALL_CELLS_COMPILED = 48 * 48, 8 * 8
 # unknowns ≈ T_LU0 + C_LU·u^1.5; one PCG iteration ≈ C_IT·u + C_STEP·(N+M) (vector passes plus,
 # on the numpy path, the per-step overhead of the column sweeps); iterations to 1e-9 ≈
 # 2 + 2.2·sqrt(N·M·r·g), plus about 3 iterations' worth of extraction, checks and refinement.
-# Compiled kernels: C_IT_COMPILED per unknown where a vector's solve stays in cache (below
-# pcg.NO_REBASE_MAX_CELLS), the numpy path's per-element cost above it (memory bound).
+# Compiled kernels: C_IT_COMPILED per unknown where the compiled one-stage read runs (up to
+# pcg.NO_REBASE_MAX_CELLS cells), the numpy path's per-element cost above it (memory bound).
 C_LU, T_LU0, T_PCG0 = 2.0e-8, 1.0e-3, 2.0e-4
 C_IT, C_STEP = 1.2e-8, 2.0e-6
 C_IT_COMPILED = 6.0e-9

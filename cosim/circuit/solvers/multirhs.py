@@ -275,10 +275,10 @@ leave_all = _jit(_leave_all, parallel=True)
 MIN_BATCH = LANES
 #: Smallest array (cells) read through the lanes unless its IR drop needs the refinement stage.
 #: A CG step costs about the same per cell and vector on either kernel (the lanes share only the
-#: line factors' traffic), and up to 256² coldread measured as fast or faster; the lanes pay where
-#: a batch would otherwise take the numpy general loop, so the threshold sits with
-#: pcg.NO_REBASE_MAX_CELLS (docs/speed.md; benchmarks/bench_scale.py part "reads" prints
-#: both paths).
+#: line factors' traffic), and up to 256² coldread measured as fast or faster (benchmarks/
+#: bench_scale.py part "reads" prints both paths). Set when the one-stage limit
+#: (pcg.NO_REBASE_MAX_CELLS) was 2^17 unknowns; between this and its 512² cells today, batches
+#: take the lanes in one stage, and coldread has not been measured against them there.
 MIN_CELLS = 2**17
 
 

@@ -171,10 +171,11 @@ REBASE = 1e-5
 #: ≤ 1e-11 of the outputs up to 512², 1 Ω, 1–100 µS); the few vectors whose outputs cancel below
 #: a single stage's floor are refined from their cold drops (:func:`solve`). Counted in cells,
 #: not free unknowns: driver and sense resistors free a node per line end without moving the
-#: floor (counting them sent a 256² array with them to the numpy loop, 5× slower). Measured at
-#: 512² (bench_scale.py "reads"; five circuit options, N·M·r·g 1.4–5): one stage 1.5–2.5× faster
-#: than the rebase for one input and 2.0–2.7× for 16, and a Fashion MLP epoch on 512² tiles 5×;
-#: at 1024² one stage was slower (203 against 145 ms), so larger arrays keep the rebase.
+#: floor (counting them sent a 256² array with them to the numpy loop, 5× slower). At 512² one
+#: stage measured 1.5–2.7× faster than the rebase over five circuit options at N·M·r·g 1.4–5
+#: (benchmarks/results/bench_scale.txt; bench_scale.py "reads" prints one of them against a
+#: forced rebase), a Fashion MLP epoch on 512² tiles 6× (bench_train.py --tiles 512); at 1024²
+#: one stage was slower (203 against 145 ms), so larger arrays keep the rebase.
 NO_REBASE_MAX_CELLS = 512 * 512
 
 
@@ -229,37 +230,44 @@ def solve(blocks: LineBlocks, drive: np.ndarray | None, out_ports: np.ndarray, *
                 res, bad = _solve_compiled(blocks, shifts, out_ports, rtol, maxiter, atol, keep_rows,
                                                    keep_cols)
             if bad.any():
-                # Vectors the cold solve did not certify go through the general loop (restarts,
-                # stall and non-convergence errors), started from the cold solve's drops: they
-                # usually miss only a single stage's rounding floor (outputs that cancel, 256²
-                # and up), which the loop's refinement then takes in a step or two. Drops the
-                # cold solve did not keep are solved again for those vectors, compiled: much
-                # cheaper than the general loop's iterations from zero (bench_scale.py "reads").
-                bad_shifts = (shifts[0][bad], shifts[1][bad])
-                if res.d_c is not None:
-                    x0 = res.d_c[bad]
-                else:
-                    x0 = _solve_compiled(blocks, bad_shifts, out_ports, rtol, maxiter, atol, False, True)[0].d_c
-                idx = np.flatnonzero(bad)
-                step = max(1, int(FALLBACK_BYTES // (18 * blocks.n * blocks.m * 8)))
-                for k in range(0, idx.size, step):
-                    part = np.zeros_like(bad)
-                    part[idx[k:k + step]] = True
-                    sub = _solve(blocks, blocks.drive(bad_shifts[0][k:k + step], bad_shifts[1][k:k + step]), out_ports,
-                                 rtol, maxiter, x0[k:k + step], atol, label)
-                    res.merge(part, sub, blocks)
+                _refine_uncertified(res, bad, blocks, shifts, out_ports, rtol, maxiter, atol, label)
             return res
         if drive is None:
             drive = blocks.drive(*shifts)
         return _solve(blocks, drive, out_ports, rtol, maxiter, x0, atol, label)
 
 
+#: Arrays of N·M doubles a right-hand side keeps alive during a PCG solve (work memory budgets:
+#: transfer.chunk_size, :data:`FALLBACK_BYTES`).
+VECTORS_PER_RHS = 18
 #: Work memory (bytes) of the general loop per chunk of the vectors a compiled read leaves
-#: uncertified, at about 18 (N, M) arrays a vector (transfer._VECTORS_PER_RHS): a chunk stays in
-#: the last-level cache. Measured at 256² on the 53 of 100 offset inputs (v_sense 0.1 V) that
-#: missed a single stage's floor: all at once 0.18–0.80 s (arrays of 55 MB, faulted in afresh at
-#: every allocation), one at a time 0.116 s.
+#: uncertified, so that a chunk stays in the last-level cache: all at once, a batch's arrays
+#: run from memory and are faulted in afresh at every allocation (bench_scale.py "reads": the
+#: zero-mean inputs' line prints both).
 FALLBACK_BYTES = 32 * 2**20
+
+
+def _refine_uncertified(res: PcgResult, bad: np.ndarray, blocks: LineBlocks, shifts, out_ports, rtol: float,
+                        maxiter: int, atol: float, label: str) -> None:
+    """Vectors ``bad`` (mask (B,)) of a compiled result ``res`` solved again by the general loop
+    (restarts, stall and non-convergence errors) and merged into ``res``. They usually miss only
+    a single stage's rounding floor (outputs that cancel, 256² and up), which the loop's
+    refinement takes in a step or two from their compiled drops; drops the compiled read did not
+    keep are solved again for those vectors, compiled, far cheaper than the loop's iterations
+    from zero. Taken in chunks of :data:`FALLBACK_BYTES`."""
+    bad_r, bad_c = shifts[0][bad], shifts[1][bad]
+    if res.d_c is not None:
+        start = res.d_c[bad]
+    else:
+        start = _solve_compiled(blocks, (bad_r, bad_c), out_ports, rtol, maxiter, atol, False, True)[0].d_c
+    idx = np.flatnonzero(bad)
+    step = max(1, int(FALLBACK_BYTES // (VECTORS_PER_RHS * blocks.n * blocks.m * 8)))
+    for k in range(0, idx.size, step):
+        part = np.zeros_like(bad)
+        part[idx[k:k + step]] = True
+        sub = _solve(blocks, blocks.drive(bad_r[k:k + step], bad_c[k:k + step]), out_ports, rtol, maxiter,
+                     start[k:k + step], atol, label)
+        res.merge(part, sub, blocks)
 
 
 def _rebase_worth(blocks: LineBlocks) -> bool:

@@ -37,14 +37,13 @@ log = logging.getLogger(__name__)
 WORK_BYTES = 1.5 * 2**30
 #: Largest set of excitation solutions kept to warm-start the next response, bytes.
 KEEP_BYTES = 0.5 * 2**30
-_VECTORS_PER_RHS = 18  # arrays of N·M doubles alive per right-hand side during a PCG solve
 
 
 def chunk_size(blocks: LineBlocks) -> int:
     """Right-hand sides solved together so their work arrays fit in :data:`WORK_BYTES`; for the
     compiled lanes (:mod:`multirhs`) a whole number of lane blocks per thread, up to twice the
     budget (a 10-vector chunk of a 1024² array would leave six of its sixteen lanes idle)."""
-    per = _VECTORS_PER_RHS * blocks.n * blocks.m * 8
+    per = pcg.VECTORS_PER_RHS * blocks.n * blocks.m * 8
     step = max(1, int(WORK_BYTES // per))
     lanes = multirhs.LANES * kernels.threads()
     if multirhs.pays(blocks, lanes):  # lanes ≥ MIN_BATCH: as pays(step) or pays(lanes)

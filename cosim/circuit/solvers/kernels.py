@@ -91,7 +91,7 @@ def njit(fn, **options):
     before = numba.config.CACHE_DIR
     numba.config.CACHE_DIR = str(_CACHE[0])
     try:
-        return numba.njit(cache=True, **options)(fn)
+        return numba.njit(cache=True, error_model="numpy", **options)(fn)
     finally:
         numba.config.CACHE_DIR = before
 

@@ -68,8 +68,8 @@ REFACTOR_DT = 1e-3
 
 
 @_jit
-def _vector(sr, sc, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r,
-            free_c, wr, offr, wc, offc, is_out, rtol, atol, eta, maxiter, max_steps, start, x_r, x_c, i_r, i_c, dr,
+def _vector(sr, sc, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, gpr, gpt, gpb, pins_r, pins_c, free_r,
+            free_c, wr, offr, wc, offc, gwp, is_out, rtol, atol, eta, maxiter, max_steps, start, x_r, x_c, i_r, i_c, dr,
             dc, cur, br, w, w1, res):  # pragma: no cover - compiled
     # One input vector from the drops ``start`` names: 0 zero, 1 (x_r, x_c), 2 the prediction
     # x_r·i_r[i], x_c·i_c[j] (per-cell ratios times the ideal line currents); res = (Newton
@@ -87,8 +87,8 @@ def _vector(sr, sc, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, g
     its, prev, refactor, rhs, correct = 0, np.inf, True, True, False
     res[0], res[3] = 0.0, 0.0
     for step in range(max_steps + 1):
-        _sweep(correct, refactor, rhs, sr, sc, inv_v0, a, a_v0, g_lin, sh, ch, g_floor, gw, gc, gpl, gpr, gpt, gpb,
-               pin_r, pin_c, free_r, free_c, wr, offr, wc, offc, dr, dc, cur, br, w, acc)
+        _sweep(correct, refactor, rhs, sr, sc, inv_v0, a, a_v0, g_lin, sh, ch, g_floor, gw, gwp, gc, gpl, gpr, gpt,
+               gpb, pins_r, pins_c, free_r, free_c, wr, offr, wc, offc, dr, dc, cur, br, w, w1[4, :m], w1[5, :m + 2], acc)
         kcl, rn0 = acc[0], acc[1]
         i_out = 0.0
         for k in range(n + m):
@@ -147,15 +147,15 @@ def _vector(sr, sc, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, g
         prev, correct = kcl, True
 
 
-def _newton_batch(s_r, s_c, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c,
-                  free_r, free_c, wr, offr, wc, offc, is_out, rtol, atol, eta, maxiter, max_steps, chunks, start, x_r,
+def _newton_batch(s_r, s_c, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, gpr, gpt, gpb, pins_r, pins_c,
+                  free_r, free_c, wr, offr, wc, offc, gwp, is_out, rtol, atol, eta, maxiter, max_steps, chunks, start, x_r,
                   x_c, i_r, i_c, d_r, d_c, cells, branch, out):  # pragma: no cover - compiled
     bsz = s_r.shape[0]
     n, m = a.shape
     keep_cells = cells.shape[0] == bsz
     for q in _prange(chunks):
         w = np.empty((16, n, m))
-        w1 = np.empty((4, max(n, m)))
+        w1 = np.empty((6, max(n, m) + 2))
         # Cell currents not asked for stay in this thread's own slab (in cache): no fresh
         # (N, M) slab per vector to fault in and write back.
         own = np.empty((n, m))
@@ -165,8 +165,8 @@ def _newton_batch(s_r, s_c, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc
             cur = own
             if keep_cells:
                 cur = cells[k]
-            _vector(s_r[k], s_c[k], a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, gpr, gpt, gpb, pin_r,
-                    pin_c, free_r, free_c, wr, offr, wc, offc, is_out, rtol, atol, eta, maxiter, max_steps, start,
+            _vector(s_r[k], s_c[k], a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, gpr, gpt, gpb, pins_r,
+                    pins_c, free_r, free_c, wr, offr, wc, offc, gwp, is_out, rtol, atol, eta, maxiter, max_steps, start,
                     x_r[kx], x_c[kx], i_r[ki], i_c[ki], d_r[k], d_c[k], cur, branch[k], w, w1, out[k])
 
 
@@ -200,8 +200,10 @@ def applies(blocks: LineBlocks, cell) -> bool:
 
 def _line_constants(b: LineBlocks):
     """The line blocks without their cells: wire and port diagonals (N, M) and couplings of the
-    rows (N, M−1) and columns (N−1, M), S, zero between nodes that are not both free (kept on
-    ``b`` until its devices change)."""
+    rows (N, M−1) and columns (N−1, M), S, zero between nodes that are not both free; and the
+    row wires with the row ports at their ends (N, M+1), S (sinhpasses._leave_row); the row and
+    column indices (P, 2) of the pinned row nodes and of the pinned column nodes, in row order
+    (sinhpasses._pinned). Kept on ``b`` until its devices change."""
     if b._lines is None:
         b._lines = _lines(b)
     return b._lines
@@ -220,8 +222,10 @@ def _lines(b: LineBlocks):
     wc[-1, :] += b.gpb
     offr = np.where(b.free_r[:, :-1] & b.free_r[:, 1:], -b.gw, 0.0)
     offc = np.where(b.free_c[:-1, :] & b.free_c[1:, :], -b.gc, 0.0)
+    gwp = np.concatenate([b.gpl[:, None], b.gw, b.gpr[:, None]], axis=1)
     return (np.ascontiguousarray(wr), np.ascontiguousarray(offr, dtype=float), np.ascontiguousarray(wc),
-            np.ascontiguousarray(offc, dtype=float))
+            np.ascontiguousarray(offc, dtype=float), np.ascontiguousarray(gwp, dtype=float),
+            np.argwhere(b.pin_r).astype(np.int64), np.argwhere(b.pin_c).astype(np.int64))
 
 
 def _law_arrays(cell: Sinh, n: int, m: int) -> tuple:
@@ -250,7 +254,8 @@ def solve(blocks: LineBlocks, cell: Sinh, shifts: tuple[np.ndarray, np.ndarray],
     b = blocks
     s_r, s_c = (np.ascontiguousarray(x, dtype=float) for x in shifts)
     bsz, n, m = s_r.shape[0], b.n, b.m
-    _, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r, free_c = b.kernel_args()
+    _, gw, gc, gpl, gpr, gpt, gpb, _, _, free_r, free_c = b.kernel_args()
+    *lines, pins_r, pins_c = _line_constants(b)
     is_out = np.zeros(n + m, dtype=bool)
     is_out[out_ports] = True
     none = np.zeros((1, n, m))
@@ -266,7 +271,7 @@ def solve(blocks: LineBlocks, cell: Sinh, shifts: tuple[np.ndarray, np.ndarray],
     branch, out = np.empty((bsz, n + m)), np.empty((bsz, 4))
     with kernels.parallel("sinhnewton", bsz * n * m * WORK_PER_CELL, bsz) as chunks:
         newton_batch(s_r, s_c, *_law_arrays(cell, n, m), float(g_floor), gw, gc, gpl, gpr, gpt, gpb,
-                     pin_r, pin_c, free_r, free_c, *_line_constants(b), is_out, float(rtol), float(atol),
+                     pins_r, pins_c, free_r, free_c, *lines, is_out, float(rtol), float(atol),
                      float(eta), int(maxiter), int(max_steps), chunks, start, x_r, x_c, i_r, i_c, d_r, d_c, cells,
                      branch, out)
     kcl = out[:, 2]
@@ -369,8 +374,9 @@ def exercise() -> None:
     """Compile or load the kernel (called from :func:`kernels.load`): a 2×2 array, 1 S wires."""
     one, free, w = np.ones((2, 2)), np.ones((2, 2), dtype=bool), np.ones(2)
     newton_batch(np.ones((1, 2)), np.zeros((1, 2)), *_law_arrays(Sinh(1e-6, 0.25), 2, 2), 1e-18,
-                 np.ones((2, 1)), np.ones((1, 2)), w, w, w, w, ~free, ~free, free, free, one, -np.ones((2, 1)), one,
-                 -np.ones((1, 2)), np.ones(4, dtype=bool), 1e-9, 0.0, ETA, 10, 2, 1, 0, np.zeros((1, 2, 2)),
+                 np.ones((2, 1)), np.ones((1, 2)), w, w, w, w, np.zeros((0, 2), dtype=np.int64),
+                 np.zeros((0, 2), dtype=np.int64), free, free, one, -np.ones((2, 1)), one, -np.ones((1, 2)),
+                 np.ones((2, 3)), np.ones(4, dtype=bool), 1e-9, 0.0, ETA, 10, 2, 1, 0, np.zeros((1, 2, 2)),
                  np.zeros((1, 2, 2)), np.zeros((1, 2)), np.zeros((1, 2)), np.empty((1, 2, 2)), np.empty((1, 2, 2)),
                  np.empty((1, 2, 2)), np.empty((1, 4)), np.empty((1, 4)))
     d = np.zeros((1, 2, 2))

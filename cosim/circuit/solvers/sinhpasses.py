@@ -68,36 +68,46 @@ def _law_row(i, sr, sc, dr, dc, inv_v0, a, a_v0, g_lin, sh, ch, cur, slope):  # 
 
 
 @_inline
-def _leave_row(i, dr, dc, cur, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r, free_c, lr, lc,
-               br):  # pragma: no cover - compiled
+def _leave_row(i, dr, dc, cur, gwp, gc, free_r, free_c, lr, lc, row):  # pragma: no cover - compiled
     # Currents leaving row i's row and column nodes (lr, lc, A) through its cells, wires and
-    # ports; row i's port current into br[i] and its part of the column ports' into br[n + j].
-    # Returns row i's share of the ℓ1 KCL residual over the free nodes (A). One loop over j, each
-    # node gathering its own terms (a loop per term measured twice as slow on a 64×64 tile), its
-    # interior cells split out branch-free so that they vectorise, as in coldread._leave.
-    # coldread._leave and kernels._leave_slab gather the same terms in the same order; a per-cell
-    # helper shared by the three ran 57× slower (numba 0.68 keeps array arguments' per-call cost
-    # even when it inlines), so each keeps its own loop.
-    n, m = cur.shape
-    b = gpl[i] * dr[i, 0] + gpr[i] * dr[i, m - 1]
+    # ports, for a row with both column neighbours (0 < i < N−1; _leave_edge takes the others);
+    # returns row i's share of the ℓ1 KCL residual over the free nodes (A). One loop over all m
+    # cells without a branch, each node gathering its own terms (a loop per term measured twice
+    # as slow on a 64×64 tile): the row's drops sit in ``row`` (M+2) between two zeros and gwp
+    # (N, M+1) holds the row wires with the port conductances at the ends, so an end cell's port
+    # is the same term as an inner wire. What it replaces cost 2.5× as much on a 64×64 tile: a
+    # loop over the m − 2 inner cells, whose remainder (30 of 62 cells) the compiler left
+    # scalar; the test for an inner row inside this helper instead of in the caller (twice as
+    # slow, measured); and the pinned nodes' port currents summed here over every cell
+    # (_pinned). coldread._leave and kernels._leave_slab gather the same terms; a per-cell helper
+    # shared by the three ran 57× slower (numba 0.68 keeps array arguments' per-call cost even
+    # when it inlines), so each keeps its own loop.
+    m = cur.shape[1]
+    row[0] = 0.0
+    for j in range(m):
+        row[j + 1] = dr[i, j]
+    row[m + 1] = 0.0
     s = 0.0
-    inner = 0 < i < n - 1 and m > 2
-    j = 0
-    while j < m:
-        if inner and j == 1:  # every neighbour present, no port: branch-free, vectorises
-            for q in range(1, m - 1):
-                c = cur[i, q]
-                x = c + gw[i, q] * (dr[i, q] - dr[i, q + 1])
-                x -= gw[i, q - 1] * (dr[i, q - 1] - dr[i, q])
-                y = -c + gc[i, q] * (dc[i, q] - dc[i + 1, q])
-                y -= gc[i - 1, q] * (dc[i - 1, q] - dc[i, q])
-                lr[i, q] = x
-                lc[i, q] = y
-                b -= pin_r[i, q] * x
-                br[n + q] -= pin_c[i, q] * y
-                s += abs(x) * free_r[i, q] + abs(y) * free_c[i, q]
-            j = m - 1
-            continue
+    for j in range(m):
+        c = cur[i, j]
+        u = row[j + 1]
+        x = c + gwp[i, j + 1] * (u - row[j + 2])
+        x -= gwp[i, j] * (row[j] - u)
+        y = -c + gc[i, j] * (dc[i, j] - dc[i + 1, j])
+        y -= gc[i - 1, j] * (dc[i - 1, j] - dc[i, j])
+        lr[i, j] = x
+        lc[i, j] = y
+        s += abs(x) * free_r[i, j] + abs(y) * free_c[i, j]
+    return s
+
+
+@_inline
+def _leave_edge(i, dr, dc, cur, gw, gc, gpl, gpr, gpt, gpb, free_r, free_c, lr,
+                lc):  # pragma: no cover - compiled
+    # _leave_row for any row (the first and last), each term tested for.
+    n, m = cur.shape
+    s = 0.0
+    for j in range(m):
         c = cur[i, j]
         x = c
         if j + 1 < m:
@@ -119,22 +129,34 @@ def _leave_row(i, dr, dc, cur, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r,
             y += gpb[j] * dc[n - 1, j]
         lr[i, j] = x
         lc[i, j] = y
-        b -= pin_r[i, j] * x
-        br[n + j] -= pin_c[i, j] * y
         s += abs(x) * free_r[i, j] + abs(y) * free_c[i, j]
-        j += 1
-    br[i] = b
     return s
 
 
 @_inline
-def _factor_rows(i0, i1, slope, g_floor, free_r, free_c, wr, offr, wc, offc, couple, lt, dt, l_c,
-                 dinv_c):  # pragma: no cover - compiled
+def _pinned(pins_r, pins_c, lr, lc, br):  # pragma: no cover - compiled
+    # The currents of the pinned nodes (pins_r, pins_c: (P, 2) their rows and columns, in row
+    # order) into their ports: br[i] for a row node, br[n + j] for a column node. Gathered here
+    # rather than in _leave_row's loop, where a masked sum into br[n + j] over every cell cost
+    # 8 µs of a 64×64 sweep's 12 (the compiler left that loop's stores to br unvectorised).
+    n = lr.shape[0]
+    for k in range(pins_r.shape[0]):
+        br[pins_r[k, 0]] -= lr[pins_r[k, 0], pins_r[k, 1]]
+    for k in range(pins_c.shape[0]):
+        br[n + pins_c[k, 1]] -= lc[pins_c[k, 0], pins_c[k, 1]]
+
+
+@_inline
+def _factor_rows(i0, i1, slope, g_floor, free_r, free_c, wr, offr, wc, offc, couple, lt, dt, l_c, dinv_c,
+                 carry):  # pragma: no cover - compiled
     # LDLᵀ of row lines i0 … i1−1 and of the column lines' rows i0 … i1−1 (their recurrence
-    # runs down the rows: row i0−1 is already factored) with the cells' slopes floored at
-    # g_floor, as LineBlocks with these conductances would; non-free nodes get a unit
-    # diagonal. The rows' recurrences run side by side (independent division chains). Returns
-    # the count of non-positive pivots (only with non-finite slopes).
+    # runs down the rows: row i0−1 is already factored, its 1/D in ``carry`` (M,)) with the
+    # cells' slopes floored at g_floor, as LineBlocks with these conductances would; non-free
+    # nodes get a unit diagonal. Returns the count of non-positive pivots (only with non-finite
+    # slopes). Why this shape: the row lines' recurrences are division chains, so four run side
+    # by side with their 1/D carried in registers (through memory each step waited on its own
+    # store); the column lines' run along j, their previous row read from ``carry``, not from
+    # dinv_c itself, which the compiler could not prove free of overlap and so left scalar.
     m = slope.shape[1]
     for i in range(i0, i1):
         for j in range(m):
@@ -144,34 +166,53 @@ def _factor_rows(i0, i1, slope, g_floor, free_r, free_c, wr, offr, wc, offc, cou
             dt[i, j] = g + wr[i, j] if free_r[i, j] else 1.0
             dinv_c[i, j] = g + wc[i, j] if free_c[i, j] else 1.0
     bad = 0
-    for i in range(i0, i1):
-        p = dt[i, 0]
-        bad += not p > 0.0
-        dt[i, 0] = 1.0 / p
-        lt[i, 0] = 0.0
-    for j in range(1, m):
+    if i1 - i0 == 4:
+        pa, pb, pc, pd = dt[i0, 0], dt[i0 + 1, 0], dt[i0 + 2, 0], dt[i0 + 3, 0]
+        bad += (not pa > 0.0) + (not pb > 0.0) + (not pc > 0.0) + (not pd > 0.0)
+        qa, qb, qc, qd = 1.0 / pa, 1.0 / pb, 1.0 / pc, 1.0 / pd
+        dt[i0, 0], dt[i0 + 1, 0], dt[i0 + 2, 0], dt[i0 + 3, 0] = qa, qb, qc, qd
+        lt[i0, 0], lt[i0 + 1, 0], lt[i0 + 2, 0], lt[i0 + 3, 0] = 0.0, 0.0, 0.0, 0.0
+        for j in range(1, m):
+            ea, eb, ec, ed = offr[i0, j - 1], offr[i0 + 1, j - 1], offr[i0 + 2, j - 1], offr[i0 + 3, j - 1]
+            lt[i0, j], lt[i0 + 1, j], lt[i0 + 2, j], lt[i0 + 3, j] = ea * qa, eb * qb, ec * qc, ed * qd
+            pa, pb = dt[i0, j] - ea * ea * qa, dt[i0 + 1, j] - eb * eb * qb
+            pc, pd = dt[i0 + 2, j] - ec * ec * qc, dt[i0 + 3, j] - ed * ed * qd
+            bad += (not pa > 0.0) + (not pb > 0.0) + (not pc > 0.0) + (not pd > 0.0)
+            qa, qb, qc, qd = 1.0 / pa, 1.0 / pb, 1.0 / pc, 1.0 / pd
+            dt[i0, j], dt[i0 + 1, j], dt[i0 + 2, j], dt[i0 + 3, j] = qa, qb, qc, qd
+    else:
         for i in range(i0, i1):
-            e = offr[i, j - 1]
-            lij = e * dt[i, j - 1]
-            lt[i, j] = lij
-            p = dt[i, j] - lij * e
+            p = dt[i, 0]
             bad += not p > 0.0
-            dt[i, j] = 1.0 / p
+            q = 1.0 / p
+            dt[i, 0] = q
+            lt[i, 0] = 0.0
+            for j in range(1, m):
+                e = offr[i, j - 1]
+                lt[i, j] = e * q
+                p = dt[i, j] - e * e * q
+                bad += not p > 0.0
+                q = 1.0 / p
+                dt[i, j] = q
     for i in range(i0, i1):
         if i == 0:
             for j in range(m):
                 p = dinv_c[0, j]
                 bad += not p > 0.0
-                dinv_c[0, j] = 1.0 / p
+                q = 1.0 / p
+                dinv_c[0, j] = q
+                carry[j] = q
                 l_c[0, j] = 0.0
         else:
             for j in range(m):
                 e = offc[i - 1, j]
-                lij = e * dinv_c[i - 1, j]
+                lij = e * carry[j]
                 l_c[i, j] = lij
                 p = dinv_c[i, j] - lij * e
                 bad += not p > 0.0
-                dinv_c[i, j] = 1.0 / p
+                q = 1.0 / p
+                dinv_c[i, j] = q
+                carry[j] = q
     return bad
 
 
@@ -197,8 +238,8 @@ def _rhs_rows(i0, i1, couple, lt, dt, l_c, free_r, free_c, lr, lc, lo, r, z, t):
 
 
 @_jit
-def _sweep(correct, refactor, rhs, sr, sc, inv_v0, a, a_v0, g_lin, sh, ch, g_floor, gw, gc, gpl, gpr, gpt, gpb, pin_r,
-           pin_c, free_r, free_c, wr, offr, wc, offc, dr, dc, cur, br, w, acc):  # pragma: no cover - compiled
+def _sweep(correct, refactor, rhs, sr, sc, inv_v0, a, a_v0, g_lin, sh, ch, g_floor, gw, gwp, gc, gpl, gpr, gpt, gpb, pins_r,
+           pins_c, free_r, free_c, wr, offr, wc, offc, dr, dc, cur, br, w, carry, row, acc):  # pragma: no cover - compiled
     # One pass over the rows, four at a time while they sit in L1: the previous step's row
     # correction (``correct``: dr += A_R⁻¹(ρ_R + G lo) with that step's factors and residual),
     # the law and the KCL residual at the new iterate, the line blocks' factorisation at its
@@ -223,13 +264,18 @@ def _sweep(correct, refactor, rhs, sr, sc, inv_v0, a, a_v0, g_lin, sh, ch, g_flo
                     dr[i, j] += t[i, j]
         for i in range(i0, i1):
             _law_row(i, sr, sc, dr, dc, inv_v0, a, a_v0, g_lin, sh, ch, cur, slope)
-            kcl += _leave_row(i, dr, dc, cur, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r, free_c, lr, lc, br)
+            br[i] = gpl[i] * dr[i, 0] + gpr[i] * dr[i, m - 1]
+            if i == 0 or i == n - 1:
+                kcl += _leave_edge(i, dr, dc, cur, gw, gc, gpl, gpr, gpt, gpb, free_r, free_c, lr, lc)
+            else:
+                kcl += _leave_row(i, dr, dc, cur, gwp, gc, free_r, free_c, lr, lc, row)
         if refactor:
             bad += _factor_rows(i0, i1, slope, g_floor, free_r, free_c, wr, offr, wc, offc, couple, lt, dt, l_c,
-                                dinv_c)
+                                dinv_c, carry)
         if rhs:
             rn0 += _rhs_rows(i0, i1, couple, lt, dt, l_c, free_r, free_c, lr, lc, lo, r, z, t)
         i0 = i1
+    _pinned(pins_r, pins_c, lr, lc, br)
     for j in range(m):
         br[n + j] += gpt[j] * dc[0, j] + gpb[j] * dc[n - 1, j]
     acc[0], acc[1], acc[2] = kcl, rn0, bad

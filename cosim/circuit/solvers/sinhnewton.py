@@ -88,7 +88,8 @@ def _vector(sr, sc, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, g
     res[0], res[3] = 0.0, 0.0
     for step in range(max_steps + 1):
         _sweep(correct, refactor, rhs, sr, sc, inv_v0, a, a_v0, g_lin, sh, ch, g_floor, gw, gwp, gc, gpl, gpr, gpt,
-               gpb, pins_r, pins_c, free_r, free_c, wr, offr, wc, offc, dr, dc, cur, br, w, w1[4, :m], w1[5, :m + 2], acc)
+               gpb, pins_r, pins_c, free_r, free_c, wr, offr, wc, offc, dr, dc, cur, br, w, w1[4, :m], w1[5, :m + 2],
+               w1[6, :m], acc)
         kcl, rn0 = acc[0], acc[1]
         i_out = 0.0
         for k in range(n + m):
@@ -105,7 +106,7 @@ def _vector(sr, sc, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, g
             i0 = 0
             while i0 < n:
                 i1 = min(n, i0 + 4)
-                rn0 += _rhs_rows(i0, i1, couple, lt, dt, l_c, free_r, free_c, lr, lc, lo, r, z, t)
+                rn0 += _rhs_rows(i0, i1, couple, lt, dt, l_c, free_r, free_c, lr, lc, lo, r, z, t, w1[6, :m])
                 i0 = i1
         scale = i_out
         if step == 0:  # the sense resistors carry nothing at zero drops: the ideal currents too
@@ -155,7 +156,7 @@ def _newton_batch(s_r, s_c, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc
     keep_cells = cells.shape[0] == bsz
     for q in _prange(chunks):
         w = np.empty((16, n, m))
-        w1 = np.empty((6, max(n, m) + 2))
+        w1 = np.empty((7, max(n, m) + 2))
         # Cell currents not asked for stay in this thread's own slab (in cache): no fresh
         # (N, M) slab per vector to fault in and write back.
         own = np.empty((n, m))

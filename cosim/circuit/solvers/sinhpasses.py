@@ -217,10 +217,10 @@ def _factor_rows(i0, i1, slope, g_floor, free_r, free_c, wr, offr, wc, offc, cou
 
 
 @_inline
-def _rhs_rows(i0, i1, couple, lt, dt, l_c, free_r, free_c, lr, lc, lo, r, z, t):  # pragma: no cover - compiled
+def _rhs_rows(i0, i1, couple, lt, dt, l_c, free_r, free_c, lr, lc, lo, r, z, t, zc):  # pragma: no cover - compiled
     # Rows i0 … i1−1 of the Schur right-hand side of the residual −(lr, lc) at the free nodes:
-    # t = A_R⁻¹ ρ_R, r = G t + ρ_C, the forward sweep of z = A_C⁻¹ r; lo (the CG iterate) zeroed.
-    # Returns the rows' share of ‖r‖₁.
+    # t = A_R⁻¹ ρ_R, r = G t + ρ_C, the forward sweep of z = A_C⁻¹ r (row i0−1 of it carried in
+    # zc (M), as in coldread._cg); lo (the CG iterate) zeroed. Returns the rows' share of ‖r‖₁.
     m = couple.shape[1]
     for i in range(i0, i1):
         for j in range(m):
@@ -232,14 +232,17 @@ def _rhs_rows(i0, i1, couple, lt, dt, l_c, free_r, free_c, lr, lc, lo, r, z, t):
             v = couple[i, j] * t[i, j] - lc[i, j] * free_c[i, j]
             r[i, j] = v
             s += abs(v)
-            z[i, j] = v if i == 0 else v - l_c[i, j] * z[i - 1, j]
+            y = v if i == 0 else v - l_c[i, j] * zc[j]
+            z[i, j] = y
+            zc[j] = y
             lo[i, j] = 0.0
     return s
 
 
 @_jit
 def _sweep(correct, refactor, rhs, sr, sc, inv_v0, a, a_v0, g_lin, sh, ch, g_floor, gw, gwp, gc, gpl, gpr, gpt, gpb, pins_r,
-           pins_c, free_r, free_c, wr, offr, wc, offc, dr, dc, cur, br, w, carry, row, acc):  # pragma: no cover - compiled
+           pins_c, free_r, free_c, wr, offr, wc, offc, dr, dc, cur, br, w, carry, row, zc,
+           acc):  # pragma: no cover - compiled
     # One pass over the rows, four at a time while they sit in L1: the previous step's row
     # correction (``correct``: dr += A_R⁻¹(ρ_R + G lo) with that step's factors and residual),
     # the law and the KCL residual at the new iterate, the line blocks' factorisation at its
@@ -273,7 +276,7 @@ def _sweep(correct, refactor, rhs, sr, sc, inv_v0, a, a_v0, g_lin, sh, ch, g_flo
             bad += _factor_rows(i0, i1, slope, g_floor, free_r, free_c, wr, offr, wc, offc, couple, lt, dt, l_c,
                                 dinv_c, carry)
         if rhs:
-            rn0 += _rhs_rows(i0, i1, couple, lt, dt, l_c, free_r, free_c, lr, lc, lo, r, z, t)
+            rn0 += _rhs_rows(i0, i1, couple, lt, dt, l_c, free_r, free_c, lr, lc, lo, r, z, t, zc)
         i0 = i1
     _pinned(pins_r, pins_c, lr, lc, br)
     for j in range(m):

@@ -35,6 +35,7 @@ fallback, never a wrong answer (tests/test_sinhnewton.py).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,7 @@ from cosim.circuit.cells import Sinh
 from cosim.circuit.solvers import kernels
 from cosim.circuit.solvers.chord import ChordResult
 from cosim.circuit.solvers.coldread import _cg, _jit, _prange
+from cosim.circuit.solvers.kernels import numba
 from cosim.circuit.solvers.lineblock import LineBlocks
 from cosim.circuit.solvers.sinhpasses import _applied, _rhs_rows, _sweep
 
@@ -50,6 +52,14 @@ from cosim.circuit.solvers.sinhpasses import _applied, _rhs_rows, _sweep
 #: tiles (64×64, 1 Ω, predicted start), a Newton read took 627 µs a vector against 340 µs for
 #: the ohmic cold read of the same tiles.
 WORK_PER_CELL = 1.8
+_thread_id = (lambda: 0) if numba is None else numba.get_thread_id
+
+
+def _dynamic():
+    """Context handing a parallel loop's iterations out one at a time."""
+    return contextlib.nullcontext() if numba is None else numba.parallel_chunksize(1)
+
+
 #: Newton steps at most before a vector is handed to the damped Newton of :mod:`newton`.
 MAX_STEPS = 8
 #: A step must shrink the ℓ1 KCL residual at least by this factor, else the vector is handed on.
@@ -151,24 +161,27 @@ def _vector(sr, sc, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, g
 def _newton_batch(s_r, s_c, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, gpr, gpt, gpb, pins_r, pins_c,
                   free_r, free_c, wr, offr, wc, offc, gwp, is_out, rtol, atol, eta, maxiter, max_steps, chunks, start, x_r,
                   x_c, i_r, i_c, d_r, d_c, cells, branch, out):  # pragma: no cover - compiled
+    # ``chunks`` threads, each with its own work slabs, take the vectors one at a time as they
+    # free up (dynamic scheduling: solve() sets numba.parallel_chunksize(1)); vectors differ in
+    # their Newton and CG steps, and fixed halves of a batch left one thread idle at the end.
     bsz = s_r.shape[0]
     n, m = a.shape
     keep_cells = cells.shape[0] == bsz
-    for q in _prange(chunks):
-        w = np.empty((16, n, m))
-        w1 = np.empty((7, max(n, m) + 2))
-        # Cell currents not asked for stay in this thread's own slab (in cache): no fresh
-        # (N, M) slab per vector to fault in and write back.
-        own = np.empty((n, m))
-        for k in range(q * bsz // chunks, (q + 1) * bsz // chunks):
-            kx = k if start == 1 else 0
-            ki = k if start == 2 else 0
-            cur = own
-            if keep_cells:
-                cur = cells[k]
-            _vector(s_r[k], s_c[k], a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, gpr, gpt, gpb, pins_r,
-                    pins_c, free_r, free_c, wr, offr, wc, offc, gwp, is_out, rtol, atol, eta, maxiter, max_steps, start,
-                    x_r[kx], x_c[kx], i_r[ki], i_c[ki], d_r[k], d_c[k], cur, branch[k], w, w1, out[k])
+    work = np.empty((chunks, 16, n, m))
+    lines = np.empty((chunks, 7, max(n, m) + 2))
+    # Cell currents not asked for stay in the thread's own slab (in cache): no fresh (N, M)
+    # slab per vector to fault in and write back.
+    own = np.empty((chunks, n, m))
+    for k in _prange(bsz):
+        q = np.intp(_thread_id())
+        kx = k * (start == 1)
+        ki = k * (start == 2)
+        cur = own[q]
+        if keep_cells:
+            cur = cells[k]
+        _vector(s_r[k], s_c[k], a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, gpr, gpt, gpb, pins_r,
+                pins_c, free_r, free_c, wr, offr, wc, offc, gwp, is_out, rtol, atol, eta, maxiter, max_steps, start,
+                x_r[kx], x_c[kx], i_r[ki], i_c[ki], d_r[k], d_c[k], cur, branch[k], work[q], lines[q], out[k])
 
 
 newton_batch = _jit(_newton_batch, parallel=True)
@@ -270,7 +283,7 @@ def solve(blocks: LineBlocks, cell: Sinh, shifts: tuple[np.ndarray, np.ndarray],
         start, x_r, x_c = 0, none, none
     d_r, d_c, cells = np.empty((bsz, n, m)), np.empty((bsz, n, m)), np.empty((bsz if want_cells else 0, n, m))
     branch, out = np.empty((bsz, n + m)), np.empty((bsz, 4))
-    with kernels.parallel("sinhnewton", bsz * n * m * WORK_PER_CELL, bsz) as chunks:
+    with kernels.parallel("sinhnewton", bsz * n * m * WORK_PER_CELL, bsz) as chunks, _dynamic():
         newton_batch(s_r, s_c, *_law_arrays(cell, n, m), float(g_floor), gw, gc, gpl, gpr, gpt, gpb,
                      pins_r, pins_c, free_r, free_c, *lines, is_out, float(rtol), float(atol),
                      float(eta), int(maxiter), int(max_steps), chunks, start, x_r, x_c, i_r, i_c, d_r, d_c, cells,

@@ -48,6 +48,14 @@ it leaves), and the ohmic read of the same inputs (the cells' chord conductance 
 median times, the method each took, certified bounds and the difference of the two nonlinear
 answers.
 
+Part 6, this code against another checkout in one process (``--against DIR``, e.g. a ``git
+worktree`` of an earlier commit): the compiled Newton's modules of DIR (``coldread``,
+``sinhpasses``, ``sinhnewton``) are loaded beside this code's, and a ninth of the batches part 4
+captures are read by both, each batch by the one and then the other, one thread, ``--rounds``
+times. Printed: µs per vector of each and this code's time over DIR's per round, with the
+median. Interleaving batch by batch cancels the drift of a shared machine that separate runs
+(±5–10 %) cannot.
+
 The machine may be shared: ratios are within one run, medians of ``--repeats``.
 
     python benchmarks/bench_nonlinear.py [--sizes 64 128 256 512] [--with-1024] [--spice-sizes 16 32 64]
@@ -55,6 +63,7 @@ The machine may be shared: ratios are within one run, medians of ``--repeats``.
                                          [--set solver.rtol=1e-6]
     COSIM_THREADS=1 python benchmarks/bench_nonlinear.py --parts 4
     python benchmarks/bench_nonlinear.py --parts 5 [--batch-sizes 256 512 1024] [--batch 4]
+    COSIM_THREADS=1 python benchmarks/bench_nonlinear.py --parts 6 --against /tmp/old-checkout [--rounds 8]
 """
 
 from __future__ import annotations
@@ -289,6 +298,46 @@ def part5(sizes, batch, repeats):
               f"{got.residual:>9.1e} {ref.info['method']:>14} {diff:>9.1e}   ({got.info['method']})")
 
 
+def part6(against, rounds):
+    import importlib.util
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from cosim.circuit.solvers import sinhnewton
+
+    caps = _captured_batches()[0][::9]
+    src = Path(against) / "cosim" / "circuit" / "solvers"
+    tmp = Path(tempfile.gettempdir()) / "cosim-bench-against"  # one place: numba caches by file
+    tmp.mkdir(exist_ok=True)
+    names = {"coldread": "ref_coldread", "sinhpasses": "ref_sinhpasses", "sinhnewton": "ref_sinhnewton"}
+    for name, alias in names.items():  # each module importing the other two as their copies
+        text = (src / f"{name}.py").read_text()
+        for other, other_alias in names.items():
+            text = text.replace(f"cosim.circuit.solvers.{other} ", f"{other_alias} ")
+        (tmp / f"{alias}.py").write_text(text)
+        spec = importlib.util.spec_from_file_location(alias, tmp / f"{alias}.py")
+        sys.modules[alias] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    ref = sys.modules["ref_sinhnewton"]
+    nv = sum(c[2][0].shape[0] for c in caps)
+    times = np.zeros((rounds, 2))
+    for r in range(-1, rounds):  # round −1 compiles both
+        for b, cell, shifts, out_ports, kw in caps:
+            for k, mod in enumerate((ref, sinhnewton)):
+                b._lines = None  # each module's own line constants
+                mod._line_constants(b)
+                t0 = time.perf_counter()
+                mod.solve(b, cell, shifts, out_ports, **kw)
+                if r >= 0:
+                    times[r, k] += time.perf_counter() - t0
+    print(f"part 6: {len(caps)} captured batches ({nv} vectors), this code against {against}, interleaved")
+    print(f"  {against}: {np.median(times[:, 0]) / nv * 1e6:.1f} µs per vector; this code "
+          f"{np.median(times[:, 1]) / nv * 1e6:.1f}; this code's time over the other's per round: "
+          + " ".join(f"{x:.3f}" for x in times[:, 1] / times[:, 0]) + f" (median {np.median(times[:, 1] / times[:, 0]):.3f})")
+
+
 TRAIN_SETS = ["array.rows=64", "array.cols=64", 'solver.engine="nodal"', "train.epochs=1", "train.reference=false",
               "array.r_row=1.0", "array.r_col=1.0", 'device.card="stanford_pku_default"']
 
@@ -305,6 +354,8 @@ def main() -> None:
     ap.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 512, 1024], help="part 5's array sizes")
     ap.add_argument("--batch", type=int, default=4, help="part 5's input vectors (2 at 1024²)")
+    ap.add_argument("--against", help="part 6: a checkout of other code (its cosim/circuit/solvers is loaded)")
+    ap.add_argument("--rounds", type=int, default=8, help="part 6's rounds")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="part 3: one more training-config override for both cell kinds (repeatable), "
                          "e.g. solver.rtol=1e-6")
@@ -324,6 +375,10 @@ def main() -> None:
         part4(a.repeats)
     if 5 in a.parts:
         part5(a.batch_sizes, a.batch, a.repeats)
+    if 6 in a.parts:
+        if not a.against:
+            ap.error("part 6 needs --against DIR")
+        part6(a.against, a.rounds)
 
 
 if __name__ == "__main__":

@@ -83,8 +83,11 @@ _CACHE: list[Path] = []
 
 
 def njit(fn, **options):
-    """``numba.njit(cache=True, **options)(fn)``, cached in :func:`cache_dir` (numba reads its
-    cache directory when a function is decorated; the setting is put back after)."""
+    """``numba.njit(cache=True, error_model="numpy", **options)(fn)``, cached in :func:`cache_dir`
+    (numba reads its cache directory when a function is decorated; the setting is put back
+    after). numpy's error model: a float division by zero gives inf or NaN, as in numpy, where
+    numba's default tests every divisor and raises, and that test keeps a loop with a division
+    from vectorising (the line blocks' pivots: benchmarks/results/bench_nonlinear.txt)."""
     if not _CACHE:
         _CACHE.append(cache_dir())
         _prune(_CACHE[0])

@@ -90,8 +90,12 @@ def make_client(workers: int | None = None, scheduler: str | None = None, *, tim
     # notebook's cluster on :8787) never collide.
     # One core per worker: the compiled reads would otherwise start a thread per core in each.
     env = {"COSIM_THREADS": os.environ.get("COSIM_THREADS", "1")}
+    # The worker processes log only what is critical: a point's failure reaches the store through
+    # its future (one line, _failed), while a worker's heartbeat that meets a closed scheduler
+    # stream (at shutdown, or on a loaded machine where it is retried) printed an ERROR with two
+    # tracebacks into the sweep's output (seen once in CI with two sweeps on two cores).
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}, silence_logs=logging.ERROR,
+                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}, silence_logs=logging.CRITICAL,
                            env=env)
     return Client(cluster)
 

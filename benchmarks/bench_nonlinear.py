@@ -225,7 +225,7 @@ def part4(repeats):
     a, v0, inv_v0, a_v0, g_lin, uniform = sinhnewton._law_arrays(cell, n, m)
     _, gw, gc, gpl, gpr, gpt, gpb, _, _, free_r, free_c = b.kernel_args()
     *lines, pins_r, pins_c = sinhnewton._line_constants(b)
-    w, w1 = np.zeros((16, n, m)), np.zeros((7, max(n, m) + 2))
+    w, w1 = np.zeros((16, n, m)), np.zeros((sinhnewton.LINE_ROWS, max(n, m) + 2))
     _applied(sr, sc, v0, uniform, w1[0, :n], w1[1, :n], w1[2, :m], w1[3, :m], w[12], w[13])
     args = (sr, sc, inv_v0, a, a_v0, g_lin, float(kw["g_floor"]), gw, gc, gpl, gpr, gpt, gpb, pins_r, pins_c, free_r,
             free_c, *lines, np.zeros((n, m)), np.zeros((n, m)), np.zeros((n, m)),

@@ -52,14 +52,6 @@ from cosim.circuit.solvers.sinhpasses import _applied, _rhs_rows, _sweep
 #: tiles (64×64, 1 Ω, predicted start), a Newton read took 627 µs a vector against 340 µs for
 #: the ohmic cold read of the same tiles.
 WORK_PER_CELL = 1.8
-_thread_id = (lambda: 0) if numba is None else numba.get_thread_id
-
-
-def _dynamic():
-    """Context handing a parallel loop's iterations out one at a time."""
-    return contextlib.nullcontext() if numba is None else numba.parallel_chunksize(1)
-
-
 #: Newton steps at most before a vector is handed to the damped Newton of :mod:`newton`.
 MAX_STEPS = 8
 #: A step must shrink the ℓ1 KCL residual at least by this factor, else the vector is handed on.
@@ -158,6 +150,21 @@ def _vector(sr, sc, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, g
         prev, correct = kcl, True
 
 
+_thread_id = (lambda: 0) if numba is None else numba.get_thread_id
+
+
+def _dynamic():
+    """Context handing a parallel loop's iterations out one at a time."""
+    return contextlib.nullcontext() if numba is None else numba.parallel_chunksize(1)
+
+
+#: Rows of a thread's line buffers (each max(N, M) + 2 long), what :func:`_vector` keeps in them:
+#: 0–3 the lines' sinh and cosh at the applied potentials (sinhpasses._applied), 4 the column
+#: pivots' previous row (_factor_rows), 5 a row's drops between zeros (_leave_row), 6 the forward
+#: column sweep's previous row (_rhs_rows).
+LINE_ROWS = 7
+
+
 def _newton_batch(s_r, s_c, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, gpr, gpt, gpb, pins_r, pins_c,
                   free_r, free_c, wr, offr, wc, offc, gwp, is_out, rtol, atol, eta, maxiter, max_steps, chunks, start, x_r,
                   x_c, i_r, i_c, d_r, d_c, cells, branch, out):  # pragma: no cover - compiled
@@ -168,13 +175,13 @@ def _newton_batch(s_r, s_c, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc
     n, m = a.shape
     keep_cells = cells.shape[0] == bsz
     work = np.empty((chunks, 16, n, m))
-    lines = np.empty((chunks, 7, max(n, m) + 2))
+    lines = np.empty((chunks, LINE_ROWS, max(n, m) + 2))
     # Cell currents not asked for stay in the thread's own slab (in cache): no fresh (N, M)
     # slab per vector to fault in and write back.
     own = np.empty((chunks, n, m))
     for k in _prange(bsz):
         q = np.intp(_thread_id())
-        kx = k * (start == 1)
+        kx = k * (start == 1)  # as products: a conditional expression here was typed float64
         ki = k * (start == 2)
         cur = own[q]
         if keep_cells:

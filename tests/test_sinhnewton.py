@@ -73,6 +73,7 @@ def test_large_ir_drop_tile_and_every_start(transpose, rng):
     spec = CrossbarSpec(conductances=_g(law, (64, 64)), r_row=1.0, r_col=1.0, r_driver=1.0, r_sense=1.0)
     fast, ref = _pair(spec, law, transpose)
     fast.predict = False
+    fast.keep_bytes = 6 * 64 * 64 * 8  # keep these six vectors' drops for the warm start below
     x1, x2 = rng.uniform(0.0, 0.1, (2, 6, 64))
     want1, want2 = ref.solve(x1), ref.solve(x2)
     cold = fast.solve(x1)  # no earlier solve: from zero drops
@@ -168,6 +169,35 @@ def test_cell_currents_only_when_asked(rng):
     np.testing.assert_array_equal(bare.currents, full.currents)
     want = ref.solve(x, want_cells=True).cell_currents
     np.testing.assert_allclose(full.cell_currents, want, rtol=0, atol=1e-9 * np.abs(want).max())
+
+
+def test_a_batch_beyond_keep_bytes_reads_the_same_without_keeping_its_drops(rng):
+    """Drops of a batch larger than ``keep_bytes`` go to reusable memory (sinhnewton.scratch) and
+    are not kept for a warm start: the outputs and the drop fit are the same bit for bit as when
+    they are kept, over batches that predict each other's starts."""
+    law, _, _ = pku((16, 12), rng)
+    spec = CrossbarSpec(conductances=_g(law, (16, 12)), r_row=2.0, r_col=2.0, r_driver=1.0, r_sense=1.0)
+    kept, _ = _pair(spec, law)
+    lent, _ = _pair(spec, law)
+    lent.keep_bytes = 0
+    for x in rng.uniform(0.0, 0.3, (3, 5, 16)):
+        a, b = kept.solve(x), lent.solve(x)
+        assert a.info["method"] == b.info["method"] == "compiled-newton"
+        np.testing.assert_array_equal(a.currents, b.currents)
+        for name in ("num_r", "den_r", "num_c", "den_c"):
+            np.testing.assert_array_equal(getattr(kept.fit, name), getattr(lent.fit, name))
+    assert kept.last is not None and lent.last is None
+    # want_nodes keeps them whatever the size (the node voltages are built from them)
+    assert lent.solve(x, want_nodes=True).node_voltages is not None and lent.last is not None
+
+
+def test_scratch_hands_out_the_same_memory_up_to_its_limit(monkeypatch):
+    a = sinhnewton.scratch("test", (3, 4))
+    b = sinhnewton.scratch("test", (2, 5))
+    assert a.shape == (3, 4) and b.shape == (2, 5) and np.shares_memory(a, b)
+    monkeypatch.setattr(sinhnewton, "SCRATCH_BYTES", 0)
+    c = sinhnewton.scratch("test", (100, 100))  # beyond the limit: a fresh array
+    assert c.shape == (100, 100) and not np.shares_memory(b, c)
 
 
 def test_per_cell_v0_and_leak(rng):

@@ -47,7 +47,8 @@ class NewtonPrepared(Prepared):
     circuit: Circuit
     options: SolverOptions
     blocks: LineBlocks
-    #: (inputs (B, n_inputs), d_r (B, N, M), d_c (B, N, M)) of the last solve, for a warm start.
+    #: (inputs (B, n_inputs), d_r (B, N, M), d_c (B, N, M)) of the last solve, for a warm start;
+    #: kept only for batches whose drops fit in ``keep_bytes`` each (see there).
     last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     start: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     max_newton: int = newton.MAX_NEWTON
@@ -65,6 +66,12 @@ class NewtonPrepared(Prepared):
     predict: bool = True
     #: The fit of the drops of the solves so far on these line blocks (kept by successors).
     fit: sinhnewton.DropFit | None = None
+    #: Largest row (and column) drop array, bytes, a compiled-Newton solve keeps as ``last``. A
+    #: warm start pays only when the same inputs come back, which in training are the few
+    #: vectors of a calibration, not a batch; a larger batch's drops go to reusable memory
+    #: (:func:`sinhnewton.scratch`), since fresh arrays beyond 128 KiB fault in page by page
+    #: (a tenth of a digits device epoch's reads).
+    keep_bytes: int = 2 ** 17
 
     def solve(self, inputs, *, want_nodes: bool = False, want_cells: bool = False) -> ReadResult:
         c = self.circuit
@@ -75,9 +82,13 @@ class NewtonPrepared(Prepared):
         opts, label = self.options, c.title or "crossbar"
         warm = self.start is not None and np.array_equal(self.start[0], v)
         fast = self.compiled and sinhnewton.applies(self.blocks, c.cell_law)
+        keep, ideal = True, None
+        if fast:  # the drop fit's line currents, also what a predicted start scales
+            ideal = sinhnewton.ideal_currents(self.blocks, s_r, s_c)
         if self.chord and fast:
+            keep = want_nodes or s_r.shape[0] * self.blocks.n * self.blocks.m * 8 <= self.keep_bytes
             d_r, d_c, branch, cells, bound, info = self._compiled(s_r, s_c, self.start[1:] if warm else None,
-                                                                  want_cells)
+                                                                  want_cells, keep, ideal)
         elif warm or not self.chord:
             res = newton.solve(self.blocks, c.cell_law, (s_r, s_c), c.out_src, rtol=opts.rtol, maxiter=opts.maxiter,
                                label=label, x0=self.start[1:] if warm else None, max_newton=self.max_newton,
@@ -86,9 +97,9 @@ class NewtonPrepared(Prepared):
             info = {"method": "newton", "newton_steps": res.steps, "iterations": res.iterations}
         else:
             d_r, d_c, branch, cells, bound, info = self._chord_then_newton(s_r, s_c, label)
-        self.last = (v.copy(), d_r, d_c)
         if fast:
-            self.fit = sinhnewton.DropFit.of(self.blocks, (s_r, s_c), d_r, d_c, self.fit)
+            self.fit = sinhnewton.DropFit.of(self.blocks, (s_r, s_c), d_r, d_c, self.fit, ideal=ideal)
+        self.last = (v.copy(), d_r, d_c) if keep else None
         nodes = self.blocks.node_voltages(d_r, d_c, s_r, s_c, ports) if want_nodes else None
         worst = float(np.max(bound, initial=0.0))
         return ReadResult(currents=c.outputs_from_branches(branch), engine="nodal",
@@ -97,8 +108,10 @@ class NewtonPrepared(Prepared):
                           info={**info, "error_bound": worst, "warm": warm})
 
     def _g_floor(self) -> float:
-        scale = max(float(np.max(a[np.isfinite(a)], initial=0.0)) for a in (self.blocks.gw, self.blocks.gc))
-        return newton.G_FLOOR * (scale if scale > 0 else 1.0)
+        b = self.blocks
+        if b._wire_max is None:  # the wires are shared by every successor's blocks
+            b._wire_max = max(float(np.max(a[np.isfinite(a)], initial=0.0)) for a in (b.gw, b.gc))
+        return newton.G_FLOOR * (b._wire_max if b._wire_max > 0 else 1.0)
 
     def _chord_then_newton(self, s_r, s_c, label):
         """The batch by the chord iteration; the vectors it leaves uncertified by Newton."""
@@ -107,16 +120,21 @@ class NewtonPrepared(Prepared):
                          g_floor=self._g_floor(), label=label, atol=self.atol)
         return self._finish(ch, "chord", s_r, s_c, label)
 
-    def _compiled(self, s_r, s_c, x0=None, want_cells=True):
+    def _compiled(self, s_r, s_c, x0=None, want_cells=True, keep=True, ideal=None):
         """The batch by the compiled per-vector Newton, from ``x0`` ((d_r, d_c) of a previous
         solve of the same inputs) or else from the drops the earlier solves of other inputs
         predict (:class:`sinhnewton.DropFit`); vectors a predicted start leaves uncertified are
         solved again from zero drops, and what remains by the damped Newton of :mod:`newton`.
-        Cell currents only with ``want_cells`` (else None)."""
+        Cell currents only with ``want_cells`` (else None); the drops in reusable memory unless
+        ``keep`` (:func:`sinhnewton.scratch`: valid until this thread's next solve)."""
         c, opts = self.circuit, self.options
         kw = dict(rtol=opts.rtol, maxiter=opts.maxiter, g_floor=self._g_floor(), atol=self.atol, want_cells=want_cells)
         prior = self.fit.ratios() if x0 is None and self.predict and self.fit is not None else None
-        res = sinhnewton.solve(self.blocks, c.cell_law, (s_r, s_c), c.out_src, x0=x0, prior=prior, **kw)
+        out = None
+        if not keep:
+            out = tuple(sinhnewton.scratch(name, (s_r.shape[0], self.blocks.n, self.blocks.m)) for name in ("d_r", "d_c"))
+        res = sinhnewton.solve(self.blocks, c.cell_law, (s_r, s_c), c.out_src, x0=x0, prior=prior, out=out,
+                               ideal=ideal, **kw)
         if prior is not None and not res.converged.all():
             bad = ~res.converged
             again = sinhnewton.solve(self.blocks, c.cell_law, (s_r[bad], s_c[bad]), c.out_src, **kw)

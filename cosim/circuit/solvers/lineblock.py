@@ -155,6 +155,7 @@ class LineBlocks:
         self.col_port = (gpt > 0) | (gpb > 0)
         # Views into the circuit's arrays (never written): no copies of N·M arrays.
         self.g_acc = g_acc
+        self._wire_max = None  # the largest finite wire conductance, S (nodal_cells' slope floor)
         self._set_devices(g_dev)
         return self
 
@@ -163,6 +164,9 @@ class LineBlocks:
         new = object.__new__(LineBlocks)
         new.__dict__.update({k: v for k, v in self.__dict__.items()})
         new._set_devices(np.array(g_dev, dtype=float))
+        if (self._lines is not None and np.array_equal(new.free_r, self.free_r)
+                and np.array_equal(new.free_c, self.free_c)):
+            new._lines = self._lines  # wires and free nodes only: unchanged by devices that leave none dead
         return new
 
     # -- device-dependent part ---------------------------------------------------------------
@@ -178,7 +182,8 @@ class LineBlocks:
             g_cell = np.where(np.isinf(ga), g_dev, np.where(g_dev + ga > 0, series, 0.0))
         self.g_cell = g_cell
         self._ir = None
-        self._kargs = self._stencil = self._lines = None  # derived (kernel_args, multirhs, sinhnewton)
+        # derived (kernel_args, multirhs, sinhnewton's line constants and law arrays)
+        self._kargs = self._stencil = self._lines = self._law = None
         if kernels.ENABLED and self.n * self.m > 1:
             self._set_devices_compiled(g_cell)
             return

@@ -36,6 +36,8 @@ fallback, never a wrong answer (tests/test_sinhnewton.py).
 from __future__ import annotations
 
 import contextlib
+import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,7 +91,7 @@ def _vector(sr, sc, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, g
     its, prev, refactor, rhs, correct = 0, np.inf, True, True, False
     res[0], res[3] = 0.0, 0.0
     for step in range(max_steps + 1):
-        _sweep(correct, refactor, rhs, sr, sc, inv_v0, a, a_v0, g_lin, sh, ch, g_floor, gw, gwp, gc, gpl, gpr, gpt,
+        _sweep(correct, refactor, rhs, uniform, sr, sc, inv_v0, a, a_v0, g_lin, sh, ch, g_floor, gw, gwp, gc, gpl, gpr, gpt,
                gpb, pins_r, pins_c, free_r, free_c, wr, offr, wc, offc, dr, dc, cur, br, w, w1[4, :m], w1[5, :m + 2],
                w1[6, :m], acc)
         kcl, rn0 = acc[0], acc[1]
@@ -139,15 +141,50 @@ def _vector(sr, sc, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, g
             its += k
         # A step that moved no cell by REFACTOR_DT·v0 (judged by the column drops) and
         # converged fast keeps the factorisation: its slopes changed by less than that.
-        moved = 0
+        moved, e = 0, 1 - uniform
         for i in range(n):
             for j in range(m):
                 dc[i, j] += lo[i, j]
-                moved += abs(lo[i, j] * inv_v0[i, j]) > REFACTOR_DT
+                moved += abs(lo[i, j] * inv_v0[i * e, j * e]) > REFACTOR_DT
         refactor = moved > 0 or kcl > 1e-2 * prev
         # The next sweep computes the next right-hand side unless this step should certify.
         rhs = step == 0 or not (target <= floor and 0.1 * kcl * (kcl / prev) ** 2 <= 0.1 * rtol * scale)
         prev, correct = kcl, True
+
+
+#: Bytes of reusable memory (:func:`scratch`) each Python thread keeps between reads.
+SCRATCH_BYTES = 64 * 2 ** 20
+
+_local = threading.local()
+
+
+def scratch(name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A float64 array of ``shape`` (uninitialised) from this Python thread's reusable memory under
+    ``name``: the next call for ``name`` on this thread hands out the same memory, so a caller
+    keeps nothing it gets here past its own read. Beyond :data:`SCRATCH_BYTES` in all (a large
+    array's own arithmetic dwarfs the cost below) a fresh array.
+
+    Why: a fresh array of more than 128 KiB comes from mmap, and every page of it faults on
+    first touch. On this machine filling a fresh 1 MiB array took 450 µs against 30 µs for one
+    reused; the work slabs and drops of a digits device epoch's reads took ~0.2 s of it
+    (0.2 of the reads' 1.14 s; benchmarks/bench_nonlinear.py part 3)."""
+    pool = _local.__dict__.setdefault("pool", {})
+    size = math.prod(shape)
+    buf = pool.get(name)
+    if buf is None or buf.size < size:
+        held = sum(b.size for k, b in pool.items() if k != name)
+        if 8 * (held + size) > SCRATCH_BYTES:
+            return aligned(shape)
+        buf = pool[name] = aligned((size,))
+    return buf[:size].reshape(shape)
+
+
+def aligned(shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised float64 array of ``shape`` starting on a 64-byte boundary."""
+    size = math.prod(shape)
+    buf = np.empty(size + 8)
+    k = (-buf.ctypes.data % 64) // 8
+    return buf[k:k + size].reshape(shape)
 
 
 _thread_id = (lambda: 0) if numba is None else numba.get_thread_id
@@ -166,23 +203,20 @@ LINE_ROWS = 7
 
 
 def _newton_batch(s_r, s_c, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, gpr, gpt, gpb, pins_r, pins_c,
-                  free_r, free_c, wr, offr, wc, offc, gwp, is_out, rtol, atol, eta, maxiter, max_steps, chunks, start, x_r,
-                  x_c, i_r, i_c, d_r, d_c, cells, branch, out):  # pragma: no cover - compiled
-    # ``chunks`` threads, each with its own work slabs, take the vectors one at a time as they
-    # free up (dynamic scheduling: solve() sets numba.parallel_chunksize(1)); vectors differ in
-    # their Newton and CG steps, and fixed halves of a batch left one thread idle at the end.
+                  free_r, free_c, wr, offr, wc, offc, gwp, is_out, rtol, atol, eta, maxiter, max_steps, start, x_r,
+                  x_c, i_r, i_c, d_r, d_c, cells, branch, out, work, lines, own):  # pragma: no cover - compiled
+    # ``work.shape[0]`` threads, each with its own work slabs (work (16, N, M), lines, own (N, M)
+    # per thread: :func:`scratch`), take the vectors one at a time as they free up (dynamic
+    # scheduling: solve() sets numba.parallel_chunksize(1)); vectors differ in their Newton and
+    # CG steps, and fixed halves of a batch left one thread idle at the end.
     bsz = s_r.shape[0]
-    n, m = a.shape
     keep_cells = cells.shape[0] == bsz
-    work = np.empty((chunks, 16, n, m))
-    lines = np.empty((chunks, LINE_ROWS, max(n, m) + 2))
-    # Cell currents not asked for stay in the thread's own slab (in cache): no fresh (N, M)
-    # slab per vector to fault in and write back.
-    own = np.empty((chunks, n, m))
     for k in _prange(bsz):
         q = np.intp(_thread_id())
         kx = k * (start == 1)  # as products: a conditional expression here was typed float64
         ki = k * (start == 2)
+        # Cell currents not asked for stay in the thread's own slab (in cache): no fresh (N, M)
+        # slab per vector to fault in and write back.
         cur = own[q]
         if keep_cells:
             cur = cells[k]
@@ -249,19 +283,34 @@ def _lines(b: LineBlocks):
             np.argwhere(b.pin_r).astype(np.int64), np.argwhere(b.pin_c).astype(np.int64))
 
 
+def _law_of(b: LineBlocks, cell: Sinh) -> tuple:
+    """:func:`_law_arrays` of ``cell`` on ``b``, kept on ``b`` while its law is ``cell`` (a tile
+    reads several batches between two writes)."""
+    if b._law is None or b._law[0] is not cell:
+        b._law = (cell, _law_arrays(cell, b.n, b.m))
+    return b._law[1]
+
+
 def _law_arrays(cell: Sinh, n: int, m: int) -> tuple:
-    """a (A), v0 (V), 1/v0, a/v0 (S), g_lin (S) as C-contiguous (N, M) arrays, and whether one
-    v0 holds for every cell."""
+    """a (A), v0 (V), 1/v0, a/v0 (S), g_lin (S) as C-contiguous arrays, and whether one v0 and
+    one g_lin hold for every cell ("uniform": then v0, 1/v0 and g_lin are (1, 1) and a/v0 is
+    not formed; else each is (N, M))."""
+    v0, g_lin = (np.asarray(x, dtype=float) for x in (cell.v0, cell.g_lin))
     # Copies: writable and C-ordered whatever the law holds (one compiled signature).
-    a, v0, g_lin = (np.array(np.broadcast_to(np.asarray(x, dtype=float), (n, m)), order="C")
-                    for x in (cell.a, cell.v0, cell.g_lin))
-    return a, v0, 1.0 / v0, a / v0, g_lin, bool(np.all(v0 == v0.flat[0]))
+    a = np.array(np.broadcast_to(np.asarray(cell.a, dtype=float), (n, m)), order="C")
+    if np.all(v0 == v0.flat[0]) and np.all(g_lin == g_lin.flat[0]):
+        v0, g_lin = np.full((1, 1), v0.flat[0]), np.full((1, 1), g_lin.flat[0])
+        return a, v0, 1.0 / v0, np.zeros((1, 1)), g_lin, True
+    v0, g_lin = (np.array(np.broadcast_to(x, (n, m)), order="C") for x in (v0, g_lin))
+    return a, v0, 1.0 / v0, a / v0, g_lin, False
 
 
 def solve(blocks: LineBlocks, cell: Sinh, shifts: tuple[np.ndarray, np.ndarray], out_ports: np.ndarray, *,
           rtol: float, maxiter: int, g_floor: float, atol: float = 0.0, max_steps: int = MAX_STEPS,
           eta: float = ETA, x0: tuple[np.ndarray, np.ndarray] | None = None,
-          prior: tuple[np.ndarray, np.ndarray] | None = None, want_cells: bool = True) -> SinhNewtonResult:
+          prior: tuple[np.ndarray, np.ndarray] | None = None, want_cells: bool = True,
+          out: tuple[np.ndarray, np.ndarray] | None = None,
+          ideal: tuple[np.ndarray, np.ndarray] | None = None) -> SinhNewtonResult:
     """Newton per input vector, compiled (module docstring), for line potentials ``shifts``
     ((B, N), (B, M) V); ``g_floor`` (S) the smallest slope a step uses (newton.G_FLOOR);
     ``atol`` (A) an ℓ1 KCL residual also accepted; ``maxiter`` the CG cap per step.
@@ -271,7 +320,9 @@ def solve(blocks: LineBlocks, cell: Sinh, shifts: tuple[np.ndarray, np.ndarray],
     :func:`ratios` from an earlier solve of other inputs on this array: each vector starts
     from the drops they predict for its own ideal line currents). A start changes how many
     steps a vector takes, never the certified answer. ``want_cells``: return the cell currents
-    (B, N, M) A (else ``cells`` is None)."""
+    (B, N, M) A (else ``cells`` is None). ``out``: arrays (B, N, M) for the row and column drops
+    (e.g. from :func:`scratch`), else fresh ones. ``ideal``: :func:`ideal_currents` of these
+    shifts where the caller has them."""
     b = blocks
     s_r, s_c = (np.ascontiguousarray(x, dtype=float) for x in shifts)
     bsz, n, m = s_r.shape[0], b.n, b.m
@@ -285,16 +336,22 @@ def solve(blocks: LineBlocks, cell: Sinh, shifts: tuple[np.ndarray, np.ndarray],
         start, (x_r, x_c) = 1, (np.ascontiguousarray(x, dtype=float) for x in x0)
     elif prior is not None:
         start, x_r, x_c = 2, prior[0][None], prior[1][None]
-        i_r, i_c = ideal_currents(b, s_r, s_c)
+        i_r, i_c = ideal_currents(b, s_r, s_c) if ideal is None else ideal
     else:
         start, x_r, x_c = 0, none, none
-    d_r, d_c, cells = np.empty((bsz, n, m)), np.empty((bsz, n, m)), np.empty((bsz if want_cells else 0, n, m))
-    branch, out = np.empty((bsz, n + m)), np.empty((bsz, 4))
+    if out is None:
+        d_r, d_c = np.empty((bsz, n, m)), np.empty((bsz, n, m))
+    else:
+        d_r, d_c = out
+    cells = np.empty((bsz if want_cells else 0, n, m))
+    branch, res = np.empty((bsz, n + m)), np.empty((bsz, 4))
     with kernels.parallel("sinhnewton", bsz * n * m * WORK_PER_CELL, bsz) as chunks, _dynamic():
-        newton_batch(s_r, s_c, *_law_arrays(cell, n, m), float(g_floor), gw, gc, gpl, gpr, gpt, gpb,
+        newton_batch(s_r, s_c, *_law_of(b, cell), float(g_floor), gw, gc, gpl, gpr, gpt, gpb,
                      pins_r, pins_c, free_r, free_c, *lines, is_out, float(rtol), float(atol),
-                     float(eta), int(maxiter), int(max_steps), chunks, start, x_r, x_c, i_r, i_c, d_r, d_c, cells,
-                     branch, out)
+                     float(eta), int(maxiter), int(max_steps), start, x_r, x_c, i_r, i_c, d_r, d_c, cells,
+                     branch, res, scratch("work", (chunks, 16, n, m)), scratch("lines", (chunks, LINE_ROWS, max(n, m) + 2)),
+                     scratch("own", (chunks, n, m)))
+    out = res
     kcl = out[:, 2]
     i_out = np.abs(branch[:, out_ports]).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -338,10 +395,12 @@ class DropFit:
 
     @classmethod
     def of(cls, blocks: LineBlocks, shifts: tuple[np.ndarray, np.ndarray], d_r: np.ndarray, d_c: np.ndarray,
-           earlier: DropFit | None = None, keep: float = FIT_KEEP) -> DropFit:
+           earlier: DropFit | None = None, keep: float = FIT_KEEP,
+           ideal: tuple[np.ndarray, np.ndarray] | None = None) -> DropFit:
         """The fit of a solve's drops (B, N, M) V for line potentials ``shifts``, added to
-        ``earlier`` (weighted by ``keep``) when it is a fit of an array of the same size."""
-        i_r, i_c = ideal_currents(blocks, *shifts)
+        ``earlier`` (weighted by ``keep``) when it is a fit of an array of the same size;
+        ``ideal``: :func:`ideal_currents` of ``shifts`` where the caller has them."""
+        i_r, i_c = ideal_currents(blocks, *shifts) if ideal is None else ideal
         n, m = blocks.n, blocks.m
         if earlier is not None and earlier.num_r.shape == (n, m):
             fit = cls(keep * earlier.num_r, keep * earlier.den_r, keep * earlier.num_c, keep * earlier.den_c)
@@ -397,8 +456,9 @@ def exercise() -> None:
     newton_batch(np.ones((1, 2)), np.zeros((1, 2)), *_law_arrays(Sinh(1e-6, 0.25), 2, 2), 1e-18,
                  np.ones((2, 1)), np.ones((1, 2)), w, w, w, w, np.zeros((0, 2), dtype=np.int64),
                  np.zeros((0, 2), dtype=np.int64), free, free, one, -np.ones((2, 1)), one, -np.ones((1, 2)),
-                 np.ones((2, 3)), np.ones(4, dtype=bool), 1e-9, 0.0, ETA, 10, 2, 1, 0, np.zeros((1, 2, 2)),
+                 np.ones((2, 3)), np.ones(4, dtype=bool), 1e-9, 0.0, ETA, 10, 2, 0, np.zeros((1, 2, 2)),
                  np.zeros((1, 2, 2)), np.zeros((1, 2)), np.zeros((1, 2)), np.empty((1, 2, 2)), np.empty((1, 2, 2)),
-                 np.empty((1, 2, 2)), np.empty((1, 4)), np.empty((1, 4)))
+                 np.empty((1, 2, 2)), np.empty((1, 4)), np.empty((1, 4)), np.empty((1, 16, 2, 2)),
+                 np.empty((1, LINE_ROWS, 4)), np.empty((1, 2, 2)))
     d = np.zeros((1, 2, 2))
     fit_sums(d, d, np.ones((1, 2)), np.ones((1, 2)), np.zeros((2, 2)), np.zeros(2), np.zeros((2, 2)), np.zeros(2))

@@ -110,7 +110,7 @@ def _vector(sr, sc, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, g
             i0 = 0
             while i0 < n:
                 i1 = min(n, i0 + 4)
-                rn0 += _rhs_rows(i0, i1, couple, lt, dt, l_c, free_r, free_c, lr, lc, lo, r, z, t, w1[6, :m])
+                rn0 += _rhs_rows(i0, i1, couple, lt, dt, l_c, free_r, free_c, lr, lc, r, z, t, w1[6, :m])
                 i0 = i1
         scale = i_out
         if step == 0:  # the sense resistors carry nothing at zero drops: the ideal currents too
@@ -134,11 +134,13 @@ def _vector(sr, sc, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, g
         rel = eta if step == 0 else min(eta, 0.1 * (kcl / prev) ** 2)
         floor = max(0.5 * rtol * scale, 0.5 * atol)
         target = max(rel * rn0, floor)
-        if rn0 > target:
+        if rn0 > target:  # CG's first step sets lo (the column correction) without reading it
             k = _cg(couple, lt, dt, l_c, dinv_c, target, maxiter, lo, r, z, p, q, t)
             if k < 0:
                 return
             its += k
+        else:
+            lo[:, :] = 0.0
         # A step that moved no cell by REFACTOR_DT·v0 (judged by the column drops) and
         # converged fast keeps the factorisation: its slopes changed by less than that.
         moved, e = 0, 1 - uniform

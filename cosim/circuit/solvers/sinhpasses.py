@@ -231,10 +231,10 @@ def _factor_rows(i0, i1, slope, g_floor, free_r, free_c, wr, offr, wc, offc, cou
 
 
 @_inline
-def _rhs_rows(i0, i1, couple, lt, dt, l_c, free_r, free_c, lr, lc, lo, r, z, t, zc):  # pragma: no cover - compiled
+def _rhs_rows(i0, i1, couple, lt, dt, l_c, free_r, free_c, lr, lc, r, z, t, zc):  # pragma: no cover - compiled
     # Rows i0 … i1−1 of the Schur right-hand side of the residual −(lr, lc) at the free nodes:
     # t = A_R⁻¹ ρ_R, r = G t + ρ_C, the forward sweep of z = A_C⁻¹ r (row i0−1 of it carried in
-    # zc (M), as in coldread._cg); lo (the CG iterate) zeroed. Returns the rows' share of ‖r‖₁.
+    # zc (M), as in coldread._cg). Returns the rows' share of ‖r‖₁.
     m = couple.shape[1]
     for i in range(i0, i1):
         for j in range(m):
@@ -249,7 +249,6 @@ def _rhs_rows(i0, i1, couple, lt, dt, l_c, free_r, free_c, lr, lc, lo, r, z, t, 
             y = v if i == 0 else v - l_c[i, j] * zc[j]
             z[i, j] = y
             zc[j] = y
-            lo[i, j] = 0.0
     return s
 
 
@@ -290,7 +289,7 @@ def _sweep(correct, refactor, rhs, uniform, sr, sc, inv_v0, a, a_v0, g_lin, sh, 
             bad += _factor_rows(i0, i1, slope, g_floor, free_r, free_c, wr, offr, wc, offc, couple, lt, dt, l_c,
                                 dinv_c, carry)
         if rhs:
-            rn0 += _rhs_rows(i0, i1, couple, lt, dt, l_c, free_r, free_c, lr, lc, lo, r, z, t, zc)
+            rn0 += _rhs_rows(i0, i1, couple, lt, dt, l_c, free_r, free_c, lr, lc, r, z, t, zc)
         i0 = i1
     _pinned(pins_r, pins_c, lr, lc, br)
     for j in range(m):

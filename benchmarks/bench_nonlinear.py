@@ -49,8 +49,8 @@ median times, the method each took, certified bounds and the difference of the t
 answers.
 
 Part 6, this code against another checkout in one process (``--against DIR``, e.g. a ``git
-worktree`` of an earlier commit): the compiled Newton's modules of DIR (``coldread``,
-``sinhpasses``, ``sinhnewton``) are loaded beside this code's, and a ninth of the batches part 4
+worktree`` of an earlier commit): the compiled Newton's modules of DIR (``kernels``' compiled
+helpers, ``coldread``, ``sinhpasses``, ``sinhnewton``) are loaded beside this code's, and a ninth of the batches part 4
 captures are read by both, each batch by the one and then the other, one thread, ``--rounds``
 times. Printed: µs per vector of each and this code's time over DIR's per round, with the
 median. Interleaving batch by batch cancels the drift of a shared machine that separate runs
@@ -312,8 +312,11 @@ def part6(against, rounds):
     src = Path(against) / "cosim" / "circuit" / "solvers"
     tmp = Path(tempfile.gettempdir()) / "cosim-bench-against"  # one place: numba caches by file
     tmp.mkdir(exist_ok=True)
-    names = {"coldread": "ref_coldread", "sinhpasses": "ref_sinhpasses", "sinhnewton": "ref_sinhnewton"}
-    for name, alias in names.items():  # each module importing the other two as their copies
+    names = {"kernels": "ref_kernels", "coldread": "ref_coldread", "sinhpasses": "ref_sinhpasses",
+             "sinhnewton": "ref_sinhnewton"}
+    for path in src.glob("*.py"):  # the originals beside the copies: kernels' cache key hashes them
+        (tmp / path.name).write_text(path.read_text())
+    for name, alias in names.items():  # each module importing the others' compiled helpers from their copies
         text = (src / f"{name}.py").read_text()
         for other, other_alias in names.items():
             text = text.replace(f"cosim.circuit.solvers.{other} ", f"{other_alias} ")

@@ -119,13 +119,13 @@ def _leave(dr, dc, sr, sc, g_cell, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, fre
 
 
 @_jit
-def _rows(lt, dt, t, i0, i1):  # pragma: no cover - compiled
-    # Row lines i0 … i1−1 (at most four) of t in place.
+def _rows(lt, dt, t, i0, i1, k0):  # pragma: no cover - compiled
+    # Row lines i0 … i1−1 (at most four) in place on rows k0 … of t (k0 = i0: t is the slab).
     if i1 - i0 == 4:
-        _row_block4(lt, dt, t, i0)
+        _row_block4(lt, dt, t, i0, k0)
     else:
         for i in range(i0, i1):
-            _one_row(lt, dt, t, i)
+            _one_row(lt, dt, t, i, k0 + i - i0)
 
 
 @_jit
@@ -159,7 +159,7 @@ def _up_pass(z, p, r, w, couple, lt, dt, l_c, dinv_c, t, zc, beta, first):  # pr
                     p[i, j] = pv
                     w[i, j] = r[i, j] + beta * w[i, j]
                     t[i, j] = couple[i, j] * pv
-        _rows(lt, dt, t, i0, i1)
+        _rows(lt, dt, t, i0, i1, i0)
         for i in range(i0, i1):
             for j in range(m):
                 q = w[i, j] - couple[i, j] * t[i, j]
@@ -202,7 +202,7 @@ def _vector(g_cell, couple, lt, dt, l_c, dinv_c, free_r, free_c, is_out, sr, sc,
             if is_out[i]:
                 i_ideal += abs(ri)
                 i_base += abs(bi)
-        _rows(lt, dt, t, i0, i1)
+        _rows(lt, dt, t, i0, i1, i0)
         for i in range(i0, i1):
             for j in range(m):
                 v = couple[i, j] * t[i, j] + g_cell[i, j] * (sr[i] - sc[j]) * free_c[i, j]

@@ -252,43 +252,44 @@ def _safe_ratio(num, den):  # pragma: no cover - compiled
 
 
 @_jit
-def _one_row(lm, dinv, x, i):  # pragma: no cover - compiled
-    # LDLᵀ solve of row line i of an (N, M) slab in place (L y = b, then Lᵀ x = D⁻¹ y with the
-    # scaling folded into the backward sweep); the carried value stays in a register.
+def _one_row(lm, dinv, x, i, k):  # pragma: no cover - compiled
+    # LDLᵀ solve of row line i (factors lm, dinv (N, M)) on row k of x in place (L y = b, then
+    # Lᵀ x = D⁻¹ y with the scaling folded into the backward sweep); the carried value stays in
+    # a register. x is the slab itself (k = i) or a block's own rows.
     m = x.shape[1]
-    c = x[i, 0]
+    c = x[k, 0]
     for j in range(1, m):
-        c = x[i, j] - lm[i, j] * c
-        x[i, j] = c
-    c = x[i, m - 1] * dinv[i, m - 1]
-    x[i, m - 1] = c
+        c = x[k, j] - lm[i, j] * c
+        x[k, j] = c
+    c = x[k, m - 1] * dinv[i, m - 1]
+    x[k, m - 1] = c
     for j in range(m - 2, -1, -1):
-        c = x[i, j] * dinv[i, j] - lm[i, j + 1] * c
-        x[i, j] = c
+        c = x[k, j] * dinv[i, j] - lm[i, j + 1] * c
+        x[k, j] = c
 
 
 @_jit
-def _row_block4(lm, dinv, x, i):  # pragma: no cover - compiled
-    # Row lines i … i+3 of an (N, M) slab at once: four independent recurrences carried in
+def _row_block4(lm, dinv, x, i, k):  # pragma: no cover - compiled
+    # Row lines i … i+3 on rows k … k+3 of x at once: four independent recurrences carried in
     # registers hide each one's latency, where sixteen lines carried through memory were slower
     # (their power-of-two strides also collide in L1; benchmarks/bench_scale.py part "kernels").
     m = x.shape[1]
-    a, b, c, d = x[i, 0], x[i + 1, 0], x[i + 2, 0], x[i + 3, 0]
+    a, b, c, d = x[k, 0], x[k + 1, 0], x[k + 2, 0], x[k + 3, 0]
     for j in range(1, m):
-        a = x[i, j] - lm[i, j] * a
-        b = x[i + 1, j] - lm[i + 1, j] * b
-        c = x[i + 2, j] - lm[i + 2, j] * c
-        d = x[i + 3, j] - lm[i + 3, j] * d
-        x[i, j], x[i + 1, j], x[i + 2, j], x[i + 3, j] = a, b, c, d
+        a = x[k, j] - lm[i, j] * a
+        b = x[k + 1, j] - lm[i + 1, j] * b
+        c = x[k + 2, j] - lm[i + 2, j] * c
+        d = x[k + 3, j] - lm[i + 3, j] * d
+        x[k, j], x[k + 1, j], x[k + 2, j], x[k + 3, j] = a, b, c, d
     a, b = a * dinv[i, m - 1], b * dinv[i + 1, m - 1]
     c, d = c * dinv[i + 2, m - 1], d * dinv[i + 3, m - 1]
-    x[i, m - 1], x[i + 1, m - 1], x[i + 2, m - 1], x[i + 3, m - 1] = a, b, c, d
+    x[k, m - 1], x[k + 1, m - 1], x[k + 2, m - 1], x[k + 3, m - 1] = a, b, c, d
     for j in range(m - 2, -1, -1):
-        a = x[i, j] * dinv[i, j] - lm[i, j + 1] * a
-        b = x[i + 1, j] * dinv[i + 1, j] - lm[i + 1, j + 1] * b
-        c = x[i + 2, j] * dinv[i + 2, j] - lm[i + 2, j + 1] * c
-        d = x[i + 3, j] * dinv[i + 3, j] - lm[i + 3, j + 1] * d
-        x[i, j], x[i + 1, j], x[i + 2, j], x[i + 3, j] = a, b, c, d
+        a = x[k, j] * dinv[i, j] - lm[i, j + 1] * a
+        b = x[k + 1, j] * dinv[i + 1, j] - lm[i + 1, j + 1] * b
+        c = x[k + 2, j] * dinv[i + 2, j] - lm[i + 2, j + 1] * c
+        d = x[k + 3, j] * dinv[i + 3, j] - lm[i + 3, j + 1] * d
+        x[k, j], x[k + 1, j], x[k + 2, j], x[k + 3, j] = a, b, c, d
 
 
 @_jit
@@ -297,10 +298,10 @@ def _row_slab(lm, dinv, x):  # pragma: no cover - compiled
     n = x.shape[0]
     i = 0
     while i + 4 <= n:
-        _row_block4(lm, dinv, x, i)
+        _row_block4(lm, dinv, x, i, i)
         i += 4
     while i < n:
-        _one_row(lm, dinv, x, i)
+        _one_row(lm, dinv, x, i, i)
         i += 1
 
 

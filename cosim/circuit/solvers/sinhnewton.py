@@ -353,15 +353,14 @@ def solve(blocks: LineBlocks, cell: Sinh, shifts: tuple[np.ndarray, np.ndarray],
                      float(eta), int(maxiter), int(max_steps), start, x_r, x_c, i_r, i_c, d_r, d_c, cells,
                      branch, res, scratch("work", (chunks, 16, n, m)), scratch("lines", (chunks, LINE_ROWS, max(n, m) + 2)),
                      scratch("own", (chunks, n, m)))
-    out = res
-    kcl = out[:, 2]
-    i_out = np.abs(branch[:, out_ports]).sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        bound = np.where(kcl == 0, 0.0, kcl / (i_out - kcl))
-    bound[~((i_out - kcl > 0) | (kcl == 0))] = np.inf
-    done = out[:, 3] > 0
-    return SinhNewtonResult(d_r, d_c, branch, cells if want_cells else None, bound, done, int(out[:, 0].max(initial=0)),
-                            int(out[:, 1].max(initial=0)), kcl, out[:, :2].astype(np.int64))
+    kcl = res[:, 2]
+    den = np.abs(branch[:, out_ports]).sum(axis=1) - kcl
+    bound = np.full(bsz, np.inf)  # no bound where the outputs do not exceed the residual (or NaN)
+    np.divide(kcl, den, out=bound, where=den > 0)
+    bound[kcl == 0] = 0.0
+    counts = res[:, :2].astype(np.int64)
+    return SinhNewtonResult(d_r, d_c, branch, cells if want_cells else None, bound, res[:, 3] > 0,
+                            int(counts[:, 0].max(initial=0)), int(counts[:, 1].max(initial=0)), kcl, counts)
 
 
 def ideal_currents(blocks: LineBlocks, s_r: np.ndarray, s_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -415,10 +414,10 @@ class DropFit:
     def ratios(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-cell ratios (N, M), V/A, of row drops to row currents and of column drops to column
         currents (0 on a line no fitted batch drove): the ``prior`` of :func:`solve`."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rho_r = np.where(self.den_r[:, None] > 0, self.num_r / self.den_r[:, None], 0.0)
-            rho_c = np.where(self.den_c[None, :] > 0, self.num_c / self.den_c[None, :], 0.0)
-        return np.ascontiguousarray(rho_r), np.ascontiguousarray(rho_c)
+        rho_r, rho_c = np.zeros(self.num_r.shape), np.zeros(self.num_c.shape)
+        np.divide(self.num_r, self.den_r[:, None], out=rho_r, where=self.den_r[:, None] > 0)
+        np.divide(self.num_c, self.den_c[None, :], out=rho_c, where=self.den_c[None, :] > 0)
+        return rho_r, rho_c
 
 
 def ratios(blocks: LineBlocks, shifts: tuple[np.ndarray, np.ndarray], d_r: np.ndarray,
@@ -436,20 +435,23 @@ def ratios(blocks: LineBlocks, shifts: tuple[np.ndarray, np.ndarray], d_r: np.nd
     return DropFit.of(blocks, shifts, d_r, d_c).ratios()
 
 
-@_jit
-def fit_sums(d_r, d_c, i_r, i_c, num_r, den_r, num_c, den_c):  # pragma: no cover - compiled
-    """Adds Σ_k d_r[k, i, j]·i_r[k, i] to num_r[i, j], Σ_k i_r[k, i]² to den_r[i], and likewise
-    Σ_k d_c[k, i, j]·i_c[k, j] to num_c, Σ_k i_c[k, j]² to den_c."""
+def _fit_sums(d_r, d_c, i_r, i_c, num_r, den_r, num_c, den_c):  # pragma: no cover - compiled
     bsz, n, m = d_r.shape
-    for k in range(bsz):
-        for i in range(n):
+    for i in _prange(n):  # rows apart on the threads; each sum runs over k in order (deterministic)
+        for k in range(bsz):
             x = i_r[k, i]
             den_r[i] += x * x
             for j in range(m):
                 num_r[i, j] += d_r[k, i, j] * x
                 num_c[i, j] += d_c[k, i, j] * i_c[k, j]
+    for k in range(bsz):
         for j in range(m):
             den_c[j] += i_c[k, j] * i_c[k, j]
+
+
+fit_sums = _jit(_fit_sums, parallel=True)
+fit_sums.__doc__ = """Adds Σ_k d_r[k, i, j]·i_r[k, i] to num_r[i, j], Σ_k i_r[k, i]² to den_r[i], and likewise
+Σ_k d_c[k, i, j]·i_c[k, j] to num_c, Σ_k i_c[k, j]² to den_c (the rows split over the threads)."""
 
 
 def exercise() -> None:

@@ -22,9 +22,13 @@ wires and device I–V cells ≤ 2× the ohmic nodal epoch): the digits MLP 64-6
 (``device.card = stanford_pku_default``), nodal engine, 1 Ω row and column segments; once with
 ``array.cell = "0T1R"`` (each device its read conductance at 0.1 V: the ohmic nodal epoch) and
 once with ``"device"`` (every read solves the cells' sinh I–V: the compiled per-vector Newton of
-``sinhnewton``, started from the drops the tile's previous batch predicts). Same seed, same process. Printed: epoch time, read
-time (preparation + solves) and test accuracy per cell kind and the ratio, and the thread count
-each size of read settled on (kernels.plan_chunks; ``--fixed-threads``: the earlier fixed rule).
+``sinhnewton``, started from the drops the tile's previous batch predicts). Same seed, same process,
+the cell kinds in turn within each of ``--repeats`` rounds (after one untimed round that loads the
+compiled kernels). Printed: median epoch time, read time
+(preparation + solves) and test accuracy per cell kind, the median over the rounds of each
+round's epoch time over that round's 0T1R epoch (with every round's ratio: a shared machine's
+drift over a run moves both epochs of a round alike), and the thread count each size of read
+settled on (kernels.plan_chunks; ``--fixed-threads``: the earlier fixed rule).
 ``--skip-train`` leaves it out; ``--set SECTION.KEY=VALUE`` changes the config of both epochs
 (e.g. ``solver.rtol=1e-6``: how much of the gap the read tolerance explains).
 
@@ -136,17 +140,21 @@ def part3(cells, repeats, overrides=()):
     print(f"{'cell':<10}{'epoch s':>9}{'reads s':>9}{'test acc':>10}{'vs 0T1R':>9}")
     logging.disable(logging.WARNING)
     base = [*TRAIN_SETS, *overrides]
-    ref = None
-    for cell in ["0T1R", *cells]:
-        runs = []
-        for _ in range(repeats):
+    kinds = ["0T1R", *cells]
+    runs = {cell: [] for cell in kinds}
+    for rnd in range(-1, repeats):  # the kinds in turn within each round: a drifting machine moves both
+        for cell in kinds:
             res = run_training(load_config(None, [*base, f'array.cell="{cell}"']), progress=False)
+            if rnd < 0:  # round −1 loads (or compiles) every kernel the epochs use
+                continue
             tiles = [t for layer in res.layers for t in layer.tiles()]
-            runs.append((res.epochs[0]["time_s"], sum(t.stats.read_time + t.stats.prepare_time for t in tiles),
-                         res.metrics["final_test_acc"]))
-        epoch, reads, acc = (statistics.median(r[k] for r in runs) for k in range(3))
-        ref = epoch if ref is None else ref
-        print(f"{cell:<10}{epoch:>9.2f}{reads:>9.2f}{100 * acc:>9.1f}%{epoch / ref:>8.2f}x")
+            runs[cell].append((res.epochs[0]["time_s"], sum(t.stats.read_time + t.stats.prepare_time for t in tiles),
+                               res.metrics["final_test_acc"]))
+    for cell in kinds:
+        epoch, reads, acc = (statistics.median(r[k] for r in runs[cell]) for k in range(3))
+        ratios = [r[0] / o[0] for r, o in zip(runs[cell], runs["0T1R"])]
+        print(f"{cell:<10}{epoch:>9.2f}{reads:>9.2f}{100 * acc:>9.1f}%{statistics.median(ratios):>8.2f}x"
+              + ("" if cell == "0T1R" else "   per round " + " ".join(f"{x:.2f}" for x in ratios)))
     print("load avg {:.2f} {:.2f} {:.2f} (the machine is shared)".format(*os.getloadavg()))
     for line in kernels.thread_choices():
         print("  threads:", line)
@@ -254,8 +262,10 @@ def start_quality(caps, repeats):
 
     from cosim.circuit.solvers import sinhnewton
 
-    exact = [sinhnewton.solve(b, cell, shifts, outp, **kw) for b, cell, shifts, outp, kw in caps]
-    plain = {k: v for k, v in caps[0][4].items() if k not in ("prior", "x0")}
+    # the converged drops in arrays of their own (not the epoch's reusable ones, ``out``); the
+    # settings common to every batch without the per-batch start, drop arrays and currents
+    exact = [sinhnewton.solve(b, cell, shifts, outp, **{**kw, "out": None}) for b, cell, shifts, outp, kw in caps]
+    plain = {k: v for k, v in caps[0][4].items() if k not in ("prior", "x0", "out", "ideal")}
     rows = [("the prediction", None)] + [(f"converged drops × (1 + {eps:g})", eps) for eps in (1e-1, 1e-2, 1e-3, 1e-4)]
     print(f"  start quality ({len(caps)} of the batches, 1 thread as set): µs per vector, Newton and CG steps")
     for label, eps in rows:
@@ -325,8 +335,9 @@ def part6(against, rounds):
         sys.modules[alias] = module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     ref = sys.modules["ref_sinhnewton"]
-    # the epoch's reads pass reusable drop arrays (``out``) where the other code may take none
-    takes_out = "out" in inspect.signature(ref.solve).parameters
+    # the epoch's reads pass arguments (reusable drop arrays, the ideal currents) that the other
+    # code may not take: it gets the ones it does
+    takes = set(inspect.signature(ref.solve).parameters)
     nv = sum(c[2][0].shape[0] for c in caps)
     times = np.zeros((rounds, 2))
     for r in range(-1, rounds):  # round −1 compiles both
@@ -334,7 +345,7 @@ def part6(against, rounds):
             for k, mod in enumerate((ref, sinhnewton)):
                 b._lines = None  # each module's own line constants
                 mod._line_constants(b)
-                args = kw if mod is sinhnewton or takes_out else {k: x for k, x in kw.items() if k != "out"}
+                args = kw if mod is sinhnewton else {k: x for k, x in kw.items() if k in takes}
                 t0 = time.perf_counter()
                 mod.solve(b, cell, shifts, out_ports, **args)
                 if r >= 0:

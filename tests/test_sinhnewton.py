@@ -191,6 +191,26 @@ def test_a_batch_beyond_keep_bytes_reads_the_same_without_keeping_its_drops(rng)
     assert lent.solve(x, want_nodes=True).node_voltages is not None and lent.last is not None
 
 
+def test_arrays_of_the_wrong_shape_are_refused_before_the_kernel(rng):
+    """The kernel indexes drops, starts and currents by vector without bounds checks: arrays for
+    another batch size are refused, not written past."""
+    law, _, _ = pku((8, 6), rng)
+    spec = CrossbarSpec(conductances=_g(law, (8, 6)), r_row=2.0, r_col=2.0, r_driver=1.0, r_sense=1.0)
+    fast, _ = _pair(spec, law)
+    b, c = fast.blocks, fast.circuit
+    shifts = b.shifts(c.source_values(rng.uniform(0.0, 0.2, (3, 8))))
+    kw = dict(rtol=1e-10, maxiter=50, g_floor=1e-12)
+    small = (np.empty((2, 8, 6)), np.empty((2, 8, 6)))
+    with pytest.raises(ValueError, match="out must be"):
+        sinhnewton.solve(b, law, shifts, c.out_src, out=small, **kw)
+    with pytest.raises(ValueError, match="x0 or prior must be"):
+        sinhnewton.solve(b, law, shifts, c.out_src, x0=small, **kw)
+    prior = (np.zeros((8, 6)), np.zeros((8, 6)))
+    with pytest.raises(ValueError, match="ideal must be"):
+        sinhnewton.solve(b, law, shifts, c.out_src, prior=prior, ideal=(np.zeros((2, 8)), np.zeros((2, 6))), **kw)
+    assert sinhnewton.solve(b, law, shifts, c.out_src, prior=prior, **kw).converged.all()
+
+
 def test_scratch_hands_out_the_same_memory_up_to_its_limit(monkeypatch):
     a = sinhnewton.scratch("test", (3, 4))
     b = sinhnewton.scratch("test", (2, 5))

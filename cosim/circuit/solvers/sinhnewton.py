@@ -345,6 +345,9 @@ def solve(blocks: LineBlocks, cell: Sinh, shifts: tuple[np.ndarray, np.ndarray],
         d_r, d_c = np.empty((bsz, n, m)), np.empty((bsz, n, m))
     else:
         d_r, d_c = out
+    # The kernel indexes these by vector without bounds checks: a wrong shape would write or
+    # read past them.
+    _check_shapes(bsz, n, m, (d_r, d_c), x_r, x_c, start, i_r, i_c)
     cells = np.empty((bsz if want_cells else 0, n, m))
     branch, res = np.empty((bsz, n + m)), np.empty((bsz, 4))
     with kernels.parallel("sinhnewton", bsz * n * m * WORK_PER_CELL, bsz) as chunks, _dynamic():
@@ -361,6 +364,16 @@ def solve(blocks: LineBlocks, cell: Sinh, shifts: tuple[np.ndarray, np.ndarray],
     counts = res[:, :2].astype(np.int64)
     return SinhNewtonResult(d_r, d_c, branch, cells if want_cells else None, bound, res[:, 3] > 0,
                             int(counts[:, 0].max(initial=0)), int(counts[:, 1].max(initial=0)), kcl, counts)
+
+
+def _check_shapes(bsz: int, n: int, m: int, drops, x_r, x_c, start: int, i_r, i_c) -> None:
+    want = {"out": ((bsz, n, m),) * 2, "x0 or prior": ((bsz if start == 1 else 1, n, m),) * 2,
+            "ideal": ((bsz if start == 2 else 1, n), (bsz if start == 2 else 1, m))}
+    for name, arrays in (("out", drops), ("x0 or prior", (x_r, x_c)), ("ideal", (i_r, i_c))):
+        for a, shape in zip(arrays, want[name]):
+            if a.shape != shape or a.dtype != np.float64 or not a.flags.c_contiguous:
+                raise ValueError(f"sinhnewton.solve: {name} must be C-contiguous float64 arrays of shape "
+                                 f"{want[name]}, got {a.shape} {a.dtype}")
 
 
 def ideal_currents(blocks: LineBlocks, s_r: np.ndarray, s_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -22,9 +22,10 @@ def _inline(fn):
 
 @_jit
 def _applied(sr, sc, v0, uniform, hr, kr, hc, kc, sh, ch):  # pragma: no cover - compiled
-    # sh, ch (N, M): sinh and cosh of x0 = (sr[i] − sc[j])/v0 of one vector. One v0 for the whole
-    # array: from the lines' own sinh/cosh (N + M library calls) by the difference formulas,
-    # whose rounding is a few ulps of cosh(sr/v0)·cosh(sc/v0) (the currents' absolute error).
+    # sh, ch (N, M): sinh and cosh of x0 = (sr[i] − sc[j])/v0 of one vector. ``uniform`` (one v0
+    # and one g_lin for the whole array, v0[0, 0]): from the lines' own sinh/cosh (N + M library
+    # calls) by the difference formulas, whose rounding is a few ulps of cosh(sr/v0)·cosh(sc/v0)
+    # (the currents' absolute error); else a library call per cell.
     n, m = sh.shape
     if uniform:
         inv = 1.0 / v0[0, 0]

@@ -22,13 +22,13 @@ wires and device I–V cells ≤ 2× the ohmic nodal epoch): the digits MLP 64-6
 (``device.card = stanford_pku_default``), nodal engine, 1 Ω row and column segments; once with
 ``array.cell = "0T1R"`` (each device its read conductance at 0.1 V: the ohmic nodal epoch) and
 once with ``"device"`` (every read solves the cells' sinh I–V: the compiled per-vector Newton of
-``sinhnewton``, started from the drops the tile's previous batch predicts). Same seed, same process,
-the cell kinds in turn within each of ``--repeats`` rounds (after one untimed round that loads the
-compiled kernels). Printed: median epoch time, read time
-(preparation + solves) and test accuracy per cell kind, the median over the rounds of each
-round's epoch time over that round's 0T1R epoch (with every round's ratio: a shared machine's
-drift over a run moves both epochs of a round alike), and the thread count each size of read
-settled on (kernels.plan_chunks; ``--fixed-threads``: the earlier fixed rule).
+``sinhnewton``, started from the drops the tile's previous batch predicts). Same seed, same
+process, the cell kinds in turn within each of ``--repeats`` rounds (after one untimed round that
+loads the compiled kernels). Printed: median epoch time, read time (preparation + solves) and test
+accuracy per cell kind, the median over the rounds of each round's epoch time over that round's
+0T1R epoch (with every round's ratio: a shared machine's drift over a run moves both epochs of a
+round alike), and the thread count each size of read settled on (kernels.plan_chunks;
+``--fixed-threads``: the earlier fixed rule).
 ``--skip-train`` leaves it out; ``--set SECTION.KEY=VALUE`` changes the config of both epochs
 (e.g. ``solver.rtol=1e-6``: how much of the gap the read tolerance explains).
 
@@ -39,8 +39,9 @@ steps per vector), and one captured vector's sweep (``sinhpasses._sweep``) in a 
 its parts switched on one by one: cell law and node balances, + factorisation at the new slopes,
 + Schur right-hand side, + the previous step's row correction. A CG step's cost is what the read
 leaves after its sweeps (a first sweep with factorisation and right-hand side, one full sweep per
-further step, a last one with law, balances and correction), per CG step. Last, what a better
-start could save: a third of the batches read from their own converged drops scaled by 1 + ε
+further step, a last one with law, balances and correction), per CG step. What fresh drop
+arrays cost (why ``sinhnewton.scratch`` exists): the captured batches read into fresh (B, N, M)
+arrays and into reusable ones, batch by batch in turn. Last, what a better start could save: a third of the batches read from their own converged drops scaled by 1 + ε
 (ε = 0.1 … 1e-4) against the predicted start.
 
 Part 5, batch reads through the engine at strong IR drop: part 1's arrays (n ∈ ``--batch-sizes``,
@@ -54,8 +55,8 @@ answers.
 
 Part 6, this code against another checkout in one process (``--against DIR``, e.g. a ``git
 worktree`` of an earlier commit): the compiled Newton's modules of DIR (``kernels``' compiled
-helpers, ``coldread``, ``sinhpasses``, ``sinhnewton``) are loaded beside this code's, and a ninth of the batches part 4
-captures are read by both, each batch by the one and then the other, one thread, ``--rounds``
+helpers, ``coldread``, ``sinhpasses``, ``sinhnewton``) are loaded beside this code's, and a ninth
+of the batches part 4 captures are read by both, each batch by the one and then the other, one thread, ``--rounds``
 times. Printed: µs per vector of each and this code's time over DIR's per round, with the
 median. Interleaving batch by batch cancels the drift of a shared machine that separate runs
 (±5–10 %) cannot.
@@ -217,6 +218,7 @@ def part4(repeats):
     read, (newton, cg) = float(np.median(runs)), steps / nv
     print(f"  whole read: {read:.0f} µs per vector, {newton:.2f} Newton steps, {cg:.2f} CG steps; "
           f"{100 * third / nv:.1f} % of the vectors took three Newton steps or more")
+    fresh_drops(caps, repeats)
 
     @numba.njit
     def loop(count, flags, uniform, sr, sc, inv_v0, a, a_v0, g_lin, g_floor, gw, gc, gpl, gpr, gpt, gpb, pins_r, pins_c,
@@ -252,6 +254,27 @@ def part4(repeats):
     sweeps = (law + factor + rhs) + (newton - 1) * cost["correct"] + (law + correct)
     print(f"  CG step (what the read leaves after {newton + 1:.1f} sweeps): {(read - sweeps) / cg:.1f} µs")
     start_quality(caps[::3], repeats)
+
+
+def fresh_drops(caps, repeats):
+    """The captured batches read with their drops into fresh arrays against reusable ones
+    (sinhnewton.scratch), in turn batch by batch. Whether a fresh array beyond 128 KiB faults in
+    page by page depends on the allocator's state (glibc serves it from mmap or from a heap it
+    may have trimmed), so this shows the cost as the process stands after part 3's epoch."""
+    import time
+
+    from cosim.circuit.solvers import sinhnewton
+
+    times, nv = np.zeros((repeats, 2)), sum(c[2][0].shape[0] for c in caps)
+    for r in range(repeats):
+        for b, cell, shifts, outp, kw in caps:
+            shape = (shifts[0].shape[0], b.n, b.m)
+            for k, out in enumerate((None, tuple(sinhnewton.scratch(s, shape) for s in ("d_r", "d_c")))):
+                t0 = time.perf_counter()
+                sinhnewton.solve(b, cell, shifts, outp, **{**kw, "out": out})
+                times[r, k] += time.perf_counter() - t0
+    fresh, lent = np.median(times, axis=0) / nv * 1e6
+    print(f"  drops into fresh arrays {fresh:.0f} µs per vector, into reusable ones {lent:.0f}")
 
 
 def start_quality(caps, repeats):
@@ -343,9 +366,9 @@ def part6(against, rounds):
     for r in range(-1, rounds):  # round −1 compiles both
         for b, cell, shifts, out_ports, kw in caps:
             for k, mod in enumerate((ref, sinhnewton)):
-                b._lines = None  # each module's own line constants
+                b._lines = b._law = None  # each module's own line constants and law arrays
                 mod._line_constants(b)
-                args = kw if mod is sinhnewton else {k: x for k, x in kw.items() if k in takes}
+                args = kw if mod is sinhnewton else {key: x for key, x in kw.items() if key in takes}
                 t0 = time.perf_counter()
                 mod.solve(b, cell, shifts, out_ports, **args)
                 if r >= 0:

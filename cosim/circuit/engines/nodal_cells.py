@@ -69,8 +69,8 @@ class NewtonPrepared(Prepared):
     #: Largest row (and column) drop array, bytes, a compiled-Newton solve keeps as ``last``. A
     #: warm start pays only when the same inputs come back, which in training are the few
     #: vectors of a calibration, not a batch; a larger batch's drops go to reusable memory
-    #: (:func:`sinhnewton.scratch`), since fresh arrays beyond 128 KiB fault in page by page
-    #: (a tenth of a digits device epoch's reads).
+    #: (:func:`sinhnewton.scratch`), since fresh arrays beyond 128 KiB may fault in page by page
+    #: (a tenth of a digits device epoch: see there).
     keep_bytes: int = 2 ** 17
 
     def solve(self, inputs, *, want_nodes: bool = False, want_cells: bool = False) -> ReadResult:
@@ -108,10 +108,8 @@ class NewtonPrepared(Prepared):
                           info={**info, "error_bound": worst, "warm": warm})
 
     def _g_floor(self) -> float:
-        b = self.blocks
-        if b._wire_max is None:  # the wires are shared by every successor's blocks
-            b._wire_max = max(float(np.max(a[np.isfinite(a)], initial=0.0)) for a in (b.gw, b.gc))
-        return newton.G_FLOOR * (b._wire_max if b._wire_max > 0 else 1.0)
+        scale = self.blocks.wire_max
+        return newton.G_FLOOR * (scale if scale > 0 else 1.0)
 
     def _chord_then_newton(self, s_r, s_c, label):
         """The batch by the chord iteration; the vectors it leaves uncertified by Newton."""

@@ -29,6 +29,8 @@ A 0 Ω wire segment between two unpinned nodes (a merged node inside a line) is 
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
 from cosim.circuit.model import Circuit
@@ -155,7 +157,6 @@ class LineBlocks:
         self.col_port = (gpt > 0) | (gpb > 0)
         # Views into the circuit's arrays (never written): no copies of N·M arrays.
         self.g_acc = g_acc
-        self._wire_max = None  # the largest finite wire conductance, S (nodal_cells' slope floor)
         self._set_devices(g_dev)
         return self
 
@@ -168,6 +169,12 @@ class LineBlocks:
                 and np.array_equal(new.free_c, self.free_c)):
             new._lines = self._lines  # wires and free nodes only: unchanged by devices that leave none dead
         return new
+
+    @cached_property
+    def wire_max(self) -> float:
+        """The largest finite wire conductance, S (0 without wires); kept in the instance, so
+        that :meth:`with_devices`, which shares the wires, hands it on."""
+        return max(float(np.max(a[np.isfinite(a)], initial=0.0)) for a in (self.gw, self.gc))
 
     # -- device-dependent part ---------------------------------------------------------------
     def _set_devices(self, g_dev: np.ndarray) -> None:

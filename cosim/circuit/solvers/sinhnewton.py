@@ -147,7 +147,7 @@ def _vector(sr, sc, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, g
             lo[:, :] = 0.0
         # A step that moved no cell by REFACTOR_DT·v0 (judged by the column drops) and
         # converged fast keeps the factorisation: its slopes changed by less than that.
-        moved, e = 0, 1 - uniform
+        moved, e = 0, 1 - uniform  # e = 0: one 1/v0, held in inv_v0[0, 0]
         for i in range(n):
             for j in range(m):
                 dc[i, j] += lo[i, j]
@@ -170,23 +170,26 @@ def scratch(name: str, shape: tuple[int, ...]) -> np.ndarray:
     keeps nothing it gets here past its own read. Beyond :data:`SCRATCH_BYTES` in all (a large
     array's own arithmetic dwarfs the cost below) a fresh array.
 
-    Why: a fresh array of more than 128 KiB comes from mmap, and every page of it faults on
-    first touch. On this machine filling a fresh 1 MiB array took 450 µs against 30 µs for one
-    reused; the work slabs and drops of a digits device epoch's reads took ~0.2 s of it
-    (0.2 of the reads' 1.14 s; benchmarks/bench_nonlinear.py part 3)."""
+    Why: a fresh array of more than 128 KiB may come from mmap (or from a heap glibc trimmed),
+    and then every page of it faults on first touch. In a digits device epoch the fresh drop
+    arrays took ~0.2 s of 1.9 s (2029 page faults against 102 with this memory: a one-off count,
+    docs/speed.md); benchmarks/bench_nonlinear.py part 4 reads that epoch's batches into fresh
+    and into reusable drops after the epoch (181 against 174 µs a vector, one thread)."""
     pool = _local.__dict__.setdefault("pool", {})
     size = math.prod(shape)
     buf = pool.get(name)
     if buf is None or buf.size < size:
         held = sum(b.size for k, b in pool.items() if k != name)
         if 8 * (held + size) > SCRATCH_BYTES:
-            return aligned(shape)
-        buf = pool[name] = aligned((size,))
+            return _aligned(shape)
+        buf = pool[name] = _aligned((size,))
     return buf[:size].reshape(shape)
 
 
-def aligned(shape: tuple[int, ...]) -> np.ndarray:
-    """An uninitialised float64 array of ``shape`` starting on a 64-byte boundary."""
+def _aligned(shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised float64 array of ``shape`` starting on a 64-byte boundary (numpy's own
+    start 16 bytes into a cache line or on one, by chance): the slabs' rows then begin on cache
+    lines whatever the allocator gave."""
     size = math.prod(shape)
     buf = np.empty(size + 8)
     k = (-buf.ctypes.data % 64) // 8
@@ -264,7 +267,8 @@ def _line_constants(b: LineBlocks):
     rows (N, M−1) and columns (N−1, M), S, zero between nodes that are not both free; and the
     row wires with the row ports at their ends (N, M+1), S (sinhpasses._leave_row); the row and
     column indices (P, 2) of the pinned row nodes and of the pinned column nodes, in row order
-    (sinhpasses._pinned). Kept on ``b`` until its devices change."""
+    (sinhpasses._pinned). Kept on ``b``, and by LineBlocks.with_devices while its devices leave
+    the free nodes as they were."""
     if b._lines is None:
         b._lines = _lines(b)
     return b._lines
@@ -452,23 +456,20 @@ def ratios(blocks: LineBlocks, shifts: tuple[np.ndarray, np.ndarray], d_r: np.nd
     return DropFit.of(blocks, shifts, d_r, d_c).ratios()
 
 
-def _fit_sums(d_r, d_c, i_r, i_c, num_r, den_r, num_c, den_c):  # pragma: no cover - compiled
+@_jit
+def fit_sums(d_r, d_c, i_r, i_c, num_r, den_r, num_c, den_c):  # pragma: no cover - compiled
+    """Adds Σ_k d_r[k, i, j]·i_r[k, i] to num_r[i, j], Σ_k i_r[k, i]² to den_r[i], and likewise
+    Σ_k d_c[k, i, j]·i_c[k, j] to num_c, Σ_k i_c[k, j]² to den_c."""
     bsz, n, m = d_r.shape
-    for i in _prange(n):  # rows apart on the threads; each sum runs over k in order (deterministic)
-        for k in range(bsz):
+    for k in range(bsz):
+        for i in range(n):
             x = i_r[k, i]
             den_r[i] += x * x
             for j in range(m):
                 num_r[i, j] += d_r[k, i, j] * x
                 num_c[i, j] += d_c[k, i, j] * i_c[k, j]
-    for k in range(bsz):
         for j in range(m):
             den_c[j] += i_c[k, j] * i_c[k, j]
-
-
-fit_sums = _jit(_fit_sums, parallel=True)
-fit_sums.__doc__ = """Adds Σ_k d_r[k, i, j]·i_r[k, i] to num_r[i, j], Σ_k i_r[k, i]² to den_r[i], and likewise
-Σ_k d_c[k, i, j]·i_c[k, j] to num_c, Σ_k i_c[k, j]² to den_c (the rows split over the threads)."""
 
 
 def exercise() -> None:

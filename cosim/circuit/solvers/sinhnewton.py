@@ -81,7 +81,7 @@ def _vector(sr, sc, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, g
             dc, cur, br, w, w1, res):  # pragma: no cover - compiled
     # One input vector from the drops ``start`` names: 0 zero, 1 (x_r, x_c), 2 the prediction
     # x_r·i_r[i], x_c·i_c[j] (per-cell ratios times the ideal line currents); res = (Newton
-    # steps, CG steps, ℓ1 KCL residual, certified 1/0).
+    # steps, CG steps, ℓ1 KCL residual, certified 1/0, ℓ1 output currents).
     n, m = cur.shape
     sh, ch = w[12], w[13]
     lt, dt, l_c, dinv_c, couple = w[2], w[3], w[4], w[5], w[1]
@@ -103,7 +103,7 @@ def _vector(sr, sc, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, g
         for k in range(n + m):
             if is_out[k]:
                 i_out += abs(br[k])
-        res[0], res[1], res[2] = step, its, kcl
+        res[0], res[1], res[2], res[4] = step, its, kcl, i_out
         if kcl <= atol or (i_out - kcl > 0.0 and kcl <= rtol * (i_out - kcl)):
             res[3] = 1.0
             return
@@ -357,7 +357,7 @@ def solve(blocks: LineBlocks, cell: Sinh, shifts: tuple[np.ndarray, np.ndarray],
     # read past them.
     _check_shapes(bsz, n, m, (d_r, d_c), x_r, x_c, start, i_r, i_c)
     cells = np.empty((bsz if want_cells else 0, n, m))
-    branch, res = np.empty((bsz, n + m)), np.empty((bsz, 4))
+    branch, res = np.empty((bsz, n + m)), np.empty((bsz, 5))
     with kernels.parallel("sinhnewton", bsz * n * m * WORK_PER_CELL, bsz) as chunks, _dynamic():
         newton_batch(s_r, s_c, *_law_of(b, cell), float(g_floor), gw, gc, gpl, gpr, gpt, gpb,
                      pins_r, pins_c, free_r, free_c, *lines, is_out, float(rtol), float(atol),
@@ -365,7 +365,7 @@ def solve(blocks: LineBlocks, cell: Sinh, shifts: tuple[np.ndarray, np.ndarray],
                      branch, res, scratch("work", (chunks, 16, n, m)), scratch("lines", (chunks, LINE_ROWS, max(n, m) + 2)),
                      scratch("own", (chunks, n, m)))
     kcl = res[:, 2]
-    den = np.abs(branch[:, out_ports]).sum(axis=1) - kcl
+    den = res[:, 4] - kcl
     bound = np.full(bsz, np.inf)  # no bound where the outputs do not exceed the residual (or NaN)
     np.divide(kcl, den, out=bound, where=den > 0)
     bound[kcl == 0] = 0.0
@@ -480,7 +480,7 @@ def exercise() -> None:
                  np.zeros((0, 2), dtype=np.int64), free, free, one, -np.ones((2, 1)), one, -np.ones((1, 2)),
                  np.ones((2, 3)), np.ones(4, dtype=bool), 1e-9, 0.0, ETA, 10, 2, 0, np.zeros((1, 2, 2)),
                  np.zeros((1, 2, 2)), np.zeros((1, 2)), np.zeros((1, 2)), np.empty((1, 2, 2)), np.empty((1, 2, 2)),
-                 np.empty((1, 2, 2)), np.empty((1, 4)), np.empty((1, 4)), np.empty((1, 16, 2, 2)),
+                 np.empty((1, 2, 2)), np.empty((1, 4)), np.empty((1, 5)), np.empty((1, 16, 2, 2)),
                  np.empty((1, LINE_ROWS, 4)), np.empty((1, 2, 2)))
     d = np.zeros((1, 2, 2))
     fit_sums(d, d, np.ones((1, 2)), np.ones((1, 2)), np.zeros((2, 2)), np.zeros(2), np.zeros((2, 2)), np.zeros(2))

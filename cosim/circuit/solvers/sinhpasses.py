@@ -271,30 +271,34 @@ def _sweep(correct, refactor, rhs, uniform, sr, sc, inv_v0, a, a_v0, g_lin, sh, 
     kcl, rn0, bad = 0.0, 0.0, 0
     for q in range(n + m):
         br[q] = 0.0
-    i0 = 0
-    while i0 < n:
-        i1 = min(n, i0 + 4)
-        if correct:
-            for i in range(i0, i1):
-                for j in range(m):
-                    t[i - i0, j] = couple[i, j] * lo[i, j] - lr[i, j] * free_r[i, j]
-            _rows(lt, dt, t, i0, i1, 0)
-            for i in range(i0, i1):
-                for j in range(m):
-                    dr[i, j] += t[i - i0, j]
-        for i in range(i0, i1):
-            _law_row(i, i - i0, uniform, sr, sc, dr, dc, inv_v0, a, a_v0, g_lin, sh, ch, cur, slope)
-            br[i] = gpl[i] * dr[i, 0] + gpr[i] * dr[i, m - 1]
-            if i == 0 or i == n - 1:
-                kcl += _leave_edge(i, dr, dc, cur, gw, gc, gpl, gpr, gpt, gpb, free_r, free_c, lr, lc)
-            else:
-                kcl += _leave_row(i, dr, dc, cur, gwp, gc, free_r, free_c, lr, lc, row)
-        if refactor:
-            bad += _factor_rows(i0, i1, slope, g_floor, free_r, free_c, wr, offr, wc, offc, couple, lt, dt, l_c,
-                                dinv_c, carry)
-        if rhs:
-            rn0 += _rhs_rows(i0, i1, couple, lt, dt, l_c, free_r, free_c, lr, lc, r, z, t, zc)
-        i0 = i1
+    # One loop over the rows, the block steps at a block's first and last row: the same work
+    # as a loop over blocks with an inner loop over their rows, but the law and balance loops
+    # compile faster this way (one 64×64 sweep 42.5 → 40.3 µs, the last one 21.1 → 18.2 µs:
+    # a one-off microbenchmark of both forms on one tile).
+    i0, i1 = 0, 0
+    for i in range(n):
+        if i == i1:
+            i0, i1 = i, min(n, i + 4)
+            if correct:
+                for k in range(i0, i1):
+                    for j in range(m):
+                        t[k - i0, j] = couple[k, j] * lo[k, j] - lr[k, j] * free_r[k, j]
+                _rows(lt, dt, t, i0, i1, 0)
+                for k in range(i0, i1):
+                    for j in range(m):
+                        dr[k, j] += t[k - i0, j]
+        _law_row(i, i - i0, uniform, sr, sc, dr, dc, inv_v0, a, a_v0, g_lin, sh, ch, cur, slope)
+        br[i] = gpl[i] * dr[i, 0] + gpr[i] * dr[i, m - 1]
+        if i == 0 or i == n - 1:
+            kcl += _leave_edge(i, dr, dc, cur, gw, gc, gpl, gpr, gpt, gpb, free_r, free_c, lr, lc)
+        else:
+            kcl += _leave_row(i, dr, dc, cur, gwp, gc, free_r, free_c, lr, lc, row)
+        if i == i1 - 1:
+            if refactor:
+                bad += _factor_rows(i0, i1, slope, g_floor, free_r, free_c, wr, offr, wc, offc, couple, lt, dt, l_c,
+                                    dinv_c, carry)
+            if rhs:
+                rn0 += _rhs_rows(i0, i1, couple, lt, dt, l_c, free_r, free_c, lr, lc, r, z, t, zc)
     _pinned(pins_r, pins_c, lr, lc, br)
     for j in range(m):
         br[n + j] += gpt[j] * dc[0, j] + gpb[j] * dc[n - 1, j]

@@ -25,7 +25,6 @@ certified the same way, only reached in fewer steps.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -180,7 +179,7 @@ class NewtonPrepared(Prepared):
         if isinstance(law, SeriesCell) and isinstance(law.access, Mosfet):
             return None
         try:
-            circuit = dataclasses.replace(circuits.with_devices(self.circuit, g_new), cell_law=law)
+            circuit = circuits.with_devices(self.circuit, g_new, cell_law=law)
         except EngineError:
             return None
         return self._successor(circuit)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from typing import Any
 
 import numpy as np
 
@@ -64,14 +65,18 @@ def _cell_block(circuit: Circuit) -> slice:
     return slice(lay.cell_res0, lay.cell_res0 + lay.n_rows * lay.n_cols)
 
 
-def with_devices(circuit: Circuit, g_new, spec: CrossbarSpec | None = None) -> Circuit:
-    """The circuit of the same crossbar read with device conductances ``g_new`` (N, M), S."""
+def with_devices(circuit: Circuit, g_new, spec: CrossbarSpec | None = None, **changes: Any) -> Circuit:
+    """The circuit of the same crossbar read with device conductances ``g_new`` (N, M), S, and the
+    other :class:`Circuit` fields in ``changes`` (e.g. ``cell_law``) replaced in the same step: a
+    circuit's construction validates its arrays, which a second ``dataclasses.replace`` repeated
+    (~20 ms of a digits device-cell epoch)."""
     lay = circuit.layout
     if lay is None:
         raise EngineError("new device conductances apply only to crossbar circuits (a spec)")
     g = check_devices(circuit, g_new)
     if spec is not None:
-        return build_circuit(spec.replace(conductances=g), transpose=lay.transpose)
+        built = build_circuit(spec.replace(conductances=g), transpose=lay.transpose)
+        return dataclasses.replace(built, **changes) if changes else built
     n, m = lay.n_rows, lay.n_cols
     names = dict(circuit.res_names.blocks) if hasattr(circuit.res_names, "blocks") else {}
     ports = [p for p in ("rdl", "rdr", "rsb", "rst") if p in names]
@@ -96,4 +101,4 @@ def with_devices(circuit: Circuit, g_new, spec: CrossbarSpec | None = None) -> C
     digest = hashlib.sha256(circuit.key.encode())
     digest.update(np.ascontiguousarray(g))  # the buffer itself: tobytes() copied it first
     digest = digest.hexdigest()[:16]
-    return dataclasses.replace(circuit, res_g=res_g, layout=layout, key=digest)
+    return dataclasses.replace(circuit, res_g=res_g, layout=layout, key=digest, **changes)

@@ -125,12 +125,14 @@ def _vector(sr, sc, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, g
                     for j in range(m):
                         s += cur[i, j]
                     ideal += abs(s)
+            col = w1[6, :m]  # the column sums row by row, along memory (the sweep's zc is free here)
+            col[:] = 0.0
+            for i in range(n):
+                for j in range(m):
+                    col[j] += cur[i, j]
             for j in range(m):
                 if is_out[n + j]:
-                    s = 0.0
-                    for i in range(n):
-                        s += cur[i, j]
-                    ideal += abs(s)
+                    ideal += abs(col[j])
             scale = max(scale, ideal)
         # Inexact Newton: the first step to eta of its residual; later ones to a tenth of what
         # quadratic convergence predicts after them, ‖F‖³/‖F_prev‖² (Eisenstat & Walker's
@@ -305,10 +307,11 @@ def _law_arrays(cell: Sinh, n: int, m: int) -> tuple:
     """a (A), v0 (V), 1/v0, a/v0 (S), g_lin (S) as C-contiguous arrays, and whether one v0 and
     one g_lin hold for every cell ("uniform": then v0, 1/v0 and g_lin are (1, 1) and a/v0 is
     not formed; else each is (N, M))."""
-    v0, g_lin = (np.asarray(x, dtype=float) for x in (cell.v0, cell.g_lin))
-    # Copies: writable and C-ordered whatever the law holds (one compiled signature).
-    a = np.array(np.broadcast_to(np.asarray(cell.a, dtype=float), (n, m)), order="C")
-    if np.all(v0 == v0.flat[0]) and np.all(g_lin == g_lin.flat[0]):
+    v0, g_lin, a = (np.asarray(x, dtype=float) for x in (cell.v0, cell.g_lin, cell.a))
+    # Writable and C-ordered whatever the law holds (one compiled signature): a copy unless so.
+    if a.shape != (n, m) or not (a.flags.c_contiguous and a.flags.writeable):
+        a = np.array(np.broadcast_to(a, (n, m)), order="C")
+    if (v0.ndim == 0 and g_lin.ndim == 0) or (np.all(v0 == v0.flat[0]) and np.all(g_lin == g_lin.flat[0])):
         v0, g_lin = np.full((1, 1), v0.flat[0]), np.full((1, 1), g_lin.flat[0])
         return a, v0, 1.0 / v0, np.zeros((1, 1)), g_lin, True
     v0, g_lin = (np.array(np.broadcast_to(x, (n, m)), order="C") for x in (v0, g_lin))

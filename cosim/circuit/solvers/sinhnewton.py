@@ -411,12 +411,14 @@ class DropFit:
     """The least-squares sums behind :func:`ratios` over the batches solved on one array, each
     earlier batch weighted down by :data:`FIT_KEEP` per batch: numerators (N, M) V·A of the row
     and column drops times their lines' ideal currents, denominators (N,), (M,) A² (the
-    currents' squares)."""
+    currents' squares); and their ratios (N, M) V/A (:meth:`ratios`), formed with them."""
 
     num_r: np.ndarray
     den_r: np.ndarray
     num_c: np.ndarray
     den_c: np.ndarray
+    rho_r: np.ndarray
+    rho_c: np.ndarray
 
     @classmethod
     def of(cls, blocks: LineBlocks, shifts: tuple[np.ndarray, np.ndarray], d_r: np.ndarray, d_c: np.ndarray,
@@ -428,20 +430,20 @@ class DropFit:
         i_r, i_c = ideal_currents(blocks, *shifts) if ideal is None else ideal
         n, m = blocks.n, blocks.m
         if earlier is not None and earlier.num_r.shape == (n, m):
-            fit = cls(keep * earlier.num_r, keep * earlier.den_r, keep * earlier.num_c, keep * earlier.den_c)
+            old = (earlier.num_r, earlier.den_r, earlier.num_c, earlier.den_c)
         else:
-            fit = cls(np.zeros((n, m)), np.zeros(n), np.zeros((n, m)), np.zeros(m))
+            old, keep = (np.zeros((n, m)), np.zeros(n), np.zeros((n, m)), np.zeros(m)), 0.0
+        fit = cls(*(np.empty(shape) for shape in ((n, m), (n,), (n, m), (m,), (n, m), (n, m))))
+        # One compiled pass for the earlier sums' weight, this batch's and the ratios: as numpy
+        # passes around fit_sums they took a third of the fit's time (one-off line profile).
         fit_sums(np.ascontiguousarray(d_r, dtype=float), np.ascontiguousarray(d_c, dtype=float), i_r, i_c,
-                 fit.num_r, fit.den_r, fit.num_c, fit.den_c)
+                 float(keep), *old, fit.num_r, fit.den_r, fit.num_c, fit.den_c, fit.rho_r, fit.rho_c)
         return fit
 
     def ratios(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-cell ratios (N, M), V/A, of row drops to row currents and of column drops to column
         currents (0 on a line no fitted batch drove): the ``prior`` of :func:`solve`."""
-        rho_r, rho_c = np.zeros(self.num_r.shape), np.zeros(self.num_c.shape)
-        np.divide(self.num_r, self.den_r[:, None], out=rho_r, where=self.den_r[:, None] > 0)
-        np.divide(self.num_c, self.den_c[None, :], out=rho_c, where=self.den_c[None, :] > 0)
-        return rho_r, rho_c
+        return self.rho_r, self.rho_c
 
 
 def ratios(blocks: LineBlocks, shifts: tuple[np.ndarray, np.ndarray], d_r: np.ndarray,
@@ -460,10 +462,19 @@ def ratios(blocks: LineBlocks, shifts: tuple[np.ndarray, np.ndarray], d_r: np.nd
 
 
 @_jit
-def fit_sums(d_r, d_c, i_r, i_c, num_r, den_r, num_c, den_c):  # pragma: no cover - compiled
-    """Adds Σ_k d_r[k, i, j]·i_r[k, i] to num_r[i, j], Σ_k i_r[k, i]² to den_r[i], and likewise
-    Σ_k d_c[k, i, j]·i_c[k, j] to num_c, Σ_k i_c[k, j]² to den_c."""
+def fit_sums(d_r, d_c, i_r, i_c, keep, old_nr, old_dr, old_nc, old_dc, num_r, den_r, num_c, den_c, rho_r,
+             rho_c):  # pragma: no cover - compiled
+    """num_r[i, j] = keep·old_nr[i, j] + Σ_k d_r[k, i, j]·i_r[k, i], den_r[i] = keep·old_dr[i] +
+    Σ_k i_r[k, i]², and likewise num_c, den_c with Σ_k d_c[k, i, j]·i_c[k, j] and Σ_k i_c[k, j]²;
+    then rho_r = num_r/den_r and rho_c = num_c/den_c (0 where the denominator is not positive)."""
     bsz, n, m = d_r.shape
+    for i in range(n):
+        den_r[i] = keep * old_dr[i]
+        for j in range(m):
+            num_r[i, j] = keep * old_nr[i, j]
+            num_c[i, j] = keep * old_nc[i, j]
+    for j in range(m):
+        den_c[j] = keep * old_dc[j]
     for k in range(bsz):
         for i in range(n):
             x = i_r[k, i]
@@ -473,6 +484,10 @@ def fit_sums(d_r, d_c, i_r, i_c, num_r, den_r, num_c, den_c):  # pragma: no cove
                 num_c[i, j] += d_c[k, i, j] * i_c[k, j]
         for j in range(m):
             den_c[j] += i_c[k, j] * i_c[k, j]
+    for i in range(n):
+        for j in range(m):
+            rho_r[i, j] = num_r[i, j] / den_r[i] if den_r[i] > 0 else 0.0
+            rho_c[i, j] = num_c[i, j] / den_c[j] if den_c[j] > 0 else 0.0
 
 
 def exercise() -> None:
@@ -486,4 +501,6 @@ def exercise() -> None:
                  np.empty((1, 2, 2)), np.empty((1, 4)), np.empty((1, 5)), np.empty((1, 16, 2, 2)),
                  np.empty((1, LINE_ROWS, 4)), np.empty((1, 2, 2)))
     d = np.zeros((1, 2, 2))
-    fit_sums(d, d, np.ones((1, 2)), np.ones((1, 2)), np.zeros((2, 2)), np.zeros(2), np.zeros((2, 2)), np.zeros(2))
+    z2, z = np.zeros((2, 2)), np.zeros(2)
+    fit_sums(d, d, np.ones((1, 2)), np.ones((1, 2)), 0.25, z2, z, z2, z, np.zeros((2, 2)), np.zeros(2),
+             np.zeros((2, 2)), np.zeros(2), np.zeros((2, 2)), np.zeros((2, 2)))

@@ -218,7 +218,7 @@ def population_law(population) -> Law:
     """The I(V) law of every device of ``population`` at its present state, (rows, cols):
     per-device parameters, stuck devices at their window's end, dead devices open."""
     shape = population.shape
-    params = {k: (np.reshape(v, shape) if np.ndim(v) else v) for k, v in population.params.items()}
+    params = population.shaped_params()
     state = population.state
     if not population.healthy.all():
         lo, hi = (np.broadcast_to(b, shape) for b in population.model.state_bounds(params))

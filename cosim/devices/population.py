@@ -58,6 +58,7 @@ class DevicePopulation:
         self.stats = PopulationStats()
         self._warned: set[str] = set()
         self._x = np.asarray(model.bound_toward(-1, params), dtype=float) * np.ones(self.size)
+        self._shaped: dict | None = None
 
     @classmethod
     def create(cls, card: DeviceCard, shape: tuple[int, ...], seed: int = 0, *, backend: Backend = "numpy",
@@ -82,6 +83,13 @@ class DevicePopulation:
                    dead=dead, integrator=integrator)
 
     # -- state and reads -------------------------------------------------------------------------
+    def shaped_params(self) -> dict:
+        """The per-device parameters as arrays of ``shape`` (views; scalars as they are), formed
+        once: a cell law is built from them after every write (cosim.array.cells.population_law)."""
+        if self._shaped is None:
+            self._shaped = {k: (np.reshape(v, self.shape) if np.ndim(v) else v) for k, v in self.params.items()}
+        return self._shaped
+
     @property
     def state(self) -> np.ndarray:
         """Model states, array of ``shape`` (a copy; use set_state / set_conductance to change)."""

@@ -5,7 +5,9 @@ four at a time while they sit in L1 (:func:`_sweep`): the previous step's row co
 cell law and the KCL residual at the new iterate, the line blocks' factorisation at the new
 slopes and the next step's Schur right-hand side; the CG between sweeps is coldread's
 (:func:`coldread._cg`). Inner loops run over j without branches, so they vectorise; the
-helpers are inlined into the sweep. Units: V, A, S; arrays (N, M) C-contiguous float64.
+helpers are inlined into the sweep, except the first and last rows' balances (:func:`_leave_edge`),
+whose per-cell branches slowed the other loops when inlined. Units: V, A, S; arrays (N, M)
+C-contiguous float64.
 """
 
 from __future__ import annotations

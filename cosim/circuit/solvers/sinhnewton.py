@@ -442,7 +442,8 @@ class DropFit:
 
     def ratios(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-cell ratios (N, M), V/A, of row drops to row currents and of column drops to column
-        currents (0 on a line no fitted batch drove): the ``prior`` of :func:`solve`."""
+        currents (0 on a line no fitted batch drove): the ``prior`` of :func:`solve`. The fit's
+        own arrays, formed with its sums: read them, do not write them."""
         return self.rho_r, self.rho_c
 
 

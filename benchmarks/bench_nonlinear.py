@@ -41,8 +41,11 @@ its parts switched on one by one: cell law and node balances, + factorisation at
 leaves after its sweeps (a first sweep with factorisation and right-hand side, one full sweep per
 further step, a last one with law, balances and correction), per CG step. What fresh drop
 arrays cost (why ``sinhnewton.scratch`` exists): the captured batches read into fresh (B, N, M)
-arrays and into reusable ones, batch by batch in turn. Last, what a better start could save: a third of the batches read from their own converged drops scaled by 1 + ε
-(ε = 0.1 … 1e-4) against the predicted start.
+arrays and into reusable ones, batch by batch in turn. How a batch splits over the cores: the
+captured 32-vector batches and the test-set ones (≥ 400 vectors) on one thread and on all, in
+turn (the speed-up a core count gives a batch; part 4 otherwise runs as ``COSIM_THREADS`` sets).
+Last, what a better start could save: a third of the batches read from their own converged drops
+scaled by 1 + ε (ε = 0.1 … 1e-4) against the predicted start.
 
 Part 5, batch reads through the engine at strong IR drop: part 1's arrays (n ∈ ``--batch-sizes``,
 N·M·r·g 20 / 81 / 322 at 256² / 512² / 1024²) read with ``cell = "device"`` for a batch of
@@ -56,8 +59,8 @@ answers.
 Part 6, this code against another checkout in one process (``--against DIR``, e.g. a ``git
 worktree`` of an earlier commit): the compiled Newton's modules of DIR (``kernels``' compiled
 helpers, ``coldread``, ``sinhpasses``, ``sinhnewton``) are loaded beside this code's, and a ninth
-of the batches part 4 captures are read by both, each batch by the one and then the other, one thread, ``--rounds``
-times. Printed: µs per vector of each and this code's time over DIR's per round, with the
+of the batches part 4 captures are read by both, each batch by the one and then the other, one
+thread, ``--rounds`` times. Printed: µs per vector of each and this code's time over DIR's per round, with the
 median. Interleaving batch by batch cancels the drift of a shared machine that separate runs
 (±5–10 %) cannot.
 
@@ -205,7 +208,8 @@ def part4(repeats):
     print(f"part 4: where a device-cell read goes, {len(caps)} captured digits batches, "
           f"{kernels.threads()} thread(s)")
     print("  the epoch's compiled-Newton reads: " + "; ".join(
-        f"{kind} {calls} calls, {vectors} vectors, {seconds:.2f} s" for kind, (calls, vectors, seconds) in tally.items()))
+        f"{kind} {calls} calls, {vectors} vectors, {seconds:.2f} s"
+        for kind, (calls, vectors, seconds) in tally.items()))
     runs = []
     for _ in range(repeats):
         t0, nv, steps, third = time.perf_counter(), 0, np.zeros(2), 0
@@ -219,14 +223,15 @@ def part4(repeats):
     print(f"  whole read: {read:.0f} µs per vector, {newton:.2f} Newton steps, {cg:.2f} CG steps; "
           f"{100 * third / nv:.1f} % of the vectors took three Newton steps or more")
     fresh_drops(caps, repeats)
+    thread_scaling(caps, repeats)
 
     @numba.njit
     def loop(count, flags, uniform, sr, sc, inv_v0, a, a_v0, g_lin, g_floor, gw, gc, gpl, gpr, gpt, gpb, pins_r, pins_c,
              free_r, free_c, wr, offr, wc, offc, gwp, dr, dc, cur, br, w, w1, acc):
         m = cur.shape[1]
         for _ in range(count):
-            _sweep(flags[0], flags[1], flags[2], uniform, sr, sc, inv_v0, a, a_v0, g_lin, w[12], w[13], g_floor, gw, gwp, gc,
-                   gpl, gpr, gpt, gpb, pins_r, pins_c, free_r, free_c, wr, offr, wc, offc, dr, dc, cur, br, w,
+            _sweep(flags[0], flags[1], flags[2], uniform, sr, sc, inv_v0, a, a_v0, g_lin, w[12], w[13], g_floor, gw,
+                   gwp, gc, gpl, gpr, gpt, gpb, pins_r, pins_c, free_r, free_c, wr, offr, wc, offc, dr, dc, cur, br, w,
                    w1[4, :m], w1[5, :m + 2], w1[6, :m], acc)
 
     b, cell, shifts, _, kw = caps[len(caps) // 2]
@@ -237,8 +242,8 @@ def part4(repeats):
     *lines, pins_r, pins_c = sinhnewton._line_constants(b)
     w, w1 = np.zeros((16, n, m)), np.zeros((sinhnewton.LINE_ROWS, max(n, m) + 2))
     _applied(sr, sc, v0, uniform, w1[0, :n], w1[1, :n], w1[2, :m], w1[3, :m], w[12], w[13])
-    args = (uniform, sr, sc, inv_v0, a, a_v0, g_lin, float(kw["g_floor"]), gw, gc, gpl, gpr, gpt, gpb, pins_r, pins_c, free_r,
-            free_c, *lines, np.zeros((n, m)), np.zeros((n, m)), np.zeros((n, m)),
+    args = (uniform, sr, sc, inv_v0, a, a_v0, g_lin, float(kw["g_floor"]), gw, gc, gpl, gpr, gpt, gpb, pins_r, pins_c,
+            free_r, free_c, *lines, np.zeros((n, m)), np.zeros((n, m)), np.zeros((n, m)),
             np.zeros(n + m), w, w1, np.zeros(3))
     cost = {}
     for name, flags in (("law", (False, False, False)), ("factor", (False, True, False)),
@@ -275,6 +280,38 @@ def fresh_drops(caps, repeats):
                 times[r, k] += time.perf_counter() - t0
     fresh, lent = np.median(times, axis=0) / nv * 1e6
     print(f"  drops into fresh arrays {fresh:.0f} µs per vector, into reusable ones {lent:.0f}")
+
+
+def thread_scaling(caps, repeats):
+    """µs per vector of the captured 32-vector batches and of the test-set batches (≥ 400 vectors)
+    on one thread and on all of ``kernels.threads()`` without ``COSIM_THREADS``, in turn: how much
+    of the cores a batch's split gives (its last vectors leave a core idle)."""
+    import os
+    import time
+
+    from cosim.circuit.solvers import sinhnewton
+
+    saved = os.environ.pop("COSIM_THREADS", None)
+    try:
+        most = kernels.threads()
+        groups = {"32-vector": [c for c in caps if c[2][0].shape[0] == 32],
+                  ">= 400-vector": [c for c in caps if c[2][0].shape[0] >= 400]}
+        for label, batches in groups.items():
+            nv, times = sum(c[2][0].shape[0] for c in batches), np.zeros((repeats, 2))
+            for r in range(repeats):
+                for k, count in enumerate(("1", str(most))):
+                    os.environ["COSIM_THREADS"] = count
+                    t0 = time.perf_counter()
+                    for b, cell, shifts, outp, kw in batches:
+                        sinhnewton.solve(b, cell, shifts, outp, **kw)
+                    times[r, k] = time.perf_counter() - t0
+            one, all_ = np.median(times, axis=0) / max(nv, 1) * 1e6
+            print(f"  {label} batches ({len(batches)}): one thread {one:.0f} µs per vector, {most} threads "
+                  f"{all_:.0f} µs: {one / all_:.2f}x")
+    finally:
+        os.environ.pop("COSIM_THREADS", None)
+        if saved is not None:
+            os.environ["COSIM_THREADS"] = saved
 
 
 def start_quality(caps, repeats):
@@ -376,7 +413,8 @@ def part6(against, rounds):
     print(f"part 6: {len(caps)} captured batches ({nv} vectors), this code against {against}, interleaved")
     print(f"  {against}: {np.median(times[:, 0]) / nv * 1e6:.1f} µs per vector; this code "
           f"{np.median(times[:, 1]) / nv * 1e6:.1f}; this code's time over the other's per round: "
-          + " ".join(f"{x:.3f}" for x in times[:, 1] / times[:, 0]) + f" (median {np.median(times[:, 1] / times[:, 0]):.3f})")
+          + " ".join(f"{x:.3f}" for x in times[:, 1] / times[:, 0])
+          + f" (median {np.median(times[:, 1] / times[:, 0]):.3f})")
 
 
 TRAIN_SETS = ["array.rows=64", "array.cols=64", 'solver.engine="nodal"', "train.epochs=1", "train.reference=false",

@@ -187,7 +187,7 @@ def test_a_batch_beyond_keep_bytes_reads_the_same_without_keeping_its_drops(rng)
         for name in ("num_r", "den_r", "num_c", "den_c"):
             np.testing.assert_array_equal(getattr(kept.fit, name), getattr(lent.fit, name))
     assert kept.last is not None and lent.last is None
-    # want_nodes keeps them whatever the size (the node voltages are built from them)
+    # a read asking for node voltages keeps them whatever the size (NewtonPrepared.keep_bytes)
     assert lent.solve(x, want_nodes=True).node_voltages is not None and lent.last is not None
 
 

@@ -69,7 +69,8 @@ class NewtonPrepared(Prepared):
     #: warm start pays only when the same inputs come back, which in training are the few
     #: vectors of a calibration, not a batch; a larger batch's drops go to reusable memory
     #: (:func:`sinhnewton.scratch`), since fresh arrays beyond 128 KiB may fault in page by page
-    #: (a tenth of a digits device epoch: see there).
+    #: (a tenth of a digits device epoch: see there). A read asking for node voltages keeps
+    #: them whatever the size.
     keep_bytes: int = 2 ** 17
 
     def solve(self, inputs, *, want_nodes: bool = False, want_cells: bool = False) -> ReadResult:
@@ -129,7 +130,8 @@ class NewtonPrepared(Prepared):
         prior = self.fit.ratios() if x0 is None and self.predict and self.fit is not None else None
         out = None
         if not keep:
-            out = tuple(sinhnewton.scratch(name, (s_r.shape[0], self.blocks.n, self.blocks.m)) for name in ("d_r", "d_c"))
+            shape = (s_r.shape[0], self.blocks.n, self.blocks.m)
+            out = tuple(sinhnewton.scratch(name, shape) for name in ("d_r", "d_c"))
         res = sinhnewton.solve(self.blocks, c.cell_law, (s_r, s_c), c.out_src, x0=x0, prior=prior, out=out,
                                ideal=ideal, **kw)
         if prior is not None and not res.converged.all():

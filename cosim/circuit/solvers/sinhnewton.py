@@ -95,9 +95,9 @@ def _vector(sr, sc, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, g
     its, prev, refactor, rhs, correct = 0, np.inf, True, True, False
     res[0], res[3] = 0.0, 0.0
     for step in range(max_steps + 1):
-        _sweep(correct, refactor, rhs, uniform, sr, sc, inv_v0, a, a_v0, g_lin, sh, ch, g_floor, gw, gwp, gc, gpl, gpr, gpt,
-               gpb, pins_r, pins_c, free_r, free_c, wr, offr, wc, offc, dr, dc, cur, br, w, w1[4, :m], w1[5, :m + 2],
-               w1[6, :m], acc)
+        _sweep(correct, refactor, rhs, uniform, sr, sc, inv_v0, a, a_v0, g_lin, sh, ch, g_floor, gw, gwp, gc, gpl,
+               gpr, gpt, gpb, pins_r, pins_c, free_r, free_c, wr, offr, wc, offc, dr, dc, cur, br, w, w1[4, :m],
+               w1[5, :m + 2], w1[6, :m], acc)
         kcl, rn0 = acc[0], acc[1]
         i_out = 0.0
         for k in range(n + m):
@@ -343,15 +343,16 @@ def solve(blocks: LineBlocks, cell: Sinh, shifts: tuple[np.ndarray, np.ndarray],
     *lines, pins_r, pins_c = _line_constants(b)
     is_out = np.zeros(n + m, dtype=bool)
     is_out[out_ports] = True
-    none = np.zeros((1, n, m))
-    i_r, i_c = np.zeros((1, n)), np.zeros((1, m))
-    if x0 is not None:
-        start, (x_r, x_c) = 1, (np.ascontiguousarray(x, dtype=float) for x in x0)
-    elif prior is not None:
+    if prior is not None and x0 is None:
         start, x_r, x_c = 2, prior[0][None], prior[1][None]
         i_r, i_c = ideal_currents(b, s_r, s_c) if ideal is None else ideal
-    else:
-        start, x_r, x_c = 0, none, none
+    else:  # the kernel takes the start arrays by vector index either way: one-vector stand-ins
+        i_r, i_c = np.zeros((1, n)), np.zeros((1, m))
+        if x0 is not None:
+            start, (x_r, x_c) = 1, (np.ascontiguousarray(x, dtype=float) for x in x0)
+        else:
+            start, x_r = 0, np.zeros((1, n, m))
+            x_c = x_r
     if out is None:
         d_r, d_c = np.empty((bsz, n, m)), np.empty((bsz, n, m))
     else:
@@ -365,8 +366,8 @@ def solve(blocks: LineBlocks, cell: Sinh, shifts: tuple[np.ndarray, np.ndarray],
         newton_batch(s_r, s_c, *_law_of(b, cell), float(g_floor), gw, gc, gpl, gpr, gpt, gpb,
                      pins_r, pins_c, free_r, free_c, *lines, is_out, float(rtol), float(atol),
                      float(eta), int(maxiter), int(max_steps), start, x_r, x_c, i_r, i_c, d_r, d_c, cells,
-                     branch, res, scratch("work", (chunks, 16, n, m)), scratch("lines", (chunks, LINE_ROWS, max(n, m) + 2)),
-                     scratch("own", (chunks, n, m)))
+                     branch, res, scratch("work", (chunks, 16, n, m)),
+                     scratch("lines", (chunks, LINE_ROWS, max(n, m) + 2)), scratch("own", (chunks, n, m)))
     kcl = res[:, 2]
     den = res[:, 4] - kcl
     bound = np.full(bsz, np.inf)  # no bound where the outputs do not exceed the residual (or NaN)

@@ -49,10 +49,10 @@ def _applied(sr, sc, v0, uniform, hr, kr, hc, kc, sh, ch):  # pragma: no cover -
 @_inline
 def _law_row(i, k, uniform, sr, sc, dr, dc, inv_v0, a, a_v0, g_lin, sh, ch, cur, slope):  # pragma: no cover - compiled
     # Row i's cell currents (A) and slopes (S, into row k of ``slope``) at the drops (dr, dc):
-    # sinh(x0 + t) = sinh x0·cosh t + cosh x0·sinh t, t = (dr − dc)/v0, by the series; the row by math.sinh/cosh of t if some
-    # |t| exceeds SERIES_MAX (a count, not a max, keeps the loop vectorised). ``uniform``: one
-    # v0 and one g_lin for every cell, held in inv_v0[0, 0] and g_lin[0, 0] (a_v0 unused), which
-    # spares the pass three of its eight (N, M) reads.
+    # sinh(x0 + t) = sinh x0·cosh t + cosh x0·sinh t, t = (dr − dc)/v0, by the series; the row
+    # by math.sinh/cosh of t if some |t| exceeds SERIES_MAX (a count, not a max, keeps the loop
+    # vectorised). ``uniform``: one v0 and one g_lin for every cell, held in inv_v0[0, 0] and
+    # g_lin[0, 0] (a_v0 unused), which spares the pass three of its eight (N, M) reads.
     m = cur.shape[1]
     u = sr[i]
     big = 0
@@ -171,11 +171,12 @@ def _factor_rows(i0, i1, slope, g_floor, free_r, free_c, wr, offr, wc, offc, cou
     # LDLᵀ of row lines i0 … i1−1 and of the column lines' rows i0 … i1−1 (their recurrence
     # runs down the rows: row i0−1 is already factored, its 1/D in ``carry`` (M,)) with the
     # cells' slopes (rows 0 … i1−i0−1 of ``slope``: the block's own, kept in L1) floored at
-    # g_floor, as LineBlocks with these conductances would; non-free nodes get a unit diagonal. Returns the count of non-positive pivots (only with non-finite
-    # slopes). Why this shape: the row lines' recurrences are division chains, so four run side
-    # by side with their 1/D carried in registers (through memory each step waited on its own
-    # store); the column lines' run along j, their previous row read from ``carry``, not from
-    # dinv_c itself, which the compiler could not prove free of overlap and so left scalar.
+    # g_floor, as LineBlocks with these conductances would; non-free nodes get a unit diagonal.
+    # Returns the count of non-positive pivots (only with non-finite slopes). Why this shape:
+    # the row lines' recurrences are division chains, so four run side by side with their 1/D
+    # carried in registers (through memory each step waited on its own store); the column
+    # lines' run along j, their previous row read from ``carry``, not from dinv_c itself, which
+    # the compiler could not prove free of overlap and so left scalar.
     m = slope.shape[1]
     for i in range(i0, i1):
         for j in range(m):
@@ -239,7 +240,8 @@ def _factor_rows(i0, i1, slope, g_floor, free_r, free_c, wr, offr, wc, offc, cou
 def _rhs_rows(i0, i1, couple, lt, dt, l_c, free_r, free_c, lr, lc, r, z, t, zc):  # pragma: no cover - compiled
     # Rows i0 … i1−1 of the Schur right-hand side of the residual −(lr, lc) at the free nodes:
     # t = A_R⁻¹ ρ_R (in t's rows 0 … i1−i0−1: a block's own, kept in L1), r = G t + ρ_C, the
-    # forward sweep of z = A_C⁻¹ r (row i0−1 of it carried in zc (M), as in coldread._cg). Returns the rows' share of ‖r‖₁.
+    # forward sweep of z = A_C⁻¹ r (row i0−1 of it carried in zc (M), as in coldread._cg).
+    # Returns the rows' share of ‖r‖₁.
     m = couple.shape[1]
     for i in range(i0, i1):
         for j in range(m):
@@ -258,8 +260,8 @@ def _rhs_rows(i0, i1, couple, lt, dt, l_c, free_r, free_c, lr, lc, r, z, t, zc):
 
 
 @_jit
-def _sweep(correct, refactor, rhs, uniform, sr, sc, inv_v0, a, a_v0, g_lin, sh, ch, g_floor, gw, gwp, gc, gpl, gpr, gpt, gpb, pins_r,
-           pins_c, free_r, free_c, wr, offr, wc, offc, dr, dc, cur, br, w, carry, row, zc,
+def _sweep(correct, refactor, rhs, uniform, sr, sc, inv_v0, a, a_v0, g_lin, sh, ch, g_floor, gw, gwp, gc, gpl, gpr,
+           gpt, gpb, pins_r, pins_c, free_r, free_c, wr, offr, wc, offc, dr, dc, cur, br, w, carry, row, zc,
            acc):  # pragma: no cover - compiled
     # One pass over the rows, four at a time while they sit in L1: the previous step's row
     # correction (``correct``: dr += A_R⁻¹(ρ_R + G lo) with that step's factors and residual),

@@ -43,7 +43,10 @@ further step, a last one with law, balances and correction), per CG step. What f
 arrays cost (why ``sinhnewton.scratch`` exists): the captured batches read into fresh (B, N, M)
 arrays and into reusable ones, batch by batch in turn. How a batch splits over the cores: the
 captured 32-vector batches and the test-set ones (≥ 400 vectors) on one thread and on all, in
-turn (the speed-up a core count gives a batch; part 4 otherwise runs as ``COSIM_THREADS`` sets).
+turn (the speed-up a core count gives a batch; part 4 otherwise runs as ``COSIM_THREADS`` sets);
+what the batches' last vectors cost two threads, by a model of each vector's steps; and how this
+machine's two cores share their resources (latency-bound, division-bound and cache- or
+memory-bound loops on one thread and on two).
 Last, what a better start could save: a third of the batches read from their own converged drops
 scaled by 1 + ε (ε = 0.1 … 1e-4) against the predicted start.
 
@@ -224,6 +227,8 @@ def part4(repeats):
           f"{100 * third / nv:.1f} % of the vectors took three Newton steps or more")
     fresh_drops(caps, repeats)
     thread_scaling(caps, repeats)
+    batch_tail(caps)
+    machine_scaling(repeats)
 
     @numba.njit
     def loop(count, flags, uniform, sr, sc, inv_v0, a, a_v0, g_lin, g_floor, gw, gc, gpl, gpr, gpt, gpb, pins_r, pins_c,
@@ -312,6 +317,93 @@ def thread_scaling(caps, repeats):
         os.environ.pop("COSIM_THREADS", None)
         if saved is not None:
             os.environ["COSIM_THREADS"] = saved
+
+
+def batch_tail(caps):
+    """What the last vectors of a batch cost two threads, by a model: each captured batch's
+    vectors (≥ 2) costed by their own Newton and CG steps (the sweep and CG step times of a
+    64×64 tile, part 4's lines: 30 µs a vector, 35 a Newton step, 20 a CG step) and handed one at
+    a time to the first free thread, in batch order and costliest first; the makespan over the
+    epoch against perfect balance (total cost over two)."""
+    import heapq
+
+    from cosim.circuit.solvers import sinhnewton
+
+    def makespan(costs):
+        free = [0.0, 0.0]
+        for c in costs:
+            heapq.heappush(free, heapq.heappop(free) + c)
+        return max(free)
+
+    ideal = fifo = lpt = 0.0
+    for b, cell, shifts, outp, kw in caps:
+        if shifts[0].shape[0] < 2:
+            continue
+        counts = sinhnewton.solve(b, cell, shifts, outp, **kw).counts
+        cost = 30.0 + 35.0 * counts[:, 0] + 20.0 * counts[:, 1]
+        ideal += cost.sum() / 2
+        fifo += makespan(cost)
+        lpt += makespan(np.sort(cost)[::-1])
+    print(f"  batch tails on two threads (a cost model): {fifo / ideal:.4f} of perfect balance in batch order, "
+          f"{lpt / ideal:.4f} costliest first")
+
+
+def _chain(n):  # pragma: no cover - compiled by machine_scaling
+    x, y = 1.0, 0.5
+    for _ in range(n):
+        x = x * 0.9999999 + y
+        y = y * 0.9999998 + 1e-9
+    return x + y
+
+
+def _divisions(n):  # pragma: no cover - compiled by machine_scaling
+    s = 0.0
+    for i in range(n):
+        s += 1.0 / (1.0 + i)
+    return s
+
+
+def _stream(a, passes):  # pragma: no cover - compiled by machine_scaling
+    for _ in range(passes):
+        for i in range(a.size):
+            a[i] = a[i] * 0.999 + 1e-3
+    return a[0]
+
+
+def machine_scaling(repeats):
+    """How this machine's two cores share their resources, for reading the thread-scaling lines
+    above: the same work on one Python thread and on two at once (compiled, GIL released), as
+    one thread's time over two threads' for twice the work (2.00: the cores share nothing): a
+    dependent multiply-add chain (latency bound), independent divisions (the divider's
+    throughput) and passes over 256 KiB and 8 MiB per thread (cache and memory bandwidth)."""
+    import threading
+    import time
+
+    import numba
+
+    chain, divisions, stream = (numba.njit(nogil=True)(f) for f in (_chain, _divisions, _stream))
+
+    def both(fn, args_of):
+        best = [np.inf, np.inf]
+        for _ in range(repeats):
+            for k, count in enumerate((1, 2)):
+                threads = [threading.Thread(target=fn, args=args_of()) for _ in range(count)]
+                t0 = time.perf_counter()
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                best[k] = min(best[k], time.perf_counter() - t0)
+        return 2 * best[0] / best[1]
+
+    chain(10), divisions(10), stream(np.ones(8), 1)
+    n = 50_000_000
+    parts = [f"multiply-add chain {both(chain, lambda: (n,)):.2f}x", f"divisions {both(divisions, lambda: (n,)):.2f}x"]
+    for size in (256 * 2 ** 10, 8 * 2 ** 20):
+        words = size // 8
+        parts.append(f"{size // 2 ** 10} KiB passes "
+                     f"{both(stream, lambda w=words: (np.ones(w), max(1, 100_000_000 // w))):.2f}x")
+    print("  this machine, two threads against one (2.00x: nothing shared): " + ", ".join(parts))
 
 
 def start_quality(caps, repeats):

@@ -144,6 +144,30 @@ def test_leave_and_port_currents_equal_numpy(case, rng, monkeypatch):
 
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("transpose", [False, True])
+def test_cold_read_balance_pass_equals_numpy(case, transpose, rng):
+    # coldread._leave (the cold read's and the lanes' certification: port currents, ℓ1 and ℓ∞
+    # KCL residuals over the free nodes) against LineBlocks' numpy balances, on arrays whose
+    # edge rows, end cells, ports and pinned nodes differ (one row, one column, both ends).
+    b, _, (s_r, s_c) = blocks_and_shifts(CASES[case], rng, transpose=transpose)
+    if b.g_acc is not None:
+        pytest.skip("an eliminated access resistor: the cold read does not take these")
+    d_r, d_c = rng.normal(0, 1e-3, (2, 4, b.n, b.m)) * np.stack([b.free_r, b.free_c])[:, None]
+    g_cell, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r, free_c = b.kernel_args()
+    l_r, l_c = b.leave(d_r, d_c, b.drive(s_r, s_c))
+    ref_branch = b.branch_currents(d_r, d_c, l_r, l_c)
+    scale = np.abs(b.drive(s_r, s_c)).max()
+    for k in range(d_r.shape[0]):
+        br = np.empty(b.n + b.m)
+        l1, linf = coldread._leave(np.ascontiguousarray(d_r[k]), np.ascontiguousarray(d_c[k]), s_r[k], s_c[k],
+                                   g_cell, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, free_r, free_c, br)
+        res_r, res_c = np.abs(l_r[k]) * b.free_r, np.abs(l_c[k]) * b.free_c
+        np.testing.assert_allclose(br, ref_branch[k], rtol=1e-12, atol=1e-12 * scale)
+        assert l1 == pytest.approx(res_r.sum() + res_c.sum(), rel=1e-12, abs=1e-12 * scale)
+        assert linf == pytest.approx(max(res_r.max(), res_c.max()), rel=1e-12, abs=1e-12 * scale)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("transpose", [False, True])
 def test_cold_reads_equal_numpy_and_direct(case, transpose, rng, monkeypatch):
     spec = CASES[case]
     prep = prepare_spec(spec, SolverOptions(method="pcg", rtol=1e-10), transpose=transpose)

@@ -69,7 +69,7 @@ def with_devices(circuit: Circuit, g_new, spec: CrossbarSpec | None = None, **ch
     """The circuit of the same crossbar read with device conductances ``g_new`` (N, M), S, and the
     other :class:`Circuit` fields in ``changes`` (e.g. ``cell_law``) replaced in the same step: a
     circuit's construction validates its arrays, which a second ``dataclasses.replace`` repeated
-    (~20 ms of a digits device-cell epoch)."""
+    (after every write of a device-cell tile: benchmarks/results/docstring_figures.md)."""
     lay = circuit.layout
     if lay is None:
         raise EngineError("new device conductances apply only to crossbar circuits (a spec)")

@@ -57,10 +57,9 @@ def _leave(dr, dc, sr, sc, g_cell, gw, gc, gpl, gpr, gpt, gpb, pin_r, pin_c, fre
     # ``wires`` with the port conductances at the ends, so an end cell's port is the same term
     # as an inner wire (as sinhpasses._leave_row). The loop it replaces ran over the m − 2
     # inner cells, whose remainder the compiler left scalar, and took the end cells through
-    # the edge tests: 9.1 against 5.6 µs a 64×64 vector, 26.7 against 18.8 at 128², 91.9
-    # against 83.4 at 256² (a one-off A/B in one process; bench_scale.py --parts kernels'
-    # balance column times 128² and 256²). The first and last rows test each term
-    # (_leave_edge). The ℓ∞ residual is kept per column until the end.
+    # the edge tests, at about 1.1–1.6× this one's time (benchmarks/results/docstring_figures.md;
+    # bench_scale.py --parts kernels' balance column times it). The first and last rows test
+    # each term (_leave_edge). The ℓ∞ residual is kept per column until the end.
     n, m = g_cell.shape
     s = 0.0
     bc = br[n:]

@@ -123,7 +123,7 @@ def _leave_edge(i, dr, dc, cur, gw, gc, gpl, gpr, gpt, gpb, free_r, free_c, lr,
                 lc):  # pragma: no cover - compiled
     # _leave_row for any row (the first and last), each term tested for. Called, not inlined:
     # inlined into the sweep, its branches slowed the sweep's other loops (the law and balances
-    # of a 64×64 tile 10.6 → 7.2 µs called; a one-off microbenchmark).
+    # took about half as long again: benchmarks/results/docstring_figures.md).
     n, m = cur.shape
     s = 0.0
     for j in range(m):
@@ -279,8 +279,7 @@ def _sweep(correct, refactor, rhs, uniform, sr, sc, inv_v0, a, a_v0, g_lin, sh, 
         br[q] = 0.0
     # One loop over the rows, the block steps at a block's first and last row: the same work
     # as a loop over blocks with an inner loop over their rows, but the law and balance loops
-    # compile faster this way (one 64×64 sweep 42.5 → 40.3 µs, the last one 21.1 → 18.2 µs:
-    # a one-off microbenchmark of both forms on one tile).
+    # compile faster this way (benchmarks/results/docstring_figures.md).
     i0, i1 = 0, 0
     for i in range(n):
         if i == i1:

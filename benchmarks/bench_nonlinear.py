@@ -213,18 +213,11 @@ def part4(repeats):
     print("  the epoch's compiled-Newton reads: " + "; ".join(
         f"{kind} {calls} calls, {vectors} vectors, {seconds:.2f} s"
         for kind, (calls, vectors, seconds) in tally.items()))
-    runs = []
-    for _ in range(repeats):
-        t0, nv, steps, third = time.perf_counter(), 0, np.zeros(2), 0
-        for blocks, cell, shifts, out_ports, kw in caps:
-            counts = sinhnewton.solve(blocks, cell, shifts, out_ports, **kw).counts
-            steps += counts.sum(axis=0)
-            third += int((counts[:, 0] >= 3).sum())
-            nv += shifts[0].shape[0]
-        runs.append((time.perf_counter() - t0) / nv * 1e6)
-    read, (newton, cg) = float(np.median(runs)), steps / nv
+    read, newton, cg, third = whole_read(caps, repeats)
     print(f"  whole read: {read:.0f} µs per vector, {newton:.2f} Newton steps, {cg:.2f} CG steps; "
-          f"{100 * third / nv:.1f} % of the vectors took three Newton steps or more")
+          f"{100 * third:.1f} % of the vectors took three Newton steps or more")
+    # The sweep timings below run on one thread: the CG step is what a one-thread read leaves.
+    read1 = read if kernels.threads() == 1 else whole_read(caps, repeats, threads=1)[0]
     fresh_drops(caps, repeats)
     thread_scaling(caps, repeats)
     batch_tail(caps)
@@ -262,8 +255,39 @@ def part4(repeats):
     print(f"  one sweep of a {n}x{m} tile: cell law and node balances {law:.1f} µs, + factorisation {factor:.1f}, "
           f"+ Schur right-hand side {rhs:.1f}, + row correction {correct:.1f}")
     sweeps = (law + factor + rhs) + (newton - 1) * cost["correct"] + (law + correct)
-    print(f"  CG step (what the read leaves after {newton + 1:.1f} sweeps): {(read - sweeps) / cg:.1f} µs")
+    print(f"  CG step (what a one-thread read, {read1:.0f} µs a vector, leaves after {newton + 1:.1f} sweeps): "
+          f"{(read1 - sweeps) / cg:.1f} µs")
     start_quality(caps[::3], repeats)
+
+
+def whole_read(caps, repeats, threads=None):
+    """The captured batches read in turn, ``repeats`` times: µs per input vector (median), the
+    mean Newton and CG steps per vector, and the fraction of vectors that took three Newton
+    steps or more; on ``threads`` kernel threads (``COSIM_THREADS``) if given."""
+    import os
+    import time
+
+    from cosim.circuit.solvers import sinhnewton
+
+    saved = os.environ.get("COSIM_THREADS")
+    if threads is not None:
+        os.environ["COSIM_THREADS"] = str(threads)
+    try:
+        runs = []
+        for _ in range(repeats):
+            t0, nv, steps, third = time.perf_counter(), 0, np.zeros(2), 0
+            for blocks, cell, shifts, out_ports, kw in caps:
+                counts = sinhnewton.solve(blocks, cell, shifts, out_ports, **kw).counts
+                steps += counts.sum(axis=0)
+                third += int((counts[:, 0] >= 3).sum())
+                nv += shifts[0].shape[0]
+            runs.append((time.perf_counter() - t0) / nv * 1e6)
+    finally:
+        os.environ.pop("COSIM_THREADS", None)
+        if saved is not None:
+            os.environ["COSIM_THREADS"] = saved
+    newton, cg = steps / nv
+    return float(np.median(runs)), float(newton), float(cg), third / nv
 
 
 def fresh_drops(caps, repeats):
@@ -419,7 +443,8 @@ def start_quality(caps, repeats):
     exact = [sinhnewton.solve(b, cell, shifts, outp, **{**kw, "out": None}) for b, cell, shifts, outp, kw in caps]
     plain = {k: v for k, v in caps[0][4].items() if k not in ("prior", "x0", "out", "ideal")}
     rows = [("the prediction", None)] + [(f"converged drops × (1 + {eps:g})", eps) for eps in (1e-1, 1e-2, 1e-3, 1e-4)]
-    print(f"  start quality ({len(caps)} of the batches, 1 thread as set): µs per vector, Newton and CG steps")
+    print(f"  start quality ({len(caps)} of the batches, {kernels.threads()} thread(s)): µs per vector, Newton and "
+          "CG steps")
     for label, eps in rows:
         runs = []
         for _ in range(repeats):

@@ -280,8 +280,10 @@ def test_reads_that_keep_no_drops_are_the_same_bits(case, rng, monkeypatch):
 
 def test_middling_reads_run_the_way_measured_faster(monkeypatch):
     """Reads between PROBE_MIN_WORK and PARALLEL_MIN_WORK time both ways twice, then keep the
-    faster per unit of work, try the slower again every REPROBE_EVERY calls, and follow a
-    change of speed; smaller reads stay serial, larger ones parallel, COSIM_THREADS=1 serial."""
+    faster per unit of work, try the slower again after REPROBE_EVERY calls, then after twice as
+    many each time it is still REPROBE_CLEAR times slower (up to REPROBE_MAX), and follow a
+    change of speed at once; a close choice keeps the short interval; smaller reads stay serial,
+    larger ones parallel, COSIM_THREADS=1 serial."""
     monkeypatch.setenv("COSIM_THREADS", "2")
     if kernels.threads() < 2:
         pytest.skip("numba has one thread here")
@@ -296,11 +298,19 @@ def test_middling_reads_run_the_way_measured_faster(monkeypatch):
         return chunks
 
     assert [call() for _ in range(4)] == [1, 2, 1, 2]  # both ways timed twice
-    ways = [call() for _ in range(2 * kernels.REPROBE_EVERY)]
-    assert ways.count(1) == 2 and set(ways) == {1, 2}  # the slower way once per REPROBE_EVERY calls
+    gaps = [kernels.REPROBE_EVERY]
+    while gaps[-1] < kernels.REPROBE_MAX:
+        gaps.append(2 * gaps[-1])
+    gaps.append(kernels.REPROBE_MAX)
+    ways = [call() for _ in range(sum(gaps))]
+    probes = [k for k, way in enumerate(ways) if way == 1]  # the slower way re-timed
+    assert np.diff([-1, *probes]).tolist() == gaps
     seconds[2] = 4.0  # the other core got busy: parallel is now the slow way
     ways = [call() for _ in range(kernels.REPROBE_EVERY)]
     assert ways[:2] == [2, 1] and ways.count(2) <= 2  # one slow parallel read, then serial (and a re-probe)
+    seconds[2] = 0.5  # free again: the re-timings, not clearly slower, stay REPROBE_EVERY apart
+    ways = [call() for _ in range(8 * kernels.REPROBE_EVERY)]
+    assert ways[-kernels.REPROBE_EVERY:] == [2] * kernels.REPROBE_EVERY  # back to parallel
     assert kernels.plan_chunks("test", kernels.PROBE_MIN_WORK - 1, 64) == 1
     assert kernels.plan_chunks("test", kernels.PARALLEL_MIN_WORK, 64) == 2
     assert kernels.plan_chunks("test", kernels.PARALLEL_MIN_WORK, 1) == 1  # one piece of work

@@ -110,6 +110,17 @@ PARALLEL_MIN_WORK = 2**18
 PROBE_MIN_WORK = 2**13
 #: Calls per measured choice after which the slower way is timed once more (the load changes).
 REPROBE_EVERY = 16
+#: Longest interval between such re-timings: each one that finds the way not taken still
+#: :data:`REPROBE_CLEAR` times slower per unit of work doubles the interval up to this; any other
+#: outcome sets it back to :data:`REPROBE_EVERY`. Why: a re-timing runs a whole read the slow
+#: way; at every sixteenth call that cost a digits device-cell epoch about 5 % of its
+#: compiled-Newton time (benchmarks/results/docstring_figures.md). A slowdown of the way taken is
+#: still followed at once, from its own running mean; a choice that is close, or that noise
+#: made, keeps the short interval (doubling it there too kept a class of ohmic reads on one
+#: thread for 235 of 516 reads instead of 84, at 16 against 9 ns per unit of work).
+REPROBE_MAX = 256
+#: How much slower (a factor) a re-timed way must still be for the interval to double.
+REPROBE_CLEAR = 1.25
 #: How much faster (a fraction) the way not taken must have measured to be taken.
 SWITCH_MARGIN = 0.1
 #: Weight of a new timing in the running mean of seconds per unit of work.
@@ -123,7 +134,10 @@ class _Timings:
     rate: list[float] = field(default_factory=lambda: [0.0, 0.0])  # running s per unit of work
     reads: list[int] = field(default_factory=lambda: [0, 0])  # reads timed each way
     taken: int = 0  # the way reads run once both are timed
-    calls: int = 0
+    calls: int = 0  # calls since the way not taken was last timed
+    every: int = REPROBE_EVERY  # calls between two timings of the way not taken
+    probed: bool = False  # the last call timed the way not taken
+    last: list[float] = field(default_factory=lambda: [0.0, 0.0])  # the latest s per unit of work
 
 
 _TIMES: dict[tuple[str, int], _Timings] = {}
@@ -152,8 +166,10 @@ def plan_chunks(kind: str, work: float, parts: int) -> int:
     kernel's cost) split into at most ``parts`` pieces: all of :func:`threads` from
     :data:`PARALLEL_MIN_WORK` up, one below :data:`PROBE_MIN_WORK`, and in between the way the
     earlier reads of this kind and size (a power of two of work) ran faster per unit of work:
-    each way is timed twice first, then the one not taken again every :data:`REPROBE_EVERY`
-    calls, and taken once it measures :data:`SWITCH_MARGIN` faster.
+    each way is timed twice first, then the one not taken again after :data:`REPROBE_EVERY`
+    calls (an interval that doubles, up to :data:`REPROBE_MAX`, while these timings find that way
+    still :data:`REPROBE_CLEAR` times slower), and taken once it measures :data:`SWITCH_MARGIN`
+    faster.
     A read's results do not depend on its thread count (tests/test_kernels.py), only its speed."""
     most = min(threads(), parts)
     if most <= 1:
@@ -163,14 +179,22 @@ def plan_chunks(kind: str, work: float, parts: int) -> int:
     if work < PROBE_MIN_WORK:
         return 1
     st = _TIMES.setdefault((kind, int(work).bit_length()), _Timings())
-    st.calls += 1
     if min(st.reads) < 2:
         way = int(st.reads[1] < st.reads[0])  # the way timed fewer times, one thread first
     else:
         # The other way must be clearly faster to take over: timings of a shared machine are noisy.
-        if st.rate[1 - st.taken] < (1.0 - SWITCH_MARGIN) * st.rate[st.taken]:
-            st.taken = 1 - st.taken
-        way = st.taken if st.calls % REPROBE_EVERY else 1 - st.taken
+        switch = st.rate[1 - st.taken] < (1.0 - SWITCH_MARGIN) * st.rate[st.taken]
+        if switch:
+            st.taken, st.every = 1 - st.taken, REPROBE_EVERY
+        elif st.probed:  # a clear confirmation waits longer before the next re-timing
+            # judged by the re-timing itself: the running mean lags behind a change of load
+            clear = st.last[1 - st.taken] >= REPROBE_CLEAR * st.rate[st.taken]
+            st.every = min(2 * st.every, REPROBE_MAX) if clear else REPROBE_EVERY
+        st.probed = False
+        st.calls += 1
+        way = st.taken
+        if st.calls >= st.every:
+            way, st.calls, st.probed = 1 - st.taken, 0, True
     return most if way else 1
 
 
@@ -185,6 +209,7 @@ def record_time(kind: str, work: float, chunks: int, seconds: float) -> None:
     old, n = st.rate[way], st.reads[way]
     st.rate[way] = rate if n == 0 else min(old, rate) if n < 2 else (1.0 - _EMA) * old + _EMA * rate
     st.reads[way] += 1
+    st.last[way] = rate
 
 
 def thread_choices() -> list[str]:

@@ -219,14 +219,16 @@ def part4(repeats):
     # The sweep timings below run on one thread: the CG step is what a one-thread read leaves.
     read1 = read if kernels.threads() == 1 else whole_read(caps, repeats, threads=1)[0]
     fresh_drops(caps, repeats)
+    slab_padding(caps, repeats)
     thread_scaling(caps, repeats)
     batch_tail(caps)
     machine_scaling(repeats)
 
     @numba.njit
     def loop(count, flags, uniform, sr, sc, inv_v0, a, a_v0, g_lin, g_floor, gw, gc, gpl, gpr, gpt, gpb, pins_r, pins_c,
-             free_r, free_c, wr, offr, wc, offc, gwp, dr, dc, cur, br, w, w1, acc):
-        m = cur.shape[1]
+             free_r, free_c, wr, offr, wc, offc, gwp, dr, dc, cur, br, wq, w1, acc):
+        n, m = cur.shape
+        w = sinhnewton.slabs(wq, n, m)  # the kernel's own layout of a thread's work slabs
         for _ in range(count):
             _sweep(flags[0], flags[1], flags[2], uniform, sr, sc, inv_v0, a, a_v0, g_lin, w[12], w[13], g_floor, gw,
                    gwp, gc, gpl, gpr, gpt, gpb, pins_r, pins_c, free_r, free_c, wr, offr, wc, offc, dr, dc, cur, br, w,
@@ -238,11 +240,12 @@ def part4(repeats):
     a, v0, inv_v0, a_v0, g_lin, uniform = sinhnewton._law_arrays(cell, n, m)
     _, gw, gc, gpl, gpr, gpt, gpb, _, _, free_r, free_c = b.kernel_args()
     *lines, pins_r, pins_c = sinhnewton._line_constants(b)
-    w, w1 = np.zeros((16, n, m)), np.zeros((sinhnewton.LINE_ROWS, max(n, m) + 2))
+    wq, w1 = np.zeros((16, n * m + sinhnewton.SLAB_PAD)), np.zeros((sinhnewton.LINE_ROWS, max(n, m) + 2))
+    w = [wq[k, :n * m].reshape(n, m) for k in range(16)]
     _applied(sr, sc, v0, uniform, w1[0, :n], w1[1, :n], w1[2, :m], w1[3, :m], w[12], w[13])
     args = (uniform, sr, sc, inv_v0, a, a_v0, g_lin, float(kw["g_floor"]), gw, gc, gpl, gpr, gpt, gpb, pins_r, pins_c,
             free_r, free_c, *lines, np.zeros((n, m)), np.zeros((n, m)), np.zeros((n, m)),
-            np.zeros(n + m), w, w1, np.zeros(3))
+            np.zeros(n + m), wq, w1, np.zeros(3))
     cost = {}
     for name, flags in (("law", (False, False, False)), ("factor", (False, True, False)),
                         ("rhs", (False, True, True)), ("correct", (True, True, True))):
@@ -309,6 +312,31 @@ def fresh_drops(caps, repeats):
                 times[r, k] += time.perf_counter() - t0
     fresh, lent = np.median(times, axis=0) / nv * 1e6
     print(f"  drops into fresh arrays {fresh:.0f} µs per vector, into reusable ones {lent:.0f}")
+
+
+def slab_padding(caps, repeats):
+    """The captured batches read with each thread's work slabs N·M values apart (a multiple of
+    4 KiB at 64×64: the same cell of every slab in one L1 set) against sinhnewton.SLAB_PAD values
+    further, in turn batch by batch; on ``kernels.threads()`` threads."""
+    import time
+
+    from cosim.circuit.solvers import sinhnewton
+
+    pad, nv = sinhnewton.SLAB_PAD, sum(c[2][0].shape[0] for c in caps)
+    times = np.zeros((repeats, 2))
+    try:
+        for r in range(repeats):
+            for b, cell, shifts, outp, kw in caps:
+                for k, p in enumerate((0, pad)):
+                    sinhnewton.SLAB_PAD = p
+                    t0 = time.perf_counter()
+                    sinhnewton.solve(b, cell, shifts, outp, **kw)
+                    times[r, k] += time.perf_counter() - t0
+    finally:
+        sinhnewton.SLAB_PAD = pad
+    tight, padded = np.median(times, axis=0) / nv * 1e6
+    print(f"  work slabs N·M values apart {tight:.0f} µs per vector, {pad} values further {padded:.0f} µs "
+          f"({padded / tight:.3f})")
 
 
 def thread_scaling(caps, repeats):

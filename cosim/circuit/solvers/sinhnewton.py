@@ -75,14 +75,39 @@ ETA = 1e-3
 REFACTOR_DT = 1e-3
 
 
+#: Values (three cache lines) between two work slabs of a thread (:func:`slabs`). Why: slabs of
+#: N·M values a multiple of 4 KiB apart put the same cell of every slab in the same L1 set, and
+#: a CG step reads some ten slabs cell by cell, more than a set's eight ways. An odd number of
+#: lines puts up to 64 slabs' same cell in as many sets. A digits read took 0.93–0.96 of the
+#: time it took on slabs 32 KiB apart (benchmarks/results/docstring_figures.md).
+SLAB_PAD = 24
+
+
+def _slabs(wq, n, m):  # pragma: no cover - compiled
+    # The 16 work slabs (N, M) of one thread, C-contiguous views of the rows of its buffer
+    # wq (16, N·M + SLAB_PAD), each SLAB_PAD values further along the L1 sets than the last.
+    k = n * m
+    return (wq[0, :k].reshape((n, m)), wq[1, :k].reshape((n, m)), wq[2, :k].reshape((n, m)),
+            wq[3, :k].reshape((n, m)), wq[4, :k].reshape((n, m)), wq[5, :k].reshape((n, m)),
+            wq[6, :k].reshape((n, m)), wq[7, :k].reshape((n, m)), wq[8, :k].reshape((n, m)),
+            wq[9, :k].reshape((n, m)), wq[10, :k].reshape((n, m)), wq[11, :k].reshape((n, m)),
+            wq[12, :k].reshape((n, m)), wq[13, :k].reshape((n, m)), wq[14, :k].reshape((n, m)),
+            wq[15, :k].reshape((n, m)))
+
+
+slabs = _jit(_slabs, inline="always")
+
+
 @_jit
 def _vector(sr, sc, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, gpr, gpt, gpb, pins_r, pins_c, free_r,
             free_c, wr, offr, wc, offc, gwp, is_out, rtol, atol, eta, maxiter, max_steps, start, x_r, x_c, i_r, i_c, dr,
-            dc, cur, br, w, w1, res):  # pragma: no cover - compiled
+            dc, cur, br, wq, w1, res):  # pragma: no cover - compiled
     # One input vector from the drops ``start`` names: 0 zero, 1 (x_r, x_c), 2 the prediction
     # x_r·i_r[i], x_c·i_c[j] (per-cell ratios times the ideal line currents); res = (Newton
-    # steps, CG steps, ℓ1 KCL residual, certified 1/0, ℓ1 output currents).
+    # steps, CG steps, ℓ1 KCL residual, certified 1/0, ℓ1 output currents). wq: the thread's
+    # work buffer (16, N·M + SLAB_PAD), its rows the slabs (slabs()).
     n, m = cur.shape
+    w = slabs(wq, n, m)
     sh, ch = w[12], w[13]
     lt, dt, l_c, dinv_c, couple = w[2], w[3], w[4], w[5], w[1]
     lr, lc, lo, r, z, p, q, t = w[6], w[7], w[8], w[9], w[10], w[14], w[15], w[11]
@@ -216,7 +241,7 @@ LINE_ROWS = 7
 def _newton_batch(s_r, s_c, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, gpr, gpt, gpb, pins_r, pins_c,
                   free_r, free_c, wr, offr, wc, offc, gwp, is_out, rtol, atol, eta, maxiter, max_steps, start, x_r,
                   x_c, i_r, i_c, d_r, d_c, cells, branch, out, work, lines, own):  # pragma: no cover - compiled
-    # ``work.shape[0]`` threads, each with its own work slabs (work (16, N, M), lines, own (N, M)
+    # ``work.shape[0]`` threads, each with its own work slabs (work (16, N·M + SLAB_PAD): slabs()), lines, own (N, M)
     # per thread: :func:`scratch`), take the vectors one at a time as they free up (dynamic
     # scheduling: solve() sets numba.parallel_chunksize(1)); vectors differ in their Newton and
     # CG steps, and fixed halves of a batch left one thread idle at the end.
@@ -366,7 +391,7 @@ def solve(blocks: LineBlocks, cell: Sinh, shifts: tuple[np.ndarray, np.ndarray],
         newton_batch(s_r, s_c, *_law_of(b, cell), float(g_floor), gw, gc, gpl, gpr, gpt, gpb,
                      pins_r, pins_c, free_r, free_c, *lines, is_out, float(rtol), float(atol),
                      float(eta), int(maxiter), int(max_steps), start, x_r, x_c, i_r, i_c, d_r, d_c, cells,
-                     branch, res, scratch("work", (chunks, 16, n, m)),
+                     branch, res, scratch("work", (chunks, 16, n * m + SLAB_PAD)),
                      scratch("lines", (chunks, LINE_ROWS, max(n, m) + 2)), scratch("own", (chunks, n, m)))
     kcl = res[:, 2]
     den = res[:, 4] - kcl
@@ -500,7 +525,7 @@ def exercise() -> None:
                  np.zeros((0, 2), dtype=np.int64), free, free, one, -np.ones((2, 1)), one, -np.ones((1, 2)),
                  np.ones((2, 3)), np.ones(4, dtype=bool), 1e-9, 0.0, ETA, 10, 2, 0, np.zeros((1, 2, 2)),
                  np.zeros((1, 2, 2)), np.zeros((1, 2)), np.zeros((1, 2)), np.empty((1, 2, 2)), np.empty((1, 2, 2)),
-                 np.empty((1, 2, 2)), np.empty((1, 4)), np.empty((1, 5)), np.empty((1, 16, 2, 2)),
+                 np.empty((1, 2, 2)), np.empty((1, 4)), np.empty((1, 5)), np.empty((1, 16, 4 + SLAB_PAD)),
                  np.empty((1, LINE_ROWS, 4)), np.empty((1, 2, 2)))
     d = np.zeros((1, 2, 2))
     z2, z = np.zeros((2, 2)), np.zeros(2)

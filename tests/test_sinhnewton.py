@@ -211,6 +211,32 @@ def test_arrays_of_the_wrong_shape_are_refused_before_the_kernel(rng):
     assert sinhnewton.solve(b, law, shifts, c.out_src, prior=prior, **kw).converged.all()
 
 
+def test_the_work_slabs_spacing_changes_no_bit(rng, monkeypatch):
+    """The work slabs sit SLAB_PAD values apart for the caches' sake only: with them N·M apart
+    (no pad), or a pad that is not a whole cache line, a batch's outputs, drops and step counts
+    are the same bit for bit, and slabs() hands out disjoint views of its buffer's rows."""
+    law, _, _ = pku((12, 9), rng)
+    spec = CrossbarSpec(conductances=_g(law, (12, 9)), r_row=2.0, r_col=2.0, r_driver=1.0, r_sense=1.0)
+    fast, _ = _pair(spec, law)
+    b, c = fast.blocks, fast.circuit
+    shifts = b.shifts(c.source_values(rng.uniform(0.0, 0.3, (6, 12))))
+    kw = dict(rtol=1e-11, maxiter=50, g_floor=1e-12)
+    runs = []
+    for pad in (sinhnewton.SLAB_PAD, 0, 5):
+        monkeypatch.setattr(sinhnewton, "SLAB_PAD", pad)
+        runs.append(sinhnewton.solve(b, law, shifts, c.out_src, **kw))
+    assert runs[0].converged.all()
+    for other in runs[1:]:
+        for name in ("d_r", "d_c", "branch", "kcl_l1", "counts"):
+            np.testing.assert_array_equal(getattr(other, name), getattr(runs[0], name))
+    wq = np.zeros((16, 12 * 9 + 5))
+    views = sinhnewton.slabs(wq, 12, 9)
+    for k, v in enumerate(views):
+        assert v.shape == (12, 9) and v.flags.c_contiguous
+        v[...] = k + 1
+    assert (wq[:, :12 * 9] == np.arange(1, 17)[:, None]).all() and not wq[:, 12 * 9:].any()
+
+
 def test_scratch_hands_out_the_same_memory_up_to_its_limit(monkeypatch):
     a = sinhnewton.scratch("test", (3, 4))
     b = sinhnewton.scratch("test", (2, 5))

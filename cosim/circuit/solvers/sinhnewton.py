@@ -241,10 +241,11 @@ LINE_ROWS = 7
 def _newton_batch(s_r, s_c, a, v0, inv_v0, a_v0, g_lin, uniform, g_floor, gw, gc, gpl, gpr, gpt, gpb, pins_r, pins_c,
                   free_r, free_c, wr, offr, wc, offc, gwp, is_out, rtol, atol, eta, maxiter, max_steps, start, x_r,
                   x_c, i_r, i_c, d_r, d_c, cells, branch, out, work, lines, own):  # pragma: no cover - compiled
-    # ``work.shape[0]`` threads, each with its own work slabs (work (16, N·M + SLAB_PAD): slabs()), lines, own (N, M)
-    # per thread: :func:`scratch`), take the vectors one at a time as they free up (dynamic
-    # scheduling: solve() sets numba.parallel_chunksize(1)); vectors differ in their Newton and
-    # CG steps, and fixed halves of a batch left one thread idle at the end.
+    # ``work.shape[0]`` threads, each with its own work slabs (work (16, N·M + SLAB_PAD):
+    # slabs()), lines and own (N, M) (per thread: :func:`scratch`), take the vectors one at a
+    # time as they free up (dynamic scheduling: solve() sets numba.parallel_chunksize(1));
+    # vectors differ in their Newton and CG steps, and fixed halves of a batch left one thread
+    # idle at the end.
     bsz = s_r.shape[0]
     keep_cells = cells.shape[0] == bsz
     for k in _prange(bsz):

@@ -37,11 +37,13 @@ figures): the batches that part 3's device epoch reads from a predicted start ar
 compiled per-vector Newton (``sinhnewton.solve``) is timed on them (µs per vector, Newton and CG
 steps per vector), and one captured vector's sweep (``sinhpasses._sweep``) in a compiled loop with
 its parts switched on one by one: cell law and node balances, + factorisation at the new slopes,
-+ Schur right-hand side, + the previous step's row correction. A CG step's cost is what the read
-leaves after its sweeps (a first sweep with factorisation and right-hand side, one full sweep per
-further step, a last one with law, balances and correction), per CG step. What fresh drop
-arrays cost (why ``sinhnewton.scratch`` exists): the captured batches read into fresh (B, N, M)
-arrays and into reusable ones, batch by batch in turn. How a batch splits over the cores: the
++ Schur right-hand side, + the previous step's row correction. A CG step's cost is what a
+one-thread read leaves after its sweeps (a first sweep with factorisation and right-hand side, one
+full sweep per further step, a last one with law, balances and correction), per CG step. What
+fresh drop arrays cost (why ``sinhnewton.scratch`` exists): the captured batches read into fresh
+(B, N, M) arrays and into reusable ones, batch by batch in turn. What the work slabs' spacing
+saves (``sinhnewton.SLAB_PAD``): the batches read with the slabs N·M values apart and padded, batch
+by batch in turn. How a batch splits over the cores: the
 captured 32-vector batches and the test-set ones (≥ 400 vectors) on one thread and on all, in
 turn (the speed-up a core count gives a batch; part 4 otherwise runs as ``COSIM_THREADS`` sets);
 what the batches' last vectors cost two threads, by a model of each vector's steps; and how this
@@ -80,6 +82,8 @@ The machine may be shared: ratios are within one run, medians of ``--repeats``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 
 import numpy as np
 from bench_scale import median_time  # a sibling script (benchmarks/ is on sys.path)
@@ -136,7 +140,6 @@ def part2(sizes, repeats):
 
 def part3(cells, repeats, overrides=()):
     import logging
-    import os
     import statistics
 
     from cosim.train import load_config, run_training
@@ -241,7 +244,7 @@ def part4(repeats):
     _, gw, gc, gpl, gpr, gpt, gpb, _, _, free_r, free_c = b.kernel_args()
     *lines, pins_r, pins_c = sinhnewton._line_constants(b)
     wq, w1 = np.zeros((16, n * m + sinhnewton.SLAB_PAD)), np.zeros((sinhnewton.LINE_ROWS, max(n, m) + 2))
-    w = [wq[k, :n * m].reshape(n, m) for k in range(16)]
+    w = sinhnewton.slabs(wq, n, m)
     _applied(sr, sc, v0, uniform, w1[0, :n], w1[1, :n], w1[2, :m], w1[3, :m], w[12], w[13])
     args = (uniform, sr, sc, inv_v0, a, a_v0, g_lin, float(kw["g_floor"]), gw, gc, gpl, gpr, gpt, gpb, pins_r, pins_c,
             free_r, free_c, *lines, np.zeros((n, m)), np.zeros((n, m)), np.zeros((n, m)),
@@ -267,15 +270,11 @@ def whole_read(caps, repeats, threads=None):
     """The captured batches read in turn, ``repeats`` times: µs per input vector (median), the
     mean Newton and CG steps per vector, and the fraction of vectors that took three Newton
     steps or more; on ``threads`` kernel threads (``COSIM_THREADS``) if given."""
-    import os
     import time
 
     from cosim.circuit.solvers import sinhnewton
 
-    saved = os.environ.get("COSIM_THREADS")
-    if threads is not None:
-        os.environ["COSIM_THREADS"] = str(threads)
-    try:
+    with _cosim_threads(os.environ.get("COSIM_THREADS") if threads is None else str(threads)):
         runs = []
         for _ in range(repeats):
             t0, nv, steps, third = time.perf_counter(), 0, np.zeros(2), 0
@@ -285,10 +284,6 @@ def whole_read(caps, repeats, threads=None):
                 third += int((counts[:, 0] >= 3).sum())
                 nv += shifts[0].shape[0]
             runs.append((time.perf_counter() - t0) / nv * 1e6)
-    finally:
-        os.environ.pop("COSIM_THREADS", None)
-        if saved is not None:
-            os.environ["COSIM_THREADS"] = saved
     newton, cg = steps / nv
     return float(np.median(runs)), float(newton), float(cg), third / nv
 
@@ -343,28 +338,36 @@ def thread_scaling(caps, repeats):
     """µs per vector of the captured 32-vector batches and of the test-set batches (≥ 400 vectors)
     on one thread and on all of ``kernels.threads()`` without ``COSIM_THREADS``, in turn: how much
     of the cores a batch's split gives (its last vectors leave a core idle)."""
-    import os
     import time
 
     from cosim.circuit.solvers import sinhnewton
 
-    saved = os.environ.pop("COSIM_THREADS", None)
-    try:
+    with _cosim_threads(None):
         most = kernels.threads()
-        groups = {"32-vector": [c for c in caps if c[2][0].shape[0] == 32],
-                  ">= 400-vector": [c for c in caps if c[2][0].shape[0] >= 400]}
-        for label, batches in groups.items():
-            nv, times = sum(c[2][0].shape[0] for c in batches), np.zeros((repeats, 2))
-            for r in range(repeats):
-                for k, count in enumerate(("1", str(most))):
-                    os.environ["COSIM_THREADS"] = count
+    groups = {"32-vector": [c for c in caps if c[2][0].shape[0] == 32],
+              ">= 400-vector": [c for c in caps if c[2][0].shape[0] >= 400]}
+    for label, batches in groups.items():
+        nv, times = sum(c[2][0].shape[0] for c in batches), np.zeros((repeats, 2))
+        for r in range(repeats):
+            for k, count in enumerate(("1", str(most))):
+                with _cosim_threads(count):
                     t0 = time.perf_counter()
                     for b, cell, shifts, outp, kw in batches:
                         sinhnewton.solve(b, cell, shifts, outp, **kw)
                     times[r, k] = time.perf_counter() - t0
-            one, all_ = np.median(times, axis=0) / max(nv, 1) * 1e6
-            print(f"  {label} batches ({len(batches)}): one thread {one:.0f} µs per vector, {most} threads "
-                  f"{all_:.0f} µs: {one / all_:.2f}x")
+        one, all_ = np.median(times, axis=0) / max(nv, 1) * 1e6
+        print(f"  {label} batches ({len(batches)}): one thread {one:.0f} µs per vector, {most} threads "
+              f"{all_:.0f} µs: {one / all_:.2f}x")
+
+
+@contextlib.contextmanager
+def _cosim_threads(value):
+    """``COSIM_THREADS`` set to ``value`` (unset for None) within, as it was after."""
+    saved = os.environ.pop("COSIM_THREADS", None)
+    if value is not None:
+        os.environ["COSIM_THREADS"] = value
+    try:
+        yield
     finally:
         os.environ.pop("COSIM_THREADS", None)
         if saved is not None:

@@ -184,7 +184,8 @@ def plan_chunks(kind: str, work: float, parts: int) -> int:
     else:
         # The other way must be clearly faster to take over: timings of a shared machine are noisy.
         switch = st.rate[1 - st.taken] < (1.0 - SWITCH_MARGIN) * st.rate[st.taken]
-        if switch:
+        if switch:  # calls carries on: REPROBE_EVERY calls or more after the last re-timing,
+            # this call re-times the way just left, which undoes a switch one slow read made
             st.taken, st.every = 1 - st.taken, REPROBE_EVERY
         elif st.probed:  # a clear confirmation waits longer before the next re-timing
             # judged by the re-timing itself: the running mean lags behind a change of load
